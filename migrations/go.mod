@@ -1,0 +1,3 @@
+module github.com/gatehouse-dev/gatehouse/migrations
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/gatehouse-dev/gatehouse/web
+
+go 1.26
