@@ -1,0 +1,94 @@
+// Command controlplane runs the Gatehouse control plane, or applies its migrations
+// (`controlplane migrate`).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/app"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	if err := run(ctx, os.Args[1:], log); err != nil {
+		log.Error("controlplane failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, log *slog.Logger) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("controlplane "+cmd, flag.ContinueOnError)
+	var cfg app.Config
+	var regions string
+	var showVersion bool
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatehouse?sslmode=disable"), "Postgres URL (DATABASE_URL)")
+	fs.StringVar(&cfg.Listen, "listen", env("GATEHOUSE_CONTROLPLANE_ADDR", "127.0.0.1:8080"), "HTTP listen address (GATEHOUSE_CONTROLPLANE_ADDR)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", env("NATS_URL", "nats://127.0.0.1:4222"), "NATS URL (NATS_URL); ignored with --embedded-nats")
+	fs.BoolVar(&cfg.EmbeddedNATS, "embedded-nats", env("GATEHOUSE_EMBEDDED_NATS", "") == "true", "run an in-process NATS server with JetStream (GATEHOUSE_EMBEDDED_NATS=true)")
+	fs.StringVar(&cfg.EmbeddedNATSListen, "embedded-nats-listen", env("GATEHOUSE_EMBEDDED_NATS_ADDR", "127.0.0.1:14222"), "embedded NATS listen address")
+	fs.StringVar(&cfg.EmbeddedNATSStore, "embedded-nats-store", env("GATEHOUSE_EMBEDDED_NATS_STORE", ".dev/nats"), "embedded NATS JetStream store directory")
+	fs.StringVar(&regions, "regions", env("GATEHOUSE_REGIONS", "local"), "comma-separated regions to publish config to (GATEHOUSE_REGIONS)")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if showVersion {
+		fmt.Println(version)
+		return nil
+	}
+	cfg.AdminToken = os.Getenv("GATEHOUSE_ADMIN_TOKEN")
+	cfg.ConfigKeys = os.Getenv("GATEHOUSE_CONFIG_KEYS")
+	cfg.MasterKeys = os.Getenv("GATEHOUSE_MASTER_KEYS")
+	cfg.Version = version
+	for _, r := range strings.Split(regions, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			cfg.Regions = append(cfg.Regions, r)
+		}
+	}
+
+	switch cmd {
+	case "serve":
+		return app.Run(ctx, cfg, log, nil)
+	case "migrate":
+		pool, err := database.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return database.Migrate(ctx, pool, log)
+	default:
+		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+	}
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("GATEHOUSE_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

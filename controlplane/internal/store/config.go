@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
+	"github.com/jackc/pgx/v5"
+)
+
+// OrgConfig is everything the config compiler needs about one org, read in one
+// repeatable-read transaction so it is self-consistent. Credentials are opened.
+type OrgConfig struct {
+	Org       Org
+	Epoch     uint64
+	Version   uint64
+	Teams     []Team
+	Keys      []ActiveKey
+	Providers []ProviderWithSecret
+	Models    []Model
+}
+
+// ActiveKey is a key the gateways must accept: not revoked, not expired.
+type ActiveKey struct {
+	Key
+	SecretSHA256 []byte
+}
+
+// ProviderWithSecret carries the opened credential, for the encrypted snapshot only.
+type ProviderWithSecret struct {
+	Provider
+	APIKey string
+}
+
+// LoadOrgConfig reads org's configuration and assigns it the next config version.
+func (s *Store) LoadOrgConfig(ctx context.Context, orgID string) (OrgConfig, error) {
+	var out OrgConfig
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		q := dbq.New(tx)
+		orgRow, err := q.GetOrg(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		out.Org = orgFromRow(orgRow)
+		epoch, err := q.GetEpoch(ctx)
+		if err != nil {
+			return err
+		}
+		version, err := q.BumpOrgConfigVersion(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		out.Epoch, out.Version = uint64(epoch), uint64(version)
+		teams, err := q.ListTeams(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, t := range teams {
+			out.Teams = append(out.Teams, teamFromRow(t))
+		}
+		keys, err := q.ListActiveKeysForOrg(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			out.Keys = append(out.Keys, ActiveKey{Key: keyFromRow(k), SecretSHA256: k.SecretSha256})
+		}
+		providers, err := q.ListProviders(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, p := range providers {
+			pw := ProviderWithSecret{Provider: providerFromRow(p)}
+			if p.ApiKeySealed != nil && p.ApiKeyKeyID != nil {
+				plain, err := s.secrets.OpenBytes(*p.ApiKeyKeyID, p.ApiKeySealed, credentialAAD(orgID))
+				if err != nil {
+					return fmt.Errorf("provider %s credential: %w", p.ID, err)
+				}
+				pw.APIKey = string(plain)
+			}
+			out.Providers = append(out.Providers, pw)
+		}
+		models, err := q.ListModels(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, m := range models {
+			out.Models = append(out.Models, modelFromRow(m))
+		}
+		return nil
+	})
+	if err != nil {
+		return OrgConfig{}, fmt.Errorf("load org config: %w", mapError(err))
+	}
+	return out, nil
+}
+
+// PendingOrg is an org with unpublished changes up to outbox row MaxID.
+type PendingOrg struct {
+	OrgID string
+	MaxID int64
+}
+
+// PendingConfig lists orgs with outbox rows, oldest first.
+func (s *Store) PendingConfig(ctx context.Context, limit int32) ([]PendingOrg, error) {
+	rows, err := dbq.New(s.pool).PendingConfig(ctx, limit)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	out := make([]PendingOrg, len(rows))
+	for i, r := range rows {
+		out[i] = PendingOrg{OrgID: r.OrgID, MaxID: r.MaxID}
+	}
+	return out, nil
+}
+
+// AckConfig deletes org's outbox rows up to maxID once its snapshot is published.
+func (s *Store) AckConfig(ctx context.Context, p PendingOrg) error {
+	return mapError(dbq.New(s.pool).AckConfig(ctx, dbq.AckConfigParams{OrgID: p.OrgID, ID: p.MaxID}))
+}
+
+// EnqueueAllOrgs adds an outbox row for every org, so a starting control plane
+// republishes everything (KV may have been wiped, or a region added).
+func (s *Store) EnqueueAllOrgs(ctx context.Context, reason string) error {
+	_, err := s.pool.Exec(ctx, `insert into config_outbox (org_id, reason) select id, $1 from organizations`, reason)
+	return mapError(err)
+}
+
+// AuditEntry is one row of the audit log.
+type AuditEntry struct {
+	ID         int64   `json:"id"`
+	At         string  `json:"at"`
+	Actor      string  `json:"actor"`
+	OrgID      *string `json:"org_id,omitempty"`
+	Action     string  `json:"action"`
+	TargetType string  `json:"target_type"`
+	TargetID   string  `json:"target_id"`
+	Before     []byte  `json:"-"`
+	After      []byte  `json:"-"`
+}
+
+// ListAudit returns the newest audit entries of org.
+func (s *Store) ListAudit(ctx context.Context, orgID string, limit int32) ([]AuditEntry, error) {
+	rows, err := dbq.New(s.pool).ListAudit(ctx, dbq.ListAuditParams{OrgID: &orgID, Limit: limit})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	out := make([]AuditEntry, len(rows))
+	for i, r := range rows {
+		out[i] = AuditEntry{ID: r.ID, At: r.At.Time.UTC().Format("2006-01-02T15:04:05.000Z"), Actor: r.Actor, OrgID: r.OrgID,
+			Action: r.Action, TargetType: r.TargetType, TargetID: r.TargetID, Before: r.Before, After: r.After}
+	}
+	return out, nil
+}

@@ -1,0 +1,19 @@
+-- name: CreateProvider :one
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id)
+values ($1, $2, $3, $4, $5, $6)
+returning *;
+
+-- name: ListProviders :many
+select * from providers where org_id = $1 order by name;
+
+-- name: GetProvider :one
+select * from providers where id = $1 and org_id = $2;
+
+-- name: CreateModel :one
+insert into models (org_id, name, provider_id, upstream_model, input_price_per_mtok_micros,
+  output_price_per_mtok_micros, cached_input_price_per_mtok_micros)
+values ($1, $2, $3, $4, $5, $6, $7)
+returning *;
+
+-- name: ListModels :many
+select * from models where org_id = $1 order by name;

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// UsageEvent is one ingested request record.
+type UsageEvent struct {
+	EventID          string    `json:"event_id"`
+	RequestID        string    `json:"request_id"`
+	StartedAt        time.Time `json:"started_at"`
+	TeamID           *string   `json:"team_id,omitempty"`
+	KeyID            *string   `json:"key_id,omitempty"`
+	Model            string    `json:"model"`
+	Endpoint         string    `json:"endpoint"`
+	Region           string    `json:"region"`
+	GatewayID        string    `json:"gateway_id"`
+	StatusCode       int32     `json:"status_code"`
+	Streamed         bool      `json:"streamed"`
+	LatencyMs        int64     `json:"latency_ms"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	CostMicros       int64     `json:"cost_micros"`
+}
+
+// UsageSummary is an org's usage over the last 24 hours plus its newest events.
+type UsageSummary struct {
+	Since            time.Time    `json:"since"`
+	Requests         int64        `json:"requests"`
+	Errors           int64        `json:"errors"`
+	PromptTokens     int64        `json:"prompt_tokens"`
+	CompletionTokens int64        `json:"completion_tokens"`
+	CostMicros       int64        `json:"cost_micros"`
+	Recent           []UsageEvent `json:"recent"`
+}
+
+// UsageSummary summarises org's last 24 hours of usage.
+func (s *Store) UsageSummary(ctx context.Context, orgID string) (UsageSummary, error) {
+	q := dbq.New(s.pool)
+	since := s.now().Add(-24 * time.Hour).UTC()
+	tot, err := q.UsageTotals(ctx, dbq.UsageTotalsParams{OrgID: orgID, StartedAt: pgtype.Timestamptz{Time: since, Valid: true}})
+	if err != nil {
+		return UsageSummary{}, mapError(err)
+	}
+	rows, err := q.RecentUsage(ctx, dbq.RecentUsageParams{OrgID: orgID, Limit: 20})
+	if err != nil {
+		return UsageSummary{}, mapError(err)
+	}
+	out := UsageSummary{Since: since, Requests: tot.Requests, Errors: tot.Errors, PromptTokens: tot.PromptTokens,
+		CompletionTokens: tot.CompletionTokens, CostMicros: tot.CostMicros, Recent: make([]UsageEvent, len(rows))}
+	for i, r := range rows {
+		out.Recent[i] = UsageEvent{EventID: r.EventID, RequestID: r.RequestID, StartedAt: r.StartedAt.Time.UTC(), TeamID: r.TeamID,
+			KeyID: r.KeyID, Model: r.Model, Endpoint: r.Endpoint, Region: r.Region, GatewayID: r.GatewayID, StatusCode: r.StatusCode,
+			Streamed: r.Streamed, LatencyMs: r.LatencyMs, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CostMicros: r.CostMicros}
+	}
+	return out, nil
+}

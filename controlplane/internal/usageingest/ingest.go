@@ -1,0 +1,241 @@
+// Package usageingest consumes usage batches from the USAGE stream with a durable
+// consumer and writes their events into Postgres exactly once: events are staged with
+// COPY and inserted with ON CONFLICT DO NOTHING on their id, and messages are acked
+// only after the transaction commits. A redelivered batch therefore changes nothing.
+package usageingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+// ConsumerName is the durable consumer shared by every control plane replica.
+const ConsumerName = "controlplane-usage"
+
+// Ingester moves usage events from JetStream into Postgres.
+type Ingester struct {
+	pool  *pgxpool.Pool
+	js    jetstream.JetStream
+	log   *slog.Logger
+	batch int
+
+	mu         sync.Mutex
+	partitions map[string]bool
+}
+
+// New returns an ingester.
+func New(pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger) *Ingester {
+	return &Ingester{pool: pool, js: js, log: log, batch: 256, partitions: map[string]bool{}}
+}
+
+// Run consumes until ctx ends.
+func (in *Ingester) Run(ctx context.Context) error {
+	cons, err := in.js.CreateOrUpdateConsumer(ctx, wire.UsageStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("usage ingest: consumer: %w", err)
+	}
+	for ctx.Err() == nil {
+		msgs, err := cons.Fetch(in.batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				in.log.Warn("usage fetch failed", "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		var batch []jetstream.Msg
+		for m := range msgs.Messages() {
+			batch = append(batch, m)
+		}
+		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			in.log.Warn("usage fetch ended", "error", err)
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := in.handle(ctx, batch); err != nil {
+			in.log.Error("usage ingest failed; messages will be redelivered", "error", err, "messages", len(batch))
+			for _, m := range batch {
+				_ = m.NakWithDelay(time.Second)
+			}
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// handle writes the events of msgs and acks them. Undecodable messages are
+// terminated (they would never decode) and logged.
+func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
+	var events []*gatehousev1.UsageEvent
+	var good []jetstream.Msg
+	for _, m := range msgs {
+		var b gatehousev1.UsageBatch
+		if err := proto.Unmarshal(m.Data(), &b); err != nil {
+			in.log.Error("usage batch undecodable; dropped", "subject", m.Subject(), "error", err)
+			_ = m.Term()
+			continue
+		}
+		for _, e := range b.Events {
+			if e.OrgId == "" {
+				e.OrgId = b.OrgId
+			}
+		}
+		events = append(events, b.Events...)
+		good = append(good, m)
+	}
+	if len(events) > 0 {
+		n, err := in.Write(ctx, events)
+		if err != nil {
+			return err
+		}
+		in.log.Debug("usage ingested", "events", len(events), "inserted", n)
+	}
+	for _, m := range good {
+		if err := m.DoubleAck(ctx); err != nil {
+			// Redelivery is harmless: the insert is idempotent.
+			in.log.Warn("usage ack failed", "error", err)
+		}
+	}
+	return nil
+}
+
+var columns = []string{
+	"event_id", "started_at", "request_id", "org_id", "team_id", "key_id", "model", "upstream_model",
+	"provider_id", "endpoint", "region", "gateway_id", "latency_ms", "time_to_first_token_ms", "status_code",
+	"error_class", "streamed", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros",
+}
+
+// Write inserts events idempotently and returns how many were new. Malformed events
+// (no id, bad uuids) are skipped and logged rather than blocking the stream.
+func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent) (int64, error) {
+	rows := make([][]any, 0, len(events))
+	months := map[time.Time]bool{}
+	for _, e := range events {
+		if !validUUID(e.EventId) || !validUUID(e.OrgId) || (e.TeamId != "" && !validUUID(e.TeamId)) {
+			in.log.Warn("usage event malformed; skipped", "event_id", e.EventId, "org_id", e.OrgId)
+			continue
+		}
+		started := time.UnixMilli(e.StartedAtUnixMs).UTC()
+		months[monthStart(started)] = true
+		rows = append(rows, []any{
+			e.EventId, started, e.RequestId, e.OrgId, nullIfEmpty(e.TeamId), nullIfEmpty(e.KeyId), e.Model, e.UpstreamModel,
+			e.ProviderId, e.Endpoint, e.Region, e.GatewayId, e.LatencyMs, e.TimeToFirstTokenMs, e.StatusCode,
+			e.ErrorClass, e.Streamed, e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicros,
+		})
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	for m := range months {
+		if err := in.ensurePartition(ctx, m); err != nil {
+			return 0, err
+		}
+	}
+	var inserted int64
+	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
+		// Staging table per connection: COPY cannot resolve conflicts itself.
+		if _, err := tx.Exec(ctx, `create temp table if not exists usage_stage
+			(like usage_events including defaults) on commit delete rows`); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_stage"}, columns, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `insert into usage_events select * from usage_stage
+			on conflict (event_id, started_at) do nothing`)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		inserted = tag.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("write usage: %w", err)
+	}
+	return inserted, nil
+}
+
+// ensurePartition creates the monthly partition holding month. Partition DDL is built
+// here by hand because sqlc cannot express dynamic table names.
+func (in *Ingester) ensurePartition(ctx context.Context, month time.Time) error {
+	name := fmt.Sprintf("usage_events_y%04dm%02d", month.Year(), month.Month())
+	in.mu.Lock()
+	done := in.partitions[name]
+	in.mu.Unlock()
+	if done {
+		return nil
+	}
+	next := month.AddDate(0, 1, 0)
+	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
+		// Serialise replicas creating the same partition.
+		if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock(hashtext($1))", name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(`create table if not exists %s partition of usage_events
+			for values from ('%s') to ('%s')`, pgx.Identifier{name}.Sanitize(),
+			month.Format(time.RFC3339), next.Format(time.RFC3339)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ensure partition %s: %w", name, err)
+	}
+	in.mu.Lock()
+	in.partitions[name] = true
+	in.mu.Unlock()
+	return nil
+}
+
+func monthStart(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
