@@ -13,6 +13,7 @@ require (
 	github.com/gatehouse-dev/gatehouse/proto v0.0.0-00010101000000-000000000000
 	github.com/gatehouse-dev/gatehouse/web v0.0.0-00010101000000-000000000000
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
