@@ -1,0 +1,175 @@
+// Command gateway is the Gatehouse data plane: a stateless regional gateway that
+// enforces the config the control plane publishes over NATS and streams usage back.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(2)
+	}
+	if cfg.printVersion {
+		fmt.Println(cfg.app.Version)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg.app); err != nil {
+		cfg.app.Logger.Error("gateway failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg app.Config) error {
+	a, err := app.New(cfg)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+type config struct {
+	app          app.Config
+	printVersion bool
+}
+
+// parseConfig reads flags, each falling back to an environment variable and then to a
+// default.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	region := fs.String("region", env("GATEHOUSE_REGION", "local"), "gateway group this gateway serves (env GATEHOUSE_REGION)")
+	listen := fs.String("listen", env("GATEHOUSE_GATEWAY_ADDR", "127.0.0.1:8090"), "HTTP listen address (env GATEHOUSE_GATEWAY_ADDR)")
+	natsURL := fs.String("nats-url", env("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URLs (env NATS_URL)")
+	keys := fs.String("config-keys", getenv("GATEHOUSE_CONFIG_KEYS"), "config decryption keys id:base64-32-bytes[,...] (env GATEHOUSE_CONFIG_KEYS, required)")
+	gatewayID := fs.String("gateway-id", getenv("GATEHOUSE_GATEWAY_ID"), "gateway id in heartbeats and usage (env GATEHOUSE_GATEWAY_ID, default hostname-random)")
+	maxBody := fs.String("max-body-bytes", env("GATEHOUSE_MAX_BODY_BYTES", strconv.Itoa(4<<20)), "largest accepted request body (env GATEHOUSE_MAX_BODY_BYTES)")
+	spoolDir := fs.String("spool-dir", env("GATEHOUSE_SPOOL_DIR", defaultSpoolDir()), "directory of the usage spool (env GATEHOUSE_SPOOL_DIR)")
+	upstreamTimeout := fs.String("upstream-timeout", env("GATEHOUSE_UPSTREAM_TIMEOUT", "10m"), "bound on one upstream exchange, streams included (env GATEHOUSE_UPSTREAM_TIMEOUT)")
+	logLevel := fs.String("log-level", env("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
+	fs.BoolVar(&cfg.printVersion, "version", false, "print the build version and exit")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.app.Version = buildVersion()
+	if cfg.printVersion {
+		return cfg, nil
+	}
+
+	if err := wire.ValidRegion(*region); err != nil {
+		return cfg, fmt.Errorf("--region: %w", err)
+	}
+	if *keys == "" {
+		return cfg, errors.New("--config-keys (GATEHOUSE_CONFIG_KEYS) is required")
+	}
+	kr, err := wire.ParseKeyring(*keys)
+	if err != nil {
+		return cfg, fmt.Errorf("--config-keys: %w", err)
+	}
+	body, err := strconv.ParseInt(*maxBody, 10, 64)
+	if err != nil || body <= 0 {
+		return cfg, fmt.Errorf("--max-body-bytes: want a positive integer, got %q", *maxBody)
+	}
+	timeout, err := time.ParseDuration(*upstreamTimeout)
+	if err != nil || timeout <= 0 {
+		return cfg, fmt.Errorf("--upstream-timeout: want a positive duration, got %q", *upstreamTimeout)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, fmt.Errorf("--log-level: %w", err)
+	}
+	if *gatewayID == "" {
+		*gatewayID = defaultGatewayID()
+	}
+	if !validSubjectToken(*gatewayID) {
+		return cfg, fmt.Errorf("--gateway-id: %q must be 1 to 64 characters without '.', '*', '>' or spaces", *gatewayID)
+	}
+	cfg.app.Region = *region
+	cfg.app.Listen = *listen
+	cfg.app.NATSURL = *natsURL
+	cfg.app.Keyring = kr
+	cfg.app.GatewayID = *gatewayID
+	cfg.app.MaxBodyBytes = body
+	cfg.app.SpoolDir = *spoolDir
+	cfg.app.UpstreamTimeout = timeout
+	cfg.app.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return cfg, nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func defaultSpoolDir() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "gatehouse", "usage-spool")
+}
+
+func defaultGatewayID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "gateway"
+	}
+	host = strings.Map(func(r rune) rune {
+		if strings.ContainsRune(".*> \t\r\n", r) {
+			return '-'
+		}
+		return r
+	}, host)
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// validSubjectToken reports whether s can be one token of a NATS subject.
+func validSubjectToken(s string) bool {
+	return s != "" && len(s) <= 64 && !strings.ContainsAny(s, ".*> \t\r\n")
+}

@@ -1,0 +1,212 @@
+// Package app wires the gateway together: the NATS connection, config sync, the usage
+// recorder, heartbeats, the LLM client and the HTTP server, and runs them with an orderly
+// shutdown (drain HTTP, then flush usage, then close NATS). It is the only package that
+// knows every other one; it holds no request logic.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/configsync"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/heartbeat"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/usage"
+)
+
+// Config is the gateway's configuration, as parsed from flags and the environment.
+type Config struct {
+	Region          string
+	Listen          string
+	NATSURL         string
+	Keyring         *wire.Keyring
+	GatewayID       string
+	MaxBodyBytes    int64
+	SpoolDir        string
+	SpoolMaxBytes   int64
+	UpstreamTimeout time.Duration
+	// ShutdownTimeout bounds the HTTP drain on shutdown (default 30s).
+	ShutdownTimeout time.Duration
+	// HeartbeatInterval is the status period (default 5s).
+	HeartbeatInterval time.Duration
+	// UsageFlushInterval is the usage batching period (default 100ms).
+	UsageFlushInterval time.Duration
+	Version            string
+	Logger             *slog.Logger
+}
+
+// App is a wired gateway.
+type App struct {
+	cfg       Config
+	log       *slog.Logger
+	started   time.Time
+	nc        *nats.Conn
+	store     *runtime.Store
+	syncer    *configsync.Syncer
+	recorder  *usage.Recorder
+	llm       *llm.Client
+	api       *httpapi.Server
+	heartbeat *heartbeat.Publisher
+	server    *http.Server
+	listener  net.Listener
+}
+
+// New builds the gateway and binds its listener. It does not wait for NATS: the
+// connection is retried forever in the background.
+func New(cfg Config) (*App, error) {
+	if err := wire.ValidRegion(cfg.Region); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if cfg.Keyring == nil {
+		return nil, errors.New("app: no config keyring")
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	log := cfg.Logger.With("gateway_id", cfg.GatewayID, "region", cfg.Region)
+	a := &App{cfg: cfg, log: log, started: time.Now(), store: &runtime.Store{}}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	nc, err := nats.Connect(cfg.NATSURL,
+		nats.Name("gatehouse-gateway "+cfg.GatewayID),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// Fail publishes while disconnected instead of buffering them: usage goes to
+		// the spool and heartbeats are simply skipped.
+		nats.ReconnectBufSize(-1),
+		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("app: connect nats: %w", err)
+	}
+	a.nc = nc
+	cleanup := func(err error) (*App, error) {
+		nc.Close()
+		return nil, err
+	}
+
+	a.syncer, err = configsync.New(configsync.Config{
+		Conn: nc, Region: cfg.Region, Keyring: cfg.Keyring, Store: a.store, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return cleanup(fmt.Errorf("app: %w", err))
+	}
+	a.recorder, err = usage.New(usage.Config{
+		Conn: nc, Region: cfg.Region, GatewayID: cfg.GatewayID,
+		SpoolDir: cfg.SpoolDir, SpoolMaxBytes: cfg.SpoolMaxBytes, FlushInterval: cfg.UsageFlushInterval,
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return cleanup(fmt.Errorf("app: %w", err))
+	}
+	a.llm, err = llm.NewClient(llm.Config{Timeout: cfg.UpstreamTimeout, Logger: log, Registerer: reg})
+	if err != nil {
+		return cleanup(fmt.Errorf("app: %w", err))
+	}
+	a.api, err = httpapi.New(httpapi.Config{
+		Store: a.store, LLM: a.llm, Usage: a.recorder, MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger: log, Registerer: reg, Gatherer: reg,
+	})
+	if err != nil {
+		return cleanup(fmt.Errorf("app: %w", err))
+	}
+	a.heartbeat = heartbeat.New(nc, cfg.Region, cfg.GatewayID, cfg.HeartbeatInterval, a.status, log)
+	a.server = &http.Server{
+		Handler:           a.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.listener, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return cleanup(fmt.Errorf("app: listen: %w", err))
+	}
+	return a, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Ready reports whether the initial config has been loaded.
+func (a *App) Ready() bool { return a.syncer.Ready() }
+
+func (a *App) status() *gatehousev1.GatewayStatus {
+	return &gatehousev1.GatewayStatus{
+		GatewayId:       a.cfg.GatewayID,
+		Region:          a.cfg.Region,
+		BuildVersion:    a.cfg.Version,
+		Capability:      wire.Capability,
+		StartedAtUnixMs: a.started.UnixMilli(),
+		Ready:           a.syncer.Ready(),
+		InFlight:        a.api.InFlight(),
+		Orgs:            a.syncer.States(),
+	}
+}
+
+// Run serves until ctx is done, then drains HTTP, flushes usage (to NATS or the spool)
+// and closes the NATS connection. It returns an error only when serving failed.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("gateway starting", "addr", a.Addr(), "version", a.cfg.Version, "capability", wire.Capability)
+	var wg sync.WaitGroup
+	bgCtx, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	usageCtx, stopUsage := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUsage()
+	wg.Go(func() { _ = a.syncer.Run(bgCtx) })
+	wg.Go(func() { _ = a.heartbeat.Run(bgCtx) })
+	usageDone := make(chan struct{})
+	go func() {
+		defer close(usageDone)
+		_ = a.recorder.Run(usageCtx)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve http: %w", err)
+	}
+
+	a.log.Info("gateway shutting down", "in_flight", a.api.InFlight())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.server.Shutdown(sctx); err != nil {
+		a.log.Warn("http drain incomplete, closing connections", "err", err)
+		_ = a.server.Close()
+	}
+	// Every Emit has happened now: flush what is left.
+	stopUsage()
+	<-usageDone
+	stopBG()
+	wg.Wait()
+	a.llm.Close()
+	a.nc.Close()
+	a.log.Info("gateway stopped")
+	return runErr
+}

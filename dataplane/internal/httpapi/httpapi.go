@@ -1,0 +1,396 @@
+// Package httpapi is the gateway's HTTP surface: the routes, the middleware every
+// request goes through (request id, panic recovery, key authentication, metrics, one
+// usage event per authenticated request) and the adapter that turns handler errors into
+// OpenAI-format error JSON. Handlers parse input and call the domain packages; the
+// proxying itself lives in llm, the config in runtime.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/usage"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store        *runtime.Store
+	LLM          *llm.Client
+	Usage        *usage.Recorder
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	// Gatherer is served on /metrics.
+	Gatherer prometheus.Gatherer
+}
+
+// Server serves the gateway's HTTP API.
+type Server struct {
+	store    *runtime.Store
+	llm      *llm.Client
+	usage    *usage.Recorder
+	maxBody  int64
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+	metrics  *metrics
+	inFlight atomic.Int64
+}
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	return &Server{
+		store:    cfg.Store,
+		llm:      cfg.LLM,
+		usage:    cfg.Usage,
+		maxBody:  cfg.MaxBodyBytes,
+		log:      cfg.Logger.With("component", "http"),
+		gatherer: cfg.Gatherer,
+		metrics:  m,
+	}, nil
+}
+
+// InFlight returns the number of requests being served.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// Handler returns every route of the gateway.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", s.api("healthz", s.healthz))
+	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /v1/models", s.api("models", s.requireKey(s.listModels)))
+	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.chatCompletions)))
+	mux.Handle("/", s.api("unknown", s.notFound))
+	return s.base(mux)
+}
+
+// call is the state of one request shared by the middleware and its handler.
+type call struct {
+	requestID string
+	endpoint  string
+	start     time.Time
+	key       *runtime.Key
+	modelName string
+	model     *runtime.Model
+	result    *llm.Result
+}
+
+// handler is an API handler: it answers, or returns an error for the adapter to render.
+type handler func(w http.ResponseWriter, r *http.Request, c *call) error
+
+type requestIDKey struct{}
+
+// base gives every request an id, counts it in flight and turns a panic outside an API
+// handler into a 500 answer.
+func (s *Server) base(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("x-request-id", id)
+		rw := &responseWriter{ResponseWriter: w}
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !rw.wrote {
+					writeAPIError(rw, errInternal)
+				}
+			}
+		}()
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// api adapts a handler: it renders returned errors (and panics) as OpenAI error JSON,
+// records metrics and emits the usage event of authenticated requests.
+func (s *Server) api(endpoint string, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := r.Context().Value(requestIDKey{}).(string)
+		c := &call{requestID: id, endpoint: endpoint, start: time.Now()}
+		rw, ok := w.(*responseWriter)
+		if !ok {
+			rw = &responseWriter{ResponseWriter: w}
+		}
+		err := s.serve(rw, r, c, h)
+		var ae *apiError
+		status := rw.status
+		if err != nil {
+			ae = toAPIError(err, c.modelName)
+			s.logError(c, ae)
+			if !rw.wrote && ae.status != statusClientClosed {
+				writeAPIError(rw, ae)
+			}
+			if !rw.wrote {
+				status = ae.status
+			}
+		}
+		if status == 0 {
+			status = http.StatusOK
+		}
+		elapsed := time.Since(c.start)
+		s.metrics.requests.WithLabelValues(endpoint, statusClass(status)).Inc()
+		s.metrics.duration.WithLabelValues(endpoint).Observe(elapsed.Seconds())
+		if c.key != nil {
+			s.usage.Emit(c.usageEvent(status, ae, elapsed))
+		}
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call, h handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic", "request_id", c.requestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = errInternal
+		}
+	}()
+	return h(w, r, c)
+}
+
+func (s *Server) logError(c *call, e *apiError) {
+	attrs := []any{"request_id", c.requestID, "endpoint", c.endpoint, "status", e.status, "code", e.code}
+	if c.key != nil {
+		attrs = append(attrs, "org_id", c.key.Org.ID, "team_id", c.key.Team.ID, "key_id", c.key.ID)
+	}
+	if e.err != nil {
+		attrs = append(attrs, "err", e.err)
+	}
+	if e.status >= 500 {
+		s.log.Warn("request failed", attrs...)
+		return
+	}
+	s.log.Debug("request refused", attrs...)
+}
+
+func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gatehousev1.UsageEvent {
+	ev := &gatehousev1.UsageEvent{
+		RequestId:       c.requestID,
+		OrgId:           c.key.Org.ID,
+		TeamId:          c.key.Team.ID,
+		KeyId:           c.key.ID,
+		Model:           c.modelName,
+		Endpoint:        c.endpoint,
+		StartedAtUnixMs: c.start.UnixMilli(),
+		LatencyMs:       elapsed.Milliseconds(),
+		StatusCode:      int32(status),
+	}
+	switch {
+	case ae != nil:
+		ev.ErrorClass = ae.code
+	case status >= 400:
+		ev.ErrorClass = "upstream_status"
+	}
+	if m := c.model; m != nil {
+		ev.UpstreamModel = m.UpstreamModel
+		ev.ProviderId = m.Provider.ID
+		if res := c.result; res != nil {
+			ev.TimeToFirstTokenMs = res.TTFT.Milliseconds()
+			ev.Streamed = res.Streamed
+			ev.PromptTokens = res.Usage.PromptTokens
+			ev.CompletionTokens = res.Usage.CompletionTokens
+			ev.CachedTokens = res.Usage.CachedTokens
+			ev.CostMicros = m.Cost(res.Usage.PromptTokens, res.Usage.CompletionTokens, res.Usage.CachedTokens)
+		}
+	}
+	return ev
+}
+
+// requireKey authenticates the request's key; the key is kept on the call even when
+// its team or org is suspended, so the refusal is attributed.
+func (s *Server) requireKey(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		rt := s.store.Load()
+		if rt == nil {
+			return errNotReady
+		}
+		token := presentedKey(r)
+		if token == "" {
+			return errMissingKey
+		}
+		key, err := rt.Authenticate(token, time.Now())
+		c.key = key
+		if err != nil {
+			return fmt.Errorf("authenticate: %w", err)
+		}
+		return h(w, r, c)
+	}
+}
+
+func presentedKey(r *http.Request) string {
+	if v := r.Header.Get("Authorization"); v != "" {
+		scheme, token, ok := strings.Cut(v, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+		return ""
+	}
+	return strings.TrimSpace(r.Header.Get("x-api-key"))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *call) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ *call) error {
+	if s.store.Load() == nil {
+		return errNotReady
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) notFound(http.ResponseWriter, *http.Request, *call) error { return errNotFound }
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, c *call) error {
+	models := c.key.Models()
+	out := modelList{Object: "list", Data: make([]modelObject, 0, len(models))}
+	for _, m := range models {
+		out.Data = append(out.Data, modelObject{
+			ID:      m.Name,
+			Object:  "model",
+			Created: c.key.Org.BuiltAt.Unix(),
+			OwnedBy: c.key.Org.Slug,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, c *call) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	req, err := llm.ParseChatRequest(body)
+	if err != nil {
+		return err
+	}
+	c.modelName = req.Model
+	m, err := c.key.Model(req.Model)
+	if err != nil {
+		return err
+	}
+	c.model = m
+	res, err := s.llm.ChatCompletions(r.Context(), w, m, req)
+	c.result = res
+	return err
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.maxBody {
+		return nil, fmt.Errorf("read body: %w", &http.MaxBytesError{Limit: s.maxBody})
+	}
+	size := int64(bytes.MinRead)
+	if r.ContentLength > 0 {
+		size = r.ContentLength + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody)); err != nil {
+		if r.Context().Err() != nil {
+			return nil, fmt.Errorf("read body: %w: %w", llm.ErrClientGone, err)
+		}
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, fmt.Errorf("read body: %w", err)
+		}
+		return nil, fmt.Errorf("read body: %w", &llm.InvalidRequestError{Message: "The request body could not be read."})
+	}
+	return buf.Bytes(), nil
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
+
+// responseWriter remembers whether and what the handler wrote.
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.status = status
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status = http.StatusOK
+		w.wrote = true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_requests_total",
+			Help: "Requests served, by endpoint and status class.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_gateway_request_duration_seconds",
+			Help:    "Duration of requests, streams included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		}, []string{"endpoint"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
