@@ -1,0 +1,109 @@
+package usageingest_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/cptest"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/usageingest"
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+func uuid() string {
+	b := make([]byte, 16)
+	rand.Read(b) //nolint:errcheck // never fails
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func TestIngestExactlyOnce(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ns := cptest.StartNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	org, err := st.CreateOrg(ctx, "test", "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := usageingest.New(st.Pool(), ns.JS, slog.New(slog.DiscardHandler))
+	go ing.Run(ctx) //nolint:errcheck // ends with ctx
+
+	// Events in two different months exercise partition creation.
+	jan := time.Date(2026, 1, 31, 23, 59, 0, 0, time.UTC)
+	feb := time.Date(2026, 2, 1, 0, 1, 0, 0, time.UTC)
+	var events []*gatehousev1.UsageEvent
+	for i := range 10 {
+		at := jan
+		if i%2 == 1 {
+			at = feb
+		}
+		events = append(events, &gatehousev1.UsageEvent{
+			EventId: uuid(), RequestId: fmt.Sprintf("req-%d", i), OrgId: org.ID, Model: "m", Endpoint: "chat.completions",
+			StartedAtUnixMs: at.UnixMilli(), StatusCode: 200, PromptTokens: 10, CompletionTokens: 5, CostMicros: 3, Region: "local", GatewayId: "gw",
+		})
+	}
+	batch := &gatehousev1.UsageBatch{BatchId: uuid(), GatewayId: "gw", Region: "local", OrgId: org.ID, Events: events}
+	data, err := proto.Marshal(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := wire.UsageSubject("local", org.ID)
+	// The same batch three times: twice with the same message id (dropped by the
+	// stream's duplicate window) and once with another (as after the window expired).
+	for _, id := range []string{batch.BatchId, batch.BatchId, "late-" + batch.BatchId} {
+		if _, err := ns.JS.Publish(ctx, subj, data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A poison message must not block the stream.
+	if _, err := ns.JS.Publish(ctx, subj, []byte("\xff\xff not protobuf")); err != nil {
+		t.Fatal(err)
+	}
+	// A later batch still gets through.
+	late := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: "late", OrgId: org.ID, Endpoint: "models",
+		StartedAtUnixMs: feb.UnixMilli(), StatusCode: 200, Region: "local", GatewayId: "gw"}
+	data2, _ := proto.Marshal(&gatehousev1.UsageBatch{BatchId: uuid(), OrgId: org.ID, Events: []*gatehousev1.UsageEvent{late}})
+	if _, err := ns.JS.Publish(ctx, subj, data2); err != nil {
+		t.Fatal(err)
+	}
+
+	cptest.Eventually(t, 10*time.Second, func() error {
+		var n, tokens int64
+		if err := st.Pool().QueryRow(ctx, "select count(*), coalesce(sum(prompt_tokens),0) from usage_events where org_id = $1", org.ID).Scan(&n, &tokens); err != nil {
+			return err
+		}
+		if n != 11 || tokens != 100 {
+			return fmt.Errorf("rows = %d tokens = %d, want 11 and 100", n, tokens)
+		}
+		return nil
+	})
+	var parts int
+	if err := st.Pool().QueryRow(ctx, "select count(*) from pg_inherits where inhparent = 'usage_events'::regclass").Scan(&parts); err != nil {
+		t.Fatal(err)
+	}
+	if parts != 2 {
+		t.Fatalf("partitions = %d, want 2", parts)
+	}
+	// Everything is acked: nothing pending for the durable consumer.
+	cptest.Eventually(t, 10*time.Second, func() error {
+		c, err := ns.JS.Consumer(ctx, wire.UsageStream, usageingest.ConsumerName)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("pending %d ack-pending %d", info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
+}
