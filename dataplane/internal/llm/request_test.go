@@ -1,0 +1,187 @@
+package llm
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseChatRequest(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		body      string
+		wantParam string
+		wantErr   bool
+		stream    bool
+		usage     bool
+	}{
+		{name: "minimal", body: `{"model":"m","messages":[]}`},
+		{name: "stream", body: `{"model":"m","stream":true}`, stream: true},
+		{name: "stream with usage", body: `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, stream: true, usage: true},
+		{name: "null stream", body: `{"model":"m","stream":null,"stream_options":null}`},
+		{name: "not json", body: `{"model":`, wantErr: true},
+		{name: "array", body: `[1]`, wantErr: true},
+		{name: "null", body: `null`, wantErr: true},
+		{name: "empty", body: ``, wantErr: true},
+		{name: "no model", body: `{"messages":[]}`, wantErr: true, wantParam: "model"},
+		{name: "empty model", body: `{"model":""}`, wantErr: true, wantParam: "model"},
+		{name: "numeric model", body: `{"model":3}`, wantErr: true, wantParam: "model"},
+		{name: "string stream", body: `{"model":"m","stream":"yes"}`, wantErr: true, wantParam: "stream"},
+		{name: "array stream_options", body: `{"model":"m","stream_options":[]}`, wantErr: true, wantParam: "stream_options"},
+		{name: "string include_usage", body: `{"model":"m","stream_options":{"include_usage":"1"}}`, wantErr: true, wantParam: "stream_options.include_usage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := ParseChatRequest([]byte(tt.body))
+			if tt.wantErr {
+				var ie *InvalidRequestError
+				if !errors.As(err, &ie) {
+					t.Fatalf("err = %v, want InvalidRequestError", err)
+				}
+				if ie.Param != tt.wantParam {
+					t.Fatalf("param = %q, want %q", ie.Param, tt.wantParam)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Stream != tt.stream || req.IncludeUsage != tt.usage {
+				t.Fatalf("stream=%v usage=%v, want %v %v", req.Stream, req.IncludeUsage, tt.stream, tt.usage)
+			}
+		})
+	}
+}
+
+func TestUpstreamBody(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		body string
+		want map[string]any
+	}{
+		{
+			name: "model rewritten, rest kept",
+			body: `{"model":"alias","messages":[{"role":"user","content":"hi \u003c3"}],"temperature":0.5,"x-extra":{"a":[1,2]}}`,
+			want: map[string]any{
+				"model":       "gpt-real",
+				"messages":    []any{map[string]any{"role": "user", "content": "hi <3"}},
+				"temperature": 0.5,
+				"x-extra":     map[string]any{"a": []any{1.0, 2.0}},
+			},
+		},
+		{
+			name: "stream forces usage",
+			body: `{"model":"alias","stream":true}`,
+			want: map[string]any{"model": "gpt-real", "stream": true, "stream_options": map[string]any{"include_usage": true}},
+		},
+		{
+			name: "stream keeps other options",
+			body: `{"model":"alias","stream":true,"stream_options":{"include_usage":false,"include_obfuscation":false}}`,
+			want: map[string]any{"model": "gpt-real", "stream": true,
+				"stream_options": map[string]any{"include_usage": true, "include_obfuscation": false}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := ParseChatRequest([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(req.UpstreamBody("gpt-real"), &got); err != nil {
+				t.Fatalf("upstream body is not JSON: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("upstream body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func FuzzParseChatRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","stream":true,"stream_options":{"include_usage":false}}`,
+		`{"model":"\u00e9","stream":null}`,
+		`{"model":"m","model":"n"}`,
+		`{}`, `[]`, `"x"`, `{"model":1}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseChatRequest(body)
+		if err != nil {
+			var ie *InvalidRequestError
+			if !errors.As(err, &ie) || ie.Message == "" {
+				t.Fatalf("error %v is not a described InvalidRequestError", err)
+			}
+			return
+		}
+		if req.Model == "" {
+			t.Fatal("accepted a request without model")
+		}
+		var out struct {
+			Model         string `json:"model"`
+			StreamOptions *struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		up := req.UpstreamBody("upstream/model")
+		if err := json.Unmarshal(up, &out); err != nil {
+			t.Fatalf("upstream body %q is not JSON: %v", up, err)
+		}
+		if out.Model != "upstream/model" {
+			t.Fatalf("upstream model = %q", out.Model)
+		}
+		if req.Stream && (out.StreamOptions == nil || !out.StreamOptions.IncludeUsage) {
+			t.Fatal("stream without include_usage upstream")
+		}
+	})
+}
+
+func TestInspectEvent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		event        string
+		includeUsage bool
+		forward      bool
+		sawData      bool
+		usage        Usage
+	}{
+		{name: "content chunk", event: "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n", forward: true, sawData: true},
+		{name: "done", event: "data: [DONE]\n\n", forward: true, sawData: true},
+		{name: "comment", event: ": keep-alive\n\n", forward: true},
+		{name: "usage chunk stripped", event: "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"prompt_tokens_details\":{\"cached_tokens\":1}}}\n\n",
+			sawData: true, usage: Usage{PromptTokens: 3, CompletionTokens: 4, CachedTokens: 1}},
+		{name: "usage chunk kept", event: "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n", includeUsage: true,
+			forward: true, sawData: true, usage: Usage{PromptTokens: 3, CompletionTokens: 4}},
+		{name: "usage with choices is forwarded", event: "data: {\"choices\":[{}],\"usage\":{\"prompt_tokens\":1}}\r\n\r\n",
+			forward: true, sawData: true, usage: Usage{PromptTokens: 1}},
+		{name: "usage as content is not usage", event: "data: {\"choices\":[{\"delta\":{\"content\":\"usage\"}}],\"x\":\"usage\"}\n\n", forward: true, sawData: true},
+		{name: "multi-line data", event: "data: {\"choices\":[],\ndata: \"usage\":{\"prompt_tokens\":2}}\n\n", sawData: true, usage: Usage{PromptTokens: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			event := []byte(tt.event)
+			var u Usage
+			forward, saw := inspectEvent(event, tt.includeUsage, &u)
+			if forward != tt.forward || saw != tt.sawData {
+				t.Errorf("forward=%v sawData=%v, want %v %v", forward, saw, tt.forward, tt.sawData)
+			}
+			if u != tt.usage {
+				t.Errorf("usage = %+v, want %+v", u, tt.usage)
+			}
+			if string(event) != tt.event {
+				t.Errorf("event modified: %q", event)
+			}
+		})
+	}
+}
