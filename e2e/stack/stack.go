@@ -1,0 +1,297 @@
+// Package stack runs the whole Gatehouse system from its real binaries: the demo
+// upstream, the control plane (with embedded NATS) and one gateway per region. Both
+// `make dev` and the end-to-end tests use it, so what a developer runs is what the
+// tests run. It does not build the binaries.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options configures a stack.
+type Options struct {
+	// BinDir holds controlplane, gateway and demo-upstream.
+	BinDir string
+	// StateDir holds logs, the NATS store and gateway spools.
+	StateDir string
+	// DatabaseURL is the control plane's database (it must exist).
+	DatabaseURL string
+	// Addresses; empty picks a free loopback port.
+	ControlPlaneAddr, NATSAddr, UpstreamAddr string
+	// GatewayAddrs maps region to gateway address; empty address picks a free port.
+	GatewayAddrs map[string]string
+	Secrets      Secrets
+	// LogOutput, if set, also receives every process's output (stderr).
+	LogOutput io.Writer
+}
+
+// Secrets are the stack's shared secrets.
+type Secrets struct {
+	AdminToken string
+	ConfigKeys string
+	MasterKeys string
+	// UpstreamAPIKey is what the demo upstream requires from the gateway.
+	UpstreamAPIKey string
+}
+
+// NewSecrets generates fresh secrets.
+func NewSecrets() Secrets {
+	return Secrets{
+		AdminToken:     "gha_" + randomB64(24),
+		ConfigKeys:     "cfg-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(randomBytes(32)),
+		MasterKeys:     "master-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(randomBytes(32)),
+		UpstreamAPIKey: "sk-demo-" + randomB64(18),
+	}
+}
+
+// Stack is a running system.
+type Stack struct {
+	opts          Options
+	ControlPlane  string // base URL
+	Upstream      string // base URL, e.g. http://127.0.0.1:8070/v1
+	NATSURL       string
+	Gateways      map[string]string // region -> base URL
+	mu            sync.Mutex
+	procs         map[string]*exec.Cmd
+	logs          map[string]*os.File
+	exited        map[string]chan struct{}
+	regions       []string
+	gatewayAddrs  map[string]string
+	cpAddr        string
+	natsAddr      string
+	upstreamAddrs string
+}
+
+// Start starts the demo upstream, the control plane and the gateways, and waits until
+// each is ready.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if len(o.GatewayAddrs) == 0 {
+		o.GatewayAddrs = map[string]string{"local": ""}
+	}
+	if err := os.MkdirAll(filepath.Join(o.StateDir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	s := &Stack{opts: o, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, exited: map[string]chan struct{}{},
+		Gateways: map[string]string{}, gatewayAddrs: map[string]string{}}
+	var err error
+	if s.upstreamAddrs, err = addrOrFree(o.UpstreamAddr); err != nil {
+		return nil, err
+	}
+	if s.cpAddr, err = addrOrFree(o.ControlPlaneAddr); err != nil {
+		return nil, err
+	}
+	if s.natsAddr, err = addrOrFree(o.NATSAddr); err != nil {
+		return nil, err
+	}
+	for region, addr := range o.GatewayAddrs {
+		if s.gatewayAddrs[region], err = addrOrFree(addr); err != nil {
+			return nil, err
+		}
+		s.regions = append(s.regions, region)
+		s.Gateways[region] = "http://" + s.gatewayAddrs[region]
+	}
+	s.Upstream = "http://" + s.upstreamAddrs + "/v1"
+	s.ControlPlane = "http://" + s.cpAddr
+	s.NATSURL = "nats://" + s.natsAddr
+
+	if err := s.StartUpstream(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.StartControlPlane(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	for _, region := range s.regions {
+		if err := s.StartGateway(ctx, region); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// StartUpstream (re)starts the demo upstream.
+func (s *Stack) StartUpstream(ctx context.Context) error {
+	err := s.spawn("demo-upstream", "demo-upstream", []string{"--listen", s.upstreamAddrs}, []string{"DEMO_UPSTREAM_API_KEY=" + s.opts.Secrets.UpstreamAPIKey})
+	if err != nil {
+		return err
+	}
+	return s.waitHTTP(ctx, "demo-upstream", s.Upstream+"/models", http.StatusUnauthorized, http.StatusOK)
+}
+
+// StartControlPlane (re)starts the control plane with its embedded NATS.
+func (s *Stack) StartControlPlane(ctx context.Context) error {
+	err := s.spawn("controlplane", "controlplane", []string{
+		"serve", "--listen", s.cpAddr, "--embedded-nats", "--embedded-nats-listen", s.natsAddr,
+		"--embedded-nats-store", filepath.Join(s.opts.StateDir, "nats"), "--regions", strings.Join(s.regions, ","),
+	}, []string{
+		"DATABASE_URL=" + s.opts.DatabaseURL,
+		"GATEHOUSE_ADMIN_TOKEN=" + s.opts.Secrets.AdminToken,
+		"GATEHOUSE_CONFIG_KEYS=" + s.opts.Secrets.ConfigKeys,
+		"GATEHOUSE_MASTER_KEYS=" + s.opts.Secrets.MasterKeys,
+	})
+	if err != nil {
+		return err
+	}
+	return s.waitHTTP(ctx, "controlplane", s.ControlPlane+"/readyz", http.StatusOK)
+}
+
+// StartGateway (re)starts the gateway of region and waits until it has its config.
+func (s *Stack) StartGateway(ctx context.Context, region string) error {
+	name := "gateway-" + region
+	err := s.spawn(name, "gateway", []string{
+		"--region", region, "--listen", s.gatewayAddrs[region], "--nats-url", s.NATSURL,
+		"--gateway-id", name, "--spool-dir", filepath.Join(s.opts.StateDir, "spool-"+region),
+	}, []string{"GATEHOUSE_CONFIG_KEYS=" + s.opts.Secrets.ConfigKeys})
+	if err != nil {
+		return err
+	}
+	return s.waitHTTP(ctx, name, s.Gateways[region]+"/readyz", http.StatusOK)
+}
+
+func (s *Stack) spawn(name, bin string, args, env []string) error {
+	logFile, err := os.OpenFile(filepath.Join(s.opts.StateDir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(s.opts.BinDir, bin), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out io.Writer = logFile
+	if s.opts.LogOutput != nil {
+		out = io.MultiWriter(logFile, prefixWriter{name: name, w: s.opts.LogOutput})
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Children die with us even if we are killed hard.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.procs[name], s.logs[name], s.exited[name] = cmd, logFile, done
+	s.mu.Unlock()
+	return nil
+}
+
+// waitHTTP polls url until it answers one of want, the process exits, or 60s pass.
+func (s *Stack) waitHTTP(ctx context.Context, name, url string, want ...int) error {
+	s.mu.Lock()
+	done := s.exited[name]
+	s.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			for _, w := range want {
+				if resp.StatusCode == w {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited before it was ready; see %s", name, filepath.Join(s.opts.StateDir, "logs", name+".log"))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready at %s after 60s; see its log", name, url)
+		}
+	}
+}
+
+// Kill stops one process (by name: demo-upstream, controlplane, gateway-<region>)
+// with SIGTERM, then SIGKILL after 10 s.
+func (s *Stack) Kill(name string) {
+	s.mu.Lock()
+	cmd, done, logf := s.procs[name], s.exited[name], s.logs[name]
+	delete(s.procs, name)
+	delete(s.logs, name)
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	logf.Close()
+}
+
+// Stop stops everything, gateways first.
+func (s *Stack) Stop() {
+	for _, region := range s.regions {
+		s.Kill("gateway-" + region)
+	}
+	s.Kill("controlplane")
+	s.Kill("demo-upstream")
+}
+
+// LogPath is the log file of a process.
+func (s *Stack) LogPath(name string) string { return filepath.Join(s.opts.StateDir, "logs", name+".log") }
+
+func addrOrFree(addr string) (string, error) {
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", fmt.Errorf("address %s is busy (is another Gatehouse running?): %w", addr, err)
+		}
+		ln.Close()
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+type prefixWriter struct {
+	name string
+	w    io.Writer
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := fmt.Fprintf(p.w, "%-16s %s", p.name, line); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) //nolint:errcheck // never fails
+	return b
+}
+
+func randomHex(n int) string { return fmt.Sprintf("%x", randomBytes(n)) }
+
+func randomB64(n int) string { return base64.RawURLEncoding.EncodeToString(randomBytes(n)) }
