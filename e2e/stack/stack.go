@@ -250,7 +250,9 @@ func (s *Stack) Stop() {
 }
 
 // LogPath is the log file of a process.
-func (s *Stack) LogPath(name string) string { return filepath.Join(s.opts.StateDir, "logs", name+".log") }
+func (s *Stack) LogPath(name string) string {
+	return filepath.Join(s.opts.StateDir, "logs", name+".log")
+}
 
 func addrOrFree(addr string) (string, error) {
 	if addr != "" {

@@ -134,18 +134,18 @@ func (s *Server) api(endpoint string, h handler) http.Handler {
 		}
 		err := s.serve(rw, r, c, h)
 		var ae *apiError
-		status := rw.status
 		if err != nil {
 			ae = toAPIError(err, c.modelName)
 			s.logError(c, ae)
 			if !rw.wrote && ae.status != statusClientClosed {
 				writeAPIError(rw, ae)
 			}
-			if !rw.wrote {
-				status = ae.status
-			}
 		}
-		if status == 0 {
+		status := rw.status
+		switch {
+		case !rw.wrote && ae != nil:
+			status = ae.status
+		case !rw.wrote:
 			status = http.StatusOK
 		}
 		elapsed := time.Since(c.start)
