@@ -1,6 +1,6 @@
 module github.com/gatehouse-dev/gatehouse/e2e
 
-go 1.26
+go 1.26.0
 
 replace (
 	github.com/gatehouse-dev/gatehouse/controlplane => ../controlplane
@@ -10,10 +10,26 @@ replace (
 	github.com/gatehouse-dev/gatehouse/web => ../web
 )
 
-require github.com/jackc/pgx/v5 v5.12.0
+require (
+	github.com/gatehouse-dev/gatehouse/controlplane v0.0.0-00010101000000-000000000000
+	github.com/jackc/pgx/v5 v5.12.0
+	github.com/openai/openai-go/v3 v3.96.0
+)
 
 require (
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/gatehouse-dev/gatehouse/migrations v0.0.0-00010101000000-000000000000 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	golang.org/x/text v0.41.0 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/mfridman/interpolate v0.0.2 // indirect
+	github.com/pressly/goose/v3 v3.29.0 // indirect
+	github.com/sethvargo/go-retry v0.5.0 // indirect
+	github.com/tidwall/gjson v1.20.0 // indirect
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.1 // indirect
+	github.com/tidwall/sjson v1.2.5 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
