@@ -1,0 +1,88 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testKeys = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, c config)
+	}{
+		{
+			name: "defaults",
+			env:  map[string]string{"GATEHOUSE_CONFIG_KEYS": testKeys},
+			check: func(t *testing.T, c config) {
+				a := c.app
+				if a.Region != "local" || a.Listen != "127.0.0.1:8090" || a.NATSURL != "nats://127.0.0.1:4222" ||
+					a.MaxBodyBytes != 4<<20 || a.UpstreamTimeout != 10*time.Minute || a.SpoolDir == "" || a.GatewayID == "" {
+					t.Errorf("defaults = %+v", a)
+				}
+				if strings.ContainsAny(a.GatewayID, ".*> ") {
+					t.Errorf("gateway id %q is not a subject token", a.GatewayID)
+				}
+			},
+		},
+		{
+			name: "env",
+			env: map[string]string{
+				"GATEHOUSE_CONFIG_KEYS": testKeys, "GATEHOUSE_REGION": "eu-1", "GATEHOUSE_GATEWAY_ADDR": ":9",
+				"NATS_URL": "nats://n:1", "GATEHOUSE_GATEWAY_ID": "gw-7", "GATEHOUSE_MAX_BODY_BYTES": "10",
+				"GATEHOUSE_SPOOL_DIR": "/s",
+			},
+			check: func(t *testing.T, c config) {
+				a := c.app
+				if a.Region != "eu-1" || a.Listen != ":9" || a.NATSURL != "nats://n:1" || a.GatewayID != "gw-7" || a.MaxBodyBytes != 10 || a.SpoolDir != "/s" {
+					t.Errorf("config = %+v", a)
+				}
+			},
+		},
+		{
+			name: "flags beat env",
+			args: []string{"--region", "us-2", "--upstream-timeout", "30s", "--config-keys", testKeys},
+			env:  map[string]string{"GATEHOUSE_REGION": "eu-1"},
+			check: func(t *testing.T, c config) {
+				if c.app.Region != "us-2" || c.app.UpstreamTimeout != 30*time.Second {
+					t.Errorf("config = %+v", c.app)
+				}
+			},
+		},
+		{name: "version needs nothing else", args: []string{"--version"}, check: func(t *testing.T, c config) {
+			if !c.printVersion || c.app.Version == "" {
+				t.Errorf("config = %+v", c)
+			}
+		}},
+		{name: "keys required", wantErr: "required"},
+		{name: "bad keys", args: []string{"--config-keys", "k1:short"}, wantErr: "config-keys"},
+		{name: "bad region", args: []string{"--config-keys", testKeys, "--region", "EU.1"}, wantErr: "region"},
+		{name: "bad body limit", args: []string{"--config-keys", testKeys, "--max-body-bytes", "0"}, wantErr: "max-body-bytes"},
+		{name: "bad timeout", args: []string{"--config-keys", testKeys, "--upstream-timeout", "soon"}, wantErr: "upstream-timeout"},
+		{name: "bad gateway id", args: []string{"--config-keys", testKeys, "--gateway-id", "a.b"}, wantErr: "gateway-id"},
+		{name: "stray argument", args: []string{"--config-keys", testKeys, "extra"}, wantErr: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}

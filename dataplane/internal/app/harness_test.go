@@ -1,0 +1,331 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
+)
+
+const (
+	region       = "eu-test"
+	upstreamKey  = "sk-upstream-secret-0123456789"
+	promptTokens = 11
+	outputTokens = 7
+	cachedTokens = 3
+)
+
+// upstreamCall is what the fake provider saw.
+type upstreamCall struct {
+	Path          string
+	Authorization string
+	Body          map[string]any
+}
+
+// fakeUpstream is an OpenAI-compatible provider whose behaviour depends on the
+// upstream model id it is asked for.
+type fakeUpstream struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	mu    sync.Mutex
+	calls []upstreamCall
+	// release unblocks "up-block" streams after their first chunk.
+	release chan struct{}
+	// cancelled receives when an "up-block" request's context ends early.
+	cancelled chan struct{}
+}
+
+func newFakeUpstream(t testing.TB) *fakeUpstream {
+	u := &fakeUpstream{t: t, release: make(chan struct{}), cancelled: make(chan struct{}, 16)}
+	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *fakeUpstream) lastCall() (upstreamCall, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.calls) == 0 {
+		return upstreamCall{}, errors.New("upstream not called")
+	}
+	return u.calls[len(u.calls)-1], nil
+}
+
+func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	var body map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	u.mu.Lock()
+	u.calls = append(u.calls, upstreamCall{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body})
+	u.mu.Unlock()
+	model, _ := body["model"].(string)
+	stream, _ := body["stream"].(bool)
+	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":%d}}`,
+		promptTokens, outputTokens, promptTokens+outputTokens, cachedTokens)
+	switch model {
+	case "up-401":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s","type":"invalid_request_error","code":"invalid_api_key"}}`, upstreamKey)
+		return
+	case "up-429":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}`)
+		return
+	case "up-slow":
+		<-r.Context().Done()
+		return
+	}
+	if !stream {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":%s}`, model, usage)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher := w.(http.Flusher)
+	chunk := func(content string) {
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}],\"usage\":null}\n\n", model, content)
+		flusher.Flush()
+	}
+	chunk("Hel")
+	if model == "up-block" {
+		select {
+		case <-u.release:
+		case <-r.Context().Done():
+			u.cancelled <- struct{}{}
+			return
+		}
+	}
+	chunk("lo")
+	if incl, _ := body["stream_options"].(map[string]any)["include_usage"].(bool); incl {
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", model, usage)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+// fixture is one org's config plus the keys to use it.
+type fixture struct {
+	snap    *gatehousev1.Snapshot
+	frozen  *gatehousev1.Snapshot
+	key     string // team-a, every model
+	limited string // team-a, only "echo"
+	expired string
+	teamB   string // suspended team
+	frozenK string // suspended org
+}
+
+func newFixture(upstreamURL, deadURL string) *fixture {
+	f := &fixture{}
+	var sums [5][]byte
+	f.key, sums[0] = fakecp.NewKey("acmekey00001")
+	f.limited, sums[1] = fakecp.NewKey("acmekey00002")
+	f.expired, sums[2] = fakecp.NewKey("acmekey00003")
+	f.teamB, sums[3] = fakecp.NewKey("acmekey00004")
+	f.frozenK, sums[4] = fakecp.NewKey("frozenkey001")
+	provider := func(id, url string) *gatehousev1.Provider {
+		return &gatehousev1.Provider{Id: id, Name: id, Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseUrl: url, ApiKey: upstreamKey}
+	}
+	model := func(name, upstream, provider string) *gatehousev1.Model {
+		return &gatehousev1.Model{
+			Id: "m-" + name, Name: name, ProviderId: provider, UpstreamModel: upstream,
+			InputPricePerMtokMicros: 2_000_000, OutputPricePerMtokMicros: 8_000_000, CachedInputPricePerMtokMicros: 500_000,
+		}
+	}
+	teamBOnly := model("team-b-only", "up-echo", "up")
+	teamBOnly.TeamIds = []string{"team-b"}
+	f.snap = &gatehousev1.Snapshot{
+		Org:   &gatehousev1.Organization{Id: "acme", Slug: "acme", Name: "Acme"},
+		Teams: []*gatehousev1.Team{{Id: "team-a", Slug: "a"}, {Id: "team-b", Slug: "b", Suspended: true}},
+		Keys: []*gatehousev1.ApiKey{
+			{Id: "acmekey00001", TeamId: "team-a", SecretSha256: sums[0]},
+			{Id: "acmekey00002", TeamId: "team-a", SecretSha256: sums[1], AllowedModels: []string{"echo"}},
+			{Id: "acmekey00003", TeamId: "team-a", SecretSha256: sums[2], ExpiresAtUnixMs: time.Now().Add(-time.Hour).UnixMilli()},
+			{Id: "acmekey00004", TeamId: "team-b", SecretSha256: sums[3]},
+		},
+		Providers: []*gatehousev1.Provider{provider("up", upstreamURL+"/v1"), provider("dead", deadURL+"/v1")},
+		Models: []*gatehousev1.Model{
+			model("echo", "up-echo", "up"),
+			model("block", "up-block", "up"),
+			model("auth-fail", "up-401", "up"),
+			model("limited", "up-429", "up"),
+			model("slow", "up-slow", "up"),
+			model("dead", "up-echo", "dead"),
+			teamBOnly,
+		},
+	}
+	f.frozen = &gatehousev1.Snapshot{
+		Org:   &gatehousev1.Organization{Id: "frozen", Slug: "frozen", Suspended: true},
+		Teams: []*gatehousev1.Team{{Id: "team-f"}},
+		Keys:  []*gatehousev1.ApiKey{{Id: "frozenkey001", TeamId: "team-f", SecretSha256: sums[4]}},
+	}
+	return f
+}
+
+// deadURL returns the URL of a port nothing listens on.
+func deadURL(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+type harness struct {
+	cp       *fakecp.CP
+	upstream *fakeUpstream
+	fx       *fixture
+	app      *app.App
+	url      string
+	stop     func()
+}
+
+type harnessOptions struct {
+	upstreamTimeout time.Duration
+	maxBody         int64
+	noBucket        bool
+	spoolDir        string
+	logger          *slog.Logger
+}
+
+func startHarness(t testing.TB, o harnessOptions) *harness {
+	t.Helper()
+	var cpOpts []fakecp.Option
+	if o.noBucket {
+		cpOpts = append(cpOpts, fakecp.WithoutBucket())
+	}
+	h := &harness{cp: fakecp.Start(t, cpOpts...), upstream: newFakeUpstream(t)}
+	h.fx = newFixture(h.upstream.srv.URL, deadURL(t))
+	if !o.noBucket {
+		h.cp.Publish(region, h.fx.snap)
+		h.cp.Publish(region, h.fx.frozen)
+	}
+	h.startGateway(t, o)
+	if !o.noBucket {
+		fakecp.Eventually(t, 10*time.Second, func() error {
+			if !h.app.Ready() {
+				return errors.New("gateway not ready")
+			}
+			return nil
+		})
+	}
+	return h
+}
+
+func (h *harness) startGateway(t testing.TB, o harnessOptions) {
+	t.Helper()
+	kr, err := wire.ParseKeyring(h.cp.KeysSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.upstreamTimeout == 0 {
+		o.upstreamTimeout = time.Minute
+	}
+	if o.maxBody == 0 {
+		o.maxBody = 4 << 20
+	}
+	if o.spoolDir == "" {
+		o.spoolDir = t.TempDir()
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a, err := app.New(app.Config{
+		Region: region, Listen: "127.0.0.1:0", NATSURL: h.cp.URL(), Keyring: kr,
+		GatewayID: "gw-test", MaxBodyBytes: o.maxBody, SpoolDir: o.spoolDir,
+		UpstreamTimeout: o.upstreamTimeout, HeartbeatInterval: 50 * time.Millisecond,
+		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		Version: "test-1", Logger: o.logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app = a
+	h.url = "http://" + a.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("gateway run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(h.stop)
+}
+
+// usageEvents returns every usage event the gateway published, keyed by request id.
+func (h *harness) usageEvents() (map[string]*gatehousev1.UsageEvent, error) {
+	batches, err := h.cp.UsageBatches()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*gatehousev1.UsageEvent{}
+	for _, b := range batches {
+		for _, ev := range b.Events {
+			out[ev.RequestId] = ev
+		}
+	}
+	return out, nil
+}
+
+// waitUsage waits for the usage event of a request.
+func (h *harness) waitUsage(t testing.TB, requestID string) *gatehousev1.UsageEvent {
+	t.Helper()
+	var ev *gatehousev1.UsageEvent
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		evs, err := h.usageEvents()
+		if err != nil {
+			return err
+		}
+		if ev = evs[requestID]; ev == nil {
+			return fmt.Errorf("no usage event for request %q (%d events)", requestID, len(evs))
+		}
+		return nil
+	})
+	return ev
+}
+
+// do sends a raw request to the gateway.
+func (h *harness) do(t testing.TB, method, path string, header map[string]string, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
+}
+
+func bearer(key string) map[string]string { return map[string]string{"Authorization": "Bearer " + key} }
