@@ -164,6 +164,9 @@ func defaultGatewayID() string {
 		}
 		return r
 	}, host)
+	if len(host) > 48 {
+		host = host[:48]
+	}
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])

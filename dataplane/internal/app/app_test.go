@@ -298,7 +298,9 @@ func checkError(t *testing.T, resp *http.Response, body []byte, wantStatus int, 
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, harnessOptions{maxBody: 64 << 10})
-	chat := func(model string) string { return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hi"}]}`, model) }
+	chat := func(model string) string {
+		return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hi"}]}`, model)
+	}
 	tests := []struct {
 		name       string
 		method     string

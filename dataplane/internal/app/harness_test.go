@@ -43,17 +43,22 @@ type fakeUpstream struct {
 	t   testing.TB
 	srv *httptest.Server
 
-	mu    sync.Mutex
-	calls []upstreamCall
+	mu   sync.Mutex
+	last *upstreamCall
 	// release unblocks "up-block" streams after their first chunk.
 	release chan struct{}
 	// cancelled receives when an "up-block" request's context ends early.
 	cancelled chan struct{}
 }
 
-func newFakeUpstream(t testing.TB) *fakeUpstream {
+// newFakeUpstream starts the fake provider; handler, when not nil, replaces its
+// behaviour.
+func newFakeUpstream(t testing.TB, handler http.Handler) *fakeUpstream {
 	u := &fakeUpstream{t: t, release: make(chan struct{}), cancelled: make(chan struct{}, 16)}
-	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
+	if handler == nil {
+		handler = http.HandlerFunc(u.serve)
+	}
+	u.srv = httptest.NewServer(handler)
 	t.Cleanup(u.srv.Close)
 	return u
 }
@@ -61,17 +66,17 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 func (u *fakeUpstream) lastCall() (upstreamCall, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.calls) == 0 {
+	if u.last == nil {
 		return upstreamCall{}, errors.New("upstream not called")
 	}
-	return u.calls[len(u.calls)-1], nil
+	return *u.last, nil
 }
 
 func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	var body map[string]any
 	_ = json.NewDecoder(r.Body).Decode(&body)
 	u.mu.Lock()
-	u.calls = append(u.calls, upstreamCall{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body})
+	u.last = &upstreamCall{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body}
 	u.mu.Unlock()
 	model, _ := body["model"].(string)
 	stream, _ := body["stream"].(bool)
@@ -203,6 +208,7 @@ type harnessOptions struct {
 	noBucket        bool
 	spoolDir        string
 	logger          *slog.Logger
+	upstream        http.Handler
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -211,7 +217,7 @@ func startHarness(t testing.TB, o harnessOptions) *harness {
 	if o.noBucket {
 		cpOpts = append(cpOpts, fakecp.WithoutBucket())
 	}
-	h := &harness{cp: fakecp.Start(t, cpOpts...), upstream: newFakeUpstream(t)}
+	h := &harness{cp: fakecp.Start(t, cpOpts...), upstream: newFakeUpstream(t, o.upstream)}
 	h.fx = newFixture(h.upstream.srv.URL, deadURL(t))
 	if !o.noBucket {
 		h.cp.Publish(region, h.fx.snap)

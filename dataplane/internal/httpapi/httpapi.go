@@ -318,7 +318,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		size = r.ContentLength + 1
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody)); err != nil {
+	// Bound the body upload (the server has no overall read timeout, which would also
+	// cut long streams), then lift the deadline for the rest of the exchange.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody))
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
 		if r.Context().Err() != nil {
 			return nil, fmt.Errorf("read body: %w: %w", llm.ErrClientGone, err)
 		}
@@ -330,6 +336,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	}
 	return buf.Bytes(), nil
 }
+
+// bodyReadTimeout bounds how long a client may take to upload a request body.
+const bodyReadTimeout = time.Minute
 
 func newRequestID() string {
 	var b [12]byte

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,7 +217,7 @@ func (c *Client) relayBody(parent, ctx context.Context, w http.ResponseWriter, r
 	}
 	h := w.Header()
 	h.Set("Content-Type", ct)
-	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode)
 	res.Status = resp.StatusCode
 	if _, err := w.Write(body); err != nil {
