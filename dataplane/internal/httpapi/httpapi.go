@@ -175,7 +175,7 @@ func (s *Server) logError(c *call, e *apiError) {
 	if e.err != nil {
 		attrs = append(attrs, "err", e.err)
 	}
-	if e.status >= 500 {
+	if e.status >= 500 && e != errNotReady {
 		s.log.Warn("request failed", attrs...)
 		return
 	}
