@@ -11,9 +11,13 @@ replace (
 )
 
 require (
+	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/gatehouse-dev/gatehouse/controlplane v0.0.0-00010101000000-000000000000
+	github.com/go-jose/go-jose/v4 v4.1.8
+	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/openai/openai-go/v3 v3.96.0
+	golang.org/x/oauth2 v0.37.0
 )
 
 require (
