@@ -11,9 +11,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/app"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/sso"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -45,6 +47,9 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.StringVar(&cfg.EmbeddedNATSListen, "embedded-nats-listen", env("GATEHOUSE_EMBEDDED_NATS_ADDR", "127.0.0.1:14222"), "embedded NATS listen address")
 	fs.StringVar(&cfg.EmbeddedNATSStore, "embedded-nats-store", env("GATEHOUSE_EMBEDDED_NATS_STORE", ".dev/nats"), "embedded NATS JetStream store directory")
 	fs.StringVar(&regions, "regions", env("GATEHOUSE_REGIONS", "local"), "comma-separated regions to publish config to (GATEHOUSE_REGIONS)")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("GATEHOUSE_PUBLIC_URL", ""), "URL browsers use to reach the console (GATEHOUSE_PUBLIC_URL); default http://<listen>")
+	fs.DurationVar(&cfg.SessionIdle, "session-idle", 2*time.Hour, "console session idle timeout")
+	fs.DurationVar(&cfg.SessionAbsolute, "session-absolute", 12*time.Hour, "console session absolute timeout")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -57,11 +62,17 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	cfg.ConfigKeys = os.Getenv("GATEHOUSE_CONFIG_KEYS")
 	cfg.MasterKeys = os.Getenv("GATEHOUSE_MASTER_KEYS")
 	cfg.Version = version
-	for _, r := range strings.Split(regions, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			cfg.Regions = append(cfg.Regions, r)
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Listen
+	}
+	if issuer := os.Getenv("GATEHOUSE_PLATFORM_OIDC_ISSUER"); issuer != "" {
+		cfg.Platform = &sso.Platform{
+			Issuer: issuer, ClientID: os.Getenv("GATEHOUSE_PLATFORM_OIDC_CLIENT_ID"), ClientSecret: os.Getenv("GATEHOUSE_PLATFORM_OIDC_CLIENT_SECRET"),
+			Domains: list(os.Getenv("GATEHOUSE_PLATFORM_OIDC_DOMAINS")), AdminEmails: list(os.Getenv("GATEHOUSE_PLATFORM_ADMINS")),
+			AdminGroup: os.Getenv("GATEHOUSE_PLATFORM_ADMIN_GROUP"),
 		}
 	}
+	cfg.Regions = list(regions)
 
 	switch cmd {
 	case "serve":
@@ -76,6 +87,17 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	default:
 		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
 	}
+}
+
+// list splits a comma-separated setting, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(strings.ToLower(p)); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func env(name, def string) string {

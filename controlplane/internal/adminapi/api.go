@@ -4,13 +4,12 @@
 package adminapi
 
 import (
+	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
@@ -23,53 +22,62 @@ var openAPI []byte
 // API is the admin API.
 type API struct {
 	store      *store.Store
+	authz      Authorizer
 	log        *slog.Logger
 	adminToken [32]byte
 	hasToken   bool
+	// reload is called after role assignments change, so this replica's authorizer
+	// sees the change before the response (others follow the Postgres notification).
+	reload func(context.Context) error
 }
 
 // New returns the admin API. adminToken is the bootstrap token; empty disables it.
-func New(st *store.Store, adminToken string, log *slog.Logger) *API {
-	a := &API{store: st, log: log}
+func New(st *store.Store, authz Authorizer, reload func(context.Context) error, adminToken string, log *slog.Logger) *API {
+	a := &API{store: st, authz: authz, reload: reload, log: log}
 	if adminToken != "" {
 		a.adminToken, a.hasToken = sha256.Sum256([]byte(adminToken)), true
 	}
 	return a
 }
 
-// Permission names what a route needs. Today only the bootstrap admin holds any; the
-// identity work maps roles to permissions per org and team.
-type Permission string
-
-// Permissions used by routes.
-const (
-	PermPlatformRead  Permission = "platform:read"
-	PermPlatformWrite Permission = "platform:write"
-	PermOrgRead       Permission = "org:read"
-	PermOrgWrite      Permission = "org:write"
-	PermKeysWrite     Permission = "keys:write"
-)
-
-// Routes mounts the API on r (at /api/v1).
+// Routes mounts the API on r (at /api/v1). Every route names the permission it needs
+// next to it: can(object, action) in the org and team of its URL.
 func (a *API) Routes(r chi.Router) {
 	r.Get("/openapi.json", serveOpenAPI)
 	r.Group(func(r chi.Router) {
 		r.Use(a.authenticate)
-		r.With(a.can(PermPlatformRead)).Get("/orgs", a.handle(a.listOrgs))
-		r.With(a.can(PermPlatformWrite)).Post("/orgs", a.handle(a.createOrg))
+		r.With(a.can(objAny, "read")).Get("/orgs", a.handle(a.listOrgs))
+		r.With(a.can(objPlatform, "write")).Post("/orgs", a.handle(a.createOrg))
+		r.With(a.can(objPlatform, "write")).Post("/users/{user}/disable", a.handle(a.disableUser(true)))
+		r.With(a.can(objPlatform, "write")).Post("/users/{user}/enable", a.handle(a.disableUser(false)))
 		r.Route("/orgs/{org}", func(r chi.Router) {
-			r.With(a.can(PermOrgRead)).Get("/", a.handle(a.getOrg))
-			r.With(a.can(PermOrgRead)).Get("/teams", a.handle(a.listTeams))
-			r.With(a.can(PermOrgWrite)).Post("/teams", a.handle(a.createTeam))
-			r.With(a.can(PermOrgRead)).Get("/teams/{team}/keys", a.handle(a.listKeys))
-			r.With(a.can(PermKeysWrite)).Post("/teams/{team}/keys", a.handle(a.createKey))
-			r.With(a.can(PermKeysWrite)).Post("/keys/{key}/revoke", a.handle(a.revokeKey))
-			r.With(a.can(PermOrgRead)).Get("/providers", a.handle(a.listProviders))
-			r.With(a.can(PermOrgWrite)).Post("/providers", a.handle(a.createProvider))
-			r.With(a.can(PermOrgRead)).Get("/models", a.handle(a.listModels))
-			r.With(a.can(PermOrgWrite)).Post("/models", a.handle(a.createModel))
-			r.With(a.can(PermOrgRead)).Get("/audit", a.handle(a.listAudit))
-			r.With(a.can(PermOrgRead)).Get("/usage", a.handle(a.usageSummary))
+			r.With(a.can("org", "read")).Get("/", a.handle(a.getOrg))
+			r.With(a.can("teams", "read")).Get("/teams", a.handle(a.listTeams))
+			r.With(a.can("teams", "write")).Post("/teams", a.handle(a.createTeam))
+			r.With(a.can("keys", "read")).Get("/teams/{team}/keys", a.handle(a.listKeys))
+			r.With(a.can("keys", "write")).Post("/teams/{team}/keys", a.handle(a.createKey))
+			r.With(a.can("keys", "write")).Post("/teams/{team}/keys/{key}/revoke", a.handle(a.revokeKey))
+			r.With(a.can("team_members", "read")).Get("/teams/{team}/members", a.handle(a.listTeamMembers))
+			r.With(a.can("team_members", "write")).Post("/teams/{team}/members", a.handle(a.addTeamMember))
+			r.With(a.can("team_members", "write")).Post("/teams/{team}/members/{user}/remove", a.handle(a.removeTeamMember))
+			r.With(a.can("models", "read")).Get("/providers", a.handle(a.listProviders))
+			r.With(a.can("models", "write")).Post("/providers", a.handle(a.createProvider))
+			r.With(a.can("models", "read")).Get("/models", a.handle(a.listModels))
+			r.With(a.can("models", "write")).Post("/models", a.handle(a.createModel))
+			r.With(a.can("members", "read")).Get("/members", a.handle(a.listMembers))
+			r.With(a.can("members", "write")).Post("/members", a.handle(a.addMember))
+			r.With(a.can("members", "write")).Put("/members/{user}", a.handle(a.setMemberRole))
+			r.With(a.can("members", "write")).Delete("/members/{user}", a.handle(a.removeMember))
+			r.With(a.can("sso", "read")).Get("/sso", a.handle(a.getSSO))
+			r.With(a.can("sso", "write")).Put("/sso", a.handle(a.putSSO))
+			r.With(a.can("sso", "read")).Get("/sso/mappings", a.handle(a.listMappings))
+			r.With(a.can("sso", "write")).Post("/sso/mappings", a.handle(a.createMapping))
+			r.With(a.can("sso", "write")).Delete("/sso/mappings/{mapping}", a.handle(a.deleteMapping))
+			r.With(a.can("tokens", "read")).Get("/tokens", a.handle(a.listTokens))
+			r.With(a.can("tokens", "write")).Post("/tokens", a.handle(a.createToken))
+			r.With(a.can("tokens", "write")).Post("/tokens/{token}/revoke", a.handle(a.revokeToken))
+			r.With(a.can("audit", "read")).Get("/audit", a.handle(a.listAudit))
+			r.With(a.can("usage", "read")).Get("/usage", a.handle(a.usageSummary))
 		})
 	})
 	r.NotFound(a.handle(func(http.ResponseWriter, *http.Request) error {
@@ -85,75 +93,27 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(openAPI)
 }
 
-type principalKey struct{}
-
-// Principal is who calls the API.
-type Principal struct {
-	Actor store.Actor
-	// Platform is true for the bootstrap admin, which may do everything.
-	Platform bool
-}
-
-// authenticate resolves the bearer token to a principal or answers 401.
-func (a *API) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !a.hasToken {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
-			writeError(w, r, a.log, &HTTPError{Status: http.StatusUnauthorized, Code: "unauthenticated", Msg: "a valid admin token is required"})
-			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if subtle.ConstantTimeCompare(sum[:], a.adminToken[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin", error="invalid_token"`)
-			writeError(w, r, a.log, &HTTPError{Status: http.StatusUnauthorized, Code: "unauthenticated", Msg: "a valid admin token is required"})
-			return
-		}
-		p := &Principal{Actor: "bootstrap-admin", Platform: true}
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
-	})
-}
-
-// can authorizes the principal for perm.
-func (a *API) can(perm Permission) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p := principal(r.Context())
-			if p == nil || !p.Platform {
-				writeError(w, r, a.log, &HTTPError{Status: http.StatusForbidden, Code: "forbidden", Msg: "not allowed: " + string(perm)})
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
-func actor(r *http.Request) store.Actor {
-	if p := principal(r.Context()); p != nil {
-		return p.Actor
-	}
-	return "unknown"
-}
-
-func (a *API) org(r *http.Request) (store.Org, error) {
-	return a.store.ResolveOrg(r.Context(), chi.URLParam(r, "org"))
-}
-
-func (a *API) team(r *http.Request) (store.Org, store.Team, error) {
-	org, err := a.org(r)
-	if err != nil {
-		return store.Org{}, store.Team{}, err
-	}
-	team, err := a.store.ResolveTeam(r.Context(), org.ID, chi.URLParam(r, "team"))
-	return org, team, err
-}
-
 type list[T any] struct {
 	Data []T `json:"data"`
 }
 
 func (a *API) listOrgs(w http.ResponseWriter, r *http.Request) error {
-	orgs, err := a.store.ListOrgs(r.Context())
+	p := principal(r.Context())
+	var orgs []store.Org
+	var err error
+	switch {
+	case p.Bootstrap:
+		orgs, err = a.store.ListOrgs(r.Context())
+	case p.OrgID != "":
+		var o store.Org
+		o, err = a.store.ResolveOrg(r.Context(), p.OrgID)
+		orgs = []store.Org{o}
+	default:
+		var u store.User
+		if u, err = a.store.GetUser(r.Context(), p.UserID); err == nil {
+			orgs, err = a.store.OrgsForUser(r.Context(), u)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -180,19 +140,13 @@ func (a *API) createOrg(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getOrg(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	writeJSON(w, http.StatusOK, org)
 	return nil
 }
 
 func (a *API) listTeams(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	teams, err := a.store.ListTeams(r.Context(), org.ID)
 	if err != nil {
 		return err
@@ -202,10 +156,7 @@ func (a *API) listTeams(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) createTeam(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	var in createOrgReq
 	if err := decode(r, &in); err != nil {
 		return err
@@ -219,10 +170,7 @@ func (a *API) createTeam(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
-	org, team, err := a.team(r)
-	if err != nil {
-		return err
-	}
+	org, team := requestScope(r).org, requestScope(r).team
 	keys, err := a.store.ListKeys(r.Context(), org.ID, team.ID)
 	if err != nil {
 		return err
@@ -244,10 +192,7 @@ type createdKey struct {
 }
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
-	org, team, err := a.team(r)
-	if err != nil {
-		return err
-	}
+	org, team := requestScope(r).org, requestScope(r).team
 	var in createKeyReq
 	if err := decode(r, &in); err != nil {
 		return err
@@ -264,11 +209,8 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
-	key, err := a.store.RevokeKey(r.Context(), actor(r), org.ID, chi.URLParam(r, "key"))
+	org := requestScope(r).org
+	key, err := a.store.RevokeKey(r.Context(), actor(r), org.ID, requestScope(r).team.ID, chi.URLParam(r, "key"))
 	if err != nil {
 		return err
 	}
@@ -277,10 +219,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listProviders(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	ps, err := a.store.ListProviders(r.Context(), org.ID)
 	if err != nil {
 		return err
@@ -297,10 +236,7 @@ type createProviderReq struct {
 }
 
 func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	var in createProviderReq
 	if err := decode(r, &in); err != nil {
 		return err
@@ -314,10 +250,7 @@ func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listModels(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	ms, err := a.store.ListModels(r.Context(), org.ID)
 	if err != nil {
 		return err
@@ -336,10 +269,7 @@ type createModelReq struct {
 }
 
 func (a *API) createModel(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	var in createModelReq
 	if err := decode(r, &in); err != nil {
 		return err
@@ -353,15 +283,11 @@ func (a *API) createModel(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
+	f, err := auditFilter(r)
 	if err != nil {
 		return err
 	}
-	limit, err := limitParam(r, 100, 1000)
-	if err != nil {
-		return err
-	}
-	entries, err := a.store.ListAudit(r.Context(), org.ID, limit)
+	entries, err := a.store.FilterAudit(r.Context(), requestScope(r).org.ID, f)
 	if err != nil {
 		return err
 	}
@@ -370,10 +296,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) usageSummary(w http.ResponseWriter, r *http.Request) error {
-	org, err := a.org(r)
-	if err != nil {
-		return err
-	}
+	org := requestScope(r).org
 	sum, err := a.store.UsageSummary(r.Context(), org.ID)
 	if err != nil {
 		return err

@@ -20,7 +20,9 @@ const token = "test-admin-token"
 
 func newServer(t *testing.T) (*httptest.Server, chi.Router) {
 	t.Helper()
-	api := adminapi.New(cptest.Store(t), token, slog.New(slog.DiscardHandler))
+	st := cptest.Store(t)
+	authz := cptest.Authorizer(t, st)
+	api := adminapi.New(st, authz, authz.Reload, token, slog.New(slog.DiscardHandler))
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
 	r.Route("/api/v1", api.Routes)
@@ -150,7 +152,7 @@ func TestCRUDAndBadInput(t *testing.T) {
 	if status != 200 || strings.Contains(mustJSON(t, keys), secret) {
 		t.Fatalf("list keys leaks the secret or failed: %d", status)
 	}
-	if status, k := c.do("POST", "/orgs/acme/keys/"+key["id"].(string)+"/revoke", ""); status != 200 || k["revoked_at"] == nil {
+	if status, k := c.do("POST", "/orgs/acme/teams/search/keys/"+key["id"].(string)+"/revoke", ""); status != 200 || k["revoked_at"] == nil {
 		t.Fatalf("revoke: %d %v", status, k)
 	}
 	status, audit := c.do("GET", "/orgs/acme/audit", "")
@@ -174,7 +176,7 @@ func TestCRUDAndBadInput(t *testing.T) {
 		{"unknown provider", "POST", "/orgs/acme/models", `{"name":"m","provider":"nope"}`, 422, "invalid", "provider"},
 		{"unknown org", "GET", "/orgs/nope/teams", "", 404, "not_found", ""},
 		{"unknown team", "GET", "/orgs/acme/teams/nope/keys", "", 404, "not_found", ""},
-		{"unknown key", "POST", "/orgs/acme/keys/zzzzzzzzzzzz/revoke", "", 404, "not_found", ""},
+		{"unknown key", "POST", "/orgs/acme/teams/search/keys/zzzzzzzzzzzz/revoke", "", 404, "not_found", ""},
 		{"bad limit", "GET", "/orgs/acme/audit?limit=0", "", 400, "bad_request", "limit"},
 		{"unknown route", "GET", "/nope", "", 404, "not_found", ""},
 		{"wrong method", "DELETE", "/orgs", "", 405, "method_not_allowed", ""},

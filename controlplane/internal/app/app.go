@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/adminapi"
@@ -16,6 +18,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/console"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/natsbus"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/rbac"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/session"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/sso"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/usageingest"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
@@ -43,6 +48,13 @@ type Config struct {
 	EmbeddedNATSStore  string
 	Regions            []string
 	Version            string
+	// PublicURL is where browsers reach the control plane (the OIDC callback is
+	// PublicURL/auth/callback). Cookies are Secure unless it is http on loopback.
+	PublicURL string
+	// Platform, if set, is the IdP that signs in platform admins.
+	Platform        *sso.Platform
+	SessionIdle     time.Duration
+	SessionAbsolute time.Duration
 }
 
 // Run runs the control plane until ctx ends. ready, if not nil, is called with the
@@ -112,8 +124,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	pub := configpub.NewPublisher(st, res.Config, configKeys, cfg.Regions, natsbus.MaxConfigValueBytes, log.With("component", "configpub"))
 	ing := usageingest.New(pool, js, log.With("component", "usageingest"))
 
-	api := adminapi.New(st, cfg.AdminToken, log.With("component", "adminapi"))
-	con := console.New(health{pool: pool, nc: nc}, cfg.Version, cfg.Regions, log.With("component", "console"))
+	authz, err := rbac.New(ctx, st, log.With("component", "rbac"))
+	if err != nil {
+		return err
+	}
+	secure, err := cookiesSecure(cfg.PublicURL)
+	if err != nil {
+		return err
+	}
+	if !secure {
+		log.Warn("console cookies are not Secure: the public URL is plain http on loopback (development only)", "public_url", cfg.PublicURL)
+	}
+	redirect := strings.TrimRight(cfg.PublicURL, "/") + "/auth/callback"
+	api := adminapi.New(st, authz, authz.Reload, cfg.AdminToken, log.With("component", "adminapi"))
+	con := console.New(console.Config{
+		Store: st, Authz: authz, Reload: authz.Reload, Health: health{pool: pool, nc: nc},
+		Sessions: session.New(session.Config{Secure: secure, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute}, st),
+		SSO:      sso.New(sso.Config{RedirectURL: redirect, Platform: cfg.Platform}, st, log.With("component", "sso")),
+		Version:  cfg.Version, Regions: cfg.Regions, RedirectURI: redirect, Log: log.With("component", "console"),
+	})
 	handler := Router(api, con, health{pool: pool, nc: nc})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -124,6 +153,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	rbacChanged := make(chan struct{}, 1)
+	go database.Listen(ctx, pool, store.RBACChannel, rbacChanged, log)
+	go authz.Run(ctx, rbacChanged, 30*time.Second)
 	errc := make(chan error, 3)
 	go func() { errc <- pub.Run(ctx) }()
 	go func() { errc <- ing.Run(ctx) }()
@@ -166,7 +198,7 @@ func Router(api *adminapi.API, con *console.Console, h health) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	r.Route("/api/v1", api.Routes)
-	con.Routes(r)
+	r.Group(con.Routes)
 	return r
 }
 
@@ -175,6 +207,22 @@ func requestIDHeader(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", middleware.GetReqID(r.Context()))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// cookiesSecure decides the Secure flag from the public URL: https always; plain http
+// only on loopback, for development.
+func cookiesSecure(public string) (bool, error) {
+	u, err := url.Parse(public)
+	if err != nil || u.Host == "" {
+		return false, fmt.Errorf("config: public url %q is not an absolute URL", public)
+	}
+	switch {
+	case u.Scheme == "https":
+		return true, nil
+	case u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1"):
+		return false, nil
+	}
+	return false, fmt.Errorf("config: public url %q must be https (plain http is allowed on loopback only)", public)
 }
 
 type health struct {

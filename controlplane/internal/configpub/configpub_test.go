@@ -191,7 +191,7 @@ func TestOutboxSurvivesCrash(t *testing.T) {
 
 	// A revocation is published with a higher version and without the key.
 	meta0, _, _, _ := open("eu")
-	if _, err := st.RevokeKey(ctx, "test", org.ID, key.ID); err != nil {
+	if _, err := st.RevokeKey(ctx, "test", org.ID, team.ID, key.ID); err != nil {
 		t.Fatal(err)
 	}
 	cptest.Eventually(t, 5*time.Second, func() error {

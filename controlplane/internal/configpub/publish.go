@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -58,7 +58,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		return fmt.Errorf("config publisher: %w", err)
 	}
 	notified := make(chan struct{}, 1)
-	go p.listen(ctx, p.store.Pool(), notified)
+	go database.Listen(ctx, p.store.Pool(), notifyChannel, notified, p.log)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -71,40 +71,6 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-p.kick:
 		case <-notified:
-		}
-	}
-}
-
-// listen forwards Postgres notifications of new outbox rows, so a change made on
-// another replica is published at once, not at the next tick.
-func (p *Publisher) listen(ctx context.Context, pool *pgxpool.Pool, out chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, "listen "+notifyChannel); err != nil {
-				return err
-			}
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					return err
-				}
-				select {
-				case out <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		p.log.Warn("config outbox listen interrupted", "error", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
 		}
 	}
 }

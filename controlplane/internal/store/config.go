@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
@@ -128,15 +129,15 @@ func (s *Store) EnqueueAllOrgs(ctx context.Context, reason string) error {
 
 // AuditEntry is one row of the audit log.
 type AuditEntry struct {
-	ID         int64   `json:"id"`
-	At         string  `json:"at"`
-	Actor      string  `json:"actor"`
-	OrgID      *string `json:"org_id,omitempty"`
-	Action     string  `json:"action"`
-	TargetType string  `json:"target_type"`
-	TargetID   string  `json:"target_id"`
-	Before     []byte  `json:"-"`
-	After      []byte  `json:"-"`
+	ID         int64           `json:"id"`
+	At         string          `json:"at"`
+	Actor      string          `json:"actor"`
+	OrgID      *string         `json:"org_id,omitempty"`
+	Action     string          `json:"action"`
+	TargetType string          `json:"target_type"`
+	TargetID   string          `json:"target_id"`
+	Before     json.RawMessage `json:"before,omitempty"`
+	After      json.RawMessage `json:"after,omitempty"`
 }
 
 // ListAudit returns the newest audit entries of org.

@@ -86,13 +86,16 @@ func (s *Store) ListKeys(ctx context.Context, orgID, teamID string) ([]Key, erro
 	return out, nil
 }
 
-// RevokeKey revokes a key of org. Revoking twice is not an error.
-func (s *Store) RevokeKey(ctx context.Context, actor Actor, orgID, keyID string) (Key, error) {
+// RevokeKey revokes a key of a team. Revoking twice is not an error.
+func (s *Store) RevokeKey(ctx context.Context, actor Actor, orgID, teamID, keyID string) (Key, error) {
 	var out Key
 	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
 		before, err := q.GetKey(ctx, dbq.GetKeyParams{ID: keyID, OrgID: orgID})
 		if err != nil {
 			return err
+		}
+		if before.TeamID != teamID {
+			return ErrNotFound
 		}
 		ch.before = keyFromRow(before)
 		row, err := q.RevokeKey(ctx, dbq.RevokeKeyParams{ID: keyID, OrgID: orgID})

@@ -65,7 +65,14 @@ type change struct {
 	targetID   string
 	before     any
 	after      any
+	// configless changes do not touch gateway config (no outbox row).
+	configless bool
+	// rbac changes alter role assignments; authorizers on every replica reload.
+	rbac bool
 }
+
+// RBACChannel is the Postgres channel notified when role assignments change.
+const RBACChannel = "gatehouse_rbac"
 
 // inTx runs fn in a transaction and then records ch (audit + outbox) in the same
 // transaction. fn fills in ch's target and snapshots.
@@ -97,7 +104,12 @@ func (s *Store) inTx(ctx context.Context, fn func(q *dbq.Queries, ch *change) er
 	}); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	if ch.orgID != "" {
+	if ch.rbac {
+		if _, err := tx.Exec(ctx, "select pg_notify($1, '')", RBACChannel); err != nil {
+			return fmt.Errorf("notify rbac: %w", err)
+		}
+	}
+	if ch.orgID != "" && !ch.configless {
 		if err := q.EnqueueConfig(ctx, dbq.EnqueueConfigParams{OrgID: ch.orgID, Reason: ch.action}); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}

@@ -56,10 +56,10 @@ func TestCreateAndLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.RevokeKey(ctx, actor, org.ID, revoked.ID); err != nil {
+	if _, err := st.RevokeKey(ctx, actor, org.ID, team.ID, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.RevokeKey(ctx, actor, org.ID, revoked.ID); err != nil {
+	if _, err := st.RevokeKey(ctx, actor, org.ID, team.ID, revoked.ID); err != nil {
 		t.Fatalf("second revoke: %v", err)
 	}
 
@@ -207,7 +207,7 @@ func TestValidation(t *testing.T) {
 	if _, err := st.ResolveOrg(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing org: %v", err)
 	}
-	if _, err := st.RevokeKey(ctx, actor, org.ID, "nosuchkey123"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.RevokeKey(ctx, actor, org.ID, team.ID, "nosuchkey123"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
 }

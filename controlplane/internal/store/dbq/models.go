@@ -22,6 +22,21 @@ type ApiKey struct {
 	CreatedAt     pgtype.Timestamptz
 }
 
+// Admin API tokens of a user or service account, limited to one org and to scopes. Hash only.
+type ApiToken struct {
+	ID           string
+	UserID       string
+	OrgID        string
+	Name         string
+	SecretSha256 []byte
+	Scopes       []string
+	CreatedBy    *string
+	ExpiresAt    pgtype.Timestamptz
+	RevokedAt    pgtype.Timestamptz
+	LastUsedAt   pgtype.Timestamptz
+	CreatedAt    pgtype.Timestamptz
+}
+
 // Append-only record of every change made through the API or console, written in the same transaction as the change.
 type AuditLog struct {
 	ID         int64
@@ -43,6 +58,18 @@ type ConfigOutbox struct {
 	CreatedAt pgtype.Timestamptz
 }
 
+// OIDC authorization requests in flight (state -> nonce, PKCE verifier); single use, short-lived. org_id null = platform IdP.
+type LoginAttempt struct {
+	StateSha256  []byte
+	OrgID        *string
+	Nonce        string
+	PkceVerifier string
+	NextPath     string
+	EmailHint    string
+	CreatedAt    pgtype.Timestamptz
+	ExpiresAt    pgtype.Timestamptz
+}
+
 // Models an org offers: the name callers use, the provider and upstream id, and prices in micro-USD per million tokens.
 type Model struct {
 	ID                            string
@@ -55,6 +82,15 @@ type Model struct {
 	CachedInputPricePerMtokMicros int64
 	CreatedAt                     pgtype.Timestamptz
 	UpdatedAt                     pgtype.Timestamptz
+}
+
+// A user's role in an organization. source=sso rows are recomputed from IdP groups at every login.
+type OrgMembership struct {
+	OrgID     string
+	UserID    string
+	Role      string
+	Source    string
+	CreatedAt pgtype.Timestamptz
 }
 
 // Tenants. Every other tenant-owned row points at one.
@@ -88,6 +124,47 @@ type Provider struct {
 	UpdatedAt    pgtype.Timestamptz
 }
 
+// Console sessions, stored server-side so they can be revoked. The cookie holds the id; only its hash is stored.
+type Session struct {
+	IDSha256   []byte
+	UserID     string
+	CsrfToken  string
+	CreatedAt  pgtype.Timestamptz
+	LastSeenAt pgtype.Timestamptz
+	ExpiresAt  pgtype.Timestamptz
+	RevokedAt  pgtype.Timestamptz
+	UserAgent  string
+}
+
+// Per-org OIDC connection. The client secret is AES-256-GCM sealed under the master key.
+type SsoConnection struct {
+	OrgID              string
+	Issuer             string
+	ClientID           string
+	ClientSecretSealed []byte
+	ClientSecretKeyID  *string
+	Enabled            bool
+	DefaultRole        string
+	CreatedAt          pgtype.Timestamptz
+	UpdatedAt          pgtype.Timestamptz
+}
+
+// Email domains that sign in through an org's IdP; a domain belongs to at most one org.
+type SsoDomain struct {
+	Domain string
+	OrgID  string
+}
+
+// IdP group -> org role (team_id null) or team role, applied at every SSO login.
+type SsoGroupMapping struct {
+	ID        string
+	OrgID     string
+	IdpGroup  string
+	TeamID    *string
+	Role      string
+	CreatedAt pgtype.Timestamptz
+}
+
 // Teams inside an organization; keys, budgets and virtual gateways belong to a team.
 type Team struct {
 	ID        string
@@ -97,6 +174,16 @@ type Team struct {
 	Suspended bool
 	CreatedAt pgtype.Timestamptz
 	UpdatedAt pgtype.Timestamptz
+}
+
+// A user's role in a team. Requires an org membership in the team's org.
+type TeamMembership struct {
+	TeamID    string
+	OrgID     string
+	UserID    string
+	Role      string
+	Source    string
+	CreatedAt pgtype.Timestamptz
 }
 
 // One row per request served by a gateway, partitioned by month of started_at. event_id makes ingestion idempotent.
@@ -123,4 +210,17 @@ type UsageEvent struct {
 	CachedTokens       int64
 	CostMicros         int64
 	IngestedAt         pgtype.Timestamptz
+}
+
+// People (provisioned just in time at SSO login or invited by email) and service accounts.
+type User struct {
+	ID            string
+	Email         string
+	Name          string
+	Kind          string
+	OrgID         *string
+	PlatformAdmin bool
+	Disabled      bool
+	CreatedAt     pgtype.Timestamptz
+	LastLoginAt   pgtype.Timestamptz
 }
