@@ -15,12 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/session"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/sso"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	"github.com/gatehouse-dev/gatehouse/web"
 	v "github.com/gatehouse-dev/gatehouse/web/console"
-	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
