@@ -45,6 +45,7 @@ build: ## Build the binaries into ./bin.
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/gateway ./dataplane/cmd/gateway
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/demo-upstream ./e2e/cmd/demo-upstream
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/devstack ./e2e/cmd/devstack
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/dev-idp ./e2e/cmd/dev-idp
 
 .PHONY: db-up
 db-up: ## Make sure a PostgreSQL server answers (start or install one when none does).

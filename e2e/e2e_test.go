@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 		"controlplane":  "github.com/gatehouse-dev/gatehouse/controlplane/cmd/controlplane",
 		"gateway":       "github.com/gatehouse-dev/gatehouse/dataplane/cmd/gateway",
 		"demo-upstream": "github.com/gatehouse-dev/gatehouse/e2e/cmd/demo-upstream",
+		"dev-idp":       "github.com/gatehouse-dev/gatehouse/e2e/cmd/dev-idp",
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

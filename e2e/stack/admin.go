@@ -83,6 +83,39 @@ type Demo struct {
 	KeyID, Key                              string
 }
 
+// SeedSSO connects the demo org to the IdP: email domain demo.gatehouse.dev, group
+// gatehouse-admins → org admin, platform-developers → member of team platform.
+func SeedSSO(ctx context.Context, a *Admin, issuer, clientSecret string) error {
+	if err := a.Do(ctx, "PUT", "/orgs/demo/sso", map[string]any{
+		"issuer": issuer, "client_id": IdPClientID, "client_secret": clientSecret,
+		"allowed_domains": []string{"demo.gatehouse.dev"}, "enabled": true, "default_role": "member",
+	}, nil); err != nil {
+		return fmt.Errorf("seed sso: %w", err)
+	}
+	var mappings struct {
+		Data []struct{ Group string } `json:"data"`
+	}
+	if err := a.Do(ctx, "GET", "/orgs/demo/sso/mappings", nil, &mappings); err != nil {
+		return fmt.Errorf("seed sso mappings: %w", err)
+	}
+	have := map[string]bool{}
+	for _, m := range mappings.Data {
+		have[m.Group] = true
+	}
+	for _, m := range []map[string]any{
+		{"group": "gatehouse-admins", "role": "org_admin"},
+		{"group": "platform-developers", "team": "platform", "role": "member"},
+	} {
+		if have[m["group"].(string)] {
+			continue
+		}
+		if err := a.Do(ctx, "POST", "/orgs/demo/sso/mappings", m, nil); err != nil {
+			return fmt.Errorf("seed sso mapping: %w", err)
+		}
+	}
+	return nil
+}
+
 // Seed makes sure the demo org, team, provider and model exist (reusing them when
 // they do) and mints a key, unless reuseKey (a previous demo key) is still active.
 func Seed(ctx context.Context, a *Admin, upstreamURL, upstreamKey, reuseKey string) (Demo, error) {

@@ -33,7 +33,10 @@ type Options struct {
 	ControlPlaneAddr, NATSAddr, UpstreamAddr string
 	// GatewayAddrs maps region to gateway address; empty address picks a free port.
 	GatewayAddrs map[string]string
-	Secrets      Secrets
+	// IdPAddr is the dev OIDC provider's address (started as a process) unless
+	// IdPIssuer names an IdP the caller runs itself.
+	IdPAddr, IdPIssuer string
+	Secrets            Secrets
 	// LogOutput, if set, also receives every process's output (stderr).
 	LogOutput io.Writer
 }
@@ -45,15 +48,29 @@ type Secrets struct {
 	MasterKeys string
 	// UpstreamAPIKey is what the demo upstream requires from the gateway.
 	UpstreamAPIKey string
+	// IdPClientSecret is the console's client secret at the dev IdP.
+	IdPClientSecret string
 }
+
+// Dev IdP client and users.
+const (
+	IdPClientID       = "gatehouse-dev"
+	DevAdminEmail     = "admin@demo.gatehouse.dev"
+	DevDeveloperEmail = "dev@demo.gatehouse.dev"
+	DevPlatformEmail  = "ops@gatehouse.dev"
+	DevUsersJSON      = `[{"email":"admin@demo.gatehouse.dev","name":"Demo Admin","email_verified":true,"groups":["gatehouse-admins"],"subject":"demo-admin"},` +
+		`{"email":"dev@demo.gatehouse.dev","name":"Demo Developer","email_verified":true,"groups":["platform-developers"],"subject":"demo-dev"},` +
+		`{"email":"ops@gatehouse.dev","name":"Platform Operator","email_verified":true,"groups":["platform-admins"],"subject":"ops"}]`
+)
 
 // NewSecrets generates fresh secrets.
 func NewSecrets() Secrets {
 	return Secrets{
-		AdminToken:     "gha_" + randomB64(24),
-		ConfigKeys:     "cfg-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(randomBytes(32)),
-		MasterKeys:     "master-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(randomBytes(32)),
-		UpstreamAPIKey: "sk-demo-" + randomB64(18),
+		AdminToken:      "gha_" + randomB64(24),
+		ConfigKeys:      "cfg-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(randomBytes(32)),
+		MasterKeys:      "master-" + randomHex(4) + ":" + base64.StdEncoding.EncodeToString(randomBytes(32)),
+		UpstreamAPIKey:  "sk-demo-" + randomB64(18),
+		IdPClientSecret: "idp-" + randomB64(18),
 	}
 }
 
@@ -64,6 +81,7 @@ type Stack struct {
 	Upstream      string // base URL, e.g. http://127.0.0.1:8070/v1
 	NATSURL       string
 	Gateways      map[string]string // region -> base URL
+	IdP           string            // issuer URL
 	mu            sync.Mutex
 	procs         map[string]*exec.Cmd
 	logs          map[string]*os.File
@@ -73,6 +91,7 @@ type Stack struct {
 	cpAddr        string
 	natsAddr      string
 	upstreamAddrs string
+	idpAddr       string
 }
 
 // Start starts the demo upstream, the control plane and the gateways, and waits until
@@ -103,10 +122,28 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.regions = append(s.regions, region)
 		s.Gateways[region] = "http://" + s.gatewayAddrs[region]
 	}
+	s.IdP = o.IdPIssuer
+	if s.IdP == "" {
+		if s.idpAddr, err = addrOrFree(o.IdPAddr); err != nil {
+			return nil, err
+		}
+		s.IdP = "http://" + s.idpAddr
+	}
 	s.Upstream = "http://" + s.upstreamAddrs + "/v1"
 	s.ControlPlane = "http://" + s.cpAddr
 	s.NATSURL = "nats://" + s.natsAddr
 
+	if s.idpAddr != "" {
+		err := s.spawn("dev-idp", "dev-idp", []string{"--listen", s.idpAddr, "--users", DevUsersJSON},
+			[]string{"DEV_IDP_CLIENT_ID=" + IdPClientID, "DEV_IDP_CLIENT_SECRET=" + o.Secrets.IdPClientSecret})
+		if err == nil {
+			err = s.waitHTTP(ctx, "dev-idp", s.IdP+"/.well-known/openid-configuration", http.StatusOK)
+		}
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
 	if err := s.StartUpstream(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -143,6 +180,11 @@ func (s *Stack) StartControlPlane(ctx context.Context) error {
 		"GATEHOUSE_ADMIN_TOKEN=" + s.opts.Secrets.AdminToken,
 		"GATEHOUSE_CONFIG_KEYS=" + s.opts.Secrets.ConfigKeys,
 		"GATEHOUSE_MASTER_KEYS=" + s.opts.Secrets.MasterKeys,
+		"GATEHOUSE_PLATFORM_OIDC_ISSUER=" + s.IdP,
+		"GATEHOUSE_PLATFORM_OIDC_CLIENT_ID=" + IdPClientID,
+		"GATEHOUSE_PLATFORM_OIDC_CLIENT_SECRET=" + s.opts.Secrets.IdPClientSecret,
+		"GATEHOUSE_PLATFORM_OIDC_DOMAINS=gatehouse.dev",
+		"GATEHOUSE_PLATFORM_ADMIN_GROUP=platform-admins",
 	})
 	if err != nil {
 		return err
@@ -247,6 +289,7 @@ func (s *Stack) Stop() {
 	}
 	s.Kill("controlplane")
 	s.Kill("demo-upstream")
+	s.Kill("dev-idp")
 }
 
 // LogPath is the log file of a process.

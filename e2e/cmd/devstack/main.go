@@ -60,6 +60,7 @@ func run(ctx context.Context) error {
 		ControlPlaneAddr: envOr("GATEHOUSE_CONTROLPLANE_ADDR", "127.0.0.1:8080"),
 		NATSAddr:         envOr("GATEHOUSE_EMBEDDED_NATS_ADDR", "127.0.0.1:14222"),
 		UpstreamAddr:     envOr("DEMO_UPSTREAM_ADDR", "127.0.0.1:8070"),
+		IdPAddr:          envOr("DEV_IDP_ADDR", "127.0.0.1:8060"),
 		GatewayAddrs:     map[string]string{"local": envOr("GATEHOUSE_GATEWAY_ADDR", "127.0.0.1:8090")},
 	})
 	if err != nil {
@@ -73,6 +74,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := stack.SeedSSO(ctx, admin, st.IdP, secrets.IdPClientSecret); err != nil {
+		return err
+	}
 	gw := st.Gateways["local"]
 	if err := waitForKey(ctx, gw, demo.Key); err != nil {
 		return err
@@ -82,6 +86,9 @@ func run(ctx context.Context) error {
 		{"GATEHOUSE_API_URL", st.ControlPlane + "/api/v1"},
 		{"GATEHOUSE_GATEWAY_URL", gw},
 		{"GATEHOUSE_ADMIN_TOKEN", secrets.AdminToken},
+		{"GATEHOUSE_DEV_LOGIN", stack.DevAdminEmail},
+		{"GATEHOUSE_DEV_PLATFORM_LOGIN", stack.DevPlatformEmail},
+		{"GATEHOUSE_DEV_IDP_URL", st.IdP},
 		{"GATEHOUSE_DEMO_KEY", demo.Key},
 		{"GATEHOUSE_DEMO_MODEL", demo.Model},
 		{"GATEHOUSE_DEMO_UPSTREAM_URL", st.Upstream},
@@ -100,6 +107,8 @@ func run(ctx context.Context) error {
 Gatehouse is running. Written to .dev/env:
 
 %s
+Sign in to the console at %s with %s (or %s, a platform admin).
+
 Try it:
   source .dev/env
   curl -s $GATEHOUSE_GATEWAY_URL/v1/chat/completions \
@@ -107,7 +116,7 @@ Try it:
     -d '{"model":"demo-chat","messages":[{"role":"user","content":"Hello"}]}'
 
 Press Ctrl-C to stop.
-`, b.String())
+`, b.String(), st.ControlPlane, stack.DevAdminEmail, stack.DevPlatformEmail)
 	<-ctx.Done()
 	fmt.Println("\nStopping…")
 	return nil
@@ -159,13 +168,17 @@ func ensureDatabase(ctx context.Context, adminURL, name string) (string, error) 
 // credentials sealed in the database stay readable across runs.
 func loadSecrets(path string) (stack.Secrets, error) {
 	kv := readEnvFile(path)
-	if kv["GATEHOUSE_ADMIN_TOKEN"] != "" && kv["GATEHOUSE_CONFIG_KEYS"] != "" && kv["GATEHOUSE_MASTER_KEYS"] != "" && kv["DEMO_UPSTREAM_API_KEY"] != "" {
+	if kv["GATEHOUSE_ADMIN_TOKEN"] != "" && kv["GATEHOUSE_CONFIG_KEYS"] != "" && kv["GATEHOUSE_MASTER_KEYS"] != "" && kv["DEMO_UPSTREAM_API_KEY"] != "" && kv["DEV_IDP_CLIENT_SECRET"] != "" {
 		return stack.Secrets{AdminToken: kv["GATEHOUSE_ADMIN_TOKEN"], ConfigKeys: kv["GATEHOUSE_CONFIG_KEYS"],
-			MasterKeys: kv["GATEHOUSE_MASTER_KEYS"], UpstreamAPIKey: kv["DEMO_UPSTREAM_API_KEY"]}, nil
+			MasterKeys: kv["GATEHOUSE_MASTER_KEYS"], UpstreamAPIKey: kv["DEMO_UPSTREAM_API_KEY"], IdPClientSecret: kv["DEV_IDP_CLIENT_SECRET"]}, nil
 	}
 	s := stack.NewSecrets()
-	content := fmt.Sprintf("GATEHOUSE_ADMIN_TOKEN=%s\nGATEHOUSE_CONFIG_KEYS=%s\nGATEHOUSE_MASTER_KEYS=%s\nDEMO_UPSTREAM_API_KEY=%s\n",
-		s.AdminToken, s.ConfigKeys, s.MasterKeys, s.UpstreamAPIKey)
+	if kv["GATEHOUSE_MASTER_KEYS"] != "" {
+		// Keep the keys that sealed what the dev database already holds.
+		s.AdminToken, s.ConfigKeys, s.MasterKeys, s.UpstreamAPIKey = kv["GATEHOUSE_ADMIN_TOKEN"], kv["GATEHOUSE_CONFIG_KEYS"], kv["GATEHOUSE_MASTER_KEYS"], kv["DEMO_UPSTREAM_API_KEY"]
+	}
+	content := fmt.Sprintf("GATEHOUSE_ADMIN_TOKEN=%s\nGATEHOUSE_CONFIG_KEYS=%s\nGATEHOUSE_MASTER_KEYS=%s\nDEMO_UPSTREAM_API_KEY=%s\nDEV_IDP_CLIENT_SECRET=%s\n",
+		s.AdminToken, s.ConfigKeys, s.MasterKeys, s.UpstreamAPIKey, s.IdPClientSecret)
 	return s, os.WriteFile(path, []byte(content), 0o600)
 }
 
