@@ -1,0 +1,114 @@
+package e2e_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/gatehouse-dev/gatehouse/e2e/stack"
+)
+
+// artifactsDir keeps the console screenshots of the last run (e2e/artifacts).
+const artifactsDir = "artifacts"
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("headless Chromium is required for the console tests: install the Debian package chromium (.ci/run does)")
+	return ""
+}
+
+// TestConsoleInBrowser signs in through the IdP in headless Chromium, creates a team,
+// adds a member and finds the audit entry, saving a screenshot of each step.
+func TestConsoleInBrowser(t *testing.T) {
+	st, _, _ := ssoStack(t)
+	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+
+	shot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			var buf []byte
+			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(artifactsDir, name+".png"), buf, 0o644)
+		})
+	}
+	step := func(name string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			_ = chromedp.Run(ctx, shot("failed-"+name))
+			var loc string
+			_ = chromedp.Run(ctx, chromedp.Location(&loc))
+			t.Fatalf("%s (at %s): %v", name, loc, err)
+		}
+	}
+	tid := func(id string) string { return `[data-testid="` + id + `"]` }
+
+	step("sign in",
+		chromedp.Navigate(st.ControlPlane+"/login"),
+		chromedp.WaitVisible(tid("login-form")),
+		shot("01-login"),
+		chromedp.SendKeys(`input[name="email"]`, stack.DevAdminEmail),
+		chromedp.Click(tid("login-submit")),
+		chromedp.WaitVisible(tid("teams-table")),
+		shot("02-teams"),
+	)
+	step("create a team",
+		chromedp.SendKeys(tid("create-team-form")+` input[name="slug"]`, "research"),
+		chromedp.SendKeys(tid("create-team-form")+` input[name="name"]`, "Research"),
+		chromedp.Click(tid("create-team")),
+		chromedp.WaitVisible(tid("team-row-research")),
+		shot("03-team-created"),
+	)
+	newMember := "new.person@demo.gatehouse.dev"
+	step("add a member",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/members"),
+		chromedp.WaitVisible(tid("invite-form")),
+		chromedp.SendKeys(tid("invite-form")+` input[name="email"]`, newMember),
+		chromedp.SetValue(tid("invite-form")+` select[name="team"]`, "research"),
+		chromedp.SetValue(tid("invite-form")+` select[name="role"]`, "member"),
+		chromedp.Click(tid("invite-member")),
+		chromedp.WaitVisible(tid("member-row-"+newMember)),
+		shot("04-member-added"),
+	)
+	var action string
+	step("find the audit entry",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/audit?action=member.add"),
+		chromedp.WaitVisible(tid("audit-table")),
+		chromedp.AttributeValue(tid("audit-row"), "data-action", &action, nil),
+		shot("05-audit"),
+	)
+	if action != "member.add" {
+		t.Fatalf("newest audit row action = %q", action)
+	}
+	var text string
+	step("audit names the actor", chromedp.Text(tid("audit-table"), &text))
+	if !strings.Contains(text, stack.DevAdminEmail) {
+		t.Fatalf("audit table does not name the actor:\n%s", text)
+	}
+}
+
