@@ -111,4 +111,3 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("audit table does not name the actor:\n%s", text)
 	}
 }
-

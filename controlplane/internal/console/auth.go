@@ -75,6 +75,9 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
+	// The login may have changed roles (group mappings); make this replica see them
+	// before the redirect lands.
+	c.afterRBACChange(r)
 	if err := c.Sessions.Start(r.Context(), w, r, res.User.ID); err != nil {
 		return err
 	}
