@@ -176,7 +176,7 @@ func TestThinSliceThroughBothPlanes(t *testing.T) {
 	}
 
 	// Revocation reaches the gateway.
-	if err := admin.Do(ctx, "POST", "/orgs/demo/keys/"+demo.KeyID+"/revoke", nil, nil); err != nil {
+	if err := admin.Do(ctx, "POST", "/orgs/demo/teams/platform/keys/"+demo.KeyID+"/revoke", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() error {
