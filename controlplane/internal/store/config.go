@@ -139,17 +139,3 @@ type AuditEntry struct {
 	Before     json.RawMessage `json:"before,omitempty"`
 	After      json.RawMessage `json:"after,omitempty"`
 }
-
-// ListAudit returns the newest audit entries of org.
-func (s *Store) ListAudit(ctx context.Context, orgID string, limit int32) ([]AuditEntry, error) {
-	rows, err := dbq.New(s.pool).ListAudit(ctx, dbq.ListAuditParams{OrgID: &orgID, Limit: limit})
-	if err != nil {
-		return nil, mapError(err)
-	}
-	out := make([]AuditEntry, len(rows))
-	for i, r := range rows {
-		out[i] = AuditEntry{ID: r.ID, At: r.At.Time.UTC().Format("2006-01-02T15:04:05.000Z"), Actor: r.Actor, OrgID: r.OrgID,
-			Action: r.Action, TargetType: r.TargetType, TargetID: r.TargetID, Before: r.Before, After: r.After}
-	}
-	return out, nil
-}

@@ -116,7 +116,7 @@ func TestAuditAndOutboxInSameTransaction(t *testing.T) {
 	st := cptest.Store(t)
 	ctx := context.Background()
 	org, _ := seed(t, st)
-	entries, err := st.ListAudit(ctx, org.ID, 100)
+	entries, err := st.FilterAudit(ctx, org.ID, store.AuditFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestAuditAndOutboxInSameTransaction(t *testing.T) {
 	if _, err := st.CreateTeam(ctx, actor, org.ID, "search", "dup"); err == nil {
 		t.Fatal("duplicate team accepted")
 	}
-	entries2, _ := st.ListAudit(ctx, org.ID, 100)
+	entries2, _ := st.FilterAudit(ctx, org.ID, store.AuditFilter{Limit: 100})
 	if len(entries2) != len(entries) {
 		t.Fatalf("failed change wrote audit rows: %d -> %d", len(entries), len(entries2))
 	}

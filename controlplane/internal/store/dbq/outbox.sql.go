@@ -68,45 +68,6 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 	return err
 }
 
-const listAudit = `-- name: ListAudit :many
-select id, at, actor, org_id, action, target_type, target_id, before, after from audit_log where org_id = $1 order by id desc limit $2
-`
-
-type ListAuditParams struct {
-	OrgID *string
-	Limit int32
-}
-
-func (q *Queries) ListAudit(ctx context.Context, arg ListAuditParams) ([]AuditLog, error) {
-	rows, err := q.db.Query(ctx, listAudit, arg.OrgID, arg.Limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []AuditLog{}
-	for rows.Next() {
-		var i AuditLog
-		if err := rows.Scan(
-			&i.ID,
-			&i.At,
-			&i.Actor,
-			&i.OrgID,
-			&i.Action,
-			&i.TargetType,
-			&i.TargetID,
-			&i.Before,
-			&i.After,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const pendingConfig = `-- name: PendingConfig :many
 select org_id, max(id)::bigint as max_id from config_outbox group by org_id order by min(id) limit $1
 `

@@ -13,6 +13,3 @@ delete from config_outbox where org_id = $1 and id <= $2;
 -- name: InsertAudit :exec
 insert into audit_log (actor, org_id, action, target_type, target_id, before, after)
 values ($1, $2, $3, $4, $5, $6, $7);
-
--- name: ListAudit :many
-select * from audit_log where org_id = $1 order by id desc limit $2;
