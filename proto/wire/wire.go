@@ -14,7 +14,10 @@ import (
 // History:
 //
 //	1: 2026-11-21 first snapshot: orgs, teams, keys, providers, models.
-const Capability uint32 = 1
+//	2: 2026-11-21 registry: provider types anthropic/azure-openai/gemini, model context
+//	   windows and regions (other_region_models), team regions and aliases, key
+//	   narrowing (agent identity, tools, agents, regions), MCP servers, A2A agents.
+const Capability uint32 = 2
 
 const (
 	// ConfigBucket is the JetStream KV bucket holding one encrypted snapshot per

@@ -29,6 +29,11 @@ type ProviderType int32
 const (
 	ProviderType_PROVIDER_TYPE_UNSPECIFIED       ProviderType = 0
 	ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE ProviderType = 1
+	// Capability 2: a gateway that cannot speak a type refuses that provider's models
+	// with a clear error and keeps serving the rest.
+	ProviderType_PROVIDER_TYPE_ANTHROPIC    ProviderType = 2
+	ProviderType_PROVIDER_TYPE_AZURE_OPENAI ProviderType = 3
+	ProviderType_PROVIDER_TYPE_GEMINI       ProviderType = 4
 )
 
 // Enum value maps for ProviderType.
@@ -36,10 +41,16 @@ var (
 	ProviderType_name = map[int32]string{
 		0: "PROVIDER_TYPE_UNSPECIFIED",
 		1: "PROVIDER_TYPE_OPENAI_COMPATIBLE",
+		2: "PROVIDER_TYPE_ANTHROPIC",
+		3: "PROVIDER_TYPE_AZURE_OPENAI",
+		4: "PROVIDER_TYPE_GEMINI",
 	}
 	ProviderType_value = map[string]int32{
 		"PROVIDER_TYPE_UNSPECIFIED":       0,
 		"PROVIDER_TYPE_OPENAI_COMPATIBLE": 1,
+		"PROVIDER_TYPE_ANTHROPIC":         2,
+		"PROVIDER_TYPE_AZURE_OPENAI":      3,
+		"PROVIDER_TYPE_GEMINI":            4,
 	}
 )
 
@@ -68,6 +79,55 @@ func (x ProviderType) Number() protoreflect.EnumNumber {
 // Deprecated: Use ProviderType.Descriptor instead.
 func (ProviderType) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{0}
+}
+
+type McpTransport int32
+
+const (
+	McpTransport_MCP_TRANSPORT_UNSPECIFIED     McpTransport = 0
+	McpTransport_MCP_TRANSPORT_STREAMABLE_HTTP McpTransport = 1
+	McpTransport_MCP_TRANSPORT_SSE             McpTransport = 2
+)
+
+// Enum value maps for McpTransport.
+var (
+	McpTransport_name = map[int32]string{
+		0: "MCP_TRANSPORT_UNSPECIFIED",
+		1: "MCP_TRANSPORT_STREAMABLE_HTTP",
+		2: "MCP_TRANSPORT_SSE",
+	}
+	McpTransport_value = map[string]int32{
+		"MCP_TRANSPORT_UNSPECIFIED":     0,
+		"MCP_TRANSPORT_STREAMABLE_HTTP": 1,
+		"MCP_TRANSPORT_SSE":             2,
+	}
+)
+
+func (x McpTransport) Enum() *McpTransport {
+	p := new(McpTransport)
+	*p = x
+	return p
+}
+
+func (x McpTransport) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (McpTransport) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_config_proto_enumTypes[1].Descriptor()
+}
+
+func (McpTransport) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_config_proto_enumTypes[1]
+}
+
+func (x McpTransport) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use McpTransport.Descriptor instead.
+func (McpTransport) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{1}
 }
 
 // SnapshotMeta identifies one published snapshot. It travels in clear next to the
@@ -248,14 +308,20 @@ func (x *Envelope) GetCiphertext() []byte {
 // Snapshot is the complete, self-consistent configuration of one org for one region.
 // There are no deltas: a gateway replaces everything it knew about the org.
 type Snapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Org           *Organization          `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
-	Teams         []*Team                `protobuf:"bytes,2,rep,name=teams,proto3" json:"teams,omitempty"`
-	Keys          []*ApiKey              `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
-	Providers     []*Provider            `protobuf:"bytes,4,rep,name=providers,proto3" json:"providers,omitempty"`
-	Models        []*Model               `protobuf:"bytes,5,rep,name=models,proto3" json:"models,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Org       *Organization          `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Teams     []*Team                `protobuf:"bytes,2,rep,name=teams,proto3" json:"teams,omitempty"`
+	Keys      []*ApiKey              `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	Providers []*Provider            `protobuf:"bytes,4,rep,name=providers,proto3" json:"providers,omitempty"`
+	// Models offered in this snapshot's region.
+	Models     []*Model     `protobuf:"bytes,5,rep,name=models,proto3" json:"models,omitempty"`
+	McpServers []*McpServer `protobuf:"bytes,6,rep,name=mcp_servers,json=mcpServers,proto3" json:"mcp_servers,omitempty"`
+	Agents     []*A2AAgent  `protobuf:"bytes,7,rep,name=agents,proto3" json:"agents,omitempty"`
+	// Names of the org's models that are offered only in other regions, so a gateway can
+	// say "not offered in this region" instead of "unknown model". Capability 2.
+	OtherRegionModels []*RegionalModel `protobuf:"bytes,8,rep,name=other_region_models,json=otherRegionModels,proto3" json:"other_region_models,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -323,6 +389,80 @@ func (x *Snapshot) GetModels() []*Model {
 	return nil
 }
 
+func (x *Snapshot) GetMcpServers() []*McpServer {
+	if x != nil {
+		return x.McpServers
+	}
+	return nil
+}
+
+func (x *Snapshot) GetAgents() []*A2AAgent {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *Snapshot) GetOtherRegionModels() []*RegionalModel {
+	if x != nil {
+		return x.OtherRegionModels
+	}
+	return nil
+}
+
+// RegionalModel names a model and the regions it is offered in.
+type RegionalModel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Regions       []string               `protobuf:"bytes,2,rep,name=regions,proto3" json:"regions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegionalModel) Reset() {
+	*x = RegionalModel{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionalModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionalModel) ProtoMessage() {}
+
+func (x *RegionalModel) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionalModel.ProtoReflect.Descriptor instead.
+func (*RegionalModel) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RegionalModel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegionalModel) GetRegions() []string {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
 type Organization struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -335,7 +475,7 @@ type Organization struct {
 
 func (x *Organization) Reset() {
 	*x = Organization{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[3]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +487,7 @@ func (x *Organization) String() string {
 func (*Organization) ProtoMessage() {}
 
 func (x *Organization) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[3]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +500,7 @@ func (x *Organization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Organization.ProtoReflect.Descriptor instead.
 func (*Organization) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Organization) GetId() string {
@@ -391,19 +531,24 @@ func (x *Organization) GetSuspended() bool {
 	return false
 }
 
+// Team is a team and its virtual gateway: where it may run and the names it uses.
 type Team struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Slug          string                 `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Suspended     bool                   `protobuf:"varint,4,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Slug      string                 `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Suspended bool                   `protobuf:"varint,4,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	// Regions the team may use; empty means every region. Capability 2.
+	Regions []string `protobuf:"bytes,5,rep,name=regions,proto3" json:"regions,omitempty"`
+	// Team-local model names. Capability 2.
+	Aliases       []*ModelAlias `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Team) Reset() {
 	*x = Team{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[4]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +560,7 @@ func (x *Team) String() string {
 func (*Team) ProtoMessage() {}
 
 func (x *Team) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[4]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +573,7 @@ func (x *Team) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Team.ProtoReflect.Descriptor instead.
 func (*Team) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Team) GetId() string {
@@ -459,6 +604,74 @@ func (x *Team) GetSuspended() bool {
 	return false
 }
 
+func (x *Team) GetRegions() []string {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
+func (x *Team) GetAliases() []*ModelAlias {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+// ModelAlias lets a team call a model by its own name.
+type ModelAlias struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Alias string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Name of the org model the alias resolves to.
+	Model         string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelAlias) Reset() {
+	*x = ModelAlias{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelAlias) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelAlias) ProtoMessage() {}
+
+func (x *ModelAlias) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelAlias.ProtoReflect.Descriptor instead.
+func (*ModelAlias) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ModelAlias) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *ModelAlias) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 // ApiKey is a team key as the gateway needs it: never the secret, only its hash.
 type ApiKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -472,13 +685,22 @@ type ApiKey struct {
 	ExpiresAtUnixMs int64 `protobuf:"varint,5,opt,name=expires_at_unix_ms,json=expiresAtUnixMs,proto3" json:"expires_at_unix_ms,omitempty"`
 	// When non-empty the key may only use these model names.
 	AllowedModels []string `protobuf:"bytes,6,rep,name=allowed_models,json=allowedModels,proto3" json:"allowed_models,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The agent identity inside the team the key acts as; empty = the team itself.
+	// Capability 2 (as are the narrowing lists below; empty means no narrowing).
+	AgentIdentity string `protobuf:"bytes,7,opt,name=agent_identity,json=agentIdentity,proto3" json:"agent_identity,omitempty"`
+	// MCP tools the key may call, as "<server>/<tool>" or "<server>/*".
+	AllowedTools []string `protobuf:"bytes,8,rep,name=allowed_tools,json=allowedTools,proto3" json:"allowed_tools,omitempty"`
+	// A2A agents (by name) the key may call.
+	AllowedAgents []string `protobuf:"bytes,9,rep,name=allowed_agents,json=allowedAgents,proto3" json:"allowed_agents,omitempty"`
+	// Regions the key may be used in.
+	AllowedRegions []string `protobuf:"bytes,10,rep,name=allowed_regions,json=allowedRegions,proto3" json:"allowed_regions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[5]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +712,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[5]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +725,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApiKey) GetId() string {
@@ -548,6 +770,34 @@ func (x *ApiKey) GetAllowedModels() []string {
 	return nil
 }
 
+func (x *ApiKey) GetAgentIdentity() string {
+	if x != nil {
+		return x.AgentIdentity
+	}
+	return ""
+}
+
+func (x *ApiKey) GetAllowedTools() []string {
+	if x != nil {
+		return x.AllowedTools
+	}
+	return nil
+}
+
+func (x *ApiKey) GetAllowedAgents() []string {
+	if x != nil {
+		return x.AllowedAgents
+	}
+	return nil
+}
+
+func (x *ApiKey) GetAllowedRegions() []string {
+	if x != nil {
+		return x.AllowedRegions
+	}
+	return nil
+}
+
 // Provider is an upstream LLM endpoint with its credential (the snapshot is encrypted
 // as a whole, so the credential is never in clear on NATS).
 type Provider struct {
@@ -556,15 +806,17 @@ type Provider struct {
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Type  ProviderType           `protobuf:"varint,3,opt,name=type,proto3,enum=gatehouse.v1.ProviderType" json:"type,omitempty"`
 	// Base URL up to and including the API version, e.g. https://api.openai.com/v1.
-	BaseUrl       string `protobuf:"bytes,4,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
-	ApiKey        string `protobuf:"bytes,5,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	BaseUrl string `protobuf:"bytes,4,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	ApiKey  string `protobuf:"bytes,5,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// API version query parameter (Azure OpenAI).
+	ApiVersion    string `protobuf:"bytes,6,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[6]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +828,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[6]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +841,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Provider) GetId() string {
@@ -627,6 +879,13 @@ func (x *Provider) GetApiKey() string {
 	return ""
 }
 
+func (x *Provider) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -640,14 +899,16 @@ type Model struct {
 	OutputPricePerMtokMicros      int64 `protobuf:"varint,6,opt,name=output_price_per_mtok_micros,json=outputPricePerMtokMicros,proto3" json:"output_price_per_mtok_micros,omitempty"`
 	CachedInputPricePerMtokMicros int64 `protobuf:"varint,7,opt,name=cached_input_price_per_mtok_micros,json=cachedInputPricePerMtokMicros,proto3" json:"cached_input_price_per_mtok_micros,omitempty"`
 	// Teams allowed to use the model; empty means every team of the org.
-	TeamIds       []string `protobuf:"bytes,8,rep,name=team_ids,json=teamIds,proto3" json:"team_ids,omitempty"`
+	TeamIds []string `protobuf:"bytes,8,rep,name=team_ids,json=teamIds,proto3" json:"team_ids,omitempty"`
+	// Context window in tokens; 0 = unknown.
+	ContextWindow int64 `protobuf:"varint,9,opt,name=context_window,json=contextWindow,proto3" json:"context_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[7]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +920,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[7]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +933,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Model) GetId() string {
@@ -731,6 +992,194 @@ func (x *Model) GetTeamIds() []string {
 	return nil
 }
 
+func (x *Model) GetContextWindow() int64 {
+	if x != nil {
+		return x.ContextWindow
+	}
+	return 0
+}
+
+// McpServer is an upstream MCP server. Capability 2.
+type McpServer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Name used to prefix its tools in the team's virtual MCP server.
+	Name      string       `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Url       string       `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Transport McpTransport `protobuf:"varint,4,opt,name=transport,proto3,enum=gatehouse.v1.McpTransport" json:"transport,omitempty"`
+	// Credential sent upstream as the value of auth_header (never the caller's key).
+	AuthHeader string `protobuf:"bytes,5,opt,name=auth_header,json=authHeader,proto3" json:"auth_header,omitempty"`
+	Credential string `protobuf:"bytes,6,opt,name=credential,proto3" json:"credential,omitempty"`
+	// Teams that may use the server; empty means every team of the org.
+	TeamIds       []string `protobuf:"bytes,7,rep,name=team_ids,json=teamIds,proto3" json:"team_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *McpServer) Reset() {
+	*x = McpServer{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *McpServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*McpServer) ProtoMessage() {}
+
+func (x *McpServer) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use McpServer.ProtoReflect.Descriptor instead.
+func (*McpServer) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *McpServer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *McpServer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *McpServer) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *McpServer) GetTransport() McpTransport {
+	if x != nil {
+		return x.Transport
+	}
+	return McpTransport_MCP_TRANSPORT_UNSPECIFIED
+}
+
+func (x *McpServer) GetAuthHeader() string {
+	if x != nil {
+		return x.AuthHeader
+	}
+	return ""
+}
+
+func (x *McpServer) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+func (x *McpServer) GetTeamIds() []string {
+	if x != nil {
+		return x.TeamIds
+	}
+	return nil
+}
+
+// A2aAgent is an upstream A2A agent. Capability 2.
+type A2AAgent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CardUrl       string                 `protobuf:"bytes,3,opt,name=card_url,json=cardUrl,proto3" json:"card_url,omitempty"`
+	AuthHeader    string                 `protobuf:"bytes,4,opt,name=auth_header,json=authHeader,proto3" json:"auth_header,omitempty"`
+	Credential    string                 `protobuf:"bytes,5,opt,name=credential,proto3" json:"credential,omitempty"`
+	TeamIds       []string               `protobuf:"bytes,6,rep,name=team_ids,json=teamIds,proto3" json:"team_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *A2AAgent) Reset() {
+	*x = A2AAgent{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *A2AAgent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*A2AAgent) ProtoMessage() {}
+
+func (x *A2AAgent) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use A2AAgent.ProtoReflect.Descriptor instead.
+func (*A2AAgent) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *A2AAgent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *A2AAgent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *A2AAgent) GetCardUrl() string {
+	if x != nil {
+		return x.CardUrl
+	}
+	return ""
+}
+
+func (x *A2AAgent) GetAuthHeader() string {
+	if x != nil {
+		return x.AuthHeader
+	}
+	return ""
+}
+
+func (x *A2AAgent) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+func (x *A2AAgent) GetTeamIds() []string {
+	if x != nil {
+		return x.TeamIds
+	}
+	return nil
+}
+
 var File_gatehouse_v1_config_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_config_proto_rawDesc = "" +
@@ -750,36 +1199,56 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xef\x01\n" +
+	"ciphertext\"\xa6\x03\n" +
 	"\bSnapshot\x12,\n" +
 	"\x03org\x18\x01 \x01(\v2\x1a.gatehouse.v1.OrganizationR\x03org\x12(\n" +
 	"\x05teams\x18\x02 \x03(\v2\x12.gatehouse.v1.TeamR\x05teams\x12(\n" +
 	"\x04keys\x18\x03 \x03(\v2\x14.gatehouse.v1.ApiKeyR\x04keys\x124\n" +
 	"\tproviders\x18\x04 \x03(\v2\x16.gatehouse.v1.ProviderR\tproviders\x12+\n" +
-	"\x06models\x18\x05 \x03(\v2\x13.gatehouse.v1.ModelR\x06models\"d\n" +
+	"\x06models\x18\x05 \x03(\v2\x13.gatehouse.v1.ModelR\x06models\x128\n" +
+	"\vmcp_servers\x18\x06 \x03(\v2\x17.gatehouse.v1.McpServerR\n" +
+	"mcpServers\x12.\n" +
+	"\x06agents\x18\a \x03(\v2\x16.gatehouse.v1.A2aAgentR\x06agents\x12K\n" +
+	"\x13other_region_models\x18\b \x03(\v2\x1b.gatehouse.v1.RegionalModelR\x11otherRegionModels\"=\n" +
+	"\rRegionalModel\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aregions\x18\x02 \x03(\tR\aregions\"d\n" +
 	"\fOrganization\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
-	"\tsuspended\x18\x04 \x01(\bR\tsuspended\"\\\n" +
+	"\tsuspended\x18\x04 \x01(\bR\tsuspended\"\xaa\x01\n" +
 	"\x04Team\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
-	"\tsuspended\x18\x04 \x01(\bR\tsuspended\"\xbe\x01\n" +
+	"\tsuspended\x18\x04 \x01(\bR\tsuspended\x12\x18\n" +
+	"\aregions\x18\x05 \x03(\tR\aregions\x122\n" +
+	"\aaliases\x18\x06 \x03(\v2\x18.gatehouse.v1.ModelAliasR\aaliases\"8\n" +
+	"\n" +
+	"ModelAlias\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\"\xda\x02\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\tR\x06teamId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12#\n" +
 	"\rsecret_sha256\x18\x04 \x01(\fR\fsecretSha256\x12+\n" +
 	"\x12expires_at_unix_ms\x18\x05 \x01(\x03R\x0fexpiresAtUnixMs\x12%\n" +
-	"\x0eallowed_models\x18\x06 \x03(\tR\rallowedModels\"\x92\x01\n" +
+	"\x0eallowed_models\x18\x06 \x03(\tR\rallowedModels\x12%\n" +
+	"\x0eagent_identity\x18\a \x01(\tR\ragentIdentity\x12#\n" +
+	"\rallowed_tools\x18\b \x03(\tR\fallowedTools\x12%\n" +
+	"\x0eallowed_agents\x18\t \x03(\tR\rallowedAgents\x12'\n" +
+	"\x0fallowed_regions\x18\n" +
+	" \x03(\tR\x0eallowedRegions\"\xb3\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
 	"\x04type\x18\x03 \x01(\x0e2\x1a.gatehouse.v1.ProviderTypeR\x04type\x12\x19\n" +
 	"\bbase_url\x18\x04 \x01(\tR\abaseUrl\x12\x17\n" +
-	"\aapi_key\x18\x05 \x01(\tR\x06apiKey\"\xd7\x02\n" +
+	"\aapi_key\x18\x05 \x01(\tR\x06apiKey\x12\x1f\n" +
+	"\vapi_version\x18\x06 \x01(\tR\n" +
+	"apiVersion\"\xfe\x02\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
@@ -789,10 +1258,39 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\x1binput_price_per_mtok_micros\x18\x05 \x01(\x03R\x17inputPricePerMtokMicros\x12>\n" +
 	"\x1coutput_price_per_mtok_micros\x18\x06 \x01(\x03R\x18outputPricePerMtokMicros\x12I\n" +
 	"\"cached_input_price_per_mtok_micros\x18\a \x01(\x03R\x1dcachedInputPricePerMtokMicros\x12\x19\n" +
-	"\bteam_ids\x18\b \x03(\tR\ateamIds*R\n" +
+	"\bteam_ids\x18\b \x03(\tR\ateamIds\x12%\n" +
+	"\x0econtext_window\x18\t \x01(\x03R\rcontextWindow\"\xd7\x01\n" +
+	"\tMcpServer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x128\n" +
+	"\ttransport\x18\x04 \x01(\x0e2\x1a.gatehouse.v1.McpTransportR\ttransport\x12\x1f\n" +
+	"\vauth_header\x18\x05 \x01(\tR\n" +
+	"authHeader\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x06 \x01(\tR\n" +
+	"credential\x12\x19\n" +
+	"\bteam_ids\x18\a \x03(\tR\ateamIds\"\xa5\x01\n" +
+	"\bA2aAgent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
+	"\bcard_url\x18\x03 \x01(\tR\acardUrl\x12\x1f\n" +
+	"\vauth_header\x18\x04 \x01(\tR\n" +
+	"authHeader\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x05 \x01(\tR\n" +
+	"credential\x12\x19\n" +
+	"\bteam_ids\x18\x06 \x03(\tR\ateamIds*\xa9\x01\n" +
 	"\fProviderType\x12\x1d\n" +
 	"\x19PROVIDER_TYPE_UNSPECIFIED\x10\x00\x12#\n" +
-	"\x1fPROVIDER_TYPE_OPENAI_COMPATIBLE\x10\x01BCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
+	"\x1fPROVIDER_TYPE_OPENAI_COMPATIBLE\x10\x01\x12\x1b\n" +
+	"\x17PROVIDER_TYPE_ANTHROPIC\x10\x02\x12\x1e\n" +
+	"\x1aPROVIDER_TYPE_AZURE_OPENAI\x10\x03\x12\x18\n" +
+	"\x14PROVIDER_TYPE_GEMINI\x10\x04*g\n" +
+	"\fMcpTransport\x12\x1d\n" +
+	"\x19MCP_TRANSPORT_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dMCP_TRANSPORT_STREAMABLE_HTTP\x10\x01\x12\x15\n" +
+	"\x11MCP_TRANSPORT_SSE\x10\x02BCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
 
 var (
 	file_gatehouse_v1_config_proto_rawDescOnce sync.Once
@@ -806,32 +1304,42 @@ func file_gatehouse_v1_config_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_config_proto_rawDescData
 }
 
-var file_gatehouse_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_gatehouse_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gatehouse_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_gatehouse_v1_config_proto_goTypes = []any{
-	(ProviderType)(0),    // 0: gatehouse.v1.ProviderType
-	(*SnapshotMeta)(nil), // 1: gatehouse.v1.SnapshotMeta
-	(*Envelope)(nil),     // 2: gatehouse.v1.Envelope
-	(*Snapshot)(nil),     // 3: gatehouse.v1.Snapshot
-	(*Organization)(nil), // 4: gatehouse.v1.Organization
-	(*Team)(nil),         // 5: gatehouse.v1.Team
-	(*ApiKey)(nil),       // 6: gatehouse.v1.ApiKey
-	(*Provider)(nil),     // 7: gatehouse.v1.Provider
-	(*Model)(nil),        // 8: gatehouse.v1.Model
+	(ProviderType)(0),     // 0: gatehouse.v1.ProviderType
+	(McpTransport)(0),     // 1: gatehouse.v1.McpTransport
+	(*SnapshotMeta)(nil),  // 2: gatehouse.v1.SnapshotMeta
+	(*Envelope)(nil),      // 3: gatehouse.v1.Envelope
+	(*Snapshot)(nil),      // 4: gatehouse.v1.Snapshot
+	(*RegionalModel)(nil), // 5: gatehouse.v1.RegionalModel
+	(*Organization)(nil),  // 6: gatehouse.v1.Organization
+	(*Team)(nil),          // 7: gatehouse.v1.Team
+	(*ModelAlias)(nil),    // 8: gatehouse.v1.ModelAlias
+	(*ApiKey)(nil),        // 9: gatehouse.v1.ApiKey
+	(*Provider)(nil),      // 10: gatehouse.v1.Provider
+	(*Model)(nil),         // 11: gatehouse.v1.Model
+	(*McpServer)(nil),     // 12: gatehouse.v1.McpServer
+	(*A2AAgent)(nil),      // 13: gatehouse.v1.A2aAgent
 }
 var file_gatehouse_v1_config_proto_depIdxs = []int32{
-	1, // 0: gatehouse.v1.Envelope.meta:type_name -> gatehouse.v1.SnapshotMeta
-	4, // 1: gatehouse.v1.Snapshot.org:type_name -> gatehouse.v1.Organization
-	5, // 2: gatehouse.v1.Snapshot.teams:type_name -> gatehouse.v1.Team
-	6, // 3: gatehouse.v1.Snapshot.keys:type_name -> gatehouse.v1.ApiKey
-	7, // 4: gatehouse.v1.Snapshot.providers:type_name -> gatehouse.v1.Provider
-	8, // 5: gatehouse.v1.Snapshot.models:type_name -> gatehouse.v1.Model
-	0, // 6: gatehouse.v1.Provider.type:type_name -> gatehouse.v1.ProviderType
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: gatehouse.v1.Envelope.meta:type_name -> gatehouse.v1.SnapshotMeta
+	6,  // 1: gatehouse.v1.Snapshot.org:type_name -> gatehouse.v1.Organization
+	7,  // 2: gatehouse.v1.Snapshot.teams:type_name -> gatehouse.v1.Team
+	9,  // 3: gatehouse.v1.Snapshot.keys:type_name -> gatehouse.v1.ApiKey
+	10, // 4: gatehouse.v1.Snapshot.providers:type_name -> gatehouse.v1.Provider
+	11, // 5: gatehouse.v1.Snapshot.models:type_name -> gatehouse.v1.Model
+	12, // 6: gatehouse.v1.Snapshot.mcp_servers:type_name -> gatehouse.v1.McpServer
+	13, // 7: gatehouse.v1.Snapshot.agents:type_name -> gatehouse.v1.A2aAgent
+	5,  // 8: gatehouse.v1.Snapshot.other_region_models:type_name -> gatehouse.v1.RegionalModel
+	8,  // 9: gatehouse.v1.Team.aliases:type_name -> gatehouse.v1.ModelAlias
+	0,  // 10: gatehouse.v1.Provider.type:type_name -> gatehouse.v1.ProviderType
+	1,  // 11: gatehouse.v1.McpServer.transport:type_name -> gatehouse.v1.McpTransport
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_config_proto_init() }
@@ -844,8 +1352,8 @@ func file_gatehouse_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_config_proto_rawDesc), len(file_gatehouse_v1_config_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      2,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
