@@ -127,8 +127,10 @@ type UsageEvent struct {
 	CostMicros       int64  `protobuf:"varint,19,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	Region           string `protobuf:"bytes,20,opt,name=region,proto3" json:"region,omitempty"`
 	GatewayId        string `protobuf:"bytes,21,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The key's agent identity inside the team; empty when the key has none.
+	AgentIdentity string `protobuf:"bytes,22,opt,name=agent_identity,json=agentIdentity,proto3" json:"agent_identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UsageEvent) Reset() {
@@ -308,6 +310,13 @@ func (x *UsageEvent) GetGatewayId() string {
 	return ""
 }
 
+func (x *UsageEvent) GetAgentIdentity() string {
+	if x != nil {
+		return x.AgentIdentity
+	}
+	return ""
+}
+
 var File_gatehouse_v1_usage_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_usage_proto_rawDesc = "" +
@@ -320,7 +329,7 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"gateway_id\x18\x02 \x01(\tR\tgatewayId\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\x15\n" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x120\n" +
-	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\xb4\x05\n" +
+	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\xdb\x05\n" +
 	"\n" +
 	"UsageEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
@@ -351,7 +360,8 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"costMicros\x12\x16\n" +
 	"\x06region\x18\x14 \x01(\tR\x06region\x12\x1d\n" +
 	"\n" +
-	"gateway_id\x18\x15 \x01(\tR\tgatewayIdBCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
+	"gateway_id\x18\x15 \x01(\tR\tgatewayId\x12%\n" +
+	"\x0eagent_identity\x18\x16 \x01(\tR\ragentIdentityBCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
 
 var (
 	file_gatehouse_v1_usage_proto_rawDescOnce sync.Once
