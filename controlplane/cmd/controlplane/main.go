@@ -16,6 +16,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/app"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/sso"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,6 +64,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	cfg.ConfigKeys = os.Getenv("GATEHOUSE_CONFIG_KEYS")
 	cfg.MasterKeys = os.Getenv("GATEHOUSE_MASTER_KEYS")
 	cfg.Version = version
+	cfg.AllowLinkLocalUpstreams = os.Getenv("GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS") == "true"
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + cfg.Listen
 	}
@@ -77,6 +80,26 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	switch cmd {
 	case "serve":
 		return app.Run(ctx, cfg, log, nil)
+	case "rotate-keys":
+		pool, err := database.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		if err := database.Migrate(ctx, pool, log); err != nil {
+			return err
+		}
+		kr, err := wire.ParseKeyring(cfg.MasterKeys)
+		if err != nil {
+			return fmt.Errorf("master keys: %w", err)
+		}
+		n, err := store.New(pool, kr).RotateSecrets(ctx, "rotate-keys command")
+		if err != nil {
+			return err
+		}
+		log.Info("secrets re-sealed under the active master key", "key_id", kr.ActiveKeyID(), "resealed", n)
+		fmt.Printf("re-sealed %d credentials under key %s\n", n, kr.ActiveKeyID())
+		return nil
 	case "migrate":
 		pool, err := database.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
@@ -85,7 +108,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		defer pool.Close()
 		return database.Migrate(ctx, pool, log)
 	default:
-		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate or rotate-keys)", cmd)
 	}
 }
 

@@ -47,6 +47,7 @@ func (a *API) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(a.authenticate)
 		r.With(a.can(objAny, "read")).Get("/orgs", a.handle(a.listOrgs))
+		r.With(a.can(objAny, "read")).Get("/regions", a.handle(a.listRegions))
 		r.With(a.can(objPlatform, "write")).Post("/orgs", a.handle(a.createOrg))
 		r.With(a.can(objPlatform, "write")).Post("/users/{user}/disable", a.handle(a.disableUser(true)))
 		r.With(a.can(objPlatform, "write")).Post("/users/{user}/enable", a.handle(a.disableUser(false)))
@@ -60,10 +61,24 @@ func (a *API) Routes(r chi.Router) {
 			r.With(a.can("team_members", "read")).Get("/teams/{team}/members", a.handle(a.listTeamMembers))
 			r.With(a.can("team_members", "write")).Post("/teams/{team}/members", a.handle(a.addTeamMember))
 			r.With(a.can("team_members", "write")).Post("/teams/{team}/members/{user}/remove", a.handle(a.removeTeamMember))
+			r.With(a.can("team", "write")).Post("/teams/{team}/suspend", a.handle(a.suspendTeam))
+			r.With(a.can("teams", "write")).Put("/teams/{team}/regions", a.handle(a.setTeamRegions))
+			r.With(a.can("team", "read")).Get("/teams/{team}/aliases", a.handle(a.listAliases))
+			r.With(a.can("team", "write")).Post("/teams/{team}/aliases", a.handle(a.createAlias))
+			r.With(a.can("team", "write")).Delete("/teams/{team}/aliases/{alias}", a.handle(a.deleteAlias))
 			r.With(a.can("models", "read")).Get("/providers", a.handle(a.listProviders))
 			r.With(a.can("models", "write")).Post("/providers", a.handle(a.createProvider))
+			r.With(a.can("models", "write")).Delete("/providers/{id}", a.handle(a.deleteProvider))
 			r.With(a.can("models", "read")).Get("/models", a.handle(a.listModels))
 			r.With(a.can("models", "write")).Post("/models", a.handle(a.createModel))
+			r.With(a.can("models", "write")).Delete("/models/{id}", a.handle(a.deleteModel))
+			r.With(a.can("models", "read")).Get("/mcp-servers", a.handle(a.listMCPServers))
+			r.With(a.can("models", "write")).Post("/mcp-servers", a.handle(a.createMCPServer))
+			r.With(a.can("models", "write")).Delete("/mcp-servers/{id}", a.handle(a.deleteMCPServer))
+			r.With(a.can("models", "read")).Get("/agents", a.handle(a.listAgents))
+			r.With(a.can("models", "write")).Post("/agents", a.handle(a.createAgent))
+			r.With(a.can("models", "write")).Delete("/agents/{id}", a.handle(a.deleteAgent))
+			r.With(a.can("fleet", "read")).Get("/fleet", a.handle(a.fleet))
 			r.With(a.can("members", "read")).Get("/members", a.handle(a.listMembers))
 			r.With(a.can("members", "write")).Post("/members", a.handle(a.addMember))
 			r.With(a.can("members", "write")).Put("/members/{user}", a.handle(a.setMemberRole))
@@ -180,9 +195,13 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 type createKeyReq struct {
-	Name          string     `json:"name"`
-	AllowedModels []string   `json:"allowed_models"`
-	ExpiresAt     *time.Time `json:"expires_at"`
+	Name           string     `json:"name"`
+	AllowedModels  []string   `json:"allowed_models"`
+	AgentIdentity  string     `json:"agent_identity"`
+	AllowedTools   []string   `json:"allowed_tools"`
+	AllowedAgents  []string   `json:"allowed_agents"`
+	AllowedRegions []string   `json:"allowed_regions"`
+	ExpiresAt      *time.Time `json:"expires_at"`
 }
 
 type createdKey struct {
@@ -198,7 +217,8 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key, secret, err := a.store.CreateKey(r.Context(), actor(r), org.ID, team.ID, store.NewKey{
-		Name: in.Name, AllowedModels: in.AllowedModels, ExpiresAt: in.ExpiresAt,
+		Name: in.Name, AllowedModels: in.AllowedModels, ExpiresAt: in.ExpiresAt, AgentIdentity: in.AgentIdentity,
+		AllowedTools: in.AllowedTools, AllowedAgents: in.AllowedAgents, AllowedRegions: in.AllowedRegions,
 	})
 	if err != nil {
 		return err
@@ -228,26 +248,6 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type createProviderReq struct {
-	Name    string `json:"name"`
-	Type    string `json:"type"`
-	BaseURL string `json:"base_url"`
-	APIKey  string `json:"api_key"`
-}
-
-func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
-	org := requestScope(r).org
-	var in createProviderReq
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	p, err := a.store.CreateProvider(r.Context(), actor(r), org.ID, store.NewProvider(in))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, p)
-	return nil
-}
 
 func (a *API) listModels(w http.ResponseWriter, r *http.Request) error {
 	org := requestScope(r).org
@@ -259,28 +259,6 @@ func (a *API) listModels(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type createModelReq struct {
-	Name                          string `json:"name"`
-	Provider                      string `json:"provider"`
-	UpstreamModel                 string `json:"upstream_model"`
-	InputPricePerMTokMicros       int64  `json:"input_price_per_mtok_micros"`
-	OutputPricePerMTokMicros      int64  `json:"output_price_per_mtok_micros"`
-	CachedInputPricePerMTokMicros int64  `json:"cached_input_price_per_mtok_micros"`
-}
-
-func (a *API) createModel(w http.ResponseWriter, r *http.Request) error {
-	org := requestScope(r).org
-	var in createModelReq
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	m, err := a.store.CreateModel(r.Context(), actor(r), org.ID, store.NewModel(in))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, m)
-	return nil
-}
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	f, err := auditFilter(r)

@@ -36,6 +36,21 @@ var allPrincipals = []string{pPlatform, pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlp
 // of the router must be listed: a route added without a rule fails the test.
 var matrix = map[string][]string{
 	"GET /orgs":                                           allPrincipals,
+	"GET /regions":                                        allPrincipals,
+	"DELETE /orgs/{org}/providers/{id}":                   {pOrgAdmin},
+	"DELETE /orgs/{org}/models/{id}":                      {pOrgAdmin},
+	"GET /orgs/{org}/mcp-servers":                         {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
+	"POST /orgs/{org}/mcp-servers":                        {pOrgAdmin},
+	"DELETE /orgs/{org}/mcp-servers/{id}":                 {pOrgAdmin},
+	"GET /orgs/{org}/agents":                              {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
+	"POST /orgs/{org}/agents":                             {pOrgAdmin},
+	"DELETE /orgs/{org}/agents/{id}":                      {pOrgAdmin},
+	"GET /orgs/{org}/fleet":                               {pOrgAdmin, pOrgViewer, pScoped},
+	"POST /orgs/{org}/teams/{team}/suspend":               {pOrgAdmin},
+	"PUT /orgs/{org}/teams/{team}/regions":                {pOrgAdmin},
+	"GET /orgs/{org}/teams/{team}/aliases":                {pOrgAdmin, pOrgViewer, pBetaMember, pScoped},
+	"POST /orgs/{org}/teams/{team}/aliases":               {pOrgAdmin},
+	"DELETE /orgs/{org}/teams/{team}/aliases/{alias}":     {pOrgAdmin},
 	"POST /orgs":                                          {},
 	"POST /users/{user}/disable":                          {},
 	"POST /users/{user}/enable":                           {},
@@ -113,7 +128,7 @@ func TestRBACMatrix(t *testing.T) {
 		must(err)
 		scopes := []string{"*"}
 		if name == pScoped {
-			scopes = []string{"org:read", "teams:read", "models:read", "members:read", "sso:read", "tokens:read", "audit:read", "usage:read", "keys:read", "team_members:read"}
+			scopes = []string{"org:read", "teams:read", "models:read", "members:read", "sso:read", "tokens:read", "audit:read", "usage:read", "keys:read", "team_members:read", "team:read", "fleet:read"}
 		}
 		_, secret, err := st.CreateAPIToken(ctx, "test", g.org.ID, m.ID, store.NewAPIToken{Name: name, Scopes: scopes})
 		must(err)
@@ -127,7 +142,7 @@ func TestRBACMatrix(t *testing.T) {
 	must(authz.Reload(ctx))
 
 	params := strings.NewReplacer("{org}", "acme", "{team}", "beta", "{key}", "zzzzzzzzzzzz",
-		"{user}", "00000000-0000-0000-0000-000000000000", "{mapping}", "00000000-0000-0000-0000-000000000000", "{token}", "zzzzzzzzzzzz")
+		"{user}", "00000000-0000-0000-0000-000000000000", "{mapping}", "00000000-0000-0000-0000-000000000000", "{token}", "zzzzzzzzzzzz", "{id}", "00000000-0000-0000-0000-000000000000", "{alias}", "nope")
 	seen := map[string]bool{}
 	err = chi.Walk(router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		path := strings.TrimSuffix(strings.TrimPrefix(route, "/api/v1"), "/")

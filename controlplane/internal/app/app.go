@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/configpub"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/console"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/fleet"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/natsbus"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/rbac"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/session"
@@ -51,6 +52,9 @@ type Config struct {
 	// PublicURL is where browsers reach the control plane (the OIDC callback is
 	// PublicURL/auth/callback). Cookies are Secure unless it is http on loopback.
 	PublicURL string
+	// AllowLinkLocalUpstreams lets upstream URLs point at link-local and cloud metadata
+	// addresses (refused by default: SSRF).
+	AllowLinkLocalUpstreams bool
 	// Platform, if set, is the IdP that signs in platform admins.
 	Platform        *sso.Platform
 	SessionIdle     time.Duration
@@ -120,7 +124,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		}
 	}
 
-	st := store.New(pool, masterKeys)
+	st := store.New(pool, masterKeys, store.AllowLinkLocalUpstreams(cfg.AllowLinkLocalUpstreams))
+	if err := st.EnsureRegions(ctx, cfg.Regions); err != nil {
+		return err
+	}
 	pub := configpub.NewPublisher(st, res.Config, configKeys, cfg.Regions, natsbus.MaxConfigValueBytes, log.With("component", "configpub"))
 	ing := usageingest.New(pool, js, log.With("component", "usageingest"))
 
@@ -156,8 +163,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	rbacChanged := make(chan struct{}, 1)
 	go database.Listen(ctx, pool, store.RBACChannel, rbacChanged, log)
 	go authz.Run(ctx, rbacChanged, 30*time.Second)
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- pub.Run(ctx) }()
+	go func() { errc <- fleet.New(st, nc, log.With("component", "fleet")).Run(ctx) }()
 	go func() { errc <- ing.Run(ctx) }()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -29,33 +29,104 @@ type Compiled struct {
 // Compile builds and validates the snapshot of cfg for region. maxBytes bounds the
 // encoded body (the sealed value adds a small fixed overhead on top).
 func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int) (Compiled, error) {
+	capability := uint32(1)
+	needs := func(c uint32) {
+		if c > capability {
+			capability = c
+		}
+	}
 	snap := &gatehousev1.Snapshot{
 		Org: &gatehousev1.Organization{Id: cfg.Org.ID, Slug: cfg.Org.Slug, Name: cfg.Org.Name, Suspended: cfg.Org.Suspended},
 	}
+	teams := map[string]*gatehousev1.Team{}
 	for _, t := range cfg.Teams {
-		snap.Teams = append(snap.Teams, &gatehousev1.Team{Id: t.ID, Slug: t.Slug, Name: t.Name, Suspended: t.Suspended})
+		pt := &gatehousev1.Team{Id: t.ID, Slug: t.Slug, Name: t.Name, Suspended: t.Suspended, Regions: sorted(t.Regions)}
+		if len(pt.Regions) > 0 {
+			needs(2)
+		}
+		teams[t.ID] = pt
+		snap.Teams = append(snap.Teams, pt)
+	}
+	for _, a := range cfg.Aliases {
+		if t := teams[a.TeamID]; t != nil {
+			t.Aliases = append(t.Aliases, &gatehousev1.ModelAlias{Alias: a.Alias, Model: a.Model})
+			needs(2)
+		}
+	}
+	for _, t := range snap.Teams {
+		slices.SortFunc(t.Aliases, func(a, b *gatehousev1.ModelAlias) int { return cmpStr(a.Alias, b.Alias) })
 	}
 	for _, k := range cfg.Keys {
 		var exp int64
 		if k.ExpiresAt != nil {
 			exp = k.ExpiresAt.UnixMilli()
 		}
-		snap.Keys = append(snap.Keys, &gatehousev1.ApiKey{
+		pk := &gatehousev1.ApiKey{
 			Id: k.ID, TeamId: k.TeamID, Name: k.Name, SecretSha256: k.SecretSHA256,
-			ExpiresAtUnixMs: exp, AllowedModels: slices.Sorted(slices.Values(k.AllowedModels)),
-		})
+			ExpiresAtUnixMs: exp, AllowedModels: sorted(k.AllowedModels), AgentIdentity: k.AgentIdentity,
+			AllowedTools: sorted(k.AllowedTools), AllowedAgents: sorted(k.AllowedAgents), AllowedRegions: sorted(k.AllowedRegions),
+		}
+		if pk.AgentIdentity != "" || len(pk.AllowedTools)+len(pk.AllowedAgents)+len(pk.AllowedRegions) > 0 {
+			needs(2)
+		}
+		snap.Keys = append(snap.Keys, pk)
 	}
+	providerTeams := map[string]store.Sharing{}
 	for _, p := range cfg.Providers {
+		pt := providerType(p.Type)
+		if pt != gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
+			needs(2)
+		}
+		providerTeams[p.ID] = p.SharedWith
 		snap.Providers = append(snap.Providers, &gatehousev1.Provider{
-			Id: p.ID, Name: p.Name, Type: providerType(p.Type), BaseUrl: p.BaseURL, ApiKey: p.APIKey,
+			Id: p.ID, Name: p.Name, Type: pt, BaseUrl: p.BaseURL, ApiKey: p.APIKey, ApiVersion: p.APIVersion,
 		})
 	}
 	for _, m := range cfg.Models {
-		snap.Models = append(snap.Models, &gatehousev1.Model{
+		if len(m.Regions) > 0 && !slices.Contains(m.Regions, region) {
+			snap.OtherRegionModels = append(snap.OtherRegionModels, &gatehousev1.RegionalModel{Name: m.Name, Regions: sorted(m.Regions)})
+			needs(2)
+			continue
+		}
+		parent, ok := providerTeams[m.ProviderID]
+		if !ok {
+			return Compiled{}, fmt.Errorf("compile org %s: validate: model %s references missing provider %s", cfg.Org.ID, m.ID, m.ProviderID)
+		}
+		teamIDs, anyone := teamsFor(m.SharedWith, parent)
+		if !anyone {
+			// Shared only with teams that may not use its provider: nobody may use it.
+			continue
+		}
+		pm := &gatehousev1.Model{
 			Id: m.ID, Name: m.Name, ProviderId: m.ProviderID, UpstreamModel: m.UpstreamModel,
 			InputPricePerMtokMicros: m.InputPricePerMTokMicros, OutputPricePerMtokMicros: m.OutputPricePerMTokMicros,
-			CachedInputPricePerMtokMicros: m.CachedInputPricePerMTokMicros,
-		})
+			CachedInputPricePerMtokMicros: m.CachedInputPricePerMTokMicros, ContextWindow: m.ContextWindow,
+			TeamIds: teamIDs,
+		}
+		snap.Models = append(snap.Models, pm)
+	}
+	everyone := store.Sharing{All: true}
+	for _, m := range cfg.MCPServers {
+		teamIDs, anyone := teamsFor(m.SharedWith, everyone)
+		if !anyone {
+			continue
+		}
+		needs(2)
+		tr := gatehousev1.McpTransport_MCP_TRANSPORT_STREAMABLE_HTTP
+		if m.Transport == "sse" {
+			tr = gatehousev1.McpTransport_MCP_TRANSPORT_SSE
+		}
+		snap.McpServers = append(snap.McpServers, &gatehousev1.McpServer{Id: m.ID, Name: m.Name, Url: m.URL, Transport: tr,
+			AuthHeader: m.AuthHeader, Credential: m.Credential, TeamIds: teamIDs})
+	}
+	for _, a := range cfg.Agents {
+		teamIDs, anyone := teamsFor(a.SharedWith, everyone)
+		if !anyone {
+			continue
+		}
+		needs(2)
+		snap.Agents = append(snap.Agents, &gatehousev1.A2AAgent{Id: a.ID, Name: a.Name, CardUrl: a.CardURL,
+			AuthHeader: a.AuthHeader, Credential: a.Credential, TeamIds: teamIDs})
 	}
 	sortSnapshot(snap)
 	if err := Validate(snap); err != nil {
@@ -70,15 +141,48 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 	}
 	meta := &gatehousev1.SnapshotMeta{
 		OrgId: cfg.Org.ID, Region: region, Epoch: cfg.Epoch, Version: cfg.Version, Sha256: sum,
-		BuiltAtUnixMs: builtAt.UnixMilli(), MinGatewayCapability: 1,
+		BuiltAtUnixMs: builtAt.UnixMilli(), MinGatewayCapability: capability,
 	}
 	return Compiled{Meta: meta, Snapshot: snap, Body: body}, nil
+}
+
+// teamsFor intersects an entry's sharing with its parent's (a model's provider): the
+// team ids that may use it (nil = every team), and false when no team may.
+func teamsFor(own, parent store.Sharing) ([]string, bool) {
+	switch {
+	case own.All && parent.All:
+		return nil, true
+	case own.All:
+		return sorted(parent.Teams), len(parent.Teams) > 0
+	case parent.All:
+		return sorted(own.Teams), len(own.Teams) > 0
+	}
+	var out []string
+	for _, t := range own.Teams {
+		if slices.Contains(parent.Teams, t) {
+			out = append(out, t)
+		}
+	}
+	return sorted(out), len(out) > 0
+}
+
+func sorted(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	return slices.Sorted(slices.Values(in))
 }
 
 func providerType(t string) gatehousev1.ProviderType {
 	switch t {
 	case "openai-compatible":
 		return gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE
+	case "anthropic":
+		return gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC
+	case "azure-openai":
+		return gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI
+	case "gemini":
+		return gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI
 	}
 	return gatehousev1.ProviderType_PROVIDER_TYPE_UNSPECIFIED
 }
@@ -89,6 +193,9 @@ func sortSnapshot(s *gatehousev1.Snapshot) {
 	slices.SortFunc(s.Keys, func(a, b *gatehousev1.ApiKey) int { return cmpStr(a.Id, b.Id) })
 	slices.SortFunc(s.Providers, func(a, b *gatehousev1.Provider) int { return cmpStr(a.Id, b.Id) })
 	slices.SortFunc(s.Models, func(a, b *gatehousev1.Model) int { return cmpStr(a.Id, b.Id) })
+	slices.SortFunc(s.OtherRegionModels, func(a, b *gatehousev1.RegionalModel) int { return cmpStr(a.Name, b.Name) })
+	slices.SortFunc(s.McpServers, func(a, b *gatehousev1.McpServer) int { return cmpStr(a.Id, b.Id) })
+	slices.SortFunc(s.Agents, func(a, b *gatehousev1.A2AAgent) int { return cmpStr(a.Id, b.Id) })
 }
 
 func cmpStr(a, b string) int {
@@ -141,6 +248,9 @@ func Validate(s *gatehousev1.Snapshot) error {
 		}
 	}
 	names := map[string]bool{}
+	for _, m := range s.OtherRegionModels {
+		names[m.Name] = true
+	}
 	for _, m := range s.Models {
 		if names[m.Name] {
 			return fmt.Errorf("validate: duplicate model name %q", m.Name)
@@ -153,6 +263,47 @@ func Validate(s *gatehousev1.Snapshot) error {
 			if !teams[t] {
 				return fmt.Errorf("validate: model %s references missing team %s", m.Id, t)
 			}
+		}
+	}
+	for _, t := range s.Teams {
+		seen := map[string]bool{}
+		for _, a := range t.Aliases {
+			if a.Alias == "" || seen[a.Alias] {
+				return fmt.Errorf("validate: team %s has an empty or duplicate alias %q", t.Id, a.Alias)
+			}
+			seen[a.Alias] = true
+			if !names[a.Model] {
+				return fmt.Errorf("validate: team %s alias %q targets missing model %q", t.Id, a.Alias, a.Model)
+			}
+		}
+	}
+	upstreams := map[string]bool{}
+	check := func(kind, id, name, raw string, teamIDs []string) error {
+		if id == "" || name == "" || upstreams[kind+id] || upstreams[kind+"/"+name] {
+			return fmt.Errorf("validate: %s %q has an empty or duplicate id or name", kind, name)
+		}
+		upstreams[kind+id], upstreams[kind+"/"+name] = true, true
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("validate: %s %s has an invalid url", kind, id)
+		}
+		for _, t := range teamIDs {
+			if !teams[t] {
+				return fmt.Errorf("validate: %s %s references missing team %s", kind, id, t)
+			}
+		}
+		return nil
+	}
+	for _, m := range s.McpServers {
+		if m.Transport == gatehousev1.McpTransport_MCP_TRANSPORT_UNSPECIFIED {
+			return fmt.Errorf("validate: mcp server %s has no transport", m.Id)
+		}
+		if err := check("mcp server", m.Id, m.Name, m.Url, m.TeamIds); err != nil {
+			return err
+		}
+	}
+	for _, a := range s.Agents {
+		if err := check("agent", a.Id, a.Name, a.CardUrl, a.TeamIds); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -25,6 +25,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+var all = store.Sharing{All: true}
+
+const search = "22222222-2222-2222-2222-22222222222b"
+
 func sampleConfig() store.OrgConfig {
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	hash := bytes.Repeat([]byte{0xab}, 32)
@@ -33,16 +37,29 @@ func sampleConfig() store.OrgConfig {
 		Epoch:   7,
 		Version: 42,
 		Teams: []store.Team{
-			{ID: "22222222-2222-2222-2222-22222222222b", Slug: "search", Name: "Search"},
+			{ID: "22222222-2222-2222-2222-22222222222b", Slug: "search", Name: "Search", Regions: []string{"eu", "us"}},
 			{ID: "22222222-2222-2222-2222-22222222222a", Slug: "ads", Name: "Ads", Suspended: true},
 		},
 		Keys: []store.ActiveKey{
-			{Key: store.Key{ID: "bbbbbbbbbbbb", TeamID: "22222222-2222-2222-2222-22222222222b", Name: "ci", AllowedModels: []string{"z", "a"}, ExpiresAt: &exp}, SecretSHA256: hash},
+			{Key: store.Key{ID: "bbbbbbbbbbbb", TeamID: "22222222-2222-2222-2222-22222222222b", Name: "ci", AllowedModels: []string{"z", "a"}, ExpiresAt: &exp,
+				AgentIdentity: "ci-bot", AllowedTools: []string{"github/*"}, AllowedRegions: []string{"eu"}}, SecretSHA256: hash},
 			{Key: store.Key{ID: "aaaaaaaaaaaa", TeamID: "22222222-2222-2222-2222-22222222222a", Name: "dev"}, SecretSHA256: hash},
 		},
-		Providers: []store.ProviderWithSecret{{Provider: store.Provider{ID: "33333333-3333-3333-3333-333333333333", Name: "openai", Type: "openai-compatible", BaseURL: "https://api.example.com/v1"}, APIKey: "sk-test"}},
-		Models: []store.Model{{ID: "44444444-4444-4444-4444-444444444444", Name: "gpt-demo", ProviderID: "33333333-3333-3333-3333-333333333333",
-			UpstreamModel: "gpt-4o-mini", InputPricePerMTokMicros: 150000, OutputPricePerMTokMicros: 600000, CachedInputPricePerMTokMicros: 75000}},
+		Providers: []store.ProviderWithSecret{
+			{Provider: store.Provider{ID: "33333333-3333-3333-3333-333333333333", Name: "openai", Type: "openai-compatible", BaseURL: "https://api.example.com/v1", SharedWith: all}, APIKey: "sk-test"},
+			{Provider: store.Provider{ID: "33333333-3333-3333-3333-33333333333a", Name: "claude", Type: "anthropic", BaseURL: "https://api.anthropic.example", SharedWith: store.Sharing{Teams: []string{search}}}, APIKey: "sk-ant"},
+		},
+		Models: []store.Model{
+			{ID: "44444444-4444-4444-4444-444444444444", Name: "gpt-demo", ProviderID: "33333333-3333-3333-3333-333333333333",
+				UpstreamModel: "gpt-4o-mini", InputPricePerMTokMicros: 150000, OutputPricePerMTokMicros: 600000, CachedInputPricePerMTokMicros: 75000, ContextWindow: 128000, SharedWith: all},
+			{ID: "44444444-4444-4444-4444-44444444444e", Name: "eu-only", ProviderID: "33333333-3333-3333-3333-333333333333",
+				UpstreamModel: "gpt-4o", Regions: []string{"eu"}, SharedWith: all},
+			{ID: "44444444-4444-4444-4444-44444444444c", Name: "claude", ProviderID: "33333333-3333-3333-3333-33333333333a",
+				UpstreamModel: "claude-sonnet", SharedWith: all},
+		},
+		Aliases:    []store.Alias{{TeamID: search, Alias: "fast", Model: "gpt-demo"}, {TeamID: search, Alias: "eu", Model: "eu-only"}},
+		MCPServers: []store.MCPServerWithSecret{{MCPServer: store.MCPServer{ID: "55555555-5555-5555-5555-555555555555", Name: "github", URL: "https://mcp.example.com/mcp", Transport: "streamable-http", AuthHeader: "Authorization", SharedWith: all}, Credential: "ghp_x"}},
+		Agents:     []store.AgentWithSecret{{Agent: store.Agent{ID: "66666666-6666-6666-6666-666666666666", Name: "planner", CardURL: "https://agents.example.com/.well-known/agent-card.json", AuthHeader: "X-Api-Key", SharedWith: store.Sharing{Teams: []string{search}}}}},
 	}
 }
 
@@ -83,6 +100,25 @@ func TestCompileGolden(t *testing.T) {
 		t.Fatalf("snapshot differs from golden (-want +got):\n%s", diff)
 	}
 
+	if c.Meta.MinGatewayCapability != 2 || len(c.Snapshot.Models) != 3 || len(c.Snapshot.OtherRegionModels) != 0 {
+		t.Fatalf("eu snapshot: capability %d, %d models, %d elsewhere", c.Meta.MinGatewayCapability, len(c.Snapshot.Models), len(c.Snapshot.OtherRegionModels))
+	}
+	us, err := configpub.Compile(sampleConfig(), "us", built, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(us.Snapshot.Models) != 2 || len(us.Snapshot.OtherRegionModels) != 1 || us.Snapshot.OtherRegionModels[0].Name != "eu-only" {
+		t.Fatalf("us snapshot models %v elsewhere %v", us.Snapshot.Models, us.Snapshot.OtherRegionModels)
+	}
+	// A capability-1 org stays readable by capability-1 gateways.
+	plain := sampleConfig()
+	plain.Teams[0].Regions, plain.Teams[1].Regions, plain.Aliases, plain.MCPServers, plain.Agents = nil, nil, nil, nil, nil
+	plain.Keys[0].AgentIdentity, plain.Keys[0].AllowedTools, plain.Keys[0].AllowedRegions = "", nil, nil
+	plain.Providers, plain.Models = plain.Providers[:1], plain.Models[:1]
+	if c1, err := configpub.Compile(plain, "eu", built, 1<<20); err != nil || c1.Meta.MinGatewayCapability != 1 {
+		t.Fatalf("plain org: capability %d, %v", c1.Meta.MinGatewayCapability, err)
+	}
+
 	// Deterministic: the same input compiles to the same bytes, whatever the input order.
 	cfg := sampleConfig()
 	cfg.Teams[0], cfg.Teams[1] = cfg.Teams[1], cfg.Teams[0]
@@ -111,6 +147,12 @@ func TestCompileRefuses(t *testing.T) {
 			c.Models = append(c.Models, m)
 		}, 1 << 20, "duplicate model name"},
 		{"bad provider url", func(c *store.OrgConfig) { c.Providers[0].BaseURL = "not a url" }, 1 << 20, "invalid base url"},
+		{"alias to missing model", func(c *store.OrgConfig) { c.Aliases[0].Model = "nope" }, 1 << 20, "missing model"},
+		{"duplicate mcp name", func(c *store.OrgConfig) {
+			m := c.MCPServers[0]
+			m.ID = "77777777-7777-7777-7777-777777777777"
+			c.MCPServers = append(c.MCPServers, m)
+		}, 1 << 20, "duplicate"},
 		{"too large", func(*store.OrgConfig) {}, 100, "size limit"},
 	}
 	for _, tc := range tests {

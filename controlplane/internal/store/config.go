@@ -12,13 +12,28 @@ import (
 // OrgConfig is everything the config compiler needs about one org, read in one
 // repeatable-read transaction so it is self-consistent. Credentials are opened.
 type OrgConfig struct {
-	Org       Org
-	Epoch     uint64
-	Version   uint64
-	Teams     []Team
-	Keys      []ActiveKey
-	Providers []ProviderWithSecret
-	Models    []Model
+	Org        Org
+	Epoch      uint64
+	Version    uint64
+	Teams      []Team
+	Aliases    []Alias
+	Keys       []ActiveKey
+	Providers  []ProviderWithSecret
+	Models     []Model
+	MCPServers []MCPServerWithSecret
+	Agents     []AgentWithSecret
+}
+
+// MCPServerWithSecret carries the opened credential, for the encrypted snapshot only.
+type MCPServerWithSecret struct {
+	MCPServer
+	Credential string
+}
+
+// AgentWithSecret carries the opened credential, for the encrypted snapshot only.
+type AgentWithSecret struct {
+	Agent
+	Credential string
 }
 
 // ActiveKey is a key the gateways must accept: not revoked, not expired.
@@ -81,12 +96,52 @@ func (s *Store) LoadOrgConfig(ctx context.Context, orgID string) (OrgConfig, err
 			}
 			out.Providers = append(out.Providers, pw)
 		}
+		sh, err := s.shares(ctx, q, orgID)
+		if err != nil {
+			return err
+		}
+		for i := range out.Providers {
+			fillShare(&out.Providers[i].SharedWith, sh["provider"], out.Providers[i].ID)
+		}
 		models, err := q.ListModels(ctx, orgID)
 		if err != nil {
 			return err
 		}
 		for _, m := range models {
-			out.Models = append(out.Models, modelFromRow(m))
+			mm := modelFromRow(m)
+			fillShare(&mm.SharedWith, sh["model"], m.ID)
+			out.Models = append(out.Models, mm)
+		}
+		aliases, err := q.ListAliases(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, a := range aliases {
+			out.Aliases = append(out.Aliases, Alias{TeamID: a.TeamID, Alias: a.Alias, ModelID: a.ModelID, Model: a.ModelName})
+		}
+		servers, err := q.ListMCPServers(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, m := range servers {
+			ms := MCPServerWithSecret{MCPServer: mcpFromRow(m)}
+			fillShare(&ms.SharedWith, sh["mcp_server"], m.ID)
+			if ms.Credential, err = s.open(m.CredentialSealed, m.CredentialKeyID, entryAAD("mcp", orgID)); err != nil {
+				return fmt.Errorf("mcp server %s credential: %w", m.ID, err)
+			}
+			out.MCPServers = append(out.MCPServers, ms)
+		}
+		agents, err := q.ListAgents(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, a := range agents {
+			as := AgentWithSecret{Agent: agentFromRow(a)}
+			fillShare(&as.SharedWith, sh["a2a_agent"], a.ID)
+			if as.Credential, err = s.open(a.CredentialSealed, a.CredentialKeyID, entryAAD("a2a", orgID)); err != nil {
+				return fmt.Errorf("agent %s credential: %w", a.ID, err)
+			}
+			out.Agents = append(out.Agents, as)
 		}
 		return nil
 	})
@@ -94,6 +149,15 @@ func (s *Store) LoadOrgConfig(ctx context.Context, orgID string) (OrgConfig, err
 		return OrgConfig{}, fmt.Errorf("load org config: %w", mapError(err))
 	}
 	return out, nil
+}
+
+// open opens a sealed credential ("" when none is stored).
+func (s *Store) open(sealed []byte, keyID *string, aad []byte) (string, error) {
+	if sealed == nil || keyID == nil {
+		return "", nil
+	}
+	plain, err := s.secrets.OpenBytes(*keyID, sealed, aad)
+	return string(plain), err
 }
 
 // PendingOrg is an org with unpublished changes up to outbox row MaxID.

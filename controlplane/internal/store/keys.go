@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,28 +13,38 @@ import (
 
 // Key is a team API key as listed: never the secret.
 type Key struct {
-	ID            string     `json:"id"`
-	OrgID         string     `json:"org_id"`
-	TeamID        string     `json:"team_id"`
-	Name          string     `json:"name"`
-	Display       string     `json:"display"`
-	AllowedModels []string   `json:"allowed_models"`
-	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
-	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
+	ID             string     `json:"id"`
+	OrgID          string     `json:"org_id"`
+	TeamID         string     `json:"team_id"`
+	Name           string     `json:"name"`
+	Display        string     `json:"display"`
+	AllowedModels  []string   `json:"allowed_models"`
+	AgentIdentity  string     `json:"agent_identity,omitempty"`
+	AllowedTools   []string   `json:"allowed_tools"`
+	AllowedAgents  []string   `json:"allowed_agents"`
+	AllowedRegions []string   `json:"allowed_regions"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
 }
 
 // NewKey describes a key to mint.
 type NewKey struct {
-	Name          string
-	AllowedModels []string
-	ExpiresAt     *time.Time
+	Name           string
+	AllowedModels  []string
+	AgentIdentity  string
+	AllowedTools   []string
+	AllowedAgents  []string
+	AllowedRegions []string
+	ExpiresAt      *time.Time
 }
 
 func keyFromRow(r dbq.ApiKey) Key {
 	return Key{
 		ID: r.ID, OrgID: r.OrgID, TeamID: r.TeamID, Name: r.Name, Display: keys.Display(r.ID),
-		AllowedModels: r.AllowedModels, ExpiresAt: timePtr(r.ExpiresAt), RevokedAt: timePtr(r.RevokedAt),
+		AllowedModels: r.AllowedModels, AgentIdentity: r.AgentIdentity, AllowedTools: r.AllowedTools,
+		AllowedAgents: r.AllowedAgents, AllowedRegions: r.AllowedRegions,
+		ExpiresAt: timePtr(r.ExpiresAt), RevokedAt: timePtr(r.RevokedAt),
 		CreatedAt: r.CreatedAt.Time.UTC(),
 	}
 }
@@ -47,18 +59,28 @@ func (s *Store) CreateKey(ctx context.Context, actor Actor, orgID, teamID string
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(s.now()) {
 		return Key{}, "", invalid("expires_at", "must be in the future")
 	}
-	allowed := []string{}
-	for _, m := range in.AllowedModels {
-		if m = strings.TrimSpace(m); m != "" {
-			allowed = append(allowed, m)
+	allowed := cleanList(in.AllowedModels)
+	tools := cleanList(in.AllowedTools)
+	for _, t := range tools {
+		if srv, tool, ok := strings.Cut(t, "/"); !ok || !nameRE.MatchString(srv) || tool == "" {
+			return Key{}, "", invalid("allowed_tools", "use server/tool or server/* (got "+t+")")
 		}
+	}
+	agents := cleanList(in.AllowedAgents)
+	regions, err := s.checkRegions(ctx, "allowed_regions", in.AllowedRegions)
+	if err != nil {
+		return Key{}, "", err
+	}
+	if !agentIdentityRE.MatchString(in.AgentIdentity) {
+		return Key{}, "", invalid("agent_identity", "use up to 128 letters, digits and . _ : @ / -")
 	}
 	minted := keys.Mint()
 	var out Key
-	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+	err = s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
 		row, err := q.CreateKey(ctx, dbq.CreateKeyParams{
 			ID: minted.ID, OrgID: orgID, TeamID: teamID, Name: in.Name,
 			SecretSha256: minted.SHA256[:], AllowedModels: allowed, ExpiresAt: tsOrNull(in.ExpiresAt),
+			AgentIdentity: in.AgentIdentity, AllowedTools: tools, AllowedAgents: agents, AllowedRegions: regions,
 		})
 		if err != nil {
 			return err
@@ -71,6 +93,19 @@ func (s *Store) CreateKey(ctx context.Context, actor Actor, orgID, teamID string
 		return Key{}, "", err
 	}
 	return out, minted.Secret, nil
+}
+
+var agentIdentityRE = regexp.MustCompile(`^[A-Za-z0-9._:@/-]{0,128}$`)
+
+// cleanList trims, drops blanks and duplicates.
+func cleanList(in []string) []string {
+	out := []string{}
+	for _, x := range in {
+		if x = strings.TrimSpace(x); x != "" && !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // ListKeys lists the keys of a team, revoked ones included.

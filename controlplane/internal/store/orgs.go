@@ -25,6 +25,7 @@ type Team struct {
 	Slug      string    `json:"slug"`
 	Name      string    `json:"name"`
 	Suspended bool      `json:"suspended"`
+	Regions   []string  `json:"regions"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -35,7 +36,7 @@ func orgFromRow(r dbq.Organization) Org {
 }
 
 func teamFromRow(r dbq.Team) Team {
-	return Team{ID: r.ID, OrgID: r.OrgID, Slug: r.Slug, Name: r.Name, Suspended: r.Suspended, CreatedAt: r.CreatedAt.Time.UTC()}
+	return Team{ID: r.ID, OrgID: r.OrgID, Slug: r.Slug, Name: r.Name, Suspended: r.Suspended, Regions: r.Regions, CreatedAt: r.CreatedAt.Time.UTC()}
 }
 
 // CreateOrg creates an organization.

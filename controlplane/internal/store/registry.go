@@ -2,15 +2,22 @@ package store
 
 import (
 	"context"
-	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
 )
 
-// ProviderTypes lists the provider types the gateway can speak to.
-var ProviderTypes = []string{"openai-compatible"}
+// ProviderTypes lists the provider types the registry accepts.
+var ProviderTypes = []string{"openai-compatible", "anthropic", "azure-openai", "gemini"}
+
+// Sharing says which teams of the org may use a registry entry.
+type Sharing struct {
+	// All shares with every team (now and later); otherwise only Teams (ids).
+	All   bool     `json:"all"`
+	Teams []string `json:"teams"`
+}
 
 // Provider is an upstream LLM endpoint. The credential is never returned.
 type Provider struct {
@@ -19,16 +26,21 @@ type Provider struct {
 	Name          string    `json:"name"`
 	Type          string    `json:"type"`
 	BaseURL       string    `json:"base_url"`
+	APIVersion    string    `json:"api_version,omitempty"`
 	HasCredential bool      `json:"has_credential"`
+	SharedWith    Sharing   `json:"shared_with"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
 // NewProvider describes a provider to create. APIKey is sealed before it is stored.
 type NewProvider struct {
-	Name    string
-	Type    string
-	BaseURL string
-	APIKey  string
+	Name       string
+	Type       string
+	BaseURL    string
+	APIKey     string
+	APIVersion string
+	// Share nil means all teams.
+	Share *Sharing
 }
 
 // Model is a model an org offers.
@@ -41,13 +53,16 @@ type Model struct {
 	InputPricePerMTokMicros       int64     `json:"input_price_per_mtok_micros"`
 	OutputPricePerMTokMicros      int64     `json:"output_price_per_mtok_micros"`
 	CachedInputPricePerMTokMicros int64     `json:"cached_input_price_per_mtok_micros"`
+	ContextWindow                 int64     `json:"context_window"`
+	Regions                       []string  `json:"regions"`
+	SharedWith                    Sharing   `json:"shared_with"`
 	CreatedAt                     time.Time `json:"created_at"`
 }
 
 func providerFromRow(r dbq.Provider) Provider {
 	return Provider{
-		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Type: r.Type, BaseURL: r.BaseUrl,
-		HasCredential: r.ApiKeySealed != nil, CreatedAt: r.CreatedAt.Time.UTC(),
+		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Type: r.Type, BaseURL: r.BaseUrl, APIVersion: r.ApiVersion,
+		HasCredential: r.ApiKeySealed != nil, SharedWith: Sharing{All: r.SharedWithAll, Teams: []string{}}, CreatedAt: r.CreatedAt.Time.UTC(),
 	}
 }
 
@@ -55,27 +70,93 @@ func modelFromRow(r dbq.Model) Model {
 	return Model{
 		ID: r.ID, OrgID: r.OrgID, Name: r.Name, ProviderID: r.ProviderID, UpstreamModel: r.UpstreamModel,
 		InputPricePerMTokMicros: r.InputPricePerMtokMicros, OutputPricePerMTokMicros: r.OutputPricePerMtokMicros,
-		CachedInputPricePerMTokMicros: r.CachedInputPricePerMtokMicros, CreatedAt: r.CreatedAt.Time.UTC(),
+		CachedInputPricePerMTokMicros: r.CachedInputPricePerMtokMicros, ContextWindow: r.ContextWindow, Regions: r.Regions,
+		SharedWith: Sharing{All: r.SharedWithAll, Teams: []string{}}, CreatedAt: r.CreatedAt.Time.UTC(),
 	}
 }
 
-// credentialAAD binds a sealed credential to its org, so a ciphertext copied into
-// another org's row does not open.
+// credentialAAD binds a sealed credential to its org and kind, so a ciphertext copied
+// into another org's (or another kind's) row does not open.
 func credentialAAD(orgID string) []byte { return []byte("gatehouse/provider-credential/" + orgID) }
 
-// ValidateBaseURL checks an upstream base URL.
+func entryAAD(kind, orgID string) []byte { return []byte("gatehouse/" + kind + "-credential/" + orgID) }
+
+// ValidateBaseURL checks an upstream base URL's shape (no network lookups).
 func ValidateBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalid("base_url", "must be an absolute http or https URL")
+	return (&Store{allowLinkLocal: true}).checkUpstreamURL(context.Background(), "base_url", raw)
+}
+
+// seal seals a credential, or returns nils for an empty one.
+func (s *Store) seal(plain string, aad []byte) ([]byte, *string, error) {
+	if plain == "" {
+		return nil, nil, nil
 	}
-	if u.User != nil {
-		return invalid("base_url", "must not carry credentials; use api_key")
+	kid, b, err := s.secrets.SealBytes([]byte(plain), aad)
+	if err != nil {
+		return nil, nil, err
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return invalid("base_url", "must not have a query or fragment")
+	return b, &kid, nil
+}
+
+// share resolves a Sharing to (all, team ids) and checks the teams belong to org.
+func (s *Store) share(ctx context.Context, q *dbq.Queries, orgID string, sh *Sharing) (bool, []string, error) {
+	if sh == nil || sh.All {
+		return true, nil, nil
+	}
+	teams, err := q.ListTeams(ctx, orgID)
+	if err != nil {
+		return false, nil, err
+	}
+	var ids []string
+	for _, ref := range sh.Teams {
+		found := ""
+		for _, t := range teams {
+			if t.ID == ref || t.Slug == ref {
+				found = t.ID
+			}
+		}
+		if found == "" {
+			return false, nil, invalid("shared_with", "no such team: "+ref)
+		}
+		if !slices.Contains(ids, found) {
+			ids = append(ids, found)
+		}
+	}
+	return false, ids, nil
+}
+
+func setShares(ctx context.Context, q *dbq.Queries, orgID, kind, entryID string, teams []string) error {
+	if err := q.DeleteShares(ctx, dbq.DeleteSharesParams{Kind: kind, EntryID: entryID}); err != nil {
+		return err
+	}
+	for _, t := range teams {
+		if err := q.InsertShare(ctx, dbq.InsertShareParams{OrgID: orgID, Kind: kind, EntryID: entryID, TeamID: t}); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// shares returns kind → entry id → team ids for org.
+func (s *Store) shares(ctx context.Context, q *dbq.Queries, orgID string) (map[string]map[string][]string, error) {
+	rows, err := q.ListShares(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string][]string{}
+	for _, r := range rows {
+		if out[r.Kind] == nil {
+			out[r.Kind] = map[string][]string{}
+		}
+		out[r.Kind][r.EntryID] = append(out[r.Kind][r.EntryID], r.TeamID)
+	}
+	return out, nil
+}
+
+func fillShare(sh *Sharing, m map[string][]string, id string) {
+	if !sh.All {
+		sh.Teams = append([]string{}, m[id]...)
+	}
 }
 
 // CreateProvider registers an upstream provider for org.
@@ -84,42 +165,70 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 	if in.Type == "" {
 		in.Type = "openai-compatible"
 	}
-	if err := ValidateBaseURL(in.BaseURL); err != nil {
+	if !slices.Contains(ProviderTypes, in.Type) {
+		return Provider{}, invalid("type", "must be one of "+strings.Join(ProviderTypes, ", "))
+	}
+	if in.Type == "azure-openai" && strings.TrimSpace(in.APIVersion) == "" {
+		return Provider{}, invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
+	}
+	if err := s.checkUpstreamURL(ctx, "base_url", in.BaseURL); err != nil {
 		return Provider{}, err
 	}
-	var sealed []byte
-	var keyID *string
-	if in.APIKey != "" {
-		kid, b, err := s.secrets.SealBytes([]byte(in.APIKey), credentialAAD(orgID))
-		if err != nil {
-			return Provider{}, err
-		}
-		sealed, keyID = b, &kid
+	sealed, keyID, err := s.seal(in.APIKey, credentialAAD(orgID))
+	if err != nil {
+		return Provider{}, err
 	}
 	var out Provider
-	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+	err = s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+		all, teams, err := s.share(ctx, q, orgID, in.Share)
+		if err != nil {
+			return err
+		}
 		row, err := q.CreateProvider(ctx, dbq.CreateProviderParams{
 			OrgID: orgID, Name: in.Name, Type: in.Type, BaseUrl: in.BaseURL, ApiKeySealed: sealed, ApiKeyKeyID: keyID,
+			ApiVersion: strings.TrimSpace(in.APIVersion), SharedWithAll: all,
 		})
 		if err != nil {
 			return err
 		}
+		if err := setShares(ctx, q, orgID, "provider", row.ID, teams); err != nil {
+			return err
+		}
 		out = providerFromRow(row)
+		out.SharedWith.Teams = append(out.SharedWith.Teams, teams...)
 		ch.targetID, ch.after = out.ID, out
 		return nil
 	}, change{actor: actor, orgID: orgID, action: "provider.create", targetType: "provider"})
 	return out, err
 }
 
+// DeleteProvider deletes a provider no model uses.
+func (s *Store) DeleteProvider(ctx context.Context, actor Actor, orgID, id string) error {
+	return s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+		row, err := q.DeleteProvider(ctx, dbq.DeleteProviderParams{ID: id, OrgID: orgID})
+		if err != nil {
+			return inUse(err, "the provider is still used by models; delete them first")
+		}
+		ch.before = providerFromRow(row)
+		return q.DeleteShares(ctx, dbq.DeleteSharesParams{Kind: "provider", EntryID: id})
+	}, change{actor: actor, orgID: orgID, action: "provider.delete", targetType: "provider", targetID: id})
+}
+
 // ListProviders lists the providers of org.
 func (s *Store) ListProviders(ctx context.Context, orgID string) ([]Provider, error) {
-	rows, err := dbq.New(s.pool).ListProviders(ctx, orgID)
+	q := dbq.New(s.pool)
+	rows, err := q.ListProviders(ctx, orgID)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	sh, err := s.shares(ctx, q, orgID)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	out := make([]Provider, len(rows))
 	for i, r := range rows {
 		out[i] = providerFromRow(r)
+		fillShare(&out[i].SharedWith, sh["provider"], r.ID)
 	}
 	return out, nil
 }
@@ -132,6 +241,9 @@ type NewModel struct {
 	InputPricePerMTokMicros       int64
 	OutputPricePerMTokMicros      int64
 	CachedInputPricePerMTokMicros int64
+	ContextWindow                 int64
+	Regions                       []string
+	Share                         *Sharing
 }
 
 // CreateModel registers a model for org.
@@ -139,6 +251,13 @@ func (s *Store) CreateModel(ctx context.Context, actor Actor, orgID string, in N
 	in.Name, in.UpstreamModel = strings.TrimSpace(in.Name), strings.TrimSpace(in.UpstreamModel)
 	if in.UpstreamModel == "" {
 		in.UpstreamModel = in.Name
+	}
+	if in.ContextWindow < 0 {
+		return Model{}, invalid("context_window", "cannot be negative")
+	}
+	regions, err := s.checkRegions(ctx, "regions", in.Regions)
+	if err != nil {
+		return Model{}, err
 	}
 	providers, err := s.ListProviders(ctx, orgID)
 	if err != nil {
@@ -155,30 +274,95 @@ func (s *Store) CreateModel(ctx context.Context, actor Actor, orgID string, in N
 	}
 	var out Model
 	err = s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+		all, teams, err := s.share(ctx, q, orgID, in.Share)
+		if err != nil {
+			return err
+		}
 		row, err := q.CreateModel(ctx, dbq.CreateModelParams{
 			OrgID: orgID, Name: in.Name, ProviderID: providerID, UpstreamModel: in.UpstreamModel,
 			InputPricePerMtokMicros: in.InputPricePerMTokMicros, OutputPricePerMtokMicros: in.OutputPricePerMTokMicros,
-			CachedInputPricePerMtokMicros: in.CachedInputPricePerMTokMicros,
+			CachedInputPricePerMtokMicros: in.CachedInputPricePerMTokMicros, ContextWindow: in.ContextWindow,
+			Regions: regions, SharedWithAll: all,
 		})
 		if err != nil {
 			return err
 		}
+		if err := setShares(ctx, q, orgID, "model", row.ID, teams); err != nil {
+			return err
+		}
 		out = modelFromRow(row)
+		out.SharedWith.Teams = append(out.SharedWith.Teams, teams...)
 		ch.targetID, ch.after = out.ID, out
 		return nil
 	}, change{actor: actor, orgID: orgID, action: "model.create", targetType: "model"})
 	return out, err
 }
 
+// DeleteModel deletes a model no alias uses.
+func (s *Store) DeleteModel(ctx context.Context, actor Actor, orgID, id string) error {
+	return s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+		row, err := q.DeleteModel(ctx, dbq.DeleteModelParams{ID: id, OrgID: orgID})
+		if err != nil {
+			return inUse(err, "the model is still used by team aliases; delete them first")
+		}
+		ch.before = modelFromRow(row)
+		return q.DeleteShares(ctx, dbq.DeleteSharesParams{Kind: "model", EntryID: id})
+	}, change{actor: actor, orgID: orgID, action: "model.delete", targetType: "model", targetID: id})
+}
+
 // ListModels lists the models of org.
 func (s *Store) ListModels(ctx context.Context, orgID string) ([]Model, error) {
-	rows, err := dbq.New(s.pool).ListModels(ctx, orgID)
+	q := dbq.New(s.pool)
+	rows, err := q.ListModels(ctx, orgID)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	sh, err := s.shares(ctx, q, orgID)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	out := make([]Model, len(rows))
 	for i, r := range rows {
 		out[i] = modelFromRow(r)
+		fillShare(&out[i].SharedWith, sh["model"], r.ID)
 	}
 	return out, nil
+}
+
+// checkRegions normalises a region list and checks every region is known.
+func (s *Store) checkRegions(ctx context.Context, field string, in []string) ([]string, error) {
+	known, err := dbq.New(s.pool).ListRegions(ctx)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	out := []string{}
+	for _, r := range in {
+		r = strings.ToLower(strings.TrimSpace(r))
+		if r == "" || slices.Contains(out, r) {
+			continue
+		}
+		if !slices.Contains(known, r) {
+			return nil, invalid(field, "unknown region "+r+" (known: "+strings.Join(known, ", ")+")")
+		}
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// EnsureRegions records regions (the control plane's configured ones) as known.
+func (s *Store) EnsureRegions(ctx context.Context, names []string) error {
+	q := dbq.New(s.pool)
+	for _, n := range names {
+		if err := q.UpsertRegion(ctx, n); err != nil {
+			return mapError(err)
+		}
+	}
+	return nil
+}
+
+// ListRegions lists the known regions.
+func (s *Store) ListRegions(ctx context.Context) ([]string, error) {
+	r, err := dbq.New(s.pool).ListRegions(ctx)
+	return r, mapError(err)
 }

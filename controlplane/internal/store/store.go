@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
@@ -40,14 +41,30 @@ func invalid(field, msg string) *ValidationError {
 
 // Store reads and writes the control plane's tables.
 type Store struct {
-	pool    *pgxpool.Pool
-	secrets *wire.Keyring
-	now     func() time.Time
+	pool           *pgxpool.Pool
+	secrets        *wire.Keyring
+	now            func() time.Time
+	resolver       Resolver
+	allowLinkLocal bool
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// AllowLinkLocalUpstreams lets upstream URLs point at link-local and cloud metadata
+// addresses (a platform setting; off by default).
+func AllowLinkLocalUpstreams(allow bool) Option { return func(s *Store) { s.allowLinkLocal = allow } }
+
+// WithResolver sets the DNS resolver used to vet upstream hosts.
+func WithResolver(r Resolver) Option { return func(s *Store) { s.resolver = r } }
+
 // New returns a Store. secrets seals upstream credentials at rest.
-func New(pool *pgxpool.Pool, secrets *wire.Keyring) *Store {
-	return &Store{pool: pool, secrets: secrets, now: time.Now}
+func New(pool *pgxpool.Pool, secrets *wire.Keyring, opts ...Option) *Store {
+	s := &Store{pool: pool, secrets: secrets, now: time.Now, resolver: net.DefaultResolver}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Pool exposes the pool for packages that write their own tables (usage ingest).
@@ -154,6 +171,16 @@ var constraintFields = map[string][2]string{
 	"providers_org_fk":              {"org", "no such organization"},
 	"models_org_fk":                 {"org", "no such organization"},
 	"api_keys_secret_sha256_len_ck": {"key", "bad key hash"},
+}
+
+// inUse turns a delete blocked by a foreign key (the row is still referenced) into a
+// conflict that says what still uses it; other errors pass through.
+func inUse(err error, msg string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+		return &ValidationError{Conflict: true, Fields: map[string]string{"in_use": msg}}
+	}
+	return err
 }
 
 // mapError turns pgx.ErrNoRows and named constraint violations into domain errors,

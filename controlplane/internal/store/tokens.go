@@ -21,7 +21,7 @@ const TokenPrefix = "gadm_"
 // them, or "*" for all the owner may do.
 var Scopes = []string{"*", "org:read", "teams:read", "teams:write", "models:read", "models:write", "members:read",
 	"members:write", "sso:read", "sso:write", "tokens:read", "tokens:write", "audit:read", "usage:read",
-	"team:read", "team:write", "keys:read", "keys:write", "team_members:read", "team_members:write"}
+	"team:read", "team:write", "keys:read", "keys:write", "team_members:read", "team_members:write", "fleet:read"}
 
 // APIToken is an admin API token as listed.
 type APIToken struct {

@@ -12,19 +12,24 @@ import (
 )
 
 const createKey = `-- name: CreateKey :one
-insert into api_keys (id, org_id, team_id, name, secret_sha256, allowed_models, expires_at)
-values ($1, $2, $3, $4, $5, $6, $7)
-returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at
+insert into api_keys (id, org_id, team_id, name, secret_sha256, allowed_models, expires_at,
+  agent_identity, allowed_tools, allowed_agents, allowed_regions)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions
 `
 
 type CreateKeyParams struct {
-	ID            string
-	OrgID         string
-	TeamID        string
-	Name          string
-	SecretSha256  []byte
-	AllowedModels []string
-	ExpiresAt     pgtype.Timestamptz
+	ID             string
+	OrgID          string
+	TeamID         string
+	Name           string
+	SecretSha256   []byte
+	AllowedModels  []string
+	ExpiresAt      pgtype.Timestamptz
+	AgentIdentity  string
+	AllowedTools   []string
+	AllowedAgents  []string
+	AllowedRegions []string
 }
 
 func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) (ApiKey, error) {
@@ -36,6 +41,10 @@ func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) (ApiKey, e
 		arg.SecretSha256,
 		arg.AllowedModels,
 		arg.ExpiresAt,
+		arg.AgentIdentity,
+		arg.AllowedTools,
+		arg.AllowedAgents,
+		arg.AllowedRegions,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -49,12 +58,16 @@ func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) (ApiKey, e
 		&i.RevokedAt,
 		&i.LastUsedAt,
 		&i.CreatedAt,
+		&i.AgentIdentity,
+		&i.AllowedTools,
+		&i.AllowedAgents,
+		&i.AllowedRegions,
 	)
 	return i, err
 }
 
 const getKey = `-- name: GetKey :one
-select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at from api_keys where id = $1 and org_id = $2
+select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions from api_keys where id = $1 and org_id = $2
 `
 
 type GetKeyParams struct {
@@ -76,12 +89,16 @@ func (q *Queries) GetKey(ctx context.Context, arg GetKeyParams) (ApiKey, error) 
 		&i.RevokedAt,
 		&i.LastUsedAt,
 		&i.CreatedAt,
+		&i.AgentIdentity,
+		&i.AllowedTools,
+		&i.AllowedAgents,
+		&i.AllowedRegions,
 	)
 	return i, err
 }
 
 const listActiveKeysForOrg = `-- name: ListActiveKeysForOrg :many
-select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at from api_keys
+select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions from api_keys
 where org_id = $1 and revoked_at is null and (expires_at is null or expires_at > now())
 order by id
 `
@@ -106,6 +123,10 @@ func (q *Queries) ListActiveKeysForOrg(ctx context.Context, orgID string) ([]Api
 			&i.RevokedAt,
 			&i.LastUsedAt,
 			&i.CreatedAt,
+			&i.AgentIdentity,
+			&i.AllowedTools,
+			&i.AllowedAgents,
+			&i.AllowedRegions,
 		); err != nil {
 			return nil, err
 		}
@@ -118,7 +139,7 @@ func (q *Queries) ListActiveKeysForOrg(ctx context.Context, orgID string) ([]Api
 }
 
 const listKeys = `-- name: ListKeys :many
-select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at from api_keys where org_id = $1 and team_id = $2 order by created_at, id
+select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions from api_keys where org_id = $1 and team_id = $2 order by created_at, id
 `
 
 type ListKeysParams struct {
@@ -146,6 +167,10 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 			&i.RevokedAt,
 			&i.LastUsedAt,
 			&i.CreatedAt,
+			&i.AgentIdentity,
+			&i.AllowedTools,
+			&i.AllowedAgents,
+			&i.AllowedRegions,
 		); err != nil {
 			return nil, err
 		}
@@ -160,7 +185,7 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 const revokeKey = `-- name: RevokeKey :one
 update api_keys set revoked_at = now()
 where id = $1 and org_id = $2 and revoked_at is null
-returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at
+returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions
 `
 
 type RevokeKeyParams struct {
@@ -182,6 +207,10 @@ func (q *Queries) RevokeKey(ctx context.Context, arg RevokeKeyParams) (ApiKey, e
 		&i.RevokedAt,
 		&i.LastUsedAt,
 		&i.CreatedAt,
+		&i.AgentIdentity,
+		&i.AllowedTools,
+		&i.AllowedAgents,
+		&i.AllowedRegions,
 	)
 	return i, err
 }

@@ -8,18 +8,36 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// Upstream A2A agents an org registers by agent card URL.
+type A2aAgent struct {
+	ID               string
+	OrgID            string
+	Name             string
+	CardUrl          string
+	AuthHeader       string
+	CredentialSealed []byte
+	CredentialKeyID  *string
+	SharedWithAll    bool
+	CreatedAt        pgtype.Timestamptz
+	UpdatedAt        pgtype.Timestamptz
+}
+
 // Team keys. Only the SHA-256 of the secret is stored; the secret is shown once at creation.
 type ApiKey struct {
-	ID            string
-	OrgID         string
-	TeamID        string
-	Name          string
-	SecretSha256  []byte
-	AllowedModels []string
-	ExpiresAt     pgtype.Timestamptz
-	RevokedAt     pgtype.Timestamptz
-	LastUsedAt    pgtype.Timestamptz
-	CreatedAt     pgtype.Timestamptz
+	ID             string
+	OrgID          string
+	TeamID         string
+	Name           string
+	SecretSha256   []byte
+	AllowedModels  []string
+	ExpiresAt      pgtype.Timestamptz
+	RevokedAt      pgtype.Timestamptz
+	LastUsedAt     pgtype.Timestamptz
+	CreatedAt      pgtype.Timestamptz
+	AgentIdentity  string
+	AllowedTools   []string
+	AllowedAgents  []string
+	AllowedRegions []string
 }
 
 // Admin API tokens of a user or service account, limited to one org and to scopes. Hash only.
@@ -58,6 +76,19 @@ type ConfigOutbox struct {
 	CreatedAt pgtype.Timestamptz
 }
 
+// The fleet: the last heartbeat of every gateway (applied and rejected config versions per org).
+type Gateway struct {
+	GatewayID    string
+	Region       string
+	BuildVersion string
+	Capability   int32
+	StartedAt    pgtype.Timestamptz
+	LastSeenAt   pgtype.Timestamptz
+	Ready        bool
+	InFlight     int64
+	Orgs         []byte
+}
+
 // OIDC authorization requests in flight (state -> nonce, PKCE verifier); single use, short-lived. org_id null = platform IdP.
 type LoginAttempt struct {
 	StateSha256  []byte
@@ -68,6 +99,21 @@ type LoginAttempt struct {
 	EmailHint    string
 	CreatedAt    pgtype.Timestamptz
 	ExpiresAt    pgtype.Timestamptz
+}
+
+// Upstream MCP servers an org registers; the credential is sealed under the master key.
+type McpServer struct {
+	ID               string
+	OrgID            string
+	Name             string
+	Url              string
+	Transport        string
+	AuthHeader       string
+	CredentialSealed []byte
+	CredentialKeyID  *string
+	SharedWithAll    bool
+	CreatedAt        pgtype.Timestamptz
+	UpdatedAt        pgtype.Timestamptz
 }
 
 // Models an org offers: the name callers use, the provider and upstream id, and prices in micro-USD per million tokens.
@@ -82,6 +128,19 @@ type Model struct {
 	CachedInputPricePerMtokMicros int64
 	CreatedAt                     pgtype.Timestamptz
 	UpdatedAt                     pgtype.Timestamptz
+	ContextWindow                 int64
+	// Regions the model is offered in; empty = every region.
+	Regions       []string
+	SharedWithAll bool
+}
+
+// Team-local model names of a team's virtual gateway.
+type ModelAlias struct {
+	TeamID    string
+	OrgID     string
+	Alias     string
+	ModelID   string
+	CreatedAt pgtype.Timestamptz
 }
 
 // A user's role in an organization. source=sso rows are recomputed from IdP groups at every login.
@@ -113,15 +172,32 @@ type PlatformState struct {
 
 // Upstream LLM endpoints. Credentials are AES-256-GCM sealed under the master key named by api_key_key_id.
 type Provider struct {
-	ID           string
-	OrgID        string
-	Name         string
-	Type         string
-	BaseUrl      string
-	ApiKeySealed []byte
-	ApiKeyKeyID  *string
-	CreatedAt    pgtype.Timestamptz
-	UpdatedAt    pgtype.Timestamptz
+	ID            string
+	OrgID         string
+	Name          string
+	Type          string
+	BaseUrl       string
+	ApiKeySealed  []byte
+	ApiKeyKeyID   *string
+	CreatedAt     pgtype.Timestamptz
+	UpdatedAt     pgtype.Timestamptz
+	ApiVersion    string
+	SharedWithAll bool
+}
+
+// Gateway groups. Each has its own gateways and gets one config snapshot per org.
+type Region struct {
+	Name        string
+	DisplayName string
+	CreatedAt   pgtype.Timestamptz
+}
+
+// Teams a registry entry is shared with when its shared_with_all is false.
+type RegistryShare struct {
+	OrgID   string
+	Kind    string
+	EntryID string
+	TeamID  string
 }
 
 // Console sessions, stored server-side so they can be revoked. The cookie holds the id; only its hash is stored.
@@ -174,6 +250,8 @@ type Team struct {
 	Suspended bool
 	CreatedAt pgtype.Timestamptz
 	UpdatedAt pgtype.Timestamptz
+	// Regions the team's virtual gateway may be used in; empty = every region.
+	Regions []string
 }
 
 // A user's role in a team. Requires an org membership in the team's org.
@@ -210,6 +288,7 @@ type UsageEvent struct {
 	CachedTokens       int64
 	CostMicros         int64
 	IngestedAt         pgtype.Timestamptz
+	AgentIdentity      string
 }
 
 // People (provisioned just in time at SSO login or invited by email) and service accounts.

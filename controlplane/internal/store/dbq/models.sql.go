@@ -11,9 +11,9 @@ import (
 
 const createModel = `-- name: CreateModel :one
 insert into models (org_id, name, provider_id, upstream_model, input_price_per_mtok_micros,
-  output_price_per_mtok_micros, cached_input_price_per_mtok_micros)
-values ($1, $2, $3, $4, $5, $6, $7)
-returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at
+  output_price_per_mtok_micros, cached_input_price_per_mtok_micros, context_window, regions, shared_with_all)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all
 `
 
 type CreateModelParams struct {
@@ -24,6 +24,9 @@ type CreateModelParams struct {
 	InputPricePerMtokMicros       int64
 	OutputPricePerMtokMicros      int64
 	CachedInputPricePerMtokMicros int64
+	ContextWindow                 int64
+	Regions                       []string
+	SharedWithAll                 bool
 }
 
 func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model, error) {
@@ -35,6 +38,9 @@ func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model
 		arg.InputPricePerMtokMicros,
 		arg.OutputPricePerMtokMicros,
 		arg.CachedInputPricePerMtokMicros,
+		arg.ContextWindow,
+		arg.Regions,
+		arg.SharedWithAll,
 	)
 	var i Model
 	err := row.Scan(
@@ -48,23 +54,28 @@ func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model
 		&i.CachedInputPricePerMtokMicros,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ContextWindow,
+		&i.Regions,
+		&i.SharedWithAll,
 	)
 	return i, err
 }
 
 const createProvider = `-- name: CreateProvider :one
-insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id)
-values ($1, $2, $3, $4, $5, $6)
-returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all)
+values ($1, $2, $3, $4, $5, $6, $7, $8)
+returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all
 `
 
 type CreateProviderParams struct {
-	OrgID        string
-	Name         string
-	Type         string
-	BaseUrl      string
-	ApiKeySealed []byte
-	ApiKeyKeyID  *string
+	OrgID         string
+	Name          string
+	Type          string
+	BaseUrl       string
+	ApiKeySealed  []byte
+	ApiKeyKeyID   *string
+	ApiVersion    string
+	SharedWithAll bool
 }
 
 func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) (Provider, error) {
@@ -75,6 +86,8 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 		arg.BaseUrl,
 		arg.ApiKeySealed,
 		arg.ApiKeyKeyID,
+		arg.ApiVersion,
+		arg.SharedWithAll,
 	)
 	var i Provider
 	err := row.Scan(
@@ -87,12 +100,72 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 		&i.ApiKeyKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ApiVersion,
+		&i.SharedWithAll,
+	)
+	return i, err
+}
+
+const deleteModel = `-- name: DeleteModel :one
+delete from models where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all
+`
+
+type DeleteModelParams struct {
+	ID    string
+	OrgID string
+}
+
+func (q *Queries) DeleteModel(ctx context.Context, arg DeleteModelParams) (Model, error) {
+	row := q.db.QueryRow(ctx, deleteModel, arg.ID, arg.OrgID)
+	var i Model
+	err := row.Scan(
+		&i.ID,
+		&i.OrgID,
+		&i.Name,
+		&i.ProviderID,
+		&i.UpstreamModel,
+		&i.InputPricePerMtokMicros,
+		&i.OutputPricePerMtokMicros,
+		&i.CachedInputPricePerMtokMicros,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ContextWindow,
+		&i.Regions,
+		&i.SharedWithAll,
+	)
+	return i, err
+}
+
+const deleteProvider = `-- name: DeleteProvider :one
+delete from providers where id = $1 and org_id = $2 returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all
+`
+
+type DeleteProviderParams struct {
+	ID    string
+	OrgID string
+}
+
+func (q *Queries) DeleteProvider(ctx context.Context, arg DeleteProviderParams) (Provider, error) {
+	row := q.db.QueryRow(ctx, deleteProvider, arg.ID, arg.OrgID)
+	var i Provider
+	err := row.Scan(
+		&i.ID,
+		&i.OrgID,
+		&i.Name,
+		&i.Type,
+		&i.BaseUrl,
+		&i.ApiKeySealed,
+		&i.ApiKeyKeyID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ApiVersion,
+		&i.SharedWithAll,
 	)
 	return i, err
 }
 
 const getProvider = `-- name: GetProvider :one
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at from providers where id = $1 and org_id = $2
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all from providers where id = $1 and org_id = $2
 `
 
 type GetProviderParams struct {
@@ -113,12 +186,14 @@ func (q *Queries) GetProvider(ctx context.Context, arg GetProviderParams) (Provi
 		&i.ApiKeyKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ApiVersion,
+		&i.SharedWithAll,
 	)
 	return i, err
 }
 
 const listModels = `-- name: ListModels :many
-select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at from models where org_id = $1 order by name
+select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all from models where org_id = $1 order by name
 `
 
 func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error) {
@@ -141,6 +216,9 @@ func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error)
 			&i.CachedInputPricePerMtokMicros,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ContextWindow,
+			&i.Regions,
+			&i.SharedWithAll,
 		); err != nil {
 			return nil, err
 		}
@@ -153,7 +231,7 @@ func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error)
 }
 
 const listProviders = `-- name: ListProviders :many
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at from providers where org_id = $1 order by name
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all from providers where org_id = $1 order by name
 `
 
 func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, error) {
@@ -175,6 +253,8 @@ func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, 
 			&i.ApiKeyKeyID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ApiVersion,
+			&i.SharedWithAll,
 		); err != nil {
 			return nil, err
 		}

@@ -11,7 +11,7 @@ import (
 
 const createTeam = `-- name: CreateTeam :one
 insert into teams (org_id, slug, name) values ($1, $2, $3)
-returning id, org_id, slug, name, suspended, created_at, updated_at
+returning id, org_id, slug, name, suspended, created_at, updated_at, regions
 `
 
 type CreateTeamParams struct {
@@ -31,12 +31,13 @@ func (q *Queries) CreateTeam(ctx context.Context, arg CreateTeamParams) (Team, e
 		&i.Suspended,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Regions,
 	)
 	return i, err
 }
 
 const getTeam = `-- name: GetTeam :one
-select id, org_id, slug, name, suspended, created_at, updated_at from teams where id = $1 and org_id = $2
+select id, org_id, slug, name, suspended, created_at, updated_at, regions from teams where id = $1 and org_id = $2
 `
 
 type GetTeamParams struct {
@@ -55,12 +56,13 @@ func (q *Queries) GetTeam(ctx context.Context, arg GetTeamParams) (Team, error) 
 		&i.Suspended,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Regions,
 	)
 	return i, err
 }
 
 const listTeams = `-- name: ListTeams :many
-select id, org_id, slug, name, suspended, created_at, updated_at from teams where org_id = $1 order by slug
+select id, org_id, slug, name, suspended, created_at, updated_at, regions from teams where org_id = $1 order by slug
 `
 
 func (q *Queries) ListTeams(ctx context.Context, orgID string) ([]Team, error) {
@@ -80,6 +82,7 @@ func (q *Queries) ListTeams(ctx context.Context, orgID string) ([]Team, error) {
 			&i.Suspended,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Regions,
 		); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 -- name: CreateKey :one
-insert into api_keys (id, org_id, team_id, name, secret_sha256, allowed_models, expires_at)
-values ($1, $2, $3, $4, $5, $6, $7)
+insert into api_keys (id, org_id, team_id, name, secret_sha256, allowed_models, expires_at,
+  agent_identity, allowed_tools, allowed_agents, allowed_regions)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 returning *;
 
 -- name: ListKeys :many

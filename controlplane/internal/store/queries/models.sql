@@ -1,7 +1,13 @@
 -- name: CreateProvider :one
-insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id)
-values ($1, $2, $3, $4, $5, $6)
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all)
+values ($1, $2, $3, $4, $5, $6, $7, $8)
 returning *;
+
+-- name: DeleteProvider :one
+delete from providers where id = $1 and org_id = $2 returning *;
+
+-- name: DeleteModel :one
+delete from models where id = $1 and org_id = $2 returning *;
 
 -- name: ListProviders :many
 select * from providers where org_id = $1 order by name;
@@ -11,8 +17,8 @@ select * from providers where id = $1 and org_id = $2;
 
 -- name: CreateModel :one
 insert into models (org_id, name, provider_id, upstream_model, input_price_per_mtok_micros,
-  output_price_per_mtok_micros, cached_input_price_per_mtok_micros)
-values ($1, $2, $3, $4, $5, $6, $7)
+  output_price_per_mtok_micros, cached_input_price_per_mtok_micros, context_window, regions, shared_with_all)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 returning *;
 
 -- name: ListModels :many
