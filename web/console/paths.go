@@ -3,6 +3,7 @@ package console
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -118,4 +119,212 @@ func orDash(s string) string {
 		return "—"
 	}
 	return s
+}
+
+// ProviderTypeLabel is the human name of a provider type; unknown types are shown as is.
+func ProviderTypeLabel(t string) string {
+	switch t {
+	case ProviderOpenAICompatible:
+		return "OpenAI-compatible"
+	case ProviderAnthropic:
+		return "Anthropic"
+	case ProviderAzureOpenAI:
+		return "Azure OpenAI"
+	case ProviderGemini:
+		return "Gemini"
+	}
+	return t
+}
+
+// TransportLabel is the human name of an MCP transport; unknown ones are shown as is.
+func TransportLabel(t string) string {
+	switch t {
+	case TransportStreamableHTTP:
+		return "Streamable HTTP"
+	case TransportSSE:
+		return "SSE"
+	}
+	return t
+}
+
+func providerTypeOptions(current string) []option {
+	var out []option
+	for _, t := range []string{ProviderOpenAICompatible, ProviderAnthropic, ProviderAzureOpenAI, ProviderGemini} {
+		out = append(out, option{Value: t, Label: ProviderTypeLabel(t)})
+	}
+	return withCurrentLabel(out, current, ProviderTypeLabel)
+}
+
+func transportOptions(current string) []option {
+	out := []option{
+		{Value: TransportStreamableHTTP, Label: TransportLabel(TransportStreamableHTTP)},
+		{Value: TransportSSE, Label: TransportLabel(TransportSSE)},
+	}
+	return withCurrentLabel(out, current, TransportLabel)
+}
+
+// withCurrentLabel is withCurrent with a label function other than RoleLabel.
+func withCurrentLabel(opts []option, current string, label func(string) string) []option {
+	if current == "" || slices.ContainsFunc(opts, func(o option) bool { return o.Value == current }) {
+		return opts
+	}
+	return append([]option{{Value: current, Label: label(current)}}, opts...)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// shareMode is the checked sharing radio: anything but "teams" is "all".
+func shareMode(f SharingForm) string {
+	if f.Mode == ShareTeams {
+		return ShareTeams
+	}
+	return ShareAll
+}
+
+func regionLabel(r RegionOption) string {
+	if r.Label != "" && r.Label != r.Name {
+		return r.Label + " (" + r.Name + ")"
+	}
+	return r.Name
+}
+
+func fleetRegionLabel(r FleetRegion) string {
+	return regionLabel(RegionOption{Name: r.Name, Label: r.Label})
+}
+
+// idSafe turns a value into something usable inside an id attribute (no spaces).
+func idSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func keyStatus(k KeyRow) (tone, text string) {
+	return tokenStatus(TokenRow{Revoked: k.Revoked, Expired: k.Expired})
+}
+
+func gatewayStatus(s GatewayStatus) (tone, text string) {
+	switch s {
+	case GatewayLive:
+		return "success", "Live"
+	case GatewayStale:
+		return "warning", "Stale"
+	case GatewayGone:
+		return "danger", "Gone"
+	}
+	return "neutral", orDash(string(s))
+}
+
+// liveGateways counts the region's gateways with status Live.
+func liveGateways(r FleetRegion) int {
+	n := 0
+	for _, g := range r.Gateways {
+		if g.Status == GatewayLive {
+			n++
+		}
+	}
+	return n
+}
+
+// syncState says whether a gateway serves the org's latest published config.
+func syncState(g GatewayRow, latest string) (tone, text string) {
+	switch {
+	case g.AppliedVersion == "" && latest == "":
+		return "neutral", "No config"
+	case g.AppliedVersion == "":
+		return "warning", "Not applied"
+	case g.Lag <= 0:
+		return "success", "In sync"
+	case g.Lag == 1:
+		return "warning", "1 version behind"
+	}
+	return "warning", strconv.Itoa(g.Lag) + " versions behind"
+}
+
+// fleetPath is the fleet page, with ?auto=1 when it reloads itself.
+func fleetPath(org string, auto bool) templ.SafeURL {
+	p := orgPath(org, "fleet")
+	if auto {
+		p += "?auto=1"
+	}
+	return p
+}
+
+// exampleModel is the model a new key's curl example calls.
+func exampleModel(v TeamView) string {
+	switch {
+	case v.NewKeyModel != "":
+		return v.NewKeyModel
+	case len(v.Models) > 0:
+		return v.Models[0].Name
+	case len(v.Aliases) > 0:
+		return v.Aliases[0].Alias
+	}
+	return "MODEL"
+}
+
+// curlExample is a chat completion through the gateway with a new key. Model names and
+// generated secrets hold no quotes; the result is rendered as escaped text.
+func curlExample(gatewayURL, secret, model string) string {
+	base := strings.TrimRight(orDefault(gatewayURL, "$GATEWAY_URL"), "/")
+	return "curl " + base + "/v1/chat/completions \\\n" +
+		"  -H \"Authorization: Bearer " + secret + "\" \\\n" +
+		"  -H \"Content-Type: application/json\" \\\n" +
+		"  -d '{\"model\": \"" + model + "\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'"
+}
+
+// keyModelOptions are the key form's model checkboxes: the team's models, then its
+// aliases not named like a model.
+func keyModelOptions(v TeamView) []string {
+	var out []string
+	for _, m := range v.Models {
+		if !slices.Contains(out, m.Name) {
+			out = append(out, m.Name)
+		}
+	}
+	for _, a := range v.Aliases {
+		if !slices.Contains(out, a.Alias) {
+			out = append(out, a.Alias)
+		}
+	}
+	return out
+}
+
+// teamRegionOptions are the regions a key may be narrowed to: the team's regions, or every
+// org region when the team is not restricted.
+func teamRegionOptions(v TeamView) []RegionOption {
+	if len(v.RegionsForm.Regions) == 0 {
+		return v.OrgRegions
+	}
+	var out []RegionOption
+	for _, r := range v.OrgRegions {
+		if slices.Contains(v.RegionsForm.Regions, r.Name) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func modelOptions(ms []ModelRow) []option {
+	out := make([]option, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, option{Value: m.ID, Label: m.Name})
+	}
+	return out
+}
+
+func providerOptions(ps []ProviderOption) []option {
+	out := make([]option, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, option{Value: p.ID, Label: p.Name})
+	}
+	return out
 }

@@ -11,11 +11,15 @@ type NavSection string
 // The console's sections. NavNone marks no nav link active.
 const (
 	NavNone    NavSection = ""
-	NavTeams   NavSection = "teams"
+	NavTeams   NavSection = "teams" // also the team (virtual gateway) pages
 	NavMembers NavSection = "members"
 	NavSSO     NavSection = "sso"
 	NavTokens  NavSection = "tokens"
 	NavAudit   NavSection = "audit"
+	NavModels  NavSection = "models" // models and providers
+	NavMCP     NavSection = "mcp"
+	NavAgents  NavSection = "agents"
+	NavFleet   NavSection = "fleet"
 )
 
 // FlashKind says how a flash message is styled and announced.
@@ -275,4 +279,322 @@ type AuditFilter struct {
 	Action     string
 	TargetType string
 	Since      string
+}
+
+// ---- Registry: providers, models, MCP servers, A2A agents ----
+
+// Sharing modes, posted as the radio "share" of every registry form.
+const (
+	ShareAll   = "all"   // every team of the org, present and future
+	ShareTeams = "teams" // only the teams posted as repeated "teams" (team slugs)
+)
+
+// SharingForm is the sharing part of a registry form: the radio share ("all" or "teams";
+// empty = "all") and the checked team slugs, posted as repeated "teams".
+// Its errors use the form's Errors keys share and teams.
+type SharingForm struct {
+	Mode  string   // ShareAll, ShareTeams, or empty (= ShareAll)
+	Teams []string // checked team slugs
+}
+
+// Shared says which teams may use a registry entry, for display: "All teams" when All,
+// else the team names (none = "No teams").
+type Shared struct {
+	All   bool
+	Teams []string // team names, when !All
+}
+
+// RegionOption is one of the org's known regions, as a checkbox.
+type RegionOption struct {
+	Name  string // the region's name, posted as the value
+	Label string // its display name; empty = Name
+}
+
+// Provider types, the values of the provider form's type select.
+const (
+	ProviderOpenAICompatible = "openai-compatible"
+	ProviderAnthropic        = "anthropic"
+	ProviderAzureOpenAI      = "azure-openai"
+	ProviderGemini           = "gemini"
+)
+
+// ProvidersView is the organization's upstream LLM providers.
+type ProvidersView struct {
+	Shell     Shell
+	Providers []ProviderRow
+	Form      ProviderForm
+	Teams     []TeamLink // the org's teams, for the sharing checkboxes
+	Error     string     // a page-level error, e.g. a delete refused while models use it; empty = none
+	CanManage bool
+}
+
+// ProviderRow is one provider in the providers table.
+type ProviderRow struct {
+	ID            string
+	Name          string
+	Type          string // one of the Provider* constants
+	BaseURL       string
+	APIVersion    string // Azure OpenAI only; empty = not shown
+	HasCredential bool   // an API key is stored
+	Shared        Shared
+}
+
+// ProviderForm is the "Add provider" form. The API key is never echoed back.
+// Errors keys: name, type, base_url, api_key, api_version, share, teams.
+type ProviderForm struct {
+	Name       string
+	Type       string // empty = openai-compatible
+	BaseURL    string
+	APIVersion string
+	Sharing    SharingForm
+	Errors     FieldErrors
+}
+
+// ProviderOption is one provider in the model form's provider select.
+type ProviderOption struct {
+	ID   string // posted as provider_id
+	Name string
+}
+
+// ModelsView is the organization's models.
+type ModelsView struct {
+	Shell     Shell
+	Models    []ModelRow
+	Form      ModelForm
+	Providers []ProviderOption // for the provider select
+	Regions   []RegionOption   // the org's known regions, for the region checkboxes
+	Teams     []TeamLink       // for the sharing checkboxes
+	Error     string           // a page-level error; empty = none
+	CanManage bool
+}
+
+// ModelRow is one model. Prices are display-ready USD per million tokens, e.g. "$2.50";
+// ContextWindow is display-ready, e.g. "128,000" (empty = unknown).
+type ModelRow struct {
+	ID            string
+	Name          string
+	Provider      string // the provider's name
+	UpstreamModel string
+	InputPrice    string
+	OutputPrice   string
+	CachedPrice   string
+	ContextWindow string
+	Regions       []string // region names or labels; empty = "All regions"
+	Shared        Shared
+}
+
+// ModelForm is the "Add model" form. Prices are USD per million tokens as decimal text
+// ("2.50"); regions are checked region names (none = every region).
+// Errors keys: name, provider_id, upstream_model, input_price, output_price, cached_price,
+// context_window, regions, share, teams.
+type ModelForm struct {
+	Name          string
+	ProviderID    string
+	UpstreamModel string
+	InputPrice    string
+	OutputPrice   string
+	CachedPrice   string
+	ContextWindow string
+	Regions       []string
+	Sharing       SharingForm
+	Errors        FieldErrors
+}
+
+// MCP server transports, the values of the MCP server form's transport select.
+const (
+	TransportStreamableHTTP = "streamable-http"
+	TransportSSE            = "sse"
+)
+
+// MCPServersView is the organization's upstream MCP servers.
+type MCPServersView struct {
+	Shell     Shell
+	Servers   []MCPServerRow
+	Form      MCPServerForm
+	Teams     []TeamLink
+	Error     string // a page-level error; empty = none
+	CanManage bool
+}
+
+// MCPServerRow is one MCP server.
+type MCPServerRow struct {
+	ID            string
+	Name          string
+	URL           string
+	Transport     string // TransportStreamableHTTP or TransportSSE
+	AuthHeader    string
+	HasCredential bool
+	Shared        Shared
+}
+
+// MCPServerForm is the "Add MCP server" form. The credential is never echoed back.
+// AuthHeader empty renders as "Authorization"; Transport empty as streamable-http.
+// Errors keys: name, url, transport, auth_header, credential, share, teams.
+type MCPServerForm struct {
+	Name       string
+	URL        string
+	Transport  string
+	AuthHeader string
+	Sharing    SharingForm
+	Errors     FieldErrors
+}
+
+// AgentsView is the organization's upstream A2A agents.
+type AgentsView struct {
+	Shell     Shell
+	Agents    []AgentRow
+	Form      AgentForm
+	Teams     []TeamLink
+	Error     string // a page-level error; empty = none
+	CanManage bool
+}
+
+// AgentRow is one A2A agent, registered by its agent card URL.
+type AgentRow struct {
+	ID            string
+	Name          string
+	CardURL       string
+	AuthHeader    string
+	HasCredential bool
+	Shared        Shared
+}
+
+// AgentForm is the "Add agent" form. The credential is never echoed back; AuthHeader
+// empty renders as "Authorization".
+// Errors keys: name, card_url, auth_header, credential, share, teams.
+type AgentForm struct {
+	Name       string
+	CardURL    string
+	AuthHeader string
+	Sharing    SharingForm
+	Errors     FieldErrors
+}
+
+// ---- Team (virtual gateway) ----
+
+// TeamView is one team's virtual gateway: its state, regions, what it can use, its model
+// aliases and its keys.
+type TeamView struct {
+	Shell     Shell
+	Slug      string
+	Name      string
+	Suspended bool
+	Error     string // a page-level error; empty = none
+
+	OrgRegions  []RegionOption // the org's known regions, for the region checkboxes
+	RegionsForm RegionsForm    // the team's regions (or the re-submitted ones)
+
+	// What the team can use, as computed by the handler (sharing, regions).
+	Models     []ModelRow // Name, Provider and Regions are shown; ID feeds the alias form
+	MCPServers []MCPServerRow
+	Agents     []AgentRow
+
+	Aliases   []AliasRow
+	AliasForm AliasForm
+
+	Keys         []KeyRow
+	KeyForm      KeyForm
+	NewKeySecret string // the secret of a key just created, shown once; empty = none
+	NewKeyModel  string // the model the curl example names; empty = the team's first model or alias
+	GatewayURL   string // the gateway's base URL for the curl example, e.g. "https://gw.example.com"
+
+	CanManage     bool // suspend/resume, regions, aliases
+	CanManageKeys bool // create and revoke keys
+}
+
+// RegionsForm is the team's region checkboxes; none checked = every region.
+// Errors keys: regions.
+type RegionsForm struct {
+	Regions []string
+	Errors  FieldErrors
+}
+
+// AliasRow is one team-local model name.
+type AliasRow struct {
+	Alias string
+	Model string // the model's name
+}
+
+// AliasForm is the "Add alias" form. Errors keys: alias, model_id.
+type AliasForm struct {
+	Alias   string
+	ModelID string // a ModelRow.ID of the team's models
+	Errors  FieldErrors
+}
+
+// KeyRow is one team key. Empty narrowing lists mean no narrowing; dates are display-ready.
+type KeyRow struct {
+	ID            string
+	Name          string
+	Prefix        string // the displayable start of the secret
+	AgentIdentity string // empty = the team itself
+	Models        []string
+	Tools         []string // "server/tool" or "server/*"
+	Agents        []string
+	Regions       []string
+	CreatedAt     string
+	ExpiresAt     string // empty = never expires
+	Revoked       bool
+	Expired       bool
+}
+
+// KeyForm is the "Create key" form. AllowedModels are model or alias names,
+// AllowedAgents agent names, AllowedRegions region names (each posted repeated; none =
+// no narrowing); AllowedTools is the comma-separated text as typed.
+// Errors keys: name, agent_identity, allowed_models, allowed_tools, allowed_agents,
+// allowed_regions, expires_in_days.
+type KeyForm struct {
+	Name           string
+	AgentIdentity  string
+	AllowedModels  []string
+	AllowedTools   string
+	AllowedAgents  []string
+	AllowedRegions []string
+	ExpiresInDays  string
+	Errors         FieldErrors
+}
+
+// ---- Fleet ----
+
+// GatewayStatus is how recently a gateway reported.
+type GatewayStatus string
+
+// Gateway statuses.
+const (
+	GatewayLive  GatewayStatus = "live"
+	GatewayStale GatewayStatus = "stale"
+	GatewayGone  GatewayStatus = "gone"
+)
+
+// FleetView is the gateway fleet, per region, with this org's config state on each.
+type FleetView struct {
+	Shell       Shell
+	Regions     []FleetRegion
+	AutoRefresh bool // reload every 5 seconds (the page links to ?auto=1 to turn it on)
+}
+
+// FleetRegion is one region's gateways. LatestVersion is this org's latest published config
+// version in the region, display-ready (e.g. "42"); empty = none published.
+type FleetRegion struct {
+	Name          string
+	Label         string // display name; empty = Name
+	LatestVersion string
+	Gateways      []GatewayRow
+}
+
+// GatewayRow is one gateway and the state of this org's config on it. Versions are
+// display-ready strings; Lag is how many versions AppliedVersion is behind the region's
+// LatestVersion (0 = in sync).
+type GatewayRow struct {
+	ID             string
+	BuildVersion   string
+	Capability     int
+	Ready          bool
+	InFlight       int
+	LastSeen       string // e.g. "3s ago"
+	Status         GatewayStatus
+	AppliedVersion string // empty = this org's config not applied
+	Lag            int
+	NACKVersion    string // the version it rejected; empty = none
+	NACKReason     string
 }

@@ -119,6 +119,18 @@ func pages() map[string]templ.Component {
 		"tokens":  Tokens(fullTokens()),
 		"audit":   Audit(fullAudit()),
 		"home":    Home(HomeView{Version: "v1"}),
+
+		"providers": Providers(fullProviders()),
+		"models":    Models(fullModels()),
+		"mcp":       MCPServers(fullMCP()),
+		"agents":    Agents(fullAgents()),
+		"team":      Team(fullTeam()),
+		"team new key": func() templ.Component {
+			v := fullTeam()
+			v.NewKeySecret = "gk_secret"
+			return Team(v)
+		}(),
+		"fleet": Fleet(fullFleet()),
 	}
 }
 
@@ -156,7 +168,7 @@ func TestEveryPostFormCarriesCSRF(t *testing.T) {
 			t.Parallel()
 			html := render(t, c)
 			forms := postForms(t, html)
-			if name != "home" && name != "error" && len(forms) == 0 {
+			if name != "home" && name != "error" && name != "fleet" && len(forms) == 0 {
 				t.Fatal("no POST form found")
 			}
 			for _, f := range forms {
@@ -221,6 +233,8 @@ func TestShell(t *testing.T) {
 		`data-testid="user-name" title="ada@acme.test">Ada Lovelace<`, "Platform admin",
 		`href="/orgs/acme/teams" data-testid="nav-teams"`, `href="/orgs/acme/sso" data-testid="nav-sso"`,
 		`href="/orgs/acme/tokens" data-testid="nav-tokens"`, `href="/orgs/acme/audit" data-testid="nav-audit"`,
+		`href="/orgs/acme/models" data-testid="nav-models"`, `href="/orgs/acme/mcp" data-testid="nav-mcp"`,
+		`href="/orgs/acme/agents" data-testid="nav-agents"`, `href="/orgs/acme/fleet" data-testid="nav-fleet"`,
 		`href="/orgs/acme/members" data-testid="nav-members" aria-current="page"`,
 		`role="alert" data-testid="flash" data-kind="error">Could not save.<`,
 	} {
@@ -293,6 +307,7 @@ func TestPages(t *testing.T) {
 				testID("teams-table"), testID("team-row-platform"), testID("team-row-research"), "Suspended",
 				`<form method="post" action="/orgs/acme/teams"`, testID("create-team"),
 				`name="slug"`, `name="name"`, `href="/orgs/acme/members?team=platform"`,
+				`<a href="/orgs/acme/teams/platform" data-testid="team-name-platform">Platform</a>`,
 			},
 			notWant: []string{testID("empty-state"), testID("error-slug")},
 		},
