@@ -248,7 +248,6 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-
 func (a *API) listModels(w http.ResponseWriter, r *http.Request) error {
 	org := requestScope(r).org
 	ms, err := a.store.ListModels(r.Context(), org.ID)
@@ -258,7 +257,6 @@ func (a *API) listModels(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, list[store.Model]{ms})
 	return nil
 }
-
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	f, err := auditFilter(r)
