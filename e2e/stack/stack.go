@@ -36,6 +36,8 @@ type Options struct {
 	// IdPAddr is the dev OIDC provider's address (started as a process) unless
 	// IdPIssuer names an IdP the caller runs itself.
 	IdPAddr, IdPIssuer string
+	// Replicas is how many extra gateways to run in each region (besides the first).
+	Replicas int
 	Secrets            Secrets
 	// LogOutput, if set, also receives every process's output (stderr).
 	LogOutput io.Writer
@@ -80,7 +82,9 @@ type Stack struct {
 	ControlPlane  string // base URL
 	Upstream      string // base URL, e.g. http://127.0.0.1:8070/v1
 	NATSURL       string
-	Gateways      map[string]string // region -> base URL
+	Gateways      map[string]string // region -> base URL of its first gateway
+	// Fleet maps region -> base URLs of all its gateways (the first one included).
+	Fleet map[string][]string
 	IdP           string            // issuer URL
 	mu            sync.Mutex
 	procs         map[string]*exec.Cmd
@@ -92,6 +96,7 @@ type Stack struct {
 	natsAddr      string
 	upstreamAddrs string
 	idpAddr       string
+	replicas      [][2]string // name, region
 }
 
 // Start starts the demo upstream, the control plane and the gateways, and waits until
@@ -104,7 +109,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{opts: o, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, exited: map[string]chan struct{}{},
-		Gateways: map[string]string{}, gatewayAddrs: map[string]string{}}
+		Gateways: map[string]string{}, gatewayAddrs: map[string]string{}, Fleet: map[string][]string{}}
 	var err error
 	if s.upstreamAddrs, err = addrOrFree(o.UpstreamAddr); err != nil {
 		return nil, err
@@ -121,6 +126,15 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		s.regions = append(s.regions, region)
 		s.Gateways[region] = "http://" + s.gatewayAddrs[region]
+		s.Fleet[region] = append(s.Fleet[region], s.Gateways[region])
+		for i := 1; i <= o.Replicas; i++ {
+			name := fmt.Sprintf("%s-%d", region, i)
+			if s.gatewayAddrs[name], err = addrOrFree(""); err != nil {
+				return nil, err
+			}
+			s.replicas = append(s.replicas, [2]string{name, region})
+			s.Fleet[region] = append(s.Fleet[region], "http://"+s.gatewayAddrs[name])
+		}
 	}
 	s.IdP = o.IdPIssuer
 	if s.IdP == "" {
@@ -158,6 +172,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			return nil, err
 		}
 	}
+	for _, r := range s.replicas {
+		if err := s.startGateway(ctx, r[0], r[1]); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -185,6 +205,7 @@ func (s *Stack) StartControlPlane(ctx context.Context) error {
 		"GATEHOUSE_PLATFORM_OIDC_CLIENT_SECRET=" + s.opts.Secrets.IdPClientSecret,
 		"GATEHOUSE_PLATFORM_OIDC_DOMAINS=gatehouse.dev",
 		"GATEHOUSE_PLATFORM_ADMIN_GROUP=platform-admins",
+		"GATEHOUSE_GATEWAY_URL=" + s.Gateways[s.regions[0]],
 	})
 	if err != nil {
 		return err
@@ -194,15 +215,21 @@ func (s *Stack) StartControlPlane(ctx context.Context) error {
 
 // StartGateway (re)starts the gateway of region and waits until it has its config.
 func (s *Stack) StartGateway(ctx context.Context, region string) error {
-	name := "gateway-" + region
+	return s.startGateway(ctx, region, region)
+}
+
+// startGateway starts gateway "gateway-<key>" of region on the address reserved for key.
+func (s *Stack) startGateway(ctx context.Context, key, region string) error {
+	name := "gateway-" + key
 	err := s.spawn(name, "gateway", []string{
-		"--region", region, "--listen", s.gatewayAddrs[region], "--nats-url", s.NATSURL,
-		"--gateway-id", name, "--spool-dir", filepath.Join(s.opts.StateDir, "spool-"+region),
+		"--region", region, "--listen", s.gatewayAddrs[key], "--nats-url", s.NATSURL,
+		"--gateway-id", name, "--spool-dir", filepath.Join(s.opts.StateDir, "spool-"+key),
+		"--cache-dir", filepath.Join(s.opts.StateDir, "cache-"+key),
 	}, []string{"GATEHOUSE_CONFIG_KEYS=" + s.opts.Secrets.ConfigKeys})
 	if err != nil {
 		return err
 	}
-	return s.waitHTTP(ctx, name, s.Gateways[region]+"/readyz", http.StatusOK)
+	return s.waitHTTP(ctx, name, "http://"+s.gatewayAddrs[key]+"/readyz", http.StatusOK)
 }
 
 func (s *Stack) spawn(name, bin string, args, env []string) error {
@@ -284,6 +311,9 @@ func (s *Stack) Kill(name string) {
 
 // Stop stops everything, gateways first.
 func (s *Stack) Stop() {
+	for _, r := range s.replicas {
+		s.Kill("gateway-" + r[0])
+	}
 	for _, region := range s.regions {
 		s.Kill("gateway-" + region)
 	}

@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	cfg.MasterKeys = os.Getenv("GATEHOUSE_MASTER_KEYS")
 	cfg.Version = version
 	cfg.AllowLinkLocalUpstreams = os.Getenv("GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS") == "true"
+	cfg.GatewayURL = os.Getenv("GATEHOUSE_GATEWAY_URL")
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + cfg.Listen
 	}

@@ -52,6 +52,8 @@ type Config struct {
 	// PublicURL is where browsers reach the control plane (the OIDC callback is
 	// PublicURL/auth/callback). Cookies are Secure unless it is http on loopback.
 	PublicURL string
+	// GatewayURL is the public gateway URL shown in the console's key examples.
+	GatewayURL string
 	// AllowLinkLocalUpstreams lets upstream URLs point at link-local and cloud metadata
 	// addresses (refused by default: SSRF).
 	AllowLinkLocalUpstreams bool
@@ -148,7 +150,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Store: st, Authz: authz, Reload: authz.Reload, Health: health{pool: pool, nc: nc},
 		Sessions: session.New(session.Config{Secure: secure, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute}, st),
 		SSO:      sso.New(sso.Config{RedirectURL: redirect, Platform: cfg.Platform}, st, log.With("component", "sso")),
-		Version:  cfg.Version, Regions: cfg.Regions, RedirectURI: redirect, Log: log.With("component", "console"),
+		Version:  cfg.Version, Regions: cfg.Regions, RedirectURI: redirect, GatewayURL: cfg.GatewayURL, Log: log.With("component", "console"),
 	})
 	handler := Router(api, con, health{pool: pool, nc: nc})
 

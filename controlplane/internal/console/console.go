@@ -48,7 +48,9 @@ type Config struct {
 	Version     string
 	Regions     []string
 	RedirectURI string
-	Log         *slog.Logger
+	// GatewayURL is shown in key examples (the public gateway URL of the main region).
+	GatewayURL string
+	Log        *slog.Logger
 }
 
 // Console serves the console.
@@ -88,6 +90,26 @@ func (c *Console) Routes(r chi.Router) {
 			r.With(c.can("tokens", "write")).Post("/tokens", c.handle(c.createToken))
 			r.With(c.can("tokens", "write")).Post("/tokens/{token}/revoke", c.handle(c.revokeToken))
 			r.With(c.can("audit", "read")).Get("/audit", c.handle(c.audit))
+			r.With(c.can("models", "read")).Get("/providers", c.handle(c.providers))
+			r.With(c.can("models", "write")).Post("/providers", c.handle(c.createProvider))
+			r.With(c.can("models", "write")).Post("/providers/{id}/delete", c.handle(c.deleteEntry("providers", c.Store.DeleteProvider)))
+			r.With(c.can("models", "read")).Get("/models", c.handle(c.models))
+			r.With(c.can("models", "write")).Post("/models", c.handle(c.createModel))
+			r.With(c.can("models", "write")).Post("/models/{id}/delete", c.handle(c.deleteEntry("models", c.Store.DeleteModel)))
+			r.With(c.can("models", "read")).Get("/mcp", c.handle(c.mcpServers))
+			r.With(c.can("models", "write")).Post("/mcp", c.handle(c.createMCPServer))
+			r.With(c.can("models", "write")).Post("/mcp/{id}/delete", c.handle(c.deleteEntry("mcp", c.Store.DeleteMCPServer)))
+			r.With(c.can("models", "read")).Get("/agents", c.handle(c.agents))
+			r.With(c.can("models", "write")).Post("/agents", c.handle(c.createAgent))
+			r.With(c.can("models", "write")).Post("/agents/{id}/delete", c.handle(c.deleteEntry("agents", c.Store.DeleteAgent)))
+			r.With(c.can("fleet", "read")).Get("/fleet", c.handle(c.fleet))
+			r.With(c.can("team", "read")).Get("/teams/{team}", c.handle(c.team))
+			r.With(c.can("team", "write")).Post("/teams/{team}/suspend", c.handle(c.suspendTeam))
+			r.With(c.can("teams", "write")).Post("/teams/{team}/regions", c.handle(c.teamRegions))
+			r.With(c.can("team", "write")).Post("/teams/{team}/aliases", c.handle(c.addAlias))
+			r.With(c.can("team", "write")).Post("/teams/{team}/aliases/{alias}/delete", c.handle(c.deleteAlias))
+			r.With(c.can("keys", "write")).Post("/teams/{team}/keys", c.handle(c.createKey))
+			r.With(c.can("keys", "write")).Post("/teams/{team}/keys/{key}/revoke", c.handle(c.revokeKey))
 		})
 	})
 }
@@ -150,6 +172,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, com
 
 type sessionKey struct{}
 type orgKey struct{}
+type teamKey struct{}
 
 func currentSession(r *http.Request) *session.Session {
 	s, _ := r.Context().Value(sessionKey{}).(*session.Session)
@@ -159,6 +182,11 @@ func currentSession(r *http.Request) *session.Session {
 func currentOrg(r *http.Request) store.Org {
 	o, _ := r.Context().Value(orgKey{}).(store.Org)
 	return o
+}
+
+func currentTeam(r *http.Request) store.Team {
+	t, _ := r.Context().Value(teamKey{}).(store.Team)
+	return t
 }
 
 // requireSession sends anonymous browsers to the login page, remembering where they
@@ -212,17 +240,29 @@ func (c *Console) can(obj, act string) func(http.Handler) http.Handler {
 				c.errorPage(w, r, err)
 				return
 			}
-			if !c.Authz.Allowed(s.UserID, org.ID, "", obj, act) {
+			ctx := context.WithValue(r.Context(), orgKey{}, org)
+			var team store.Team
+			if ref := chi.URLParam(r, "team"); ref != "" {
+				if team, err = c.Store.ResolveTeam(r.Context(), org.ID, ref); err != nil {
+					if errors.Is(err, store.ErrNotFound) && !c.Authz.Allowed(s.UserID, org.ID, "", "teams", "read") {
+						err = errForbidden
+					}
+					c.errorPage(w, r, err)
+					return
+				}
+				ctx = context.WithValue(ctx, teamKey{}, team)
+			}
+			if !c.Authz.Allowed(s.UserID, org.ID, team.ID, obj, act) {
 				c.errorPage(w, r, errForbidden)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), orgKey{}, org)))
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
 
 func (c *Console) allowed(r *http.Request, obj, act string) bool {
-	return c.Authz.Allowed(currentSession(r).UserID, currentOrg(r).ID, "", obj, act)
+	return c.Authz.Allowed(currentSession(r).UserID, currentOrg(r).ID, currentTeam(r).ID, obj, act)
 }
 
 // shell builds the frame of a signed-in page.
@@ -265,6 +305,13 @@ var flashes = map[string]string{
 	"unmapped":   "Group mapping removed.",
 	"revoked":    "Token revoked.",
 	"signed-out": "Signed out.",
+	"created":    "Saved.",
+	"deleted":    "Deleted.",
+	"suspended":  "Team suspended: its keys stop working on every gateway within a second.",
+	"resumed":    "Team resumed.",
+	"regions":    "Regions saved.",
+	"alias":      "Alias added.",
+	"unaliased":  "Alias removed.",
 }
 
 func (c *Console) done(w http.ResponseWriter, r *http.Request, section, flash string) error {
@@ -312,7 +359,12 @@ func (c *Console) switchOrg(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || !c.Authz.Allowed(currentSession(r).UserID, org.ID, "", "teams", "read") {
 		return errForbidden
 	}
-	http.Redirect(w, r, "/orgs/"+org.Slug+"/teams", http.StatusSeeOther)
+	section := "teams"
+	switch s := r.URL.Query().Get("section"); s {
+	case "members", "sso", "tokens", "audit", "models", "mcp", "agents", "fleet":
+		section = s
+	}
+	http.Redirect(w, r, "/orgs/"+org.Slug+"/"+section, http.StatusSeeOther)
 	return nil
 }
 
