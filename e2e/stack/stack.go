@@ -38,7 +38,7 @@ type Options struct {
 	IdPAddr, IdPIssuer string
 	// Replicas is how many extra gateways to run in each region (besides the first).
 	Replicas int
-	Secrets            Secrets
+	Secrets  Secrets
 	// LogOutput, if set, also receives every process's output (stderr).
 	LogOutput io.Writer
 }
@@ -78,14 +78,14 @@ func NewSecrets() Secrets {
 
 // Stack is a running system.
 type Stack struct {
-	opts          Options
-	ControlPlane  string // base URL
-	Upstream      string // base URL, e.g. http://127.0.0.1:8070/v1
-	NATSURL       string
-	Gateways      map[string]string // region -> base URL of its first gateway
+	opts         Options
+	ControlPlane string // base URL
+	Upstream     string // base URL, e.g. http://127.0.0.1:8070/v1
+	NATSURL      string
+	Gateways     map[string]string // region -> base URL of its first gateway
 	// Fleet maps region -> base URLs of all its gateways (the first one included).
-	Fleet map[string][]string
-	IdP           string            // issuer URL
+	Fleet         map[string][]string
+	IdP           string // issuer URL
 	mu            sync.Mutex
 	procs         map[string]*exec.Cmd
 	logs          map[string]*os.File
@@ -321,6 +321,9 @@ func (s *Stack) Stop() {
 	s.Kill("demo-upstream")
 	s.Kill("dev-idp")
 }
+
+// StateDir is where the stack keeps logs, the NATS store, spools and caches.
+func (s *Stack) StateDir() string { return s.opts.StateDir }
 
 // LogPath is the log file of a process.
 func (s *Stack) LogPath(name string) string {
