@@ -81,6 +81,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	gatewayID := fs.String("gateway-id", getenv("GATEHOUSE_GATEWAY_ID"), "gateway id in heartbeats and usage (env GATEHOUSE_GATEWAY_ID, default hostname-random)")
 	maxBody := fs.String("max-body-bytes", env("GATEHOUSE_MAX_BODY_BYTES", strconv.Itoa(4<<20)), "largest accepted request body (env GATEHOUSE_MAX_BODY_BYTES)")
 	spoolDir := fs.String("spool-dir", env("GATEHOUSE_SPOOL_DIR", defaultSpoolDir()), "directory of the usage spool (env GATEHOUSE_SPOOL_DIR)")
+	cacheDir := fs.String("cache-dir", getenv("GATEHOUSE_CONFIG_CACHE_DIR"), "directory of the on-disk cache of applied (still sealed) config snapshots, so the gateway can start while NATS is unreachable; empty disables it (env GATEHOUSE_CONFIG_CACHE_DIR)")
+	cacheGrace := fs.String("cache-grace", env("GATEHOUSE_CONFIG_CACHE_GRACE", "5s"), "how long to wait for the live config at start before serving the cached one (env GATEHOUSE_CONFIG_CACHE_GRACE)")
 	upstreamTimeout := fs.String("upstream-timeout", env("GATEHOUSE_UPSTREAM_TIMEOUT", "10m"), "bound on one upstream exchange, streams included (env GATEHOUSE_UPSTREAM_TIMEOUT)")
 	logLevel := fs.String("log-level", env("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.printVersion, "version", false, "print the build version and exit")
@@ -113,6 +115,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err != nil || timeout <= 0 {
 		return cfg, fmt.Errorf("--upstream-timeout: want a positive duration, got %q", *upstreamTimeout)
 	}
+	grace, err := time.ParseDuration(*cacheGrace)
+	if err != nil || grace <= 0 {
+		return cfg, fmt.Errorf("--cache-grace: want a positive duration, got %q", *cacheGrace)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("--log-level: %w", err)
@@ -130,6 +136,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cfg.app.GatewayID = *gatewayID
 	cfg.app.MaxBodyBytes = body
 	cfg.app.SpoolDir = *spoolDir
+	cfg.app.ConfigCacheDir = *cacheDir
+	cfg.app.ConfigCacheGrace = grace
 	cfg.app.UpstreamTimeout = timeout
 	cfg.app.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return cfg, nil

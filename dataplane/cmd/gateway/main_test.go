@@ -24,7 +24,8 @@ func TestParseConfig(t *testing.T) {
 			check: func(t *testing.T, c config) {
 				a := c.app
 				if a.Region != "local" || a.Listen != "127.0.0.1:8090" || a.NATSURL != "nats://127.0.0.1:4222" ||
-					a.MaxBodyBytes != 4<<20 || a.UpstreamTimeout != 10*time.Minute || a.SpoolDir == "" || a.GatewayID == "" {
+					a.MaxBodyBytes != 4<<20 || a.UpstreamTimeout != 10*time.Minute || a.SpoolDir == "" || a.GatewayID == "" ||
+					a.ConfigCacheDir != "" || a.ConfigCacheGrace != 5*time.Second {
 					t.Errorf("defaults = %+v", a)
 				}
 				if strings.ContainsAny(a.GatewayID, ".*> ") {
@@ -37,21 +38,22 @@ func TestParseConfig(t *testing.T) {
 			env: map[string]string{
 				"GATEHOUSE_CONFIG_KEYS": testKeys, "GATEHOUSE_REGION": "eu-1", "GATEHOUSE_GATEWAY_ADDR": ":9",
 				"NATS_URL": "nats://n:1", "GATEHOUSE_GATEWAY_ID": "gw-7", "GATEHOUSE_MAX_BODY_BYTES": "10",
-				"GATEHOUSE_SPOOL_DIR": "/s",
+				"GATEHOUSE_SPOOL_DIR": "/s", "GATEHOUSE_CONFIG_CACHE_DIR": "/c", "GATEHOUSE_CONFIG_CACHE_GRACE": "2s",
 			},
 			check: func(t *testing.T, c config) {
 				a := c.app
-				if a.Region != "eu-1" || a.Listen != ":9" || a.NATSURL != "nats://n:1" || a.GatewayID != "gw-7" || a.MaxBodyBytes != 10 || a.SpoolDir != "/s" {
+				if a.Region != "eu-1" || a.Listen != ":9" || a.NATSURL != "nats://n:1" || a.GatewayID != "gw-7" || a.MaxBodyBytes != 10 || a.SpoolDir != "/s" ||
+					a.ConfigCacheDir != "/c" || a.ConfigCacheGrace != 2*time.Second {
 					t.Errorf("config = %+v", a)
 				}
 			},
 		},
 		{
 			name: "flags beat env",
-			args: []string{"--region", "us-2", "--upstream-timeout", "30s", "--config-keys", testKeys},
-			env:  map[string]string{"GATEHOUSE_REGION": "eu-1"},
+			args: []string{"--region", "us-2", "--upstream-timeout", "30s", "--config-keys", testKeys, "--cache-dir", "/f", "--cache-grace", "1m"},
+			env:  map[string]string{"GATEHOUSE_REGION": "eu-1", "GATEHOUSE_CONFIG_CACHE_DIR": "/c"},
 			check: func(t *testing.T, c config) {
-				if c.app.Region != "us-2" || c.app.UpstreamTimeout != 30*time.Second {
+				if c.app.Region != "us-2" || c.app.UpstreamTimeout != 30*time.Second || c.app.ConfigCacheDir != "/f" || c.app.ConfigCacheGrace != time.Minute {
 					t.Errorf("config = %+v", c.app)
 				}
 			},
@@ -66,6 +68,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad region", args: []string{"--config-keys", testKeys, "--region", "EU.1"}, wantErr: "region"},
 		{name: "bad body limit", args: []string{"--config-keys", testKeys, "--max-body-bytes", "0"}, wantErr: "max-body-bytes"},
 		{name: "bad timeout", args: []string{"--config-keys", testKeys, "--upstream-timeout", "soon"}, wantErr: "upstream-timeout"},
+		{name: "bad cache grace", args: []string{"--config-keys", testKeys, "--cache-grace", "0s"}, wantErr: "cache-grace"},
 		{name: "bad gateway id", args: []string{"--config-keys", testKeys, "--gateway-id", "a.b"}, wantErr: "gateway-id"},
 		{name: "stray argument", args: []string{"--config-keys", testKeys, "extra"}, wantErr: "unexpected"},
 	}

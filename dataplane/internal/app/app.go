@@ -30,15 +30,20 @@ import (
 
 // Config is the gateway's configuration, as parsed from flags and the environment.
 type Config struct {
-	Region          string
-	Listen          string
-	NATSURL         string
-	Keyring         *wire.Keyring
-	GatewayID       string
-	MaxBodyBytes    int64
-	SpoolDir        string
-	SpoolMaxBytes   int64
-	UpstreamTimeout time.Duration
+	Region        string
+	Listen        string
+	NATSURL       string
+	Keyring       *wire.Keyring
+	GatewayID     string
+	MaxBodyBytes  int64
+	SpoolDir      string
+	SpoolMaxBytes int64
+	// ConfigCacheDir, when set, keeps the last applied (sealed) snapshots on disk so
+	// the gateway can start while NATS is unreachable; ConfigCacheGrace is how long it
+	// waits for the live config before serving them (default 5s).
+	ConfigCacheDir   string
+	ConfigCacheGrace time.Duration
+	UpstreamTimeout  time.Duration
 	// ShutdownTimeout bounds the HTTP drain on shutdown (default 30s).
 	ShutdownTimeout time.Duration
 	// HeartbeatInterval is the status period (default 5s).
@@ -110,6 +115,7 @@ func New(cfg Config) (*App, error) {
 
 	a.syncer, err = configsync.New(configsync.Config{
 		Conn: nc, Region: cfg.Region, Keyring: cfg.Keyring, Store: a.store, Logger: log, Registerer: reg,
+		CacheDir: cfg.ConfigCacheDir, CacheGrace: cfg.ConfigCacheGrace,
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))

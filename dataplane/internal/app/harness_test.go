@@ -129,20 +129,26 @@ type fixture struct {
 	snap    *gatehousev1.Snapshot
 	frozen  *gatehousev1.Snapshot
 	key     string // team-a, every model
-	limited string // team-a, only "echo"
+	limited string // team-a, only "echo" (and so its alias "fast")
 	expired string
 	teamB   string // suspended team
 	frozenK string // suspended org
+	agent   string // team-a, agent identity "planner", only the alias "fast"
+	usOnly  string // team-a, a key that may only be used in us-test
+	teamC   string // team-c, a team that may only be used in us-test
 }
 
 func newFixture(upstreamURL, deadURL string) *fixture {
 	f := &fixture{}
-	var sums [5][]byte
+	var sums [8][]byte
 	f.key, sums[0] = fakecp.NewKey("acmekey00001")
 	f.limited, sums[1] = fakecp.NewKey("acmekey00002")
 	f.expired, sums[2] = fakecp.NewKey("acmekey00003")
 	f.teamB, sums[3] = fakecp.NewKey("acmekey00004")
 	f.frozenK, sums[4] = fakecp.NewKey("frozenkey001")
+	f.agent, sums[5] = fakecp.NewKey("acmekey00005")
+	f.usOnly, sums[6] = fakecp.NewKey("acmekey00006")
+	f.teamC, sums[7] = fakecp.NewKey("acmekey00007")
 	provider := func(id, url string) *gatehousev1.Provider {
 		return &gatehousev1.Provider{Id: id, Name: id, Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseUrl: url, ApiKey: upstreamKey}
 	}
@@ -154,16 +160,29 @@ func newFixture(upstreamURL, deadURL string) *fixture {
 	}
 	teamBOnly := model("team-b-only", "up-echo", "up")
 	teamBOnly.TeamIds = []string{"team-b"}
+	anthropic := provider("anthropic", "https://api.anthropic.com/v1")
+	anthropic.Type = gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC
 	f.snap = &gatehousev1.Snapshot{
-		Org:   &gatehousev1.Organization{Id: "acme", Slug: "acme", Name: "Acme"},
-		Teams: []*gatehousev1.Team{{Id: "team-a", Slug: "a"}, {Id: "team-b", Slug: "b", Suspended: true}},
+		Org: &gatehousev1.Organization{Id: "acme", Slug: "acme", Name: "Acme"},
+		Teams: []*gatehousev1.Team{
+			{Id: "team-a", Slug: "a", Regions: []string{region, "us-test"}, Aliases: []*gatehousev1.ModelAlias{
+				{Alias: "fast", Model: "echo"},
+				{Alias: "far", Model: "us-only"},
+			}},
+			{Id: "team-b", Slug: "b", Suspended: true},
+			{Id: "team-c", Slug: "c", Regions: []string{"us-test"}},
+		},
 		Keys: []*gatehousev1.ApiKey{
 			{Id: "acmekey00001", TeamId: "team-a", SecretSha256: sums[0]},
 			{Id: "acmekey00002", TeamId: "team-a", SecretSha256: sums[1], AllowedModels: []string{"echo"}},
 			{Id: "acmekey00003", TeamId: "team-a", SecretSha256: sums[2], ExpiresAtUnixMs: time.Now().Add(-time.Hour).UnixMilli()},
 			{Id: "acmekey00004", TeamId: "team-b", SecretSha256: sums[3]},
+			{Id: "acmekey00005", TeamId: "team-a", SecretSha256: sums[5], AgentIdentity: "planner", AllowedModels: []string{"fast"},
+				AllowedTools: []string{"github/*"}, AllowedAgents: []string{"researcher"}},
+			{Id: "acmekey00006", TeamId: "team-a", SecretSha256: sums[6], AllowedRegions: []string{"us-test"}},
+			{Id: "acmekey00007", TeamId: "team-c", SecretSha256: sums[7]},
 		},
-		Providers: []*gatehousev1.Provider{provider("up", upstreamURL+"/v1"), provider("dead", deadURL+"/v1")},
+		Providers: []*gatehousev1.Provider{provider("up", upstreamURL+"/v1"), provider("dead", deadURL+"/v1"), anthropic},
 		Models: []*gatehousev1.Model{
 			model("echo", "up-echo", "up"),
 			model("block", "up-block", "up"),
@@ -171,8 +190,13 @@ func newFixture(upstreamURL, deadURL string) *fixture {
 			model("limited", "up-429", "up"),
 			model("slow", "up-slow", "up"),
 			model("dead", "up-echo", "dead"),
+			model("claude", "claude-sonnet", "anthropic"),
 			teamBOnly,
 		},
+		OtherRegionModels: []*gatehousev1.RegionalModel{{Name: "us-only", Regions: []string{"us-test"}}},
+		McpServers: []*gatehousev1.McpServer{{Id: "mcp-1", Name: "github", Url: "https://mcp.example/mcp",
+			Transport: gatehousev1.McpTransport_MCP_TRANSPORT_STREAMABLE_HTTP, AuthHeader: "Authorization", Credential: "Bearer mcp-secret"}},
+		Agents: []*gatehousev1.A2AAgent{{Id: "agent-1", Name: "researcher", CardUrl: "https://agents.example/researcher", TeamIds: []string{"team-a"}}},
 	}
 	f.frozen = &gatehousev1.Snapshot{
 		Org:   &gatehousev1.Organization{Id: "frozen", Slug: "frozen", Suspended: true},
@@ -209,6 +233,8 @@ type harnessOptions struct {
 	spoolDir        string
 	logger          *slog.Logger
 	upstream        http.Handler
+	cacheDir        string
+	cacheGrace      time.Duration
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -258,6 +284,7 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 		GatewayID: "gw-test", MaxBodyBytes: o.maxBody, SpoolDir: o.spoolDir,
 		UpstreamTimeout: o.upstreamTimeout, HeartbeatInterval: 50 * time.Millisecond,
 		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		ConfigCacheDir: o.cacheDir, ConfigCacheGrace: o.cacheGrace,
 		Version: "test-1", Logger: o.logger,
 	})
 	if err != nil {

@@ -2,8 +2,13 @@
 // watches the region's entries of the config KV bucket, opens and validates each snapshot,
 // compiles it and publishes a new whole-fleet runtime through runtime.Store. A snapshot
 // that fails any check is refused (NACK, remembered with its reason) and the previous one
-// keeps serving. It survives NATS outages by re-watching after every reconnect; it never
-// serves requests and never writes to NATS.
+// keeps serving. It survives NATS outages by re-watching after every reconnect.
+//
+// With a cache directory it also keeps the last applied KV value of every org on disk
+// (still sealed), and when the initial values do not arrive within a grace period (NATS
+// unreachable at start) it serves the cached ones, opened and compiled exactly like live
+// values, until the watch delivers; the live values then replace them. It never serves
+// requests and never writes to NATS.
 package configsync
 
 import (
@@ -12,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +43,13 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// MaxRetryInterval caps the back-off between attempts to (re)open the watch.
 	MaxRetryInterval time.Duration
+	// CacheDir, when not empty, turns the disk cache on: the sealed value of every
+	// applied org is kept as CacheDir/<region>/<org_id>.cfg. The directory belongs to
+	// one gateway.
+	CacheDir string
+	// CacheGrace is how long Run waits for the initial values before it serves the
+	// cache (default 5s).
+	CacheGrace time.Duration
 }
 
 // Syncer watches the config bucket and publishes compiled runtimes.
@@ -49,13 +62,22 @@ type Syncer struct {
 	log      *slog.Logger
 	metrics  *metrics
 	maxRetry time.Duration
+	// cache is nil when the disk cache is off.
+	cache      *diskCache
+	cacheGrace time.Duration
+	// initial is closed once a watcher has delivered its initial values.
+	initial chan struct{}
 
-	// cur is the latest compiled runtime; only the Run goroutine touches it. It is
-	// published to store once the initial values have arrived.
-	cur *runtime.Runtime
-
-	mu     sync.Mutex
+	// mu guards what follows: the watch builds runtimes, and so does the cache
+	// fallback, once, on its own goroutine.
+	mu sync.Mutex
+	// cur is the latest compiled runtime. It is published to store once the initial
+	// values (or cached ones) have been loaded; before that it is built on the side.
+	cur    *runtime.Runtime
 	states map[string]*gatehousev1.OrgConfigState
+	// live is set once a watcher has delivered its initial values: from then on the
+	// cache is never read.
+	live bool
 }
 
 // New returns a Syncer; call Run to start it.
@@ -72,17 +94,28 @@ func New(cfg Config) (*Syncer, error) {
 	if maxRetry <= 0 {
 		maxRetry = 5 * time.Second
 	}
+	var cache *diskCache
+	if cfg.CacheDir != "" {
+		cache = &diskCache{dir: filepath.Join(cfg.CacheDir, cfg.Region)}
+	}
+	grace := cfg.CacheGrace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
 	return &Syncer{
-		nc:       cfg.Conn,
-		js:       js,
-		region:   cfg.Region,
-		keyring:  cfg.Keyring,
-		store:    cfg.Store,
-		log:      cfg.Logger.With("component", "configsync"),
-		metrics:  m,
-		maxRetry: maxRetry,
-		cur:      runtime.Empty(),
-		states:   map[string]*gatehousev1.OrgConfigState{},
+		nc:         cfg.Conn,
+		js:         js,
+		region:     cfg.Region,
+		keyring:    cfg.Keyring,
+		store:      cfg.Store,
+		log:        cfg.Logger.With("component", "configsync"),
+		metrics:    m,
+		maxRetry:   maxRetry,
+		cache:      cache,
+		cacheGrace: grace,
+		initial:    make(chan struct{}),
+		cur:        runtime.Empty(),
+		states:     map[string]*gatehousev1.OrgConfigState{},
 	}, nil
 }
 
@@ -114,8 +147,16 @@ func (s *Syncer) States() []*gatehousev1.OrgConfigState {
 var errReconnected = errors.New("nats reconnected")
 
 // Run watches until ctx is done. It returns nil on cancellation and never gives up on
-// NATS: failures are logged and retried with back-off.
+// NATS: failures are logged and retried with back-off. With the disk cache on, it
+// serves the cached config when the initial values are late. Run is called once.
 func (s *Syncer) Run(ctx context.Context) error {
+	if s.cache != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Go(func() { s.fallBackToCache(fctx) })
+	}
 	connected := s.nc.StatusChanged(nats.CONNECTED)
 	defer s.nc.RemoveStatusListener(connected)
 	const minRetry = 100 * time.Millisecond
@@ -160,8 +201,8 @@ func (s *Syncer) watch(ctx context.Context, connected <-chan nats.Status) (synce
 	}
 	defer func() { _ = w.Stop() }()
 
-	// Orgs seen in this watcher's initial values; any org served before but missing
-	// from them was deleted while we were not watching.
+	// Orgs with a value in this watcher's initial values; any org served before (or
+	// loaded from the cache) but missing from them, or deleted, is dropped.
 	seen := map[string]struct{}{}
 	for {
 		select {
@@ -185,7 +226,7 @@ func (s *Syncer) watch(ctx context.Context, connected <-chan nats.Status) (synce
 				s.log.Warn("ignoring malformed config key", "key", e.Key())
 				continue
 			}
-			if !synced {
+			if !synced && e.Operation() == jetstream.KeyValuePut {
 				seen[org] = struct{}{}
 			}
 			s.apply(org, e)
@@ -203,24 +244,45 @@ func drain(ch <-chan nats.Status) {
 	}
 }
 
-// finishInitial drops orgs that disappeared while unwatched and publishes the runtime,
-// making the gateway ready the first time.
+// finishInitial drops orgs that disappeared while unwatched (and those loaded from the
+// cache that the live values no longer have) and publishes the runtime, making the
+// gateway ready the first time.
 func (s *Syncer) finishInitial(seen map[string]struct{}) {
+	s.mu.Lock()
+	var removed []string
 	for _, id := range s.cur.OrgIDs() {
 		if _, ok := seen[id]; !ok {
 			s.removeOrg(id)
+			removed = append(removed, id)
 		}
 	}
-	first := s.store.Load() == nil
+	first := !s.live
+	fromCache := first && s.store.Load() != nil
+	s.live = true
 	s.store.Store(s.cur)
-	s.metrics.orgs.Set(float64(len(s.cur.OrgIDs())))
+	orgs := len(s.cur.OrgIDs())
+	s.mu.Unlock()
+
+	s.metrics.orgs.Set(float64(orgs))
 	if first {
+		close(s.initial)
 		s.metrics.ready.Set(1)
-		s.log.Info("initial config loaded", "orgs", len(s.cur.OrgIDs()))
+		s.metrics.fromCache.Set(0)
+		if fromCache {
+			s.log.Info("live config replaced the cached config", "orgs", orgs, "dropped", len(removed))
+		} else {
+			s.log.Info("initial config loaded", "orgs", orgs)
+		}
+	}
+	if s.cache != nil {
+		if err := s.cache.prune(seen); err != nil {
+			s.cacheFailed("prune", "", err)
+		}
 	}
 }
 
 // publish stores cur once the gateway is ready; before that, cur is built on the side.
+// Callers hold mu.
 func (s *Syncer) publish() {
 	s.metrics.orgs.Set(float64(len(s.cur.OrgIDs())))
 	if s.store.Load() != nil {
@@ -228,11 +290,15 @@ func (s *Syncer) publish() {
 	}
 }
 
+// removeOrg drops an org and its cached snapshot. Callers hold mu.
 func (s *Syncer) removeOrg(id string) {
 	s.cur = s.cur.WithoutOrg(id)
-	s.mu.Lock()
 	delete(s.states, id)
-	s.mu.Unlock()
+	if s.cache != nil {
+		if err := s.cache.remove(id); err != nil {
+			s.cacheFailed("remove", id, err)
+		}
+	}
 	s.log.Info("config removed", "org_id", id)
 }
 
@@ -242,46 +308,147 @@ func (s *Syncer) apply(orgID string, e jetstream.KeyValueEntry) {
 		// Platform-wide settings are accepted but carry nothing this gateway enforces yet.
 		return
 	}
+	s.mu.Lock()
 	switch e.Operation() {
 	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
-		s.removeOrg(orgID)
-		s.publish()
+		if _, ok := s.cur.Org(orgID); ok || s.states[orgID] != nil {
+			s.removeOrg(orgID)
+			s.publish()
+		} else if s.cache != nil {
+			if err := s.cache.remove(orgID); err != nil {
+				s.cacheFailed("remove", orgID, err)
+			}
+		}
+		s.mu.Unlock()
 		return
 	}
-	meta, snap, err := s.keyring.Open(e.Value())
+	meta, res, reason, err := s.install(orgID, e.Value())
+	switch {
+	case err != nil:
+		s.reject(orgID, meta, reason, err)
+	case res == installed:
+		s.publish()
+	}
+	s.mu.Unlock()
 	if err != nil {
-		s.reject(orgID, meta, "open", err)
 		return
+	}
+	if res == installed {
+		s.metrics.applied.Inc()
+		s.log.Info("config applied", "org_id", orgID, "epoch", meta.Epoch, "version", meta.Version, "revision", e.Revision())
+	}
+	if s.cache != nil && res != stale {
+		// Also for an unchanged version: the value may have been re-sealed under a new
+		// key, and the cached copy must stay readable after the old key is retired.
+		if err := s.cache.put(orgID, e.Value()); err != nil {
+			s.cacheFailed("write", orgID, err)
+		}
+	}
+}
+
+// installResult says what install did with a value it accepted.
+type installResult int
+
+const (
+	installed installResult = iota
+	// unchanged: the value has the applied version and content.
+	unchanged
+	// stale: the value is older than the applied one.
+	stale
+)
+
+// install opens a sealed value of an org, checks it, compiles it and swaps it into cur.
+// It returns the refusal reason with an error when the value is refused. Callers hold
+// mu.
+func (s *Syncer) install(orgID string, value []byte) (*gatehousev1.SnapshotMeta, installResult, string, error) {
+	meta, snap, err := s.keyring.Open(value)
+	if err != nil {
+		return meta, 0, "open", err
 	}
 	if reason, err := s.checkMeta(orgID, meta); err != nil {
-		s.reject(orgID, meta, reason, err)
-		return
+		return meta, 0, reason, err
 	}
-	if skip := s.stale(orgID, meta); skip {
-		return
+	if res := s.staleness(orgID, meta); res != installed {
+		return meta, res, "", nil
 	}
 	org, err := runtime.Compile(meta, snap)
 	if err != nil {
-		s.reject(orgID, meta, "invalid", err)
-		return
+		return meta, 0, "invalid", err
 	}
 	next, err := s.cur.WithOrg(org)
 	if err != nil {
-		s.reject(orgID, meta, "conflict", fmt.Errorf("apply snapshot: %w", err))
-		return
+		return meta, 0, "conflict", fmt.Errorf("apply snapshot: %w", err)
 	}
 	s.cur = next
-	s.publish()
-	s.mu.Lock()
 	s.states[orgID] = &gatehousev1.OrgConfigState{
 		OrgId:          orgID,
 		AppliedEpoch:   meta.Epoch,
 		AppliedVersion: meta.Version,
 		AppliedSha256:  meta.Sha256,
 	}
-	s.mu.Unlock()
-	s.metrics.applied.Inc()
-	s.log.Info("config applied", "org_id", orgID, "epoch", meta.Epoch, "version", meta.Version, "revision", e.Revision())
+	return meta, installed, "", nil
+}
+
+// fallBackToCache waits for the initial values for the grace period; when they are
+// late it loads the cached values and, if any is usable, publishes them so the gateway
+// becomes ready. Live values applied meanwhile win over cached ones.
+func (s *Syncer) fallBackToCache(ctx context.Context) {
+	t := time.NewTimer(s.cacheGrace)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-s.initial:
+		return
+	case <-t.C:
+	}
+	values, skipped := s.cache.load()
+	for _, err := range skipped {
+		s.cacheFailed("load", "", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live {
+		return
+	}
+	loaded := 0
+	for _, orgID := range slices.Sorted(maps.Keys(values)) {
+		if _, ok := s.cur.Org(orgID); ok {
+			continue
+		}
+		// A live value refused meanwhile stays reported: the cached one is older.
+		prev := s.states[orgID]
+		meta, res, reason, err := s.install(orgID, values[orgID])
+		if err != nil {
+			s.cacheFailed("load", orgID, fmt.Errorf("%s: %w", reason, err))
+			continue
+		}
+		if res == installed {
+			if prev != nil {
+				s.states[orgID].RejectedVersion, s.states[orgID].RejectedReason = prev.RejectedVersion, prev.RejectedReason
+			}
+			loaded++
+			s.log.Info("cached config applied", "org_id", orgID, "epoch", meta.Epoch, "version", meta.Version)
+		}
+	}
+	if loaded == 0 {
+		s.log.Warn("initial config late and no usable cached config; not ready yet", "waited", s.cacheGrace.String())
+		return
+	}
+	s.store.Store(s.cur)
+	s.metrics.orgs.Set(float64(len(s.cur.OrgIDs())))
+	s.metrics.ready.Set(1)
+	s.metrics.fromCache.Set(1)
+	s.log.Warn("initial config late; serving the cached config until NATS delivers", "orgs", loaded, "waited", s.cacheGrace.String())
+}
+
+func (s *Syncer) cacheFailed(op, orgID string, err error) {
+	s.metrics.cacheErrors.WithLabelValues(op).Inc()
+	attrs := []any{"op", op, "err", err}
+	if orgID != "" {
+		attrs = append(attrs, "org_id", orgID)
+	}
+	s.log.Warn("config cache", attrs...)
 }
 
 func (s *Syncer) checkMeta(orgID string, meta *gatehousev1.SnapshotMeta) (reason string, err error) {
@@ -296,33 +463,30 @@ func (s *Syncer) checkMeta(orgID string, meta *gatehousev1.SnapshotMeta) (reason
 	return "", nil
 }
 
-// stale reports whether meta is older than, or the same as, the applied snapshot of the
-// same epoch. Versions of different epochs are not comparable, so a new epoch always
-// applies.
-func (s *Syncer) stale(orgID string, meta *gatehousev1.SnapshotMeta) bool {
-	s.mu.Lock()
+// staleness compares meta with the applied snapshot of the same epoch: unchanged or
+// stale when it is not newer, installed when it should apply. Versions of different
+// epochs are not comparable, so a new epoch always applies. Callers hold mu.
+func (s *Syncer) staleness(orgID string, meta *gatehousev1.SnapshotMeta) installResult {
 	st, ok := s.states[orgID]
-	s.mu.Unlock()
 	if !ok || st.AppliedVersion == 0 || st.AppliedEpoch != meta.Epoch {
-		return false
+		return installed
 	}
 	switch {
 	case meta.Version == st.AppliedVersion && meta.Sha256 == st.AppliedSha256:
-		return true
+		return unchanged
 	case meta.Version <= st.AppliedVersion:
 		s.metrics.rejected.WithLabelValues("stale").Inc()
 		s.log.Warn("ignoring stale config", "org_id", orgID, "epoch", meta.Epoch,
 			"version", meta.Version, "applied_version", st.AppliedVersion)
-		return true
+		return stale
 	}
-	return false
+	return installed
 }
 
+// reject records a refused snapshot. Callers hold mu.
 func (s *Syncer) reject(orgID string, meta *gatehousev1.SnapshotMeta, reason string, err error) {
 	s.metrics.rejected.WithLabelValues(reason).Inc()
 	s.log.Warn("config rejected", "org_id", orgID, "version", meta.GetVersion(), "reason", reason, "err", err)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	st, ok := s.states[orgID]
 	if !ok {
 		st = &gatehousev1.OrgConfigState{OrgId: orgID}
@@ -333,10 +497,12 @@ func (s *Syncer) reject(orgID string, meta *gatehousev1.SnapshotMeta, reason str
 }
 
 type metrics struct {
-	applied  prometheus.Counter
-	rejected *prometheus.CounterVec
-	orgs     prometheus.Gauge
-	ready    prometheus.Gauge
+	applied     prometheus.Counter
+	rejected    *prometheus.CounterVec
+	orgs        prometheus.Gauge
+	ready       prometheus.Gauge
+	fromCache   prometheus.Gauge
+	cacheErrors *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -357,8 +523,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gatehouse_gateway_config_ready",
 			Help: "1 once the initial config has been loaded.",
 		}),
+		fromCache: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_gateway_config_from_cache",
+			Help: "1 while the gateway serves config loaded from its disk cache because NATS has not delivered yet.",
+		}),
+		cacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_config_cache_errors_total",
+			Help: "Config disk cache failures and refused cached values, by operation (write, remove, load, prune).",
+		}, []string{"op"}),
 	}
-	for _, c := range []prometheus.Collector{m.applied, m.rejected, m.orgs, m.ready} {
+	for _, c := range []prometheus.Collector{m.applied, m.rejected, m.orgs, m.ready, m.fromCache, m.cacheErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

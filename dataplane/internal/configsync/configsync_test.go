@@ -61,9 +61,12 @@ func newOrg(id string) *orgFixture {
 type syncer struct {
 	*configsync.Syncer
 	store *runtime.Store
+	// stop ends Run and waits for it; it is also a test cleanup.
+	stop func()
 }
 
-func startSyncer(t *testing.T, cp *fakecp.CP) *syncer {
+// startSyncer runs a syncer against cp; opts adjust its config.
+func startSyncer(t *testing.T, cp *fakecp.CP, opts ...func(*configsync.Config)) *syncer {
 	t.Helper()
 	nc, err := nats.Connect(cp.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -75,20 +78,25 @@ func startSyncer(t *testing.T, cp *fakecp.CP) *syncer {
 		t.Fatal(err)
 	}
 	store := &runtime.Store{}
-	s, err := configsync.New(configsync.Config{
+	cfg := configsync.Config{
 		Conn: nc, Region: region, Keyring: kr, Store: store,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer:       prometheus.NewRegistry(),
 		MaxRetryInterval: 200 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := configsync.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &syncer{Syncer: s, store: store}
+	stop := sync.OnceFunc(func() { cancel(); wg.Wait(); nc.Close() })
+	t.Cleanup(stop)
+	return &syncer{Syncer: s, store: store, stop: stop}
 }
 
 // version returns the applied version of org, or an error when it is not served.
@@ -280,6 +288,22 @@ func TestRejectKeepsPrevious(t *testing.T) {
 			return cp.Seal(m, f.snap)
 		}, "under key of org"},
 		{"not an envelope", func(string, *orgFixture) []byte { return []byte("garbage") }, "open envelope"},
+		{"provider without type", func(org string, f *orgFixture) []byte {
+			f.snap.Providers[0].Type = gatehousev1.ProviderType_PROVIDER_TYPE_UNSPECIFIED
+			return cp.Seal(meta(org), f.snap)
+		}, "unsupported type"},
+		{"alias of unknown model", func(org string, f *orgFixture) []byte {
+			f.snap.Teams[0].Aliases = []*gatehousev1.ModelAlias{{Alias: "fast", Model: "ghost"}}
+			return cp.Seal(meta(org), f.snap)
+		}, `alias "fast" names unknown model "ghost"`},
+		{"mcp server without transport", func(org string, f *orgFixture) []byte {
+			f.snap.McpServers = []*gatehousev1.McpServer{{Id: "s1", Name: "github", Url: "https://mcp.example/"}}
+			return cp.Seal(meta(org), f.snap)
+		}, "unsupported transport"},
+		{"agent of unknown team", func(org string, f *orgFixture) []byte {
+			f.snap.Agents = []*gatehousev1.A2AAgent{{Id: "a1", Name: "researcher", CardUrl: "https://a.example/", TeamIds: []string{"ghost"}}}
+			return cp.Seal(meta(org), f.snap)
+		}, "unknown team"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,4 +390,71 @@ func TestSurvivesNATSRestart(t *testing.T) {
 	s.waitVersion(t, "second", 1)
 	cp.Publish(region, f.snap)
 	s.waitVersion(t, "acme", 3)
+}
+
+// capability2Org is an org using every capability 2 feature.
+func capability2Org(id string) *orgFixture {
+	f := newOrg(id)
+	f.snap.Teams[0].Regions = []string{region}
+	f.snap.Teams[0].Aliases = []*gatehousev1.ModelAlias{{Alias: "fast", Model: "small"}, {Alias: "far", Model: "us-only"}}
+	f.snap.Keys[0].AgentIdentity = "planner"
+	f.snap.Keys[0].AllowedTools = []string{"github/*"}
+	f.snap.Keys[0].AllowedAgents = []string{"researcher"}
+	f.snap.Keys[0].AllowedRegions = []string{region, "us-test"}
+	for i, typ := range []gatehousev1.ProviderType{
+		gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC,
+		gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI,
+		gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI,
+	} {
+		pid := fmt.Sprintf("prov%d", i+2)
+		f.snap.Providers = append(f.snap.Providers, &gatehousev1.Provider{Id: pid, Type: typ, BaseUrl: "https://llm.example/v1", ApiKey: "k", ApiVersion: "2024-10-21"})
+		f.snap.Models = append(f.snap.Models, &gatehousev1.Model{Id: "m-" + pid, Name: "model-" + pid, ProviderId: pid, UpstreamModel: "u", ContextWindow: 128_000})
+	}
+	f.snap.OtherRegionModels = []*gatehousev1.RegionalModel{{Name: "us-only", Regions: []string{"us-test"}}}
+	f.snap.McpServers = []*gatehousev1.McpServer{{Id: "s1", Name: "github", Url: "https://mcp.example/mcp",
+		Transport: gatehousev1.McpTransport_MCP_TRANSPORT_STREAMABLE_HTTP, AuthHeader: "Authorization", Credential: "Bearer x"}}
+	f.snap.Agents = []*gatehousev1.A2AAgent{{Id: "a1", Name: "researcher", CardUrl: "https://agents.example/card", TeamIds: []string{"team-a"}}}
+	return f
+}
+
+func TestCapability2SnapshotApplies(t *testing.T) {
+	t.Parallel()
+	cp := fakecp.Start(t)
+	good, bad := capability2Org("good"), capability2Org("bad")
+	bad.snap.Teams[0].Aliases = append(bad.snap.Teams[0].Aliases, &gatehousev1.ModelAlias{Alias: "fast", Model: "small"})
+	if m := cp.Publish(region, good.snap); m.MinGatewayCapability != 2 {
+		t.Fatalf("published with capability %d, want 2", m.MinGatewayCapability)
+	}
+	cp.Publish(region, bad.snap)
+	s := startSyncer(t, cp)
+	s.waitVersion(t, "good", 1)
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		st := s.state("bad")
+		if st == nil || !strings.Contains(st.RejectedReason, `duplicate alias "fast"`) {
+			return fmt.Errorf("bad org state %v, want a duplicate alias rejection", st)
+		}
+		return nil
+	})
+	if _, err := s.version("bad"); err == nil {
+		t.Error("invalid org served")
+	}
+	k, err := s.store.Load().Authenticate(good.token, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := k.Model("fast"); err != nil || m.Name != "small" {
+		t.Errorf("alias fast = %v, %v", m, err)
+	}
+	if _, err := k.Model("far"); !errors.Is(err, runtime.ErrModelNotInRegion) {
+		t.Errorf("alias far: err = %v, want not in region", err)
+	}
+	if !k.ToolAllowed("github", "search") || k.AgentIdentity != "planner" {
+		t.Errorf("key narrowing lost: %+v", k)
+	}
+	if _, ok := k.Org.AgentForTeam("team-a", "researcher"); !ok {
+		t.Error("agent missing")
+	}
+	if len(k.Org.MCPServersForTeam("team-a")) != 1 {
+		t.Error("mcp server missing")
+	}
 }

@@ -228,6 +228,19 @@ func (c *CP) PutRaw(key string, value []byte) {
 	}
 }
 
+// Value returns the raw (sealed) value of the org's entry for region, as gateways
+// receive it.
+func (c *CP) Value(region, orgID string) []byte {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := c.kv().Get(ctx, wire.ConfigKey(region, orgID))
+	if err != nil {
+		c.t.Fatalf("fakecp: get %s/%s: %v", region, orgID, err)
+	}
+	return e.Value()
+}
+
 // Delete deletes the org's entry for region.
 func (c *CP) Delete(region, orgID string) {
 	c.t.Helper()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
@@ -56,6 +57,9 @@ func toAPIError(err error, model string) *apiError {
 	}
 	var invalid *llm.InvalidRequestError
 	var tooLarge *http.MaxBytesError
+	var region *runtime.RegionError
+	var notHere *runtime.ModelNotInRegionError
+	var unsupported *llm.ProviderNotSupportedError
 	switch {
 	case errors.As(err, &invalid):
 		e := wrap(http.StatusBadRequest, "invalid_request_error", "", invalid.Message)
@@ -72,6 +76,25 @@ func toAPIError(err error, model string) *apiError {
 		return wrap(http.StatusForbidden, "permission_error", "organization_suspended", "The organization is suspended.")
 	case errors.Is(err, runtime.ErrTeamSuspended):
 		return wrap(http.StatusForbidden, "permission_error", "team_suspended", "The team is suspended.")
+	case errors.As(err, &region):
+		return wrap(http.StatusForbidden, "permission_error", "region_not_allowed",
+			fmt.Sprintf("This key may not be used in region %q.", region.Region))
+	case errors.As(err, &notHere):
+		msg := fmt.Sprintf("The model %q is not offered in region %q (offered in: %s).",
+			notHere.Model, notHere.Region, strings.Join(notHere.OfferedIn, ", "))
+		if notHere.Model != notHere.Target {
+			msg = fmt.Sprintf("The model %q is not offered in region %q (offered in: %s); it is the team's alias of %q.",
+				notHere.Model, notHere.Region, strings.Join(notHere.OfferedIn, ", "), notHere.Target)
+		}
+		e := wrap(http.StatusNotFound, "invalid_request_error", "model_not_in_region", msg)
+		e.param = "model"
+		return e
+	case errors.As(err, &unsupported):
+		e := wrap(http.StatusNotImplemented, "invalid_request_error", "provider_not_supported",
+			fmt.Sprintf("The model %q is served by a provider of type %s, which this gateway cannot call yet.",
+				model, llm.ProviderTypeName(unsupported.Type)))
+		e.param = "model"
+		return e
 	case errors.Is(err, runtime.ErrModelNotFound):
 		e := wrap(http.StatusNotFound, "invalid_request_error", "model_not_found",
 			fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model))

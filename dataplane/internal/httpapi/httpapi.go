@@ -175,7 +175,8 @@ func (s *Server) logError(c *call, e *apiError) {
 	if e.err != nil {
 		attrs = append(attrs, "err", e.err)
 	}
-	if e.status >= 500 && e != errNotReady {
+	// 501 is a refusal by design (a provider type without an adapter), not a failure.
+	if e.status >= 500 && e.status != http.StatusNotImplemented && e != errNotReady {
 		s.log.Warn("request failed", attrs...)
 		return
 	}
@@ -188,6 +189,7 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 		OrgId:           c.key.Org.ID,
 		TeamId:          c.key.Team.ID,
 		KeyId:           c.key.ID,
+		AgentIdentity:   c.key.AgentIdentity,
 		Model:           c.modelName,
 		Endpoint:        c.endpoint,
 		StartedAtUnixMs: c.start.UnixMilli(),
@@ -274,16 +276,20 @@ type modelList struct {
 	Data   []modelObject `json:"data"`
 }
 
+// aliasOwner is the owned_by of a team alias in the model list.
+const aliasOwner = "alias"
+
+// listModels lists the org models the key may call in this region, then the team's
+// aliases it may call (owned_by "alias").
 func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, c *call) error {
-	models := c.key.Models()
-	out := modelList{Object: "list", Data: make([]modelObject, 0, len(models))}
+	models, aliases := c.key.Models(), c.key.Aliases()
+	created := c.key.Org.BuiltAt.Unix()
+	out := modelList{Object: "list", Data: make([]modelObject, 0, len(models)+len(aliases))}
 	for _, m := range models {
-		out.Data = append(out.Data, modelObject{
-			ID:      m.Name,
-			Object:  "model",
-			Created: c.key.Org.BuiltAt.Unix(),
-			OwnedBy: c.key.Org.Slug,
-		})
+		out.Data = append(out.Data, modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: c.key.Org.Slug})
+	}
+	for _, a := range aliases {
+		out.Data = append(out.Data, modelObject{ID: a.Name, Object: "model", Created: created, OwnedBy: aliasOwner})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

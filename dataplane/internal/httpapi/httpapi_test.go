@@ -2,14 +2,18 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
@@ -72,6 +76,47 @@ func TestPresentedKey(t *testing.T) {
 			}
 			if got := presentedKey(r); got != tt.want {
 				t.Fatalf("key = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCapability2Errors(t *testing.T) {
+	t.Parallel()
+	type answer struct {
+		Status            int
+		Type, Code, Param string
+		Msg               string
+	}
+	tests := []struct {
+		name  string
+		err   error
+		model string
+		want  answer
+	}{
+		{"region", fmt.Errorf("authenticate: %w", &runtime.RegionError{Region: "us"}), "",
+			answer{403, "permission_error", "region_not_allowed", "", `This key may not be used in region "us".`}},
+		{"model in another region",
+			fmt.Errorf("x: %w", &runtime.ModelNotInRegionError{Model: "eu-only", Target: "eu-only", Region: "us", OfferedIn: []string{"eu"}}), "eu-only",
+			answer{404, "invalid_request_error", "model_not_in_region", "model", `The model "eu-only" is not offered in region "us" (offered in: eu).`}},
+		{"alias of a model in other regions",
+			&runtime.ModelNotInRegionError{Model: "fast", Target: "eu-only", Region: "us", OfferedIn: []string{"ap", "eu"}}, "fast",
+			answer{404, "invalid_request_error", "model_not_in_region", "model",
+				`The model "fast" is not offered in region "us" (offered in: ap, eu); it is the team's alias of "eu-only".`}},
+		{"provider type without adapter",
+			fmt.Errorf("chat completions: %w", &llm.ProviderNotSupportedError{ProviderID: "p", Type: gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI}), "gpt-azure",
+			answer{501, "invalid_request_error", "provider_not_supported", "model",
+				`The model "gpt-azure" is served by a provider of type azure_openai, which this gateway cannot call yet.`}},
+		{"unknown everywhere", runtime.ErrModelNotFound, "nope",
+			answer{404, "invalid_request_error", "model_not_found", "model", "The model `nope` does not exist or you do not have access to it."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := toAPIError(tt.err, tt.model)
+			got := answer{e.status, e.typ, e.code, e.param, e.msg}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
 			}
 		})
 	}

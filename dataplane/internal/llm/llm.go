@@ -1,8 +1,9 @@
 // Package llm proxies OpenAI-compatible LLM calls to upstream providers: it rewrites the
 // request for the provider, relays the answer (streams event by event, flushing each),
-// and meters it (token usage, time to first token, upstream latency). It knows nothing
-// of keys or permissions, and never writes error bodies of its own: failures before the
-// first byte is written are returned for the caller to render.
+// and meters it (token usage, time to first token, upstream latency). It decides which
+// provider types the gateway can speak (Speaks) and refuses the others before any I/O.
+// It knows nothing of keys or permissions, and never writes error bodies of its own:
+// failures before the first byte is written are returned for the caller to render.
 package llm
 
 import (
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
@@ -45,6 +47,37 @@ var ErrUpstreamStream = errors.New("upstream stream broken")
 
 // ErrClientGone means the caller went away; the upstream request was cancelled.
 var ErrClientGone = errors.New("client disconnected")
+
+// ErrProviderNotSupported means the model's provider is of a type this gateway has no
+// adapter for yet; nothing was sent upstream. It comes inside a
+// *ProviderNotSupportedError.
+var ErrProviderNotSupported = errors.New("provider type not supported")
+
+// ProviderNotSupportedError names the provider type the gateway cannot speak; it
+// matches ErrProviderNotSupported.
+type ProviderNotSupportedError struct {
+	ProviderID string
+	Type       gatehousev1.ProviderType
+}
+
+func (e *ProviderNotSupportedError) Error() string {
+	return fmt.Sprintf("provider %q of type %s: %v", e.ProviderID, ProviderTypeName(e.Type), ErrProviderNotSupported)
+}
+
+func (e *ProviderNotSupportedError) Unwrap() error { return ErrProviderNotSupported }
+
+// Speaks reports whether the gateway has an adapter for providers of type t. Models of
+// other types compile and are listed, but calling them fails with
+// ErrProviderNotSupported.
+func Speaks(t gatehousev1.ProviderType) bool {
+	return t == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE
+}
+
+// ProviderTypeName is the short name of a provider type, as callers see it in errors
+// ("openai_compatible", "anthropic", "azure_openai", "gemini").
+func ProviderTypeName(t gatehousev1.ProviderType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "PROVIDER_TYPE_"))
+}
 
 // Config configures a Client. Zero values take the defaults.
 type Config struct {
@@ -153,6 +186,9 @@ func (u *usageJSON) usage() Usage {
 // must answer.
 func (c *Client) ChatCompletions(ctx context.Context, w http.ResponseWriter, m *runtime.Model, req *ChatRequest) (*Result, error) {
 	res := &Result{}
+	if !Speaks(m.Provider.Type) {
+		return res, fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: m.Provider.ID, Type: m.Provider.Type})
+	}
 	start := time.Now()
 	defer func() {
 		res.Upstream = time.Since(start)

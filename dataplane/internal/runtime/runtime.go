@@ -1,8 +1,9 @@
 // Package runtime holds the gateway's compiled, immutable view of configuration: every
-// org's snapshot validated and indexed for the request path (key id → key, model name →
-// model with its provider), and the single atomic pointer through which the whole fleet's
-// config is swapped. It authenticates keys and authorizes models; it does no I/O and holds
-// no mutable state (counters, leases, pools live elsewhere, keyed by stable ids).
+// org's snapshot validated and indexed for the request path (key id → key, model name or
+// team alias → model with its provider, MCP servers and A2A agents by name), and the
+// single atomic pointer through which the whole fleet's config is swapped. It
+// authenticates keys and authorizes models, regions, tools and agents; it does no I/O and
+// holds no mutable state (counters, leases, pools live elsewhere, keyed by stable ids).
 package runtime
 
 import (
@@ -37,6 +38,41 @@ var ErrModelNotFound = errors.New("model not found")
 
 // ErrModelNotAllowed means the model exists but this key or its team may not use it.
 var ErrModelNotAllowed = errors.New("model not allowed")
+
+// ErrRegionNotAllowed means the key's team, or the key itself, may not be used in the
+// region the snapshot was compiled for. Authenticate returns it inside a *RegionError.
+var ErrRegionNotAllowed = errors.New("region not allowed")
+
+// ErrModelNotInRegion means the org offers the model, but only in other regions. Key.Model
+// returns it inside a *ModelNotInRegionError.
+var ErrModelNotInRegion = errors.New("model not offered in this region")
+
+// RegionError refuses a key in a region; it matches ErrRegionNotAllowed.
+type RegionError struct {
+	Region string
+}
+
+func (e *RegionError) Error() string {
+	return fmt.Sprintf("key may not be used in region %q", e.Region)
+}
+
+func (e *RegionError) Unwrap() error { return ErrRegionNotAllowed }
+
+// ModelNotInRegionError says where a model is offered instead; it matches
+// ErrModelNotInRegion.
+type ModelNotInRegionError struct {
+	// Model is the name asked for, Target the org model it names (they differ for a
+	// team alias).
+	Model, Target string
+	Region        string
+	OfferedIn     []string
+}
+
+func (e *ModelNotInRegionError) Error() string {
+	return fmt.Sprintf("model %q is not offered in region %q (offered in: %s)", e.Target, e.Region, strings.Join(e.OfferedIn, ", "))
+}
+
+func (e *ModelNotInRegionError) Unwrap() error { return ErrModelNotInRegion }
 
 // Runtime is the compiled configuration of every org a gateway serves. It is never
 // modified after it is published; changes build a new Runtime (copy on write).
@@ -105,7 +141,8 @@ func (rt *Runtime) without(id string) *Runtime {
 
 // Authenticate resolves a presented key string. Unknown, malformed and mismatching keys
 // all return ErrInvalidKey so callers cannot tell them apart; expired keys return
-// ErrKeyExpired. A suspended team or org returns the key together with the error, so the
+// ErrKeyExpired. A suspended team or org, or a key its team or itself keeps out of the
+// snapshot's region (*RegionError), returns the key together with the error, so the
 // caller can still attribute the refused request.
 func (rt *Runtime) Authenticate(token string, now time.Time) (*Key, error) {
 	id, ok := KeyID(token)
@@ -128,6 +165,9 @@ func (rt *Runtime) Authenticate(token string, now time.Time) (*Key, error) {
 	}
 	if k.Team.Suspended {
 		return k, ErrTeamSuspended
+	}
+	if !k.Team.inRegion || !k.inRegion {
+		return k, &RegionError{Region: k.Org.Region}
 	}
 	return k, nil
 }
@@ -163,21 +203,30 @@ func validKeyID(id string) bool {
 	return true
 }
 
-// Org is one compiled organization snapshot.
+// Org is one compiled organization snapshot, for the region it was compiled for.
 type Org struct {
 	ID        string
 	Slug      string
 	Suspended bool
-	Epoch     uint64
-	Version   uint64
-	SHA256    string
-	BuiltAt   time.Time
+	// Region is the region (gateway group) the snapshot describes: the gateway's own.
+	Region  string
+	Epoch   uint64
+	Version uint64
+	SHA256  string
+	BuiltAt time.Time
 
 	teams  map[string]*Team
 	keys   map[string]*Key
 	models map[string]*Model
 	// sorted by name, for listing.
 	modelList []*Model
+	// otherRegions maps the name of a model offered only elsewhere to those regions.
+	otherRegions map[string][]string
+
+	mcpServers map[string]*MCPServer // by name
+	mcpList    []*MCPServer          // sorted by name
+	agents     map[string]*Agent     // by name
+	agentList  []*Agent              // sorted by name
 }
 
 // Model returns the org's model of that name.
@@ -191,6 +240,13 @@ type Team struct {
 	ID        string
 	Slug      string
 	Suspended bool
+
+	// inRegion is false when the team's regions exclude the org's region.
+	inRegion bool
+	// aliases maps a team-local model name to the org model name it stands for; an
+	// alias shadows an org model of the same name for this team.
+	aliases   map[string]string
+	aliasList []string // sorted
 }
 
 // Key is a compiled API key.
@@ -199,39 +255,85 @@ type Key struct {
 	Org       *Org
 	Team      *Team
 	ExpiresAt time.Time
+	// AgentIdentity is the agent inside the team the key acts as; empty = the team.
+	AgentIdentity string
 
 	secretSHA256 [sha256.Size]byte
-	// nil means every model the team may use.
+	// nil means every model the team may use; entries name models or team aliases.
 	allowedModels map[string]struct{}
+	// nil means every tool; entries are "<server>/<tool>" or "<server>/*".
+	allowedTools map[string]struct{}
+	// nil means every agent the team may use.
+	allowedAgents map[string]struct{}
+	// inRegion is false when the key's allowed regions exclude the org's region.
+	inRegion bool
 }
 
-// Model resolves a model name for this key: ErrModelNotFound when the org has no such
-// model, ErrModelNotAllowed when the key or its team may not use it.
+// Model resolves a model name for this key, following the team's aliases:
+// *ModelNotInRegionError when the org offers the model only in other regions,
+// ErrModelNotFound when it has no such model, ErrModelNotAllowed when the key or its
+// team may not use it. A key's allowed models may name the alias or its target.
 func (k *Key) Model(name string) (*Model, error) {
-	m, ok := k.Org.models[name]
+	target, ok := k.Team.aliases[name]
 	if !ok {
+		target = name
+	}
+	m, ok := k.Org.models[target]
+	if !ok {
+		if regions, ok := k.Org.otherRegions[target]; ok {
+			return nil, &ModelNotInRegionError{Model: name, Target: target, Region: k.Org.Region, OfferedIn: regions}
+		}
 		return nil, ErrModelNotFound
 	}
-	if !k.allows(m) {
+	if !k.allows(name, m) {
 		return nil, ErrModelNotAllowed
 	}
 	return m, nil
 }
 
-// Models returns the models this key may use, sorted by name.
+// Models returns the org models this key may call by their own name, sorted by name.
+// Models whose name a team alias shadows are left out: for this team the name means
+// the alias.
 func (k *Key) Models() []*Model {
 	out := make([]*Model, 0, len(k.Org.modelList))
 	for _, m := range k.Org.modelList {
-		if k.allows(m) {
+		if _, shadowed := k.Team.aliases[m.Name]; !shadowed && k.allows(m.Name, m) {
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
-func (k *Key) allows(m *Model) bool {
+// Alias is a team-local model name and the model it resolves to.
+type Alias struct {
+	Name  string
+	Model *Model
+}
+
+// Aliases returns the team aliases this key may call in this region, sorted by name:
+// aliases of models offered elsewhere, or that the key may not use, are left out.
+func (k *Key) Aliases() []Alias {
+	var out []Alias
+	for _, name := range k.Team.aliasList {
+		if m, err := k.Model(name); err == nil {
+			out = append(out, Alias{Name: name, Model: m})
+		}
+	}
+	return out
+}
+
+// allows reports whether the key may call m under the name it was asked for (an alias
+// or m's own name). An allow-list entry naming the target grants its aliases too, unless
+// the target's name is itself one of the team's aliases: then the entry means that alias.
+func (k *Key) allows(name string, m *Model) bool {
 	if k.allowedModels != nil {
-		if _, ok := k.allowedModels[m.Name]; !ok {
+		_, ok := k.allowedModels[name]
+		if !ok && name != m.Name {
+			if _, shadowed := k.Team.aliases[m.Name]; !shadowed {
+				_, ok = k.allowedModels[m.Name]
+			}
+		}
+		if !ok {
 			return false
 		}
 	}
@@ -243,15 +345,45 @@ func (k *Key) allows(m *Model) bool {
 	return true
 }
 
-// Provider is a compiled upstream endpoint.
+// ToolAllowed reports whether the key's narrowing lets it call tool of the MCP server
+// named server, listed as "<server>/<tool>" or "<server>/*". Whether the team may use
+// the server at all is Org.MCPServerForTeam's question.
+func (k *Key) ToolAllowed(server, tool string) bool {
+	if k.allowedTools == nil {
+		return true
+	}
+	if _, ok := k.allowedTools[server+"/"+tool]; ok {
+		return true
+	}
+	_, ok := k.allowedTools[server+"/*"]
+	return ok
+}
+
+// AgentAllowed reports whether the key's narrowing lets it call the A2A agent of that
+// name. Whether the team may use the agent is Org.AgentForTeam's question.
+func (k *Key) AgentAllowed(name string) bool {
+	if k.allowedAgents == nil {
+		return true
+	}
+	_, ok := k.allowedAgents[name]
+	return ok
+}
+
+// Provider is a compiled upstream endpoint. Every provider type of the contract
+// compiles; whether the gateway can call it is the llm package's question.
 type Provider struct {
 	ID   string
 	Name string
 	Type gatehousev1.ProviderType
-	// BaseURL is the parsed base URL; ChatCompletionsURL is derived from it.
+	// BaseURL is the parsed base URL; ChatCompletionsURL is derived from it for
+	// OpenAI-compatible providers and empty for the others.
 	BaseURL            *url.URL
 	ChatCompletionsURL string
-	// Authorization is the ready-made header value carrying the provider credential.
+	// APIVersion is the api-version query parameter (Azure OpenAI); empty when unset.
+	APIVersion string
+	// APIKey is the provider credential, for adapters that do not send it as a bearer
+	// token; Authorization is the ready-made bearer header (OpenAI-compatible only).
+	APIKey        string
 	Authorization string
 }
 
@@ -265,6 +397,8 @@ type Model struct {
 	InputPrice       int64
 	OutputPrice      int64
 	CachedInputPrice int64
+	// ContextWindow in tokens; 0 = unknown.
+	ContextWindow int64
 
 	// nil means every team of the org.
 	teams map[string]struct{}

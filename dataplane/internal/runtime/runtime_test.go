@@ -45,9 +45,16 @@ func testSnapshot(orgID string) *gatehousev1.Snapshot {
 	}
 }
 
+// testRegion is the region test snapshots are compiled for.
+const testRegion = "eu"
+
+func testMeta(orgID string) *gatehousev1.SnapshotMeta {
+	return &gatehousev1.SnapshotMeta{OrgId: orgID, Region: testRegion, Version: 1}
+}
+
 func mustCompile(t *testing.T, snap *gatehousev1.Snapshot) *Org {
 	t.Helper()
-	org, err := Compile(&gatehousev1.SnapshotMeta{OrgId: snap.Org.Id, Version: 1}, snap)
+	org, err := Compile(testMeta(snap.Org.Id), snap)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -186,7 +193,8 @@ func TestCompileRejects(t *testing.T) {
 		{"duplicate key", func(s *gatehousev1.Snapshot) { s.Keys[1].Id = s.Keys[0].Id }, "duplicate key"},
 		{"short hash", func(s *gatehousev1.Snapshot) { s.Keys[0].SecretSha256 = []byte{1} }, "secret hash"},
 		{"duplicate provider", func(s *gatehousev1.Snapshot) { s.Providers = append(s.Providers, s.Providers[0]) }, "duplicate provider"},
-		{"provider type", func(s *gatehousev1.Snapshot) { s.Providers[0].Type = 0 }, "unsupported type"},
+		{"provider type unspecified", func(s *gatehousev1.Snapshot) { s.Providers[0].Type = 0 }, "unsupported type"},
+		{"provider type unknown", func(s *gatehousev1.Snapshot) { s.Providers[0].Type = 99 }, "unsupported type"},
 		{"relative url", func(s *gatehousev1.Snapshot) { s.Providers[0].BaseUrl = "/v1" }, "base_url"},
 		{"ftp url", func(s *gatehousev1.Snapshot) { s.Providers[0].BaseUrl = "ftp://x/v1" }, "base_url"},
 		{"url with user", func(s *gatehousev1.Snapshot) { s.Providers[0].BaseUrl = "https://u:p@x/v1" }, "base_url"},
@@ -197,17 +205,96 @@ func TestCompileRejects(t *testing.T) {
 		{"model team missing", func(s *gatehousev1.Snapshot) { s.Models[0].TeamIds = []string{"ghost"} }, "unknown team"},
 		{"no upstream model", func(s *gatehousev1.Snapshot) { s.Models[0].UpstreamModel = "" }, "upstream_model"},
 		{"negative price", func(s *gatehousev1.Snapshot) { s.Models[0].InputPricePerMtokMicros = -1 }, "negative price"},
+		{"negative context window", func(s *gatehousev1.Snapshot) { s.Models[0].ContextWindow = -1 }, "negative context window"},
+
+		// Regions.
+		{"team region invalid", func(s *gatehousev1.Snapshot) { s.Teams[0].Regions = []string{"EU"} }, `team "t1": region "EU"`},
+		{"key region invalid", func(s *gatehousev1.Snapshot) { s.Keys[0].AllowedRegions = []string{""} }, "allowed regions"},
+		{"other-region model without name", func(s *gatehousev1.Snapshot) {
+			s.OtherRegionModels = []*gatehousev1.RegionalModel{{Regions: []string{"us"}}}
+		}, "empty name"},
+		{"other-region model also here", func(s *gatehousev1.Snapshot) {
+			s.OtherRegionModels = []*gatehousev1.RegionalModel{{Name: "small", Regions: []string{"us"}}}
+		}, "also offered"},
+		{"duplicate other-region model", func(s *gatehousev1.Snapshot) {
+			s.OtherRegionModels = []*gatehousev1.RegionalModel{{Name: "x", Regions: []string{"us"}}, {Name: "x", Regions: []string{"ap"}}}
+		}, "duplicate other-region model"},
+		{"other-region model without regions", func(s *gatehousev1.Snapshot) {
+			s.OtherRegionModels = []*gatehousev1.RegionalModel{{Name: "x"}}
+		}, "no regions"},
+		{"other-region model bad region", func(s *gatehousev1.Snapshot) {
+			s.OtherRegionModels = []*gatehousev1.RegionalModel{{Name: "x", Regions: []string{"u.s"}}}
+		}, "only a-z"},
+		{"other-region model in own region", func(s *gatehousev1.Snapshot) {
+			s.OtherRegionModels = []*gatehousev1.RegionalModel{{Name: "x", Regions: []string{"us", testRegion}}}
+		}, "the snapshot's own"},
+
+		// Aliases.
+		{"empty alias", func(s *gatehousev1.Snapshot) {
+			s.Teams[0].Aliases = []*gatehousev1.ModelAlias{{Alias: "", Model: "small"}}
+		}, "empty alias"},
+		{"duplicate alias", func(s *gatehousev1.Snapshot) {
+			s.Teams[0].Aliases = []*gatehousev1.ModelAlias{{Alias: "a", Model: "small"}, {Alias: "a", Model: "big"}}
+		}, "duplicate alias"},
+		{"alias to unknown model", func(s *gatehousev1.Snapshot) {
+			s.Teams[0].Aliases = []*gatehousev1.ModelAlias{{Alias: "a", Model: "ghost"}}
+		}, "unknown model"},
+		{"alias to model id instead of name", func(s *gatehousev1.Snapshot) {
+			s.Teams[0].Aliases = []*gatehousev1.ModelAlias{{Alias: "a", Model: "m1"}}
+		}, "unknown model"},
+
+		// Key narrowing.
+		{"tool without server", func(s *gatehousev1.Snapshot) { s.Keys[0].AllowedTools = []string{"/search"} }, "allowed tool"},
+		{"tool without tool", func(s *gatehousev1.Snapshot) { s.Keys[0].AllowedTools = []string{"github/"} }, "allowed tool"},
+		{"tool without slash", func(s *gatehousev1.Snapshot) { s.Keys[0].AllowedTools = []string{"github"} }, "allowed tool"},
+		{"empty agent", func(s *gatehousev1.Snapshot) { s.Keys[0].AllowedAgents = []string{""} }, "empty allowed agent"},
+
+		// MCP servers.
+		{"mcp empty id", func(s *gatehousev1.Snapshot) { s.McpServers[0].Id = "" }, "mcp server with empty id"},
+		{"mcp duplicate id", func(s *gatehousev1.Snapshot) { s.McpServers[1].Id = s.McpServers[0].Id }, "duplicate mcp server id"},
+		{"mcp empty name", func(s *gatehousev1.Snapshot) { s.McpServers[0].Name = "" }, "name"},
+		{"mcp name with slash", func(s *gatehousev1.Snapshot) { s.McpServers[0].Name = "a/b" }, "without '/'"},
+		{"mcp name with space", func(s *gatehousev1.Snapshot) { s.McpServers[0].Name = "a b" }, "without '/'"},
+		{"mcp duplicate name", func(s *gatehousev1.Snapshot) { s.McpServers[1].Name = s.McpServers[0].Name }, "duplicate mcp server name"},
+		{"mcp relative url", func(s *gatehousev1.Snapshot) { s.McpServers[0].Url = "/mcp" }, "url must be"},
+		{"mcp ws url", func(s *gatehousev1.Snapshot) { s.McpServers[0].Url = "ws://mcp.example.com/" }, "url must be"},
+		{"mcp url with user", func(s *gatehousev1.Snapshot) { s.McpServers[0].Url = "https://u:p@mcp.example.com/" }, "url must be"},
+		{"mcp transport unspecified", func(s *gatehousev1.Snapshot) { s.McpServers[0].Transport = 0 }, "unsupported transport"},
+		{"mcp transport unknown", func(s *gatehousev1.Snapshot) { s.McpServers[0].Transport = 9 }, "unsupported transport"},
+		{"mcp unknown team", func(s *gatehousev1.Snapshot) { s.McpServers[0].TeamIds = []string{"ghost"} }, "unknown team"},
+		{"mcp bad auth header", func(s *gatehousev1.Snapshot) { s.McpServers[0].AuthHeader = "X Token:" }, "auth_header"},
+
+		// A2A agents.
+		{"agent empty id", func(s *gatehousev1.Snapshot) { s.Agents[0].Id = "" }, "agent with empty id"},
+		{"agent duplicate id", func(s *gatehousev1.Snapshot) { s.Agents[1].Id = s.Agents[0].Id }, "duplicate agent id"},
+		{"agent empty name", func(s *gatehousev1.Snapshot) { s.Agents[0].Name = "" }, "name"},
+		{"agent name with slash", func(s *gatehousev1.Snapshot) { s.Agents[0].Name = "../x" }, "without '/'"},
+		{"agent duplicate name", func(s *gatehousev1.Snapshot) { s.Agents[1].Name = s.Agents[0].Name }, "duplicate agent name"},
+		{"agent bad url", func(s *gatehousev1.Snapshot) { s.Agents[0].CardUrl = "file:///etc/passwd" }, "card_url must be"},
+		{"agent url with user", func(s *gatehousev1.Snapshot) { s.Agents[0].CardUrl = "https://me@agent.example.com/card" }, "card_url must be"},
+		{"agent unknown team", func(s *gatehousev1.Snapshot) { s.Agents[0].TeamIds = []string{"t1", "ghost"} }, "unknown team"},
+		{"agent bad auth header", func(s *gatehousev1.Snapshot) { s.Agents[0].AuthHeader = "Bad\nHeader" }, "auth_header"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			snap := testSnapshot("o1")
+			snap := registrySnapshot("o1")
 			tt.mutate(snap)
-			_, err := Compile(&gatehousev1.SnapshotMeta{OrgId: "o1"}, snap)
+			_, err := Compile(testMeta("o1"), snap)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCompileNeedsRegion(t *testing.T) {
+	t.Parallel()
+	for _, region := range []string{"", "EU", "eu.west"} {
+		_, err := Compile(&gatehousev1.SnapshotMeta{OrgId: "o1", Region: region}, testSnapshot("o1"))
+		if err == nil || !strings.Contains(err.Error(), "meta: region") {
+			t.Errorf("region %q: err = %v, want a meta region error", region, err)
+		}
 	}
 }
 
