@@ -110,4 +110,46 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(text, stack.DevAdminEmail) {
 		t.Fatalf("audit table does not name the actor:\n%s", text)
 	}
+
+	step("register a model",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/models"),
+		chromedp.WaitVisible(tid("model-form")),
+		chromedp.SendKeys(tid("model-form")+` input[name="name"]`, "local-chat"),
+		chromedp.SendKeys(tid("model-form")+` input[name="upstream_model"]`, "demo-chat"),
+		chromedp.Evaluate(`(() => { const s = document.querySelector('[data-testid="model-form"] select[name="provider_id"]');
+			s.value = [...s.options].find(o => o.text.includes("demo-upstream")).value; })()`, nil),
+		chromedp.SendKeys(tid("model-form")+` input[name="input_price"]`, "0.15"),
+		chromedp.SendKeys(tid("model-form")+` input[name="output_price"]`, "0.60"),
+		chromedp.Click(tid("add-model")),
+		chromedp.WaitVisible(`//table[@data-testid="models-table"]//td[contains(., "local-chat")]`, chromedp.BySearch),
+		chromedp.Text(tid("models-table"), &text),
+		shot("06-models"),
+	)
+	if !strings.Contains(text, "local-chat") || !strings.Contains(text, "$0.15") {
+		t.Fatalf("models table after adding: %s", text)
+	}
+	var secret string
+	step("mint a key on the team page",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/teams/platform"),
+		chromedp.WaitVisible(tid("key-form")),
+		chromedp.SendKeys(tid("key-form")+` input[name="name"]`, "browser key"),
+		chromedp.SendKeys(tid("key-form")+` input[name="agent_identity"]`, "docs-bot"),
+		chromedp.Click(tid("create-key")),
+		chromedp.WaitVisible(tid("new-key-secret")),
+		chromedp.Text(tid("new-key-secret"), &secret),
+		shot("07-team-key"),
+	)
+	secret = strings.TrimSpace(secret)
+	if !strings.HasPrefix(secret, "gate_") {
+		t.Fatalf("new key = %q", secret)
+	}
+	eventually(t, 10*time.Second, func() error {
+		_, err := stack.KeyWorks(context.Background(), st.Gateways["local"], secret)
+		return err
+	})
+	step("see the fleet",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/fleet"),
+		chromedp.WaitVisible(tid("region-local")),
+		shot("08-fleet"),
+	)
 }
