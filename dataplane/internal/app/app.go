@@ -116,6 +116,12 @@ func New(cfg Config) (*App, error) {
 	a.syncer, err = configsync.New(configsync.Config{
 		Conn: nc, Region: cfg.Region, Keyring: cfg.Keyring, Store: a.store, Logger: log, Registerer: reg,
 		CacheDir: cfg.ConfigCacheDir, CacheGrace: cfg.ConfigCacheGrace,
+		// Report config changes at once; a.heartbeat is set below, before Run starts.
+		OnChange: func() {
+			if a.heartbeat != nil {
+				a.heartbeat.Kick()
+			}
+		},
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))

@@ -50,6 +50,9 @@ type Config struct {
 	// CacheGrace is how long Run waits for the initial values before it serves the
 	// cache (default 5s).
 	CacheGrace time.Duration
+	// OnChange, if set, is called (under the syncer's lock: it must not block) after
+	// the served config or its ACK/NACK state changed, so heartbeats go out at once.
+	OnChange func()
 }
 
 // Syncer watches the config bucket and publishes compiled runtimes.
@@ -60,6 +63,7 @@ type Syncer struct {
 	keyring  *wire.Keyring
 	store    *runtime.Store
 	log      *slog.Logger
+	onChange func()
 	metrics  *metrics
 	maxRetry time.Duration
 	// cache is nil when the disk cache is off.
@@ -109,6 +113,7 @@ func New(cfg Config) (*Syncer, error) {
 		keyring:    cfg.Keyring,
 		store:      cfg.Store,
 		log:        cfg.Logger.With("component", "configsync"),
+		onChange:   cfg.OnChange,
 		metrics:    m,
 		maxRetry:   maxRetry,
 		cache:      cache,
@@ -264,6 +269,7 @@ func (s *Syncer) finishInitial(seen map[string]struct{}) {
 	s.mu.Unlock()
 
 	s.metrics.orgs.Set(float64(orgs))
+	s.changed()
 	if first {
 		close(s.initial)
 		s.metrics.ready.Set(1)
@@ -287,6 +293,14 @@ func (s *Syncer) publish() {
 	s.metrics.orgs.Set(float64(len(s.cur.OrgIDs())))
 	if s.store.Load() != nil {
 		s.store.Store(s.cur)
+	}
+	s.changed()
+}
+
+// changed tells the OnChange hook, if any.
+func (s *Syncer) changed() {
+	if s.onChange != nil {
+		s.onChange()
 	}
 }
 
@@ -494,6 +508,7 @@ func (s *Syncer) reject(orgID string, meta *gatehousev1.SnapshotMeta, reason str
 	}
 	st.RejectedVersion = meta.GetVersion()
 	st.RejectedReason = strings.TrimSpace(err.Error())
+	s.changed()
 }
 
 type metrics struct {

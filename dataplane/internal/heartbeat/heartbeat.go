@@ -22,6 +22,7 @@ type Publisher struct {
 	interval time.Duration
 	status   func() *gatehousev1.GatewayStatus
 	log      *slog.Logger
+	kick     chan struct{}
 }
 
 // New returns a Publisher that sends status() every interval on the gateway's subject.
@@ -32,10 +33,20 @@ func New(nc *nats.Conn, region, gatewayID string, interval time.Duration, status
 		interval: interval,
 		status:   status,
 		log:      log.With("component", "heartbeat"),
+		kick:     make(chan struct{}, 1),
 	}
 }
 
-// Run publishes immediately and then every interval until ctx is done.
+// Kick asks for a heartbeat now (after a config change) without blocking; kicks that
+// arrive while one is pending coalesce.
+func (p *Publisher) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes immediately, then every interval and whenever kicked, until ctx is done.
 func (p *Publisher) Run(ctx context.Context) error {
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
@@ -45,6 +56,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-p.kick:
 		}
 	}
 }
