@@ -15,6 +15,10 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/pgtest"
 	"github.com/gatehouse-dev/gatehouse/e2e/stack"
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // fleetStack runs two regions (eu, us) with replicas+1 gateways each.
@@ -174,6 +178,35 @@ func TestRegionsFleetAndRevocation(t *testing.T) {
 		return nil
 	})
 
+	// A bad snapshot (a key of a team that does not exist) is refused by every gateway
+	// (NACK, shown on the fleet page with the reason) and the last good one keeps serving.
+	publishBadSnapshot(t, st, secrets, demo.OrgID)
+	eventually(t, 20*time.Second, func() error {
+		var f struct {
+			Regions []struct {
+				Gateways []struct {
+					ID  string `json:"gateway_id"`
+					Org struct {
+						RejectedVersion int    `json:"rejected_version"`
+						RejectedReason  string `json:"rejected_reason"`
+					} `json:"org"`
+				} `json:"gateways"`
+			} `json:"regions"`
+		}
+		if err := admin.Do(ctx, "GET", "/orgs/demo/fleet", nil, &f); err != nil {
+			return err
+		}
+		for _, r := range f.Regions {
+			for _, g := range r.Gateways {
+				if g.Org.RejectedVersion == 0 || !strings.Contains(g.Org.RejectedReason, "team") {
+					return fmt.Errorf("%s shows no NACK: %+v", g.ID, g.Org)
+				}
+			}
+		}
+		return nil
+	})
+	everywhere(t, st, 5*time.Second, status(200, "demo-chat", demo.Key))
+
 	// Secrets never appear in clear in NATS's store or in any log.
 	if err := admin.Do(ctx, "POST", "/orgs/demo/mcp-servers", map[string]any{"name": "github", "url": "http://127.0.0.1:9/mcp",
 		"credential": "mcp-credential-must-not-leak"}, nil); err != nil {
@@ -208,5 +241,53 @@ func TestRegionsFleetAndRevocation(t *testing.T) {
 	})
 	if natsFiles == 0 {
 		t.Fatal("no NATS store files were searched")
+	}
+}
+
+// publishBadSnapshot puts a sealed but invalid snapshot of org in every region's key,
+// as a buggy or compromised publisher would.
+func publishBadSnapshot(t *testing.T, st *stack.Stack, secrets stack.Secrets, orgID string) {
+	t.Helper()
+	kr, err := wire.ParseKeyring(secrets.ConfigKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(st.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, wire.ConfigBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for region := range st.Fleet {
+		entry, err := kv.Get(ctx, wire.ConfigKey(region, orgID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, snap, err := kr.Open(entry.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Keys = append(snap.Keys, &gatehousev1.ApiKey{Id: "badbadbadbad", TeamId: "00000000-0000-0000-0000-000000000000", SecretSha256: make([]byte, 32)})
+		body, sum, err := wire.MarshalSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta.Version += 1000
+		meta.Sha256 = sum
+		value, err := kr.Seal(meta, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, wire.ConfigKey(region, orgID), value); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
