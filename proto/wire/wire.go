@@ -17,7 +17,9 @@ import (
 //	2: 2026-11-21 registry: provider types anthropic/azure-openai/gemini, model context
 //	   windows and regions (other_region_models), team regions and aliases, key
 //	   narrowing (agent identity, tools, agents, regions), MCP servers, A2A agents.
-const Capability uint32 = 2
+//	3: 2026-11-21 LLM gateway: limits (key, team, model), guardrail rules and content
+//	   logging per team, model deployments, routing and fallbacks.
+const Capability uint32 = 3
 
 const (
 	// ConfigBucket is the JetStream KV bucket holding one encrypted snapshot per

@@ -24,6 +24,184 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GuardrailDetector int32
+
+const (
+	GuardrailDetector_GUARDRAIL_DETECTOR_UNSPECIFIED GuardrailDetector = 0
+	GuardrailDetector_GUARDRAIL_DETECTOR_EMAIL       GuardrailDetector = 1
+	GuardrailDetector_GUARDRAIL_DETECTOR_PHONE       GuardrailDetector = 2
+	// Card numbers that pass the Luhn check.
+	GuardrailDetector_GUARDRAIL_DETECTOR_CARD GuardrailDetector = 3
+	GuardrailDetector_GUARDRAIL_DETECTOR_IBAN GuardrailDetector = 4
+	// Provider and platform API keys (OpenAI, Anthropic, AWS, GitHub, Slack, Gatehouse…).
+	GuardrailDetector_GUARDRAIL_DETECTOR_API_KEY GuardrailDetector = 5
+	// PEM private keys.
+	GuardrailDetector_GUARDRAIL_DETECTOR_PRIVATE_KEY      GuardrailDetector = 6
+	GuardrailDetector_GUARDRAIL_DETECTOR_PROMPT_INJECTION GuardrailDetector = 7
+	// pattern is an RE2 regular expression.
+	GuardrailDetector_GUARDRAIL_DETECTOR_CUSTOM_REGEX GuardrailDetector = 8
+)
+
+// Enum value maps for GuardrailDetector.
+var (
+	GuardrailDetector_name = map[int32]string{
+		0: "GUARDRAIL_DETECTOR_UNSPECIFIED",
+		1: "GUARDRAIL_DETECTOR_EMAIL",
+		2: "GUARDRAIL_DETECTOR_PHONE",
+		3: "GUARDRAIL_DETECTOR_CARD",
+		4: "GUARDRAIL_DETECTOR_IBAN",
+		5: "GUARDRAIL_DETECTOR_API_KEY",
+		6: "GUARDRAIL_DETECTOR_PRIVATE_KEY",
+		7: "GUARDRAIL_DETECTOR_PROMPT_INJECTION",
+		8: "GUARDRAIL_DETECTOR_CUSTOM_REGEX",
+	}
+	GuardrailDetector_value = map[string]int32{
+		"GUARDRAIL_DETECTOR_UNSPECIFIED":      0,
+		"GUARDRAIL_DETECTOR_EMAIL":            1,
+		"GUARDRAIL_DETECTOR_PHONE":            2,
+		"GUARDRAIL_DETECTOR_CARD":             3,
+		"GUARDRAIL_DETECTOR_IBAN":             4,
+		"GUARDRAIL_DETECTOR_API_KEY":          5,
+		"GUARDRAIL_DETECTOR_PRIVATE_KEY":      6,
+		"GUARDRAIL_DETECTOR_PROMPT_INJECTION": 7,
+		"GUARDRAIL_DETECTOR_CUSTOM_REGEX":     8,
+	}
+)
+
+func (x GuardrailDetector) Enum() *GuardrailDetector {
+	p := new(GuardrailDetector)
+	*p = x
+	return p
+}
+
+func (x GuardrailDetector) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GuardrailDetector) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_config_proto_enumTypes[0].Descriptor()
+}
+
+func (GuardrailDetector) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_config_proto_enumTypes[0]
+}
+
+func (x GuardrailDetector) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GuardrailDetector.Descriptor instead.
+func (GuardrailDetector) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{0}
+}
+
+type GuardrailMode int32
+
+const (
+	GuardrailMode_GUARDRAIL_MODE_UNSPECIFIED GuardrailMode = 0
+	// Refuse the request (or cut the response).
+	GuardrailMode_GUARDRAIL_MODE_BLOCK GuardrailMode = 1
+	// Replace each match with a placeholder.
+	GuardrailMode_GUARDRAIL_MODE_REDACT GuardrailMode = 2
+	// Let it pass and record the trigger.
+	GuardrailMode_GUARDRAIL_MODE_AUDIT GuardrailMode = 3
+)
+
+// Enum value maps for GuardrailMode.
+var (
+	GuardrailMode_name = map[int32]string{
+		0: "GUARDRAIL_MODE_UNSPECIFIED",
+		1: "GUARDRAIL_MODE_BLOCK",
+		2: "GUARDRAIL_MODE_REDACT",
+		3: "GUARDRAIL_MODE_AUDIT",
+	}
+	GuardrailMode_value = map[string]int32{
+		"GUARDRAIL_MODE_UNSPECIFIED": 0,
+		"GUARDRAIL_MODE_BLOCK":       1,
+		"GUARDRAIL_MODE_REDACT":      2,
+		"GUARDRAIL_MODE_AUDIT":       3,
+	}
+)
+
+func (x GuardrailMode) Enum() *GuardrailMode {
+	p := new(GuardrailMode)
+	*p = x
+	return p
+}
+
+func (x GuardrailMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GuardrailMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_config_proto_enumTypes[1].Descriptor()
+}
+
+func (GuardrailMode) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_config_proto_enumTypes[1]
+}
+
+func (x GuardrailMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GuardrailMode.Descriptor instead.
+func (GuardrailMode) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+type GuardrailDirection int32
+
+const (
+	GuardrailDirection_GUARDRAIL_DIRECTION_UNSPECIFIED GuardrailDirection = 0
+	GuardrailDirection_GUARDRAIL_DIRECTION_REQUEST     GuardrailDirection = 1
+	GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE    GuardrailDirection = 2
+	GuardrailDirection_GUARDRAIL_DIRECTION_BOTH        GuardrailDirection = 3
+)
+
+// Enum value maps for GuardrailDirection.
+var (
+	GuardrailDirection_name = map[int32]string{
+		0: "GUARDRAIL_DIRECTION_UNSPECIFIED",
+		1: "GUARDRAIL_DIRECTION_REQUEST",
+		2: "GUARDRAIL_DIRECTION_RESPONSE",
+		3: "GUARDRAIL_DIRECTION_BOTH",
+	}
+	GuardrailDirection_value = map[string]int32{
+		"GUARDRAIL_DIRECTION_UNSPECIFIED": 0,
+		"GUARDRAIL_DIRECTION_REQUEST":     1,
+		"GUARDRAIL_DIRECTION_RESPONSE":    2,
+		"GUARDRAIL_DIRECTION_BOTH":        3,
+	}
+)
+
+func (x GuardrailDirection) Enum() *GuardrailDirection {
+	p := new(GuardrailDirection)
+	*p = x
+	return p
+}
+
+func (x GuardrailDirection) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GuardrailDirection) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_config_proto_enumTypes[2].Descriptor()
+}
+
+func (GuardrailDirection) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_config_proto_enumTypes[2]
+}
+
+func (x GuardrailDirection) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GuardrailDirection.Descriptor instead.
+func (GuardrailDirection) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
 type ProviderType int32
 
 const (
@@ -65,11 +243,11 @@ func (x ProviderType) String() string {
 }
 
 func (ProviderType) Descriptor() protoreflect.EnumDescriptor {
-	return file_gatehouse_v1_config_proto_enumTypes[0].Descriptor()
+	return file_gatehouse_v1_config_proto_enumTypes[3].Descriptor()
 }
 
 func (ProviderType) Type() protoreflect.EnumType {
-	return &file_gatehouse_v1_config_proto_enumTypes[0]
+	return &file_gatehouse_v1_config_proto_enumTypes[3]
 }
 
 func (x ProviderType) Number() protoreflect.EnumNumber {
@@ -78,7 +256,59 @@ func (x ProviderType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProviderType.Descriptor instead.
 func (ProviderType) EnumDescriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+type RoutingStrategy int32
+
+const (
+	RoutingStrategy_ROUTING_STRATEGY_UNSPECIFIED RoutingStrategy = 0
+	RoutingStrategy_ROUTING_STRATEGY_WEIGHTED    RoutingStrategy = 1
+	RoutingStrategy_ROUTING_STRATEGY_LEAST_BUSY  RoutingStrategy = 2
+	RoutingStrategy_ROUTING_STRATEGY_LATENCY     RoutingStrategy = 3
+)
+
+// Enum value maps for RoutingStrategy.
+var (
+	RoutingStrategy_name = map[int32]string{
+		0: "ROUTING_STRATEGY_UNSPECIFIED",
+		1: "ROUTING_STRATEGY_WEIGHTED",
+		2: "ROUTING_STRATEGY_LEAST_BUSY",
+		3: "ROUTING_STRATEGY_LATENCY",
+	}
+	RoutingStrategy_value = map[string]int32{
+		"ROUTING_STRATEGY_UNSPECIFIED": 0,
+		"ROUTING_STRATEGY_WEIGHTED":    1,
+		"ROUTING_STRATEGY_LEAST_BUSY":  2,
+		"ROUTING_STRATEGY_LATENCY":     3,
+	}
+)
+
+func (x RoutingStrategy) Enum() *RoutingStrategy {
+	p := new(RoutingStrategy)
+	*p = x
+	return p
+}
+
+func (x RoutingStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RoutingStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_config_proto_enumTypes[4].Descriptor()
+}
+
+func (RoutingStrategy) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_config_proto_enumTypes[4]
+}
+
+func (x RoutingStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RoutingStrategy.Descriptor instead.
+func (RoutingStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 type McpTransport int32
@@ -114,11 +344,11 @@ func (x McpTransport) String() string {
 }
 
 func (McpTransport) Descriptor() protoreflect.EnumDescriptor {
-	return file_gatehouse_v1_config_proto_enumTypes[1].Descriptor()
+	return file_gatehouse_v1_config_proto_enumTypes[5].Descriptor()
 }
 
 func (McpTransport) Type() protoreflect.EnumType {
-	return &file_gatehouse_v1_config_proto_enumTypes[1]
+	return &file_gatehouse_v1_config_proto_enumTypes[5]
 }
 
 func (x McpTransport) Number() protoreflect.EnumNumber {
@@ -127,7 +357,7 @@ func (x McpTransport) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use McpTransport.Descriptor instead.
 func (McpTransport) EnumDescriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 // SnapshotMeta identifies one published snapshot. It travels in clear next to the
@@ -541,7 +771,13 @@ type Team struct {
 	// Regions the team may use; empty means every region. Capability 2.
 	Regions []string `protobuf:"bytes,5,rep,name=regions,proto3" json:"regions,omitempty"`
 	// Team-local model names. Capability 2.
-	Aliases       []*ModelAlias `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	Aliases []*ModelAlias `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// Limits for the whole team (all its keys together). Capability 3.
+	Limits *Limits `protobuf:"bytes,7,opt,name=limits,proto3" json:"limits,omitempty"`
+	// Guardrails applied to the team's requests and responses. Capability 3.
+	Guardrails []*GuardrailRule `protobuf:"bytes,8,rep,name=guardrails,proto3" json:"guardrails,omitempty"`
+	// Log prompt and completion contents for this team (off by default). Capability 3.
+	LogContents   bool `protobuf:"varint,9,opt,name=log_contents,json=logContents,proto3" json:"log_contents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,6 +852,27 @@ func (x *Team) GetAliases() []*ModelAlias {
 		return x.Aliases
 	}
 	return nil
+}
+
+func (x *Team) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *Team) GetGuardrails() []*GuardrailRule {
+	if x != nil {
+		return x.Guardrails
+	}
+	return nil
+}
+
+func (x *Team) GetLogContents() bool {
+	if x != nil {
+		return x.LogContents
+	}
+	return false
 }
 
 // ModelAlias lets a team call a model by its own name.
@@ -694,8 +951,10 @@ type ApiKey struct {
 	AllowedAgents []string `protobuf:"bytes,9,rep,name=allowed_agents,json=allowedAgents,proto3" json:"allowed_agents,omitempty"`
 	// Regions the key may be used in.
 	AllowedRegions []string `protobuf:"bytes,10,rep,name=allowed_regions,json=allowedRegions,proto3" json:"allowed_regions,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Limits for this key alone. Capability 3.
+	Limits        *Limits `protobuf:"bytes,11,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApiKey) Reset() {
@@ -798,6 +1057,163 @@ func (x *ApiKey) GetAllowedRegions() []string {
 	return nil
 }
 
+func (x *ApiKey) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits caps traffic. Zero means no limit. Capability 3.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Requests per minute.
+	Rpm int64 `protobuf:"varint,1,opt,name=rpm,proto3" json:"rpm,omitempty"`
+	// Tokens (prompt + completion) per minute.
+	Tpm int64 `protobuf:"varint,2,opt,name=tpm,proto3" json:"tpm,omitempty"`
+	// Requests in flight at once.
+	MaxConcurrent int64 `protobuf:"varint,3,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Limits) GetRpm() int64 {
+	if x != nil {
+		return x.Rpm
+	}
+	return 0
+}
+
+func (x *Limits) GetTpm() int64 {
+	if x != nil {
+		return x.Tpm
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxConcurrent() int64 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
+// GuardrailRule is one detector applied in one mode. Capability 3.
+type GuardrailRule struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Detector  GuardrailDetector      `protobuf:"varint,3,opt,name=detector,proto3,enum=gatehouse.v1.GuardrailDetector" json:"detector,omitempty"`
+	Mode      GuardrailMode          `protobuf:"varint,4,opt,name=mode,proto3,enum=gatehouse.v1.GuardrailMode" json:"mode,omitempty"`
+	Direction GuardrailDirection     `protobuf:"varint,5,opt,name=direction,proto3,enum=gatehouse.v1.GuardrailDirection" json:"direction,omitempty"`
+	// For CUSTOM_REGEX.
+	Pattern       string `protobuf:"bytes,6,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuardrailRule) Reset() {
+	*x = GuardrailRule{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuardrailRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuardrailRule) ProtoMessage() {}
+
+func (x *GuardrailRule) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuardrailRule.ProtoReflect.Descriptor instead.
+func (*GuardrailRule) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GuardrailRule) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GuardrailRule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GuardrailRule) GetDetector() GuardrailDetector {
+	if x != nil {
+		return x.Detector
+	}
+	return GuardrailDetector_GUARDRAIL_DETECTOR_UNSPECIFIED
+}
+
+func (x *GuardrailRule) GetMode() GuardrailMode {
+	if x != nil {
+		return x.Mode
+	}
+	return GuardrailMode_GUARDRAIL_MODE_UNSPECIFIED
+}
+
+func (x *GuardrailRule) GetDirection() GuardrailDirection {
+	if x != nil {
+		return x.Direction
+	}
+	return GuardrailDirection_GUARDRAIL_DIRECTION_UNSPECIFIED
+}
+
+func (x *GuardrailRule) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
 // Provider is an upstream LLM endpoint with its credential (the snapshot is encrypted
 // as a whole, so the credential is never in clear on NATS).
 type Provider struct {
@@ -816,7 +1232,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[8]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +1244,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[8]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1257,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Provider) GetId() string {
@@ -902,13 +1318,21 @@ type Model struct {
 	TeamIds []string `protobuf:"bytes,8,rep,name=team_ids,json=teamIds,proto3" json:"team_ids,omitempty"`
 	// Context window in tokens; 0 = unknown.
 	ContextWindow int64 `protobuf:"varint,9,opt,name=context_window,json=contextWindow,proto3" json:"context_window,omitempty"`
+	// Extra deployments of the same model (other providers or upstream ids). When set,
+	// the model's own provider_id/upstream_model is the first deployment. Capability 3.
+	Deployments []*Deployment `protobuf:"bytes,10,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	Routing     *Routing      `protobuf:"bytes,11,opt,name=routing,proto3" json:"routing,omitempty"`
+	// Model names tried in order when every deployment of this model failed.
+	Fallbacks []string `protobuf:"bytes,12,rep,name=fallbacks,proto3" json:"fallbacks,omitempty"`
+	// Limits for this model across the org. Capability 3.
+	Limits        *Limits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[9]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1344,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[9]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1357,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Model) GetId() string {
@@ -999,6 +1423,201 @@ func (x *Model) GetContextWindow() int64 {
 	return 0
 }
 
+func (x *Model) GetDeployments() []*Deployment {
+	if x != nil {
+		return x.Deployments
+	}
+	return nil
+}
+
+func (x *Model) GetRouting() *Routing {
+	if x != nil {
+		return x.Routing
+	}
+	return nil
+}
+
+func (x *Model) GetFallbacks() []string {
+	if x != nil {
+		return x.Fallbacks
+	}
+	return nil
+}
+
+func (x *Model) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Deployment is one place a model is served.
+type Deployment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ProviderId    string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	UpstreamModel string                 `protobuf:"bytes,3,opt,name=upstream_model,json=upstreamModel,proto3" json:"upstream_model,omitempty"`
+	// Relative weight for weighted balancing; 0 counts as 1.
+	Weight        uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deployment) Reset() {
+	*x = Deployment{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deployment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deployment) ProtoMessage() {}
+
+func (x *Deployment) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
+func (*Deployment) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Deployment) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Deployment) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *Deployment) GetUpstreamModel() string {
+	if x != nil {
+		return x.UpstreamModel
+	}
+	return ""
+}
+
+func (x *Deployment) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// Routing says how a model's deployments are chosen and retried. Zero values take the
+// gateway's defaults. Capability 3.
+type Routing struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Strategy RoutingStrategy        `protobuf:"varint,1,opt,name=strategy,proto3,enum=gatehouse.v1.RoutingStrategy" json:"strategy,omitempty"`
+	// Retries after the first attempt, on 429, 5xx, connection errors and timeouts.
+	MaxRetries     uint32 `protobuf:"varint,2,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
+	RetryBackoffMs int64  `protobuf:"varint,3,opt,name=retry_backoff_ms,json=retryBackoffMs,proto3" json:"retry_backoff_ms,omitempty"`
+	// Whole-request timeout and time-to-first-token timeout.
+	TimeoutMs     int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TtftTimeoutMs int64 `protobuf:"varint,5,opt,name=ttft_timeout_ms,json=ttftTimeoutMs,proto3" json:"ttft_timeout_ms,omitempty"`
+	// Consecutive failures that open a deployment's circuit, and how long it stays open.
+	BreakerFailures   uint32 `protobuf:"varint,6,opt,name=breaker_failures,json=breakerFailures,proto3" json:"breaker_failures,omitempty"`
+	BreakerCooldownMs int64  `protobuf:"varint,7,opt,name=breaker_cooldown_ms,json=breakerCooldownMs,proto3" json:"breaker_cooldown_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Routing) Reset() {
+	*x = Routing{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Routing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Routing) ProtoMessage() {}
+
+func (x *Routing) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Routing.ProtoReflect.Descriptor instead.
+func (*Routing) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Routing) GetStrategy() RoutingStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return RoutingStrategy_ROUTING_STRATEGY_UNSPECIFIED
+}
+
+func (x *Routing) GetMaxRetries() uint32 {
+	if x != nil {
+		return x.MaxRetries
+	}
+	return 0
+}
+
+func (x *Routing) GetRetryBackoffMs() int64 {
+	if x != nil {
+		return x.RetryBackoffMs
+	}
+	return 0
+}
+
+func (x *Routing) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Routing) GetTtftTimeoutMs() int64 {
+	if x != nil {
+		return x.TtftTimeoutMs
+	}
+	return 0
+}
+
+func (x *Routing) GetBreakerFailures() uint32 {
+	if x != nil {
+		return x.BreakerFailures
+	}
+	return 0
+}
+
+func (x *Routing) GetBreakerCooldownMs() int64 {
+	if x != nil {
+		return x.BreakerCooldownMs
+	}
+	return 0
+}
+
 // McpServer is an upstream MCP server. Capability 2.
 type McpServer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1018,7 +1637,7 @@ type McpServer struct {
 
 func (x *McpServer) Reset() {
 	*x = McpServer{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[10]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1649,7 @@ func (x *McpServer) String() string {
 func (*McpServer) ProtoMessage() {}
 
 func (x *McpServer) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[10]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1662,7 @@ func (x *McpServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use McpServer.ProtoReflect.Descriptor instead.
 func (*McpServer) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *McpServer) GetId() string {
@@ -1110,7 +1729,7 @@ type A2AAgent struct {
 
 func (x *A2AAgent) Reset() {
 	*x = A2AAgent{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1741,7 @@ func (x *A2AAgent) String() string {
 func (*A2AAgent) ProtoMessage() {}
 
 func (x *A2AAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1754,7 @@ func (x *A2AAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use A2AAgent.ProtoReflect.Descriptor instead.
 func (*A2AAgent) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *A2AAgent) GetId() string {
@@ -1217,18 +1836,23 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
-	"\tsuspended\x18\x04 \x01(\bR\tsuspended\"\xaa\x01\n" +
+	"\tsuspended\x18\x04 \x01(\bR\tsuspended\"\xb8\x02\n" +
 	"\x04Team\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
 	"\tsuspended\x18\x04 \x01(\bR\tsuspended\x12\x18\n" +
 	"\aregions\x18\x05 \x03(\tR\aregions\x122\n" +
-	"\aaliases\x18\x06 \x03(\v2\x18.gatehouse.v1.ModelAliasR\aaliases\"8\n" +
+	"\aaliases\x18\x06 \x03(\v2\x18.gatehouse.v1.ModelAliasR\aaliases\x12,\n" +
+	"\x06limits\x18\a \x01(\v2\x14.gatehouse.v1.LimitsR\x06limits\x12;\n" +
+	"\n" +
+	"guardrails\x18\b \x03(\v2\x1b.gatehouse.v1.GuardrailRuleR\n" +
+	"guardrails\x12!\n" +
+	"\flog_contents\x18\t \x01(\bR\vlogContents\"8\n" +
 	"\n" +
 	"ModelAlias\x12\x14\n" +
 	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x14\n" +
-	"\x05model\x18\x02 \x01(\tR\x05model\"\xda\x02\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\"\x88\x03\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\tR\x06teamId\x12\x12\n" +
@@ -1240,7 +1864,19 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\rallowed_tools\x18\b \x03(\tR\fallowedTools\x12%\n" +
 	"\x0eallowed_agents\x18\t \x03(\tR\rallowedAgents\x12'\n" +
 	"\x0fallowed_regions\x18\n" +
-	" \x03(\tR\x0eallowedRegions\"\xb3\x01\n" +
+	" \x03(\tR\x0eallowedRegions\x12,\n" +
+	"\x06limits\x18\v \x01(\v2\x14.gatehouse.v1.LimitsR\x06limits\"S\n" +
+	"\x06Limits\x12\x10\n" +
+	"\x03rpm\x18\x01 \x01(\x03R\x03rpm\x12\x10\n" +
+	"\x03tpm\x18\x02 \x01(\x03R\x03tpm\x12%\n" +
+	"\x0emax_concurrent\x18\x03 \x01(\x03R\rmaxConcurrent\"\xfb\x01\n" +
+	"\rGuardrailRule\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
+	"\bdetector\x18\x03 \x01(\x0e2\x1f.gatehouse.v1.GuardrailDetectorR\bdetector\x12/\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\x1b.gatehouse.v1.GuardrailModeR\x04mode\x12>\n" +
+	"\tdirection\x18\x05 \x01(\x0e2 .gatehouse.v1.GuardrailDirectionR\tdirection\x12\x18\n" +
+	"\apattern\x18\x06 \x01(\tR\apattern\"\xb3\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
@@ -1248,7 +1884,7 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\bbase_url\x18\x04 \x01(\tR\abaseUrl\x12\x17\n" +
 	"\aapi_key\x18\x05 \x01(\tR\x06apiKey\x12\x1f\n" +
 	"\vapi_version\x18\x06 \x01(\tR\n" +
-	"apiVersion\"\xfe\x02\n" +
+	"apiVersion\"\xb7\x04\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
@@ -1259,7 +1895,29 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\x1coutput_price_per_mtok_micros\x18\x06 \x01(\x03R\x18outputPricePerMtokMicros\x12I\n" +
 	"\"cached_input_price_per_mtok_micros\x18\a \x01(\x03R\x1dcachedInputPricePerMtokMicros\x12\x19\n" +
 	"\bteam_ids\x18\b \x03(\tR\ateamIds\x12%\n" +
-	"\x0econtext_window\x18\t \x01(\x03R\rcontextWindow\"\xd7\x01\n" +
+	"\x0econtext_window\x18\t \x01(\x03R\rcontextWindow\x12:\n" +
+	"\vdeployments\x18\n" +
+	" \x03(\v2\x18.gatehouse.v1.DeploymentR\vdeployments\x12/\n" +
+	"\arouting\x18\v \x01(\v2\x15.gatehouse.v1.RoutingR\arouting\x12\x1c\n" +
+	"\tfallbacks\x18\f \x03(\tR\tfallbacks\x12,\n" +
+	"\x06limits\x18\r \x01(\v2\x14.gatehouse.v1.LimitsR\x06limits\"|\n" +
+	"\n" +
+	"Deployment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\x12%\n" +
+	"\x0eupstream_model\x18\x03 \x01(\tR\rupstreamModel\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\"\xb1\x02\n" +
+	"\aRouting\x129\n" +
+	"\bstrategy\x18\x01 \x01(\x0e2\x1d.gatehouse.v1.RoutingStrategyR\bstrategy\x12\x1f\n" +
+	"\vmax_retries\x18\x02 \x01(\rR\n" +
+	"maxRetries\x12(\n" +
+	"\x10retry_backoff_ms\x18\x03 \x01(\x03R\x0eretryBackoffMs\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12&\n" +
+	"\x0fttft_timeout_ms\x18\x05 \x01(\x03R\rttftTimeoutMs\x12)\n" +
+	"\x10breaker_failures\x18\x06 \x01(\rR\x0fbreakerFailures\x12.\n" +
+	"\x13breaker_cooldown_ms\x18\a \x01(\x03R\x11breakerCooldownMs\"\xd7\x01\n" +
 	"\tMcpServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1280,13 +1938,38 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"credential\x18\x05 \x01(\tR\n" +
 	"credential\x12\x19\n" +
-	"\bteam_ids\x18\x06 \x03(\tR\ateamIds*\xa9\x01\n" +
+	"\bteam_ids\x18\x06 \x03(\tR\ateamIds*\xbf\x02\n" +
+	"\x11GuardrailDetector\x12\"\n" +
+	"\x1eGUARDRAIL_DETECTOR_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18GUARDRAIL_DETECTOR_EMAIL\x10\x01\x12\x1c\n" +
+	"\x18GUARDRAIL_DETECTOR_PHONE\x10\x02\x12\x1b\n" +
+	"\x17GUARDRAIL_DETECTOR_CARD\x10\x03\x12\x1b\n" +
+	"\x17GUARDRAIL_DETECTOR_IBAN\x10\x04\x12\x1e\n" +
+	"\x1aGUARDRAIL_DETECTOR_API_KEY\x10\x05\x12\"\n" +
+	"\x1eGUARDRAIL_DETECTOR_PRIVATE_KEY\x10\x06\x12'\n" +
+	"#GUARDRAIL_DETECTOR_PROMPT_INJECTION\x10\a\x12#\n" +
+	"\x1fGUARDRAIL_DETECTOR_CUSTOM_REGEX\x10\b*~\n" +
+	"\rGuardrailMode\x12\x1e\n" +
+	"\x1aGUARDRAIL_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14GUARDRAIL_MODE_BLOCK\x10\x01\x12\x19\n" +
+	"\x15GUARDRAIL_MODE_REDACT\x10\x02\x12\x18\n" +
+	"\x14GUARDRAIL_MODE_AUDIT\x10\x03*\x9a\x01\n" +
+	"\x12GuardrailDirection\x12#\n" +
+	"\x1fGUARDRAIL_DIRECTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bGUARDRAIL_DIRECTION_REQUEST\x10\x01\x12 \n" +
+	"\x1cGUARDRAIL_DIRECTION_RESPONSE\x10\x02\x12\x1c\n" +
+	"\x18GUARDRAIL_DIRECTION_BOTH\x10\x03*\xa9\x01\n" +
 	"\fProviderType\x12\x1d\n" +
 	"\x19PROVIDER_TYPE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fPROVIDER_TYPE_OPENAI_COMPATIBLE\x10\x01\x12\x1b\n" +
 	"\x17PROVIDER_TYPE_ANTHROPIC\x10\x02\x12\x1e\n" +
 	"\x1aPROVIDER_TYPE_AZURE_OPENAI\x10\x03\x12\x18\n" +
-	"\x14PROVIDER_TYPE_GEMINI\x10\x04*g\n" +
+	"\x14PROVIDER_TYPE_GEMINI\x10\x04*\x91\x01\n" +
+	"\x0fRoutingStrategy\x12 \n" +
+	"\x1cROUTING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19ROUTING_STRATEGY_WEIGHTED\x10\x01\x12\x1f\n" +
+	"\x1bROUTING_STRATEGY_LEAST_BUSY\x10\x02\x12\x1c\n" +
+	"\x18ROUTING_STRATEGY_LATENCY\x10\x03*g\n" +
 	"\fMcpTransport\x12\x1d\n" +
 	"\x19MCP_TRANSPORT_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dMCP_TRANSPORT_STREAMABLE_HTTP\x10\x01\x12\x15\n" +
@@ -1304,42 +1987,60 @@ func file_gatehouse_v1_config_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_config_proto_rawDescData
 }
 
-var file_gatehouse_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gatehouse_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_gatehouse_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_gatehouse_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_gatehouse_v1_config_proto_goTypes = []any{
-	(ProviderType)(0),     // 0: gatehouse.v1.ProviderType
-	(McpTransport)(0),     // 1: gatehouse.v1.McpTransport
-	(*SnapshotMeta)(nil),  // 2: gatehouse.v1.SnapshotMeta
-	(*Envelope)(nil),      // 3: gatehouse.v1.Envelope
-	(*Snapshot)(nil),      // 4: gatehouse.v1.Snapshot
-	(*RegionalModel)(nil), // 5: gatehouse.v1.RegionalModel
-	(*Organization)(nil),  // 6: gatehouse.v1.Organization
-	(*Team)(nil),          // 7: gatehouse.v1.Team
-	(*ModelAlias)(nil),    // 8: gatehouse.v1.ModelAlias
-	(*ApiKey)(nil),        // 9: gatehouse.v1.ApiKey
-	(*Provider)(nil),      // 10: gatehouse.v1.Provider
-	(*Model)(nil),         // 11: gatehouse.v1.Model
-	(*McpServer)(nil),     // 12: gatehouse.v1.McpServer
-	(*A2AAgent)(nil),      // 13: gatehouse.v1.A2aAgent
+	(GuardrailDetector)(0),  // 0: gatehouse.v1.GuardrailDetector
+	(GuardrailMode)(0),      // 1: gatehouse.v1.GuardrailMode
+	(GuardrailDirection)(0), // 2: gatehouse.v1.GuardrailDirection
+	(ProviderType)(0),       // 3: gatehouse.v1.ProviderType
+	(RoutingStrategy)(0),    // 4: gatehouse.v1.RoutingStrategy
+	(McpTransport)(0),       // 5: gatehouse.v1.McpTransport
+	(*SnapshotMeta)(nil),    // 6: gatehouse.v1.SnapshotMeta
+	(*Envelope)(nil),        // 7: gatehouse.v1.Envelope
+	(*Snapshot)(nil),        // 8: gatehouse.v1.Snapshot
+	(*RegionalModel)(nil),   // 9: gatehouse.v1.RegionalModel
+	(*Organization)(nil),    // 10: gatehouse.v1.Organization
+	(*Team)(nil),            // 11: gatehouse.v1.Team
+	(*ModelAlias)(nil),      // 12: gatehouse.v1.ModelAlias
+	(*ApiKey)(nil),          // 13: gatehouse.v1.ApiKey
+	(*Limits)(nil),          // 14: gatehouse.v1.Limits
+	(*GuardrailRule)(nil),   // 15: gatehouse.v1.GuardrailRule
+	(*Provider)(nil),        // 16: gatehouse.v1.Provider
+	(*Model)(nil),           // 17: gatehouse.v1.Model
+	(*Deployment)(nil),      // 18: gatehouse.v1.Deployment
+	(*Routing)(nil),         // 19: gatehouse.v1.Routing
+	(*McpServer)(nil),       // 20: gatehouse.v1.McpServer
+	(*A2AAgent)(nil),        // 21: gatehouse.v1.A2aAgent
 }
 var file_gatehouse_v1_config_proto_depIdxs = []int32{
-	2,  // 0: gatehouse.v1.Envelope.meta:type_name -> gatehouse.v1.SnapshotMeta
-	6,  // 1: gatehouse.v1.Snapshot.org:type_name -> gatehouse.v1.Organization
-	7,  // 2: gatehouse.v1.Snapshot.teams:type_name -> gatehouse.v1.Team
-	9,  // 3: gatehouse.v1.Snapshot.keys:type_name -> gatehouse.v1.ApiKey
-	10, // 4: gatehouse.v1.Snapshot.providers:type_name -> gatehouse.v1.Provider
-	11, // 5: gatehouse.v1.Snapshot.models:type_name -> gatehouse.v1.Model
-	12, // 6: gatehouse.v1.Snapshot.mcp_servers:type_name -> gatehouse.v1.McpServer
-	13, // 7: gatehouse.v1.Snapshot.agents:type_name -> gatehouse.v1.A2aAgent
-	5,  // 8: gatehouse.v1.Snapshot.other_region_models:type_name -> gatehouse.v1.RegionalModel
-	8,  // 9: gatehouse.v1.Team.aliases:type_name -> gatehouse.v1.ModelAlias
-	0,  // 10: gatehouse.v1.Provider.type:type_name -> gatehouse.v1.ProviderType
-	1,  // 11: gatehouse.v1.McpServer.transport:type_name -> gatehouse.v1.McpTransport
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	6,  // 0: gatehouse.v1.Envelope.meta:type_name -> gatehouse.v1.SnapshotMeta
+	10, // 1: gatehouse.v1.Snapshot.org:type_name -> gatehouse.v1.Organization
+	11, // 2: gatehouse.v1.Snapshot.teams:type_name -> gatehouse.v1.Team
+	13, // 3: gatehouse.v1.Snapshot.keys:type_name -> gatehouse.v1.ApiKey
+	16, // 4: gatehouse.v1.Snapshot.providers:type_name -> gatehouse.v1.Provider
+	17, // 5: gatehouse.v1.Snapshot.models:type_name -> gatehouse.v1.Model
+	20, // 6: gatehouse.v1.Snapshot.mcp_servers:type_name -> gatehouse.v1.McpServer
+	21, // 7: gatehouse.v1.Snapshot.agents:type_name -> gatehouse.v1.A2aAgent
+	9,  // 8: gatehouse.v1.Snapshot.other_region_models:type_name -> gatehouse.v1.RegionalModel
+	12, // 9: gatehouse.v1.Team.aliases:type_name -> gatehouse.v1.ModelAlias
+	14, // 10: gatehouse.v1.Team.limits:type_name -> gatehouse.v1.Limits
+	15, // 11: gatehouse.v1.Team.guardrails:type_name -> gatehouse.v1.GuardrailRule
+	14, // 12: gatehouse.v1.ApiKey.limits:type_name -> gatehouse.v1.Limits
+	0,  // 13: gatehouse.v1.GuardrailRule.detector:type_name -> gatehouse.v1.GuardrailDetector
+	1,  // 14: gatehouse.v1.GuardrailRule.mode:type_name -> gatehouse.v1.GuardrailMode
+	2,  // 15: gatehouse.v1.GuardrailRule.direction:type_name -> gatehouse.v1.GuardrailDirection
+	3,  // 16: gatehouse.v1.Provider.type:type_name -> gatehouse.v1.ProviderType
+	18, // 17: gatehouse.v1.Model.deployments:type_name -> gatehouse.v1.Deployment
+	19, // 18: gatehouse.v1.Model.routing:type_name -> gatehouse.v1.Routing
+	14, // 19: gatehouse.v1.Model.limits:type_name -> gatehouse.v1.Limits
+	4,  // 20: gatehouse.v1.Routing.strategy:type_name -> gatehouse.v1.RoutingStrategy
+	5,  // 21: gatehouse.v1.McpServer.transport:type_name -> gatehouse.v1.McpTransport
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_config_proto_init() }
@@ -1352,8 +2053,8 @@ func file_gatehouse_v1_config_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_config_proto_rawDesc), len(file_gatehouse_v1_config_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   12,
+			NumEnums:      6,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

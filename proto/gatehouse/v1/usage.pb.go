@@ -129,6 +129,15 @@ type UsageEvent struct {
 	GatewayId        string `protobuf:"bytes,21,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
 	// The key's agent identity inside the team; empty when the key has none.
 	AgentIdentity string `protobuf:"bytes,22,opt,name=agent_identity,json=agentIdentity,proto3" json:"agent_identity,omitempty"`
+	// The deployment that served the request, retries made and whether a fallback model
+	// answered. Capability 3.
+	DeploymentId  string `protobuf:"bytes,23,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	Retries       int32  `protobuf:"varint,24,opt,name=retries,proto3" json:"retries,omitempty"`
+	FallbackModel string `protobuf:"bytes,25,opt,name=fallback_model,json=fallbackModel,proto3" json:"fallback_model,omitempty"`
+	// Guardrail triggers on this request.
+	GuardrailEvents []*GuardrailEvent `protobuf:"bytes,26,rep,name=guardrail_events,json=guardrailEvents,proto3" json:"guardrail_events,omitempty"`
+	// Time the gateway itself added, in microseconds.
+	OverheadUs    int64 `protobuf:"varint,27,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,6 +326,118 @@ func (x *UsageEvent) GetAgentIdentity() string {
 	return ""
 }
 
+func (x *UsageEvent) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetRetries() int32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetFallbackModel() string {
+	if x != nil {
+		return x.FallbackModel
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetGuardrailEvents() []*GuardrailEvent {
+	if x != nil {
+		return x.GuardrailEvents
+	}
+	return nil
+}
+
+func (x *UsageEvent) GetOverheadUs() int64 {
+	if x != nil {
+		return x.OverheadUs
+	}
+	return 0
+}
+
+// GuardrailEvent records one guardrail trigger (never the matched text).
+type GuardrailEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RuleId        string                 `protobuf:"bytes,1,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	Detector      string                 `protobuf:"bytes,2,opt,name=detector,proto3" json:"detector,omitempty"`
+	Mode          string                 `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Direction     string                 `protobuf:"bytes,4,opt,name=direction,proto3" json:"direction,omitempty"`
+	Matches       int32                  `protobuf:"varint,5,opt,name=matches,proto3" json:"matches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuardrailEvent) Reset() {
+	*x = GuardrailEvent{}
+	mi := &file_gatehouse_v1_usage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuardrailEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuardrailEvent) ProtoMessage() {}
+
+func (x *GuardrailEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_usage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuardrailEvent.ProtoReflect.Descriptor instead.
+func (*GuardrailEvent) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_usage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GuardrailEvent) GetRuleId() string {
+	if x != nil {
+		return x.RuleId
+	}
+	return ""
+}
+
+func (x *GuardrailEvent) GetDetector() string {
+	if x != nil {
+		return x.Detector
+	}
+	return ""
+}
+
+func (x *GuardrailEvent) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *GuardrailEvent) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *GuardrailEvent) GetMatches() int32 {
+	if x != nil {
+		return x.Matches
+	}
+	return 0
+}
+
 var File_gatehouse_v1_usage_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_usage_proto_rawDesc = "" +
@@ -329,7 +450,7 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"gateway_id\x18\x02 \x01(\tR\tgatewayId\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\x15\n" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x120\n" +
-	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\xdb\x05\n" +
+	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\xab\a\n" +
 	"\n" +
 	"UsageEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
@@ -361,7 +482,19 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"\x06region\x18\x14 \x01(\tR\x06region\x12\x1d\n" +
 	"\n" +
 	"gateway_id\x18\x15 \x01(\tR\tgatewayId\x12%\n" +
-	"\x0eagent_identity\x18\x16 \x01(\tR\ragentIdentityBCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
+	"\x0eagent_identity\x18\x16 \x01(\tR\ragentIdentity\x12#\n" +
+	"\rdeployment_id\x18\x17 \x01(\tR\fdeploymentId\x12\x18\n" +
+	"\aretries\x18\x18 \x01(\x05R\aretries\x12%\n" +
+	"\x0efallback_model\x18\x19 \x01(\tR\rfallbackModel\x12G\n" +
+	"\x10guardrail_events\x18\x1a \x03(\v2\x1c.gatehouse.v1.GuardrailEventR\x0fguardrailEvents\x12\x1f\n" +
+	"\voverhead_us\x18\x1b \x01(\x03R\n" +
+	"overheadUs\"\x91\x01\n" +
+	"\x0eGuardrailEvent\x12\x17\n" +
+	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x1a\n" +
+	"\bdetector\x18\x02 \x01(\tR\bdetector\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x1c\n" +
+	"\tdirection\x18\x04 \x01(\tR\tdirection\x12\x18\n" +
+	"\amatches\x18\x05 \x01(\x05R\amatchesBCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
 
 var (
 	file_gatehouse_v1_usage_proto_rawDescOnce sync.Once
@@ -375,18 +508,20 @@ func file_gatehouse_v1_usage_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_usage_proto_rawDescData
 }
 
-var file_gatehouse_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_gatehouse_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_gatehouse_v1_usage_proto_goTypes = []any{
-	(*UsageBatch)(nil), // 0: gatehouse.v1.UsageBatch
-	(*UsageEvent)(nil), // 1: gatehouse.v1.UsageEvent
+	(*UsageBatch)(nil),     // 0: gatehouse.v1.UsageBatch
+	(*UsageEvent)(nil),     // 1: gatehouse.v1.UsageEvent
+	(*GuardrailEvent)(nil), // 2: gatehouse.v1.GuardrailEvent
 }
 var file_gatehouse_v1_usage_proto_depIdxs = []int32{
 	1, // 0: gatehouse.v1.UsageBatch.events:type_name -> gatehouse.v1.UsageEvent
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: gatehouse.v1.UsageEvent.guardrail_events:type_name -> gatehouse.v1.GuardrailEvent
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_usage_proto_init() }
@@ -400,7 +535,7 @@ func file_gatehouse_v1_usage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_usage_proto_rawDesc), len(file_gatehouse_v1_usage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
