@@ -79,6 +79,17 @@ func (a *API) Routes(r chi.Router) {
 			r.With(a.can("models", "write")).Post("/agents", a.handle(a.createAgent))
 			r.With(a.can("models", "write")).Delete("/agents/{id}", a.handle(a.deleteAgent))
 			r.With(a.can("fleet", "read")).Get("/fleet", a.handle(a.fleet))
+			r.With(a.can("teams", "write")).Put("/teams/{team}/limits", a.handle(a.setTeamLimits))
+			r.With(a.can("teams", "write")).Put("/teams/{team}/log-contents", a.handle(a.setLogContents))
+			r.With(a.can("team", "read")).Get("/teams/{team}/guardrails", a.handle(a.listGuardrails))
+			r.With(a.can("teams", "write")).Post("/teams/{team}/guardrails", a.handle(a.createGuardrail))
+			r.With(a.can("teams", "write")).Delete("/teams/{team}/guardrails/{id}", a.handle(a.deleteGuardrail))
+			r.With(a.can("team", "read")).Get("/teams/{team}/guardrail-triggers", a.handle(a.guardrailTriggers))
+			r.With(a.can("models", "write")).Put("/models/{id}/limits", a.handle(a.setModelLimits))
+			r.With(a.can("models", "write")).Put("/models/{id}/routing", a.handle(a.setModelRouting))
+			r.With(a.can("models", "read")).Get("/models/{id}/deployments", a.handle(a.listDeployments))
+			r.With(a.can("models", "write")).Post("/models/{id}/deployments", a.handle(a.createDeployment))
+			r.With(a.can("models", "write")).Delete("/models/{id}/deployments/{dep}", a.handle(a.deleteDeployment))
 			r.With(a.can("members", "read")).Get("/members", a.handle(a.listMembers))
 			r.With(a.can("members", "write")).Post("/members", a.handle(a.addMember))
 			r.With(a.can("members", "write")).Put("/members/{user}", a.handle(a.setMemberRole))
@@ -195,13 +206,14 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 type createKeyReq struct {
-	Name           string     `json:"name"`
-	AllowedModels  []string   `json:"allowed_models"`
-	AgentIdentity  string     `json:"agent_identity"`
-	AllowedTools   []string   `json:"allowed_tools"`
-	AllowedAgents  []string   `json:"allowed_agents"`
-	AllowedRegions []string   `json:"allowed_regions"`
-	ExpiresAt      *time.Time `json:"expires_at"`
+	Name           string       `json:"name"`
+	AllowedModels  []string     `json:"allowed_models"`
+	AgentIdentity  string       `json:"agent_identity"`
+	AllowedTools   []string     `json:"allowed_tools"`
+	AllowedAgents  []string     `json:"allowed_agents"`
+	AllowedRegions []string     `json:"allowed_regions"`
+	Limits         store.Limits `json:"limits"`
+	ExpiresAt      *time.Time   `json:"expires_at"`
 }
 
 type createdKey struct {
@@ -218,7 +230,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	key, secret, err := a.store.CreateKey(r.Context(), actor(r), org.ID, team.ID, store.NewKey{
 		Name: in.Name, AllowedModels: in.AllowedModels, ExpiresAt: in.ExpiresAt, AgentIdentity: in.AgentIdentity,
-		AllowedTools: in.AllowedTools, AllowedAgents: in.AllowedAgents, AllowedRegions: in.AllowedRegions,
+		AllowedTools: in.AllowedTools, AllowedAgents: in.AllowedAgents, AllowedRegions: in.AllowedRegions, Limits: in.Limits,
 	})
 	if err != nil {
 		return err

@@ -35,22 +35,33 @@ var allPrincipals = []string{pPlatform, pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlp
 // Who may call each route (besides the platform admin, who may call all). Every route
 // of the router must be listed: a route added without a rule fails the test.
 var matrix = map[string][]string{
-	"GET /orgs":                                           allPrincipals,
-	"GET /regions":                                        allPrincipals,
-	"DELETE /orgs/{org}/providers/{id}":                   {pOrgAdmin},
-	"DELETE /orgs/{org}/models/{id}":                      {pOrgAdmin},
-	"GET /orgs/{org}/mcp-servers":                         {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
-	"POST /orgs/{org}/mcp-servers":                        {pOrgAdmin},
-	"DELETE /orgs/{org}/mcp-servers/{id}":                 {pOrgAdmin},
-	"GET /orgs/{org}/agents":                              {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
-	"POST /orgs/{org}/agents":                             {pOrgAdmin},
-	"DELETE /orgs/{org}/agents/{id}":                      {pOrgAdmin},
-	"GET /orgs/{org}/fleet":                               {pOrgAdmin, pOrgViewer, pScoped},
-	"POST /orgs/{org}/teams/{team}/suspend":               {pOrgAdmin},
-	"PUT /orgs/{org}/teams/{team}/regions":                {pOrgAdmin},
-	"GET /orgs/{org}/teams/{team}/aliases":                {pOrgAdmin, pOrgViewer, pBetaMember, pScoped},
-	"POST /orgs/{org}/teams/{team}/aliases":               {pOrgAdmin},
-	"DELETE /orgs/{org}/teams/{team}/aliases/{alias}":     {pOrgAdmin},
+	"GET /orgs":                                        allPrincipals,
+	"PUT /orgs/{org}/teams/{team}/limits":              {pOrgAdmin},
+	"PUT /orgs/{org}/teams/{team}/log-contents":        {pOrgAdmin},
+	"GET /orgs/{org}/teams/{team}/guardrails":          {pOrgAdmin, pOrgViewer, pBetaMember, pScoped},
+	"POST /orgs/{org}/teams/{team}/guardrails":         {pOrgAdmin},
+	"DELETE /orgs/{org}/teams/{team}/guardrails/{id}":  {pOrgAdmin},
+	"GET /orgs/{org}/teams/{team}/guardrail-triggers":  {pOrgAdmin, pOrgViewer, pBetaMember, pScoped},
+	"PUT /orgs/{org}/models/{id}/limits":               {pOrgAdmin},
+	"PUT /orgs/{org}/models/{id}/routing":              {pOrgAdmin},
+	"GET /orgs/{org}/models/{id}/deployments":          {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
+	"POST /orgs/{org}/models/{id}/deployments":         {pOrgAdmin},
+	"DELETE /orgs/{org}/models/{id}/deployments/{dep}": {pOrgAdmin},
+	"GET /regions":                                    allPrincipals,
+	"DELETE /orgs/{org}/providers/{id}":               {pOrgAdmin},
+	"DELETE /orgs/{org}/models/{id}":                  {pOrgAdmin},
+	"GET /orgs/{org}/mcp-servers":                     {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
+	"POST /orgs/{org}/mcp-servers":                    {pOrgAdmin},
+	"DELETE /orgs/{org}/mcp-servers/{id}":             {pOrgAdmin},
+	"GET /orgs/{org}/agents":                          {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
+	"POST /orgs/{org}/agents":                         {pOrgAdmin},
+	"DELETE /orgs/{org}/agents/{id}":                  {pOrgAdmin},
+	"GET /orgs/{org}/fleet":                           {pOrgAdmin, pOrgViewer, pScoped},
+	"POST /orgs/{org}/teams/{team}/suspend":           {pOrgAdmin},
+	"PUT /orgs/{org}/teams/{team}/regions":            {pOrgAdmin},
+	"GET /orgs/{org}/teams/{team}/aliases":            {pOrgAdmin, pOrgViewer, pBetaMember, pScoped},
+	"POST /orgs/{org}/teams/{team}/aliases":           {pOrgAdmin},
+	"DELETE /orgs/{org}/teams/{team}/aliases/{alias}": {pOrgAdmin},
 	"POST /orgs":                                          {},
 	"POST /users/{user}/disable":                          {},
 	"POST /users/{user}/enable":                           {},
@@ -142,7 +153,7 @@ func TestRBACMatrix(t *testing.T) {
 	must(authz.Reload(ctx))
 
 	params := strings.NewReplacer("{org}", "acme", "{team}", "beta", "{key}", "zzzzzzzzzzzz",
-		"{user}", "00000000-0000-0000-0000-000000000000", "{mapping}", "00000000-0000-0000-0000-000000000000", "{token}", "zzzzzzzzzzzz", "{id}", "00000000-0000-0000-0000-000000000000", "{alias}", "nope")
+		"{user}", "00000000-0000-0000-0000-000000000000", "{mapping}", "00000000-0000-0000-0000-000000000000", "{token}", "zzzzzzzzzzzz", "{id}", "00000000-0000-0000-0000-000000000000", "{alias}", "nope", "{dep}", "00000000-0000-0000-0000-000000000000")
 	seen := map[string]bool{}
 	err = chi.Walk(router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		path := strings.TrimSuffix(strings.TrimPrefix(route, "/api/v1"), "/")

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrTooLarge means a snapshot exceeds the KV value size limit; it is never published.
@@ -40,9 +41,13 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 	}
 	teams := map[string]*gatehousev1.Team{}
 	for _, t := range cfg.Teams {
-		pt := &gatehousev1.Team{Id: t.ID, Slug: t.Slug, Name: t.Name, Suspended: t.Suspended, Regions: sorted(t.Regions)}
+		pt := &gatehousev1.Team{Id: t.ID, Slug: t.Slug, Name: t.Name, Suspended: t.Suspended, Regions: sorted(t.Regions),
+			Limits: limits(t.Limits), LogContents: t.LogContents}
 		if len(pt.Regions) > 0 {
 			needs(2)
+		}
+		if pt.Limits != nil || pt.LogContents {
+			needs(3)
 		}
 		teams[t.ID] = pt
 		snap.Teams = append(snap.Teams, pt)
@@ -53,7 +58,15 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			needs(2)
 		}
 	}
+	for _, g := range cfg.Guardrails {
+		if t := teams[g.TeamID]; t != nil {
+			t.Guardrails = append(t.Guardrails, &gatehousev1.GuardrailRule{Id: g.ID, Name: g.Name, Detector: detector(g.Detector),
+				Mode: guardMode(g.Mode), Direction: direction(g.Direction), Pattern: g.Pattern})
+			needs(3)
+		}
+	}
 	for _, t := range snap.Teams {
+		slices.SortFunc(t.Guardrails, func(a, b *gatehousev1.GuardrailRule) int { return cmpStr(a.Id, b.Id) })
 		slices.SortFunc(t.Aliases, func(a, b *gatehousev1.ModelAlias) int { return cmpStr(a.Alias, b.Alias) })
 	}
 	for _, k := range cfg.Keys {
@@ -65,6 +78,10 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			Id: k.ID, TeamId: k.TeamID, Name: k.Name, SecretSha256: k.SecretSHA256,
 			ExpiresAtUnixMs: exp, AllowedModels: sorted(k.AllowedModels), AgentIdentity: k.AgentIdentity,
 			AllowedTools: sorted(k.AllowedTools), AllowedAgents: sorted(k.AllowedAgents), AllowedRegions: sorted(k.AllowedRegions),
+			Limits: limits(k.Limits),
+		}
+		if pk.Limits != nil {
+			needs(3)
 		}
 		if pk.AgentIdentity != "" || len(pk.AllowedTools)+len(pk.AllowedAgents)+len(pk.AllowedRegions) > 0 {
 			needs(2)
@@ -101,7 +118,15 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			Id: m.ID, Name: m.Name, ProviderId: m.ProviderID, UpstreamModel: m.UpstreamModel,
 			InputPricePerMtokMicros: m.InputPricePerMTokMicros, OutputPricePerMtokMicros: m.OutputPricePerMTokMicros,
 			CachedInputPricePerMtokMicros: m.CachedInputPricePerMTokMicros, ContextWindow: m.ContextWindow,
-			TeamIds: teamIDs,
+			TeamIds: teamIDs, Limits: limits(m.Limits), Fallbacks: m.Routing.Fallbacks, Routing: routing(m.Routing),
+		}
+		for _, d := range cfg.Deployments {
+			if d.ModelID == m.ID {
+				pm.Deployments = append(pm.Deployments, &gatehousev1.Deployment{Id: d.ID, ProviderId: d.ProviderID, UpstreamModel: d.UpstreamModel, Weight: uint32(d.Weight)})
+			}
+		}
+		if pm.Limits != nil || pm.Routing != nil || len(pm.Fallbacks) > 0 || len(pm.Deployments) > 0 {
+			needs(3)
 		}
 		snap.Models = append(snap.Models, pm)
 	}
@@ -144,6 +169,51 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 		BuiltAtUnixMs: builtAt.UnixMilli(), MinGatewayCapability: capability,
 	}
 	return Compiled{Meta: meta, Snapshot: snap, Body: body}, nil
+}
+
+func limits(l store.Limits) *gatehousev1.Limits {
+	if l == (store.Limits{}) {
+		return nil
+	}
+	return &gatehousev1.Limits{Rpm: l.RPM, Tpm: l.TPM, MaxConcurrent: l.MaxConcurrent}
+}
+
+// routing returns nil for the defaults, so plain models stay capability 1.
+func routing(r store.Routing) *gatehousev1.Routing {
+	out := &gatehousev1.Routing{MaxRetries: uint32(r.MaxRetries), RetryBackoffMs: r.RetryBackoffMs, TimeoutMs: r.TimeoutMs,
+		TtftTimeoutMs: r.TTFTTimeoutMs, BreakerFailures: uint32(r.BreakerFailures), BreakerCooldownMs: r.BreakerCooldownMs}
+	switch r.Strategy {
+	case "least-busy":
+		out.Strategy = gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LEAST_BUSY
+	case "latency":
+		out.Strategy = gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LATENCY
+	}
+	if proto.Equal(out, &gatehousev1.Routing{}) {
+		return nil
+	}
+	if out.Strategy == gatehousev1.RoutingStrategy_ROUTING_STRATEGY_UNSPECIFIED {
+		out.Strategy = gatehousev1.RoutingStrategy_ROUTING_STRATEGY_WEIGHTED
+	}
+	return out
+}
+
+func detector(d string) gatehousev1.GuardrailDetector {
+	return map[string]gatehousev1.GuardrailDetector{
+		"email": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_EMAIL, "phone": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_PHONE,
+		"card": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD, "iban": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_IBAN,
+		"api_key": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_API_KEY, "private_key": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_PRIVATE_KEY,
+		"prompt_injection": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_PROMPT_INJECTION, "custom_regex": gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CUSTOM_REGEX,
+	}[d]
+}
+
+func guardMode(m string) gatehousev1.GuardrailMode {
+	return map[string]gatehousev1.GuardrailMode{"block": gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK,
+		"redact": gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, "audit": gatehousev1.GuardrailMode_GUARDRAIL_MODE_AUDIT}[m]
+}
+
+func direction(d string) gatehousev1.GuardrailDirection {
+	return map[string]gatehousev1.GuardrailDirection{"request": gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_REQUEST,
+		"response": gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE, "both": gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_BOTH}[d]
 }
 
 // teamsFor intersects an entry's sharing with its parent's (a model's provider): the
@@ -262,6 +332,18 @@ func Validate(s *gatehousev1.Snapshot) error {
 		for _, t := range m.TeamIds {
 			if !teams[t] {
 				return fmt.Errorf("validate: model %s references missing team %s", m.Id, t)
+			}
+		}
+	}
+	for _, m := range s.Models {
+		for _, d := range m.Deployments {
+			if !providers[d.ProviderId] || d.Id == "" || d.UpstreamModel == "" {
+				return fmt.Errorf("validate: model %s deployment %s is incomplete or references a missing provider", m.Id, d.Id)
+			}
+		}
+		for _, f := range m.Fallbacks {
+			if !names[f] || f == m.Name {
+				return fmt.Errorf("validate: model %s falls back to missing model %q", m.Id, f)
 			}
 		}
 	}

@@ -12,16 +12,18 @@ import (
 // OrgConfig is everything the config compiler needs about one org, read in one
 // repeatable-read transaction so it is self-consistent. Credentials are opened.
 type OrgConfig struct {
-	Org        Org
-	Epoch      uint64
-	Version    uint64
-	Teams      []Team
-	Aliases    []Alias
-	Keys       []ActiveKey
-	Providers  []ProviderWithSecret
-	Models     []Model
-	MCPServers []MCPServerWithSecret
-	Agents     []AgentWithSecret
+	Org         Org
+	Epoch       uint64
+	Version     uint64
+	Teams       []Team
+	Aliases     []Alias
+	Keys        []ActiveKey
+	Providers   []ProviderWithSecret
+	Models      []Model
+	MCPServers  []MCPServerWithSecret
+	Agents      []AgentWithSecret
+	Deployments []Deployment
+	Guardrails  []Guardrail
 }
 
 // MCPServerWithSecret carries the opened credential, for the encrypted snapshot only.
@@ -130,6 +132,20 @@ func (s *Store) LoadOrgConfig(ctx context.Context, orgID string) (OrgConfig, err
 				return fmt.Errorf("mcp server %s credential: %w", m.ID, err)
 			}
 			out.MCPServers = append(out.MCPServers, ms)
+		}
+		deps, err := q.ListDeployments(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, d := range deps {
+			out.Deployments = append(out.Deployments, deploymentFromRow(d))
+		}
+		rules, err := q.ListGuardrails(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		for _, g := range rules {
+			out.Guardrails = append(out.Guardrails, guardrailFromRow(g))
 		}
 		agents, err := q.ListAgents(ctx, orgID)
 		if err != nil {

@@ -23,6 +23,7 @@ type Key struct {
 	AllowedTools   []string   `json:"allowed_tools"`
 	AllowedAgents  []string   `json:"allowed_agents"`
 	AllowedRegions []string   `json:"allowed_regions"`
+	Limits         Limits     `json:"limits"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
 	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
@@ -36,6 +37,7 @@ type NewKey struct {
 	AllowedTools   []string
 	AllowedAgents  []string
 	AllowedRegions []string
+	Limits         Limits
 	ExpiresAt      *time.Time
 }
 
@@ -44,6 +46,7 @@ func keyFromRow(r dbq.ApiKey) Key {
 		ID: r.ID, OrgID: r.OrgID, TeamID: r.TeamID, Name: r.Name, Display: keys.Display(r.ID),
 		AllowedModels: r.AllowedModels, AgentIdentity: r.AgentIdentity, AllowedTools: r.AllowedTools,
 		AllowedAgents: r.AllowedAgents, AllowedRegions: r.AllowedRegions,
+		Limits:    Limits{RPM: r.Rpm, TPM: r.Tpm, MaxConcurrent: r.MaxConcurrent},
 		ExpiresAt: timePtr(r.ExpiresAt), RevokedAt: timePtr(r.RevokedAt),
 		CreatedAt: r.CreatedAt.Time.UTC(),
 	}
@@ -71,6 +74,9 @@ func (s *Store) CreateKey(ctx context.Context, actor Actor, orgID, teamID string
 	if err != nil {
 		return Key{}, "", err
 	}
+	if err := in.Limits.validate(); err != nil {
+		return Key{}, "", err
+	}
 	if !agentIdentityRE.MatchString(in.AgentIdentity) {
 		return Key{}, "", invalid("agent_identity", "use up to 128 letters, digits and . _ : @ / -")
 	}
@@ -85,7 +91,13 @@ func (s *Store) CreateKey(ctx context.Context, actor Actor, orgID, teamID string
 		if err != nil {
 			return err
 		}
+		if in.Limits != (Limits{}) {
+			if err := q.SetKeyLimits(ctx, dbq.SetKeyLimitsParams{ID: row.ID, OrgID: orgID, Rpm: in.Limits.RPM, Tpm: in.Limits.TPM, MaxConcurrent: in.Limits.MaxConcurrent}); err != nil {
+				return err
+			}
+		}
 		out = keyFromRow(row)
+		out.Limits = in.Limits
 		ch.targetID, ch.after = out.ID, out
 		return nil
 	}, change{actor: actor, orgID: orgID, action: "key.create", targetType: "key"})

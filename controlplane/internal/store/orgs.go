@@ -20,13 +20,16 @@ type Org struct {
 
 // Team is a team inside an org.
 type Team struct {
-	ID        string    `json:"id"`
-	OrgID     string    `json:"org_id"`
-	Slug      string    `json:"slug"`
-	Name      string    `json:"name"`
-	Suspended bool      `json:"suspended"`
-	Regions   []string  `json:"regions"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string   `json:"id"`
+	OrgID     string   `json:"org_id"`
+	Slug      string   `json:"slug"`
+	Name      string   `json:"name"`
+	Suspended bool     `json:"suspended"`
+	Regions   []string `json:"regions"`
+	Limits    Limits   `json:"limits"`
+	// LogContents stores prompt and completion contents in gateway logs.
+	LogContents bool      `json:"log_contents"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -36,7 +39,8 @@ func orgFromRow(r dbq.Organization) Org {
 }
 
 func teamFromRow(r dbq.Team) Team {
-	return Team{ID: r.ID, OrgID: r.OrgID, Slug: r.Slug, Name: r.Name, Suspended: r.Suspended, Regions: r.Regions, CreatedAt: r.CreatedAt.Time.UTC()}
+	return Team{ID: r.ID, OrgID: r.OrgID, Slug: r.Slug, Name: r.Name, Suspended: r.Suspended, Regions: r.Regions,
+		Limits: Limits{RPM: r.Rpm, TPM: r.Tpm, MaxConcurrent: r.MaxConcurrent}, LogContents: r.LogContents, CreatedAt: r.CreatedAt.Time.UTC()}
 }
 
 // CreateOrg creates an organization.

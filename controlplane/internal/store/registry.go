@@ -56,6 +56,8 @@ type Model struct {
 	ContextWindow                 int64     `json:"context_window"`
 	Regions                       []string  `json:"regions"`
 	SharedWith                    Sharing   `json:"shared_with"`
+	Limits                        Limits    `json:"limits"`
+	Routing                       Routing   `json:"routing"`
 	CreatedAt                     time.Time `json:"created_at"`
 }
 
@@ -72,6 +74,9 @@ func modelFromRow(r dbq.Model) Model {
 		InputPricePerMTokMicros: r.InputPricePerMtokMicros, OutputPricePerMTokMicros: r.OutputPricePerMtokMicros,
 		CachedInputPricePerMTokMicros: r.CachedInputPricePerMtokMicros, ContextWindow: r.ContextWindow, Regions: r.Regions,
 		SharedWith: Sharing{All: r.SharedWithAll, Teams: []string{}}, CreatedAt: r.CreatedAt.Time.UTC(),
+		Limits: Limits{RPM: r.Rpm, TPM: r.Tpm, MaxConcurrent: r.MaxConcurrent},
+		Routing: Routing{Strategy: r.RoutingStrategy, MaxRetries: r.MaxRetries, RetryBackoffMs: r.RetryBackoffMs, TimeoutMs: r.TimeoutMs,
+			TTFTTimeoutMs: r.TtftTimeoutMs, BreakerFailures: r.BreakerFailures, BreakerCooldownMs: r.BreakerCooldownMs, Fallbacks: r.Fallbacks},
 	}
 }
 

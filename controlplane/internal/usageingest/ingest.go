@@ -128,12 +128,16 @@ var columns = []string{
 	"event_id", "started_at", "request_id", "org_id", "team_id", "key_id", "model", "upstream_model",
 	"provider_id", "endpoint", "region", "gateway_id", "latency_ms", "time_to_first_token_ms", "status_code",
 	"error_class", "streamed", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros",
+	"agent_identity", "deployment_id", "retries", "fallback_model", "overhead_us",
 }
+
+var guardrailColumns = []string{"event_id", "rule_id", "started_at", "org_id", "team_id", "request_id", "detector", "mode", "direction", "matches"}
 
 // Write inserts events idempotently and returns how many were new. Malformed events
 // (no id, bad uuids) are skipped and logged rather than blocking the stream.
 func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent) (int64, error) {
 	rows := make([][]any, 0, len(events))
+	var guardRows [][]any
 	months := map[time.Time]bool{}
 	for _, e := range events {
 		if !validUUID(e.EventId) || !validUUID(e.OrgId) || (e.TeamId != "" && !validUUID(e.TeamId)) {
@@ -146,7 +150,12 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 			e.EventId, started, e.RequestId, e.OrgId, nullIfEmpty(e.TeamId), nullIfEmpty(e.KeyId), e.Model, e.UpstreamModel,
 			e.ProviderId, e.Endpoint, e.Region, e.GatewayId, e.LatencyMs, e.TimeToFirstTokenMs, e.StatusCode,
 			e.ErrorClass, e.Streamed, e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicros,
+			e.AgentIdentity, e.DeploymentId, e.Retries, e.FallbackModel, e.OverheadUs,
 		})
+		for _, g := range e.GuardrailEvents {
+			guardRows = append(guardRows, []any{e.EventId, g.RuleId, started, e.OrgId, nullIfEmpty(e.TeamId), e.RequestId,
+				g.Detector, g.Mode, g.Direction, g.Matches})
+		}
 	}
 	if len(rows) == 0 {
 		return 0, nil
@@ -172,6 +181,19 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 			return fmt.Errorf("insert: %w", err)
 		}
 		inserted = tag.RowsAffected()
+		if len(guardRows) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `create temp table if not exists guardrail_stage
+			(like guardrail_events including defaults) on commit delete rows`); err != nil {
+			return fmt.Errorf("stage guardrails: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"guardrail_stage"}, guardrailColumns, pgx.CopyFromRows(guardRows)); err != nil {
+			return fmt.Errorf("copy guardrails: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `insert into guardrail_events select * from guardrail_stage on conflict do nothing`); err != nil {
+			return fmt.Errorf("insert guardrails: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

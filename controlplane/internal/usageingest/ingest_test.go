@@ -39,6 +39,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	jan := time.Date(2026, 1, 31, 23, 59, 0, 0, time.UTC)
 	feb := time.Date(2026, 2, 1, 0, 1, 0, 0, time.UTC)
 	var events []*gatehousev1.UsageEvent
+	guard := []*gatehousev1.GuardrailEvent{{RuleId: "r1", Detector: "email", Mode: "redact", Direction: "request", Matches: 2}}
 	for i := range 10 {
 		at := jan
 		if i%2 == 1 {
@@ -47,6 +48,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 		events = append(events, &gatehousev1.UsageEvent{
 			EventId: uuid(), RequestId: fmt.Sprintf("req-%d", i), OrgId: org.ID, Model: "m", Endpoint: "chat.completions",
 			StartedAtUnixMs: at.UnixMilli(), StatusCode: 200, PromptTokens: 10, CompletionTokens: 5, CostMicros: 3, Region: "local", GatewayId: "gw",
+			AgentIdentity: "bot", DeploymentId: "d1", Retries: 1, OverheadUs: 120, GuardrailEvents: guard,
 		})
 	}
 	batch := &gatehousev1.UsageBatch{BatchId: uuid(), GatewayId: "gw", Region: "local", OrgId: org.ID, Events: events}
@@ -84,6 +86,13 @@ func TestIngestExactlyOnce(t *testing.T) {
 		}
 		return nil
 	})
+	var triggers, overhead int64
+	if err := st.Pool().QueryRow(ctx, "select count(*), (select sum(overhead_us) from usage_events where org_id = $1) from guardrail_events where org_id = $1", org.ID).Scan(&triggers, &overhead); err != nil {
+		t.Fatal(err)
+	}
+	if triggers != 10 || overhead != 1200 {
+		t.Fatalf("guardrail rows = %d (want 10), overhead sum = %d (want 1200)", triggers, overhead)
+	}
 	var parts int
 	if err := st.Pool().QueryRow(ctx, "select count(*) from pg_inherits where inhparent = 'usage_events'::regclass").Scan(&parts); err != nil {
 		t.Fatal(err)

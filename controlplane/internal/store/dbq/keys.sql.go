@@ -15,7 +15,7 @@ const createKey = `-- name: CreateKey :one
 insert into api_keys (id, org_id, team_id, name, secret_sha256, allowed_models, expires_at,
   agent_identity, allowed_tools, allowed_agents, allowed_regions)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions
+returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions, rpm, tpm, max_concurrent
 `
 
 type CreateKeyParams struct {
@@ -62,12 +62,15 @@ func (q *Queries) CreateKey(ctx context.Context, arg CreateKeyParams) (ApiKey, e
 		&i.AllowedTools,
 		&i.AllowedAgents,
 		&i.AllowedRegions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
 	)
 	return i, err
 }
 
 const getKey = `-- name: GetKey :one
-select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions from api_keys where id = $1 and org_id = $2
+select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions, rpm, tpm, max_concurrent from api_keys where id = $1 and org_id = $2
 `
 
 type GetKeyParams struct {
@@ -93,12 +96,15 @@ func (q *Queries) GetKey(ctx context.Context, arg GetKeyParams) (ApiKey, error) 
 		&i.AllowedTools,
 		&i.AllowedAgents,
 		&i.AllowedRegions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
 	)
 	return i, err
 }
 
 const listActiveKeysForOrg = `-- name: ListActiveKeysForOrg :many
-select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions from api_keys
+select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions, rpm, tpm, max_concurrent from api_keys
 where org_id = $1 and revoked_at is null and (expires_at is null or expires_at > now())
 order by id
 `
@@ -127,6 +133,9 @@ func (q *Queries) ListActiveKeysForOrg(ctx context.Context, orgID string) ([]Api
 			&i.AllowedTools,
 			&i.AllowedAgents,
 			&i.AllowedRegions,
+			&i.Rpm,
+			&i.Tpm,
+			&i.MaxConcurrent,
 		); err != nil {
 			return nil, err
 		}
@@ -139,7 +148,7 @@ func (q *Queries) ListActiveKeysForOrg(ctx context.Context, orgID string) ([]Api
 }
 
 const listKeys = `-- name: ListKeys :many
-select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions from api_keys where org_id = $1 and team_id = $2 order by created_at, id
+select id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions, rpm, tpm, max_concurrent from api_keys where org_id = $1 and team_id = $2 order by created_at, id
 `
 
 type ListKeysParams struct {
@@ -171,6 +180,9 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 			&i.AllowedTools,
 			&i.AllowedAgents,
 			&i.AllowedRegions,
+			&i.Rpm,
+			&i.Tpm,
+			&i.MaxConcurrent,
 		); err != nil {
 			return nil, err
 		}
@@ -185,7 +197,7 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]ApiKey, e
 const revokeKey = `-- name: RevokeKey :one
 update api_keys set revoked_at = now()
 where id = $1 and org_id = $2 and revoked_at is null
-returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions
+returning id, org_id, team_id, name, secret_sha256, allowed_models, expires_at, revoked_at, last_used_at, created_at, agent_identity, allowed_tools, allowed_agents, allowed_regions, rpm, tpm, max_concurrent
 `
 
 type RevokeKeyParams struct {
@@ -211,6 +223,9 @@ func (q *Queries) RevokeKey(ctx context.Context, arg RevokeKeyParams) (ApiKey, e
 		&i.AllowedTools,
 		&i.AllowedAgents,
 		&i.AllowedRegions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
 	)
 	return i, err
 }

@@ -38,6 +38,9 @@ type ApiKey struct {
 	AllowedTools   []string
 	AllowedAgents  []string
 	AllowedRegions []string
+	Rpm            int64
+	Tpm            int64
+	MaxConcurrent  int64
 }
 
 // Admin API tokens of a user or service account, limited to one org and to scopes. Hash only.
@@ -89,6 +92,33 @@ type Gateway struct {
 	Orgs         []byte
 }
 
+// Guardrail triggers recorded by gateways (never the matched text), one row per rule, direction and request.
+type GuardrailEvent struct {
+	EventID   string
+	RuleID    string
+	StartedAt pgtype.Timestamptz
+	OrgID     string
+	TeamID    *string
+	RequestID string
+	Detector  string
+	Mode      string
+	Direction string
+	Matches   int32
+}
+
+// A team's guardrails: detector, mode (block, redact, audit) and direction.
+type GuardrailRule struct {
+	ID        string
+	OrgID     string
+	TeamID    string
+	Name      string
+	Detector  string
+	Mode      string
+	Direction string
+	Pattern   string
+	CreatedAt pgtype.Timestamptz
+}
+
 // OIDC authorization requests in flight (state -> nonce, PKCE verifier); single use, short-lived. org_id null = platform IdP.
 type LoginAttempt struct {
 	StateSha256  []byte
@@ -130,8 +160,20 @@ type Model struct {
 	UpdatedAt                     pgtype.Timestamptz
 	ContextWindow                 int64
 	// Regions the model is offered in; empty = every region.
-	Regions       []string
-	SharedWithAll bool
+	Regions           []string
+	SharedWithAll     bool
+	Rpm               int64
+	Tpm               int64
+	MaxConcurrent     int64
+	RoutingStrategy   string
+	MaxRetries        int32
+	RetryBackoffMs    int64
+	TimeoutMs         int64
+	TtftTimeoutMs     int64
+	BreakerFailures   int32
+	BreakerCooldownMs int64
+	// Model names tried in order when every deployment of this model failed.
+	Fallbacks []string
 }
 
 // Team-local model names of a team's virtual gateway.
@@ -141,6 +183,17 @@ type ModelAlias struct {
 	Alias     string
 	ModelID   string
 	CreatedAt pgtype.Timestamptz
+}
+
+// Extra places a model is served (load balancing and failover); the model's own provider is the first.
+type ModelDeployment struct {
+	ID            string
+	OrgID         string
+	ModelID       string
+	ProviderID    string
+	UpstreamModel string
+	Weight        int32
+	CreatedAt     pgtype.Timestamptz
 }
 
 // A user's role in an organization. source=sso rows are recomputed from IdP groups at every login.
@@ -251,7 +304,11 @@ type Team struct {
 	CreatedAt pgtype.Timestamptz
 	UpdatedAt pgtype.Timestamptz
 	// Regions the team's virtual gateway may be used in; empty = every region.
-	Regions []string
+	Regions       []string
+	Rpm           int64
+	Tpm           int64
+	MaxConcurrent int64
+	LogContents   bool
 }
 
 // A user's role in a team. Requires an org membership in the team's org.
@@ -289,6 +346,10 @@ type UsageEvent struct {
 	CostMicros         int64
 	IngestedAt         pgtype.Timestamptz
 	AgentIdentity      string
+	DeploymentID       string
+	Retries            int32
+	FallbackModel      string
+	OverheadUs         int64
 }
 
 // People (provisioned just in time at SSO login or invited by email) and service accounts.

@@ -13,7 +13,7 @@ const createModel = `-- name: CreateModel :one
 insert into models (org_id, name, provider_id, upstream_model, input_price_per_mtok_micros,
   output_price_per_mtok_micros, cached_input_price_per_mtok_micros, context_window, regions, shared_with_all)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all
+returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
 `
 
 type CreateModelParams struct {
@@ -57,6 +57,17 @@ func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model
 		&i.ContextWindow,
 		&i.Regions,
 		&i.SharedWithAll,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.RoutingStrategy,
+		&i.MaxRetries,
+		&i.RetryBackoffMs,
+		&i.TimeoutMs,
+		&i.TtftTimeoutMs,
+		&i.BreakerFailures,
+		&i.BreakerCooldownMs,
+		&i.Fallbacks,
 	)
 	return i, err
 }
@@ -107,7 +118,7 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 }
 
 const deleteModel = `-- name: DeleteModel :one
-delete from models where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all
+delete from models where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
 `
 
 type DeleteModelParams struct {
@@ -132,6 +143,17 @@ func (q *Queries) DeleteModel(ctx context.Context, arg DeleteModelParams) (Model
 		&i.ContextWindow,
 		&i.Regions,
 		&i.SharedWithAll,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.RoutingStrategy,
+		&i.MaxRetries,
+		&i.RetryBackoffMs,
+		&i.TimeoutMs,
+		&i.TtftTimeoutMs,
+		&i.BreakerFailures,
+		&i.BreakerCooldownMs,
+		&i.Fallbacks,
 	)
 	return i, err
 }
@@ -193,7 +215,7 @@ func (q *Queries) GetProvider(ctx context.Context, arg GetProviderParams) (Provi
 }
 
 const listModels = `-- name: ListModels :many
-select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all from models where org_id = $1 order by name
+select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks from models where org_id = $1 order by name
 `
 
 func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error) {
@@ -219,6 +241,17 @@ func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error)
 			&i.ContextWindow,
 			&i.Regions,
 			&i.SharedWithAll,
+			&i.Rpm,
+			&i.Tpm,
+			&i.MaxConcurrent,
+			&i.RoutingStrategy,
+			&i.MaxRetries,
+			&i.RetryBackoffMs,
+			&i.TimeoutMs,
+			&i.TtftTimeoutMs,
+			&i.BreakerFailures,
+			&i.BreakerCooldownMs,
+			&i.Fallbacks,
 		); err != nil {
 			return nil, err
 		}

@@ -444,7 +444,7 @@ func (q *Queries) ListShares(ctx context.Context, orgID string) ([]ListSharesRow
 }
 
 const setTeamRegions = `-- name: SetTeamRegions :one
-update teams set regions = $3, updated_at = now() where id = $1 and org_id = $2 returning id, org_id, slug, name, suspended, created_at, updated_at, regions
+update teams set regions = $3, updated_at = now() where id = $1 and org_id = $2 returning id, org_id, slug, name, suspended, created_at, updated_at, regions, rpm, tpm, max_concurrent, log_contents
 `
 
 type SetTeamRegionsParams struct {
@@ -465,12 +465,16 @@ func (q *Queries) SetTeamRegions(ctx context.Context, arg SetTeamRegionsParams) 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Regions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.LogContents,
 	)
 	return i, err
 }
 
 const setTeamSuspended = `-- name: SetTeamSuspended :one
-update teams set suspended = $3, updated_at = now() where id = $1 and org_id = $2 returning id, org_id, slug, name, suspended, created_at, updated_at, regions
+update teams set suspended = $3, updated_at = now() where id = $1 and org_id = $2 returning id, org_id, slug, name, suspended, created_at, updated_at, regions, rpm, tpm, max_concurrent, log_contents
 `
 
 type SetTeamSuspendedParams struct {
@@ -491,6 +495,10 @@ func (q *Queries) SetTeamSuspended(ctx context.Context, arg SetTeamSuspendedPara
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Regions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.LogContents,
 	)
 	return i, err
 }

@@ -11,7 +11,7 @@ import (
 
 const createTeam = `-- name: CreateTeam :one
 insert into teams (org_id, slug, name) values ($1, $2, $3)
-returning id, org_id, slug, name, suspended, created_at, updated_at, regions
+returning id, org_id, slug, name, suspended, created_at, updated_at, regions, rpm, tpm, max_concurrent, log_contents
 `
 
 type CreateTeamParams struct {
@@ -32,12 +32,16 @@ func (q *Queries) CreateTeam(ctx context.Context, arg CreateTeamParams) (Team, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Regions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.LogContents,
 	)
 	return i, err
 }
 
 const getTeam = `-- name: GetTeam :one
-select id, org_id, slug, name, suspended, created_at, updated_at, regions from teams where id = $1 and org_id = $2
+select id, org_id, slug, name, suspended, created_at, updated_at, regions, rpm, tpm, max_concurrent, log_contents from teams where id = $1 and org_id = $2
 `
 
 type GetTeamParams struct {
@@ -57,12 +61,16 @@ func (q *Queries) GetTeam(ctx context.Context, arg GetTeamParams) (Team, error) 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Regions,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.LogContents,
 	)
 	return i, err
 }
 
 const listTeams = `-- name: ListTeams :many
-select id, org_id, slug, name, suspended, created_at, updated_at, regions from teams where org_id = $1 order by slug
+select id, org_id, slug, name, suspended, created_at, updated_at, regions, rpm, tpm, max_concurrent, log_contents from teams where org_id = $1 order by slug
 `
 
 func (q *Queries) ListTeams(ctx context.Context, orgID string) ([]Team, error) {
@@ -83,6 +91,10 @@ func (q *Queries) ListTeams(ctx context.Context, orgID string) ([]Team, error) {
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Regions,
+			&i.Rpm,
+			&i.Tpm,
+			&i.MaxConcurrent,
+			&i.LogContents,
 		); err != nil {
 			return nil, err
 		}

@@ -23,7 +23,7 @@ func (q *Queries) CountUsageForOrg(ctx context.Context, orgID string) (int64, er
 }
 
 const recentUsage = `-- name: RecentUsage :many
-select event_id, started_at, request_id, org_id, team_id, key_id, model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms, time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens, cached_tokens, cost_micros, ingested_at, agent_identity from usage_events where org_id = $1 order by started_at desc limit $2
+select event_id, started_at, request_id, org_id, team_id, key_id, model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms, time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens, cached_tokens, cost_micros, ingested_at, agent_identity, deployment_id, retries, fallback_model, overhead_us from usage_events where org_id = $1 order by started_at desc limit $2
 `
 
 type RecentUsageParams struct {
@@ -64,6 +64,10 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 			&i.CostMicros,
 			&i.IngestedAt,
 			&i.AgentIdentity,
+			&i.DeploymentID,
+			&i.Retries,
+			&i.FallbackModel,
+			&i.OverheadUs,
 		); err != nil {
 			return nil, err
 		}
