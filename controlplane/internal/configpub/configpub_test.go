@@ -247,3 +247,32 @@ func TestOutboxSurvivesCrash(t *testing.T) {
 		return nil
 	})
 }
+
+func TestCompileCapability3(t *testing.T) {
+	t.Parallel()
+	cfg := sampleConfig()
+	cfg.Teams[1].Limits = store.Limits{RPM: 600}
+	cfg.Guardrails = []store.Guardrail{{ID: "g1", TeamID: search, Name: "pii", Detector: "email", Mode: "redact", Direction: "both"}}
+	cfg.Models[0].Routing = store.Routing{Strategy: "least-busy", MaxRetries: 2, Fallbacks: []string{"claude"}}
+	cfg.Deployments = []store.Deployment{{ID: "d1", ModelID: cfg.Models[0].ID, ProviderID: cfg.Providers[0].ID, UpstreamModel: "gpt-4o-mini-b", Weight: 2}}
+	c, err := configpub.Compile(cfg, "eu", time.Now(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.MinGatewayCapability != 3 {
+		t.Fatalf("capability = %d", c.Meta.MinGatewayCapability)
+	}
+	var m *gatehousev1.Model
+	for _, x := range c.Snapshot.Models {
+		if x.Name == "gpt-demo" {
+			m = x
+		}
+	}
+	if m.Routing.GetStrategy() != gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LEAST_BUSY || len(m.Deployments) != 1 || m.Fallbacks[0] != "claude" {
+		t.Fatalf("model = %v", m)
+	}
+	cfg.Models[0].Routing.Fallbacks = []string{"nope"}
+	if _, err := configpub.Compile(cfg, "eu", time.Now(), 1<<20); err == nil {
+		t.Fatal("fallback to a missing model compiled")
+	}
+}
