@@ -52,14 +52,26 @@ func TestPolicies(t *testing.T) {
 			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Fallbacks: []string{"gpt-demo"}})
 			return err
 		}(), "fallbacks"},
-		{"self", func() error { _, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Fallbacks: []string{"c"}}); return err }(), "fallbacks"},
+		{"self", func() error {
+			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Fallbacks: []string{"c"}})
+			return err
+		}(), "fallbacks"},
 		{"unknown fallback", func() error {
 			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Fallbacks: []string{"nope"}})
 			return err
 		}(), "fallbacks"},
-		{"bad strategy", func() error { _, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Strategy: "random"}); return err }(), "strategy"},
-		{"too many retries", func() error { _, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{MaxRetries: 11}); return err }(), "max_retries"},
-		{"negative limit", func() error { _, err := st.SetTeamLimits(ctx, actor, org.ID, team.ID, store.Limits{RPM: -1}); return err }(), "limits"},
+		{"bad strategy", func() error {
+			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Strategy: "random"})
+			return err
+		}(), "strategy"},
+		{"too many retries", func() error {
+			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{MaxRetries: 11})
+			return err
+		}(), "max_retries"},
+		{"negative limit", func() error {
+			_, err := st.SetTeamLimits(ctx, actor, org.ID, team.ID, store.Limits{RPM: -1})
+			return err
+		}(), "limits"},
 		{"bad regex", func() error {
 			_, err := st.CreateGuardrail(ctx, actor, org.ID, team.ID, store.Guardrail{Name: "x", Detector: "custom_regex", Mode: "block", Pattern: "(["})
 			return err
