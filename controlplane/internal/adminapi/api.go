@@ -283,13 +283,42 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// usageRanges are the windows the usage views offer.
+var usageRanges = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
+
+// UsageRange parses ?range= (default 24h).
+func UsageRange(r *http.Request) (time.Duration, error) {
+	name := r.URL.Query().Get("range")
+	if name == "" {
+		name = "24h"
+	}
+	d, ok := usageRanges[name]
+	if !ok {
+		return 0, &HTTPError{Status: http.StatusBadRequest, Code: "bad_request", Msg: "range must be 1h, 24h or 7d", Fields: map[string]string{"range": "unknown"}}
+	}
+	return d, nil
+}
+
 func (a *API) usageSummary(w http.ResponseWriter, r *http.Request) error {
+	d, err := UsageRange(r)
+	if err != nil {
+		return err
+	}
 	org := requestScope(r).org
 	sum, err := a.store.UsageSummary(r.Context(), org.ID)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sum)
+	detail, err := a.store.UsageDetail(r.Context(), org.ID, time.Now().Add(-d))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		store.UsageSummary
+		Range     string                    `json:"range"`
+		Breakdown []store.UsageBreakdownRow `json:"breakdown"`
+		Recent    []store.UsageRecord       `json:"recent"`
+	}{UsageSummary: sum, Range: d.String(), Breakdown: detail.Breakdown, Recent: detail.Recent})
 	return nil
 }
 

@@ -59,3 +59,63 @@ func (s *Store) UsageSummary(ctx context.Context, orgID string) (UsageSummary, e
 	}
 	return out, nil
 }
+
+// UsageBreakdownRow is usage of one team and model over a range.
+type UsageBreakdownRow struct {
+	Team             string  `json:"team"`
+	Model            string  `json:"model"`
+	Requests         int64   `json:"requests"`
+	Errors           int64   `json:"errors"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	CostMicros       int64   `json:"cost_micros"`
+	P50LatencyMs     float64 `json:"p50_latency_ms"`
+	P95LatencyMs     float64 `json:"p95_latency_ms"`
+}
+
+// UsageDetail is an org's usage since a time: per team and model, and the newest
+// requests.
+type UsageDetail struct {
+	Since     time.Time           `json:"since"`
+	Breakdown []UsageBreakdownRow `json:"breakdown"`
+	Recent    []UsageRecord       `json:"recent"`
+}
+
+// UsageRecord is one request as the usage page lists it.
+type UsageRecord struct {
+	UsageEvent
+	Team          string `json:"team"`
+	AgentIdentity string `json:"agent_identity,omitempty"`
+	DeploymentID  string `json:"deployment_id,omitempty"`
+	Retries       int32  `json:"retries"`
+	FallbackModel string `json:"fallback_model,omitempty"`
+	OverheadUs    int64  `json:"overhead_us"`
+}
+
+// UsageDetail returns org's usage since since.
+func (s *Store) UsageDetail(ctx context.Context, orgID string, since time.Time) (UsageDetail, error) {
+	q := dbq.New(s.pool)
+	out := UsageDetail{Since: since.UTC(), Breakdown: []UsageBreakdownRow{}, Recent: []UsageRecord{}}
+	rows, err := q.UsageBreakdown(ctx, dbq.UsageBreakdownParams{OrgID: orgID, StartedAt: ts(since)})
+	if err != nil {
+		return out, mapError(err)
+	}
+	for _, r := range rows {
+		out.Breakdown = append(out.Breakdown, UsageBreakdownRow{Team: r.Team, Model: r.Model, Requests: r.Requests, Errors: r.Errors,
+			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CostMicros: r.CostMicros, P50LatencyMs: r.P50Ms, P95LatencyMs: r.P95Ms})
+	}
+	recent, err := q.RecentUsageSince(ctx, dbq.RecentUsageSinceParams{OrgID: orgID, StartedAt: ts(since), Limit: 50})
+	if err != nil {
+		return out, mapError(err)
+	}
+	for _, r := range recent {
+		out.Recent = append(out.Recent, UsageRecord{
+			UsageEvent: UsageEvent{EventID: r.EventID, RequestID: r.RequestID, StartedAt: r.StartedAt.Time.UTC(), TeamID: r.TeamID,
+				KeyID: r.KeyID, Model: r.Model, Endpoint: r.Endpoint, Region: r.Region, GatewayID: r.GatewayID, StatusCode: r.StatusCode,
+				Streamed: r.Streamed, LatencyMs: r.LatencyMs, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CostMicros: r.CostMicros},
+			Team: r.TeamName, AgentIdentity: r.AgentIdentity, DeploymentID: r.DeploymentID, Retries: r.Retries, FallbackModel: r.FallbackModel,
+			OverheadUs: r.OverheadUs,
+		})
+	}
+	return out, nil
+}

@@ -79,6 +79,158 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 	return items, nil
 }
 
+const recentUsageSince = `-- name: RecentUsageSince :many
+select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id
+where u.org_id = $1 and u.started_at >= $2 order by u.started_at desc limit $3
+`
+
+type RecentUsageSinceParams struct {
+	OrgID     string
+	StartedAt pgtype.Timestamptz
+	Limit     int32
+}
+
+type RecentUsageSinceRow struct {
+	EventID            string
+	StartedAt          pgtype.Timestamptz
+	RequestID          string
+	OrgID              string
+	TeamID             *string
+	KeyID              *string
+	Model              string
+	UpstreamModel      string
+	ProviderID         string
+	Endpoint           string
+	Region             string
+	GatewayID          string
+	LatencyMs          int64
+	TimeToFirstTokenMs int64
+	StatusCode         int32
+	ErrorClass         string
+	Streamed           bool
+	PromptTokens       int64
+	CompletionTokens   int64
+	CachedTokens       int64
+	CostMicros         int64
+	IngestedAt         pgtype.Timestamptz
+	AgentIdentity      string
+	DeploymentID       string
+	Retries            int32
+	FallbackModel      string
+	OverheadUs         int64
+	TeamName           string
+}
+
+func (q *Queries) RecentUsageSince(ctx context.Context, arg RecentUsageSinceParams) ([]RecentUsageSinceRow, error) {
+	rows, err := q.db.Query(ctx, recentUsageSince, arg.OrgID, arg.StartedAt, arg.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RecentUsageSinceRow{}
+	for rows.Next() {
+		var i RecentUsageSinceRow
+		if err := rows.Scan(
+			&i.EventID,
+			&i.StartedAt,
+			&i.RequestID,
+			&i.OrgID,
+			&i.TeamID,
+			&i.KeyID,
+			&i.Model,
+			&i.UpstreamModel,
+			&i.ProviderID,
+			&i.Endpoint,
+			&i.Region,
+			&i.GatewayID,
+			&i.LatencyMs,
+			&i.TimeToFirstTokenMs,
+			&i.StatusCode,
+			&i.ErrorClass,
+			&i.Streamed,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.CachedTokens,
+			&i.CostMicros,
+			&i.IngestedAt,
+			&i.AgentIdentity,
+			&i.DeploymentID,
+			&i.Retries,
+			&i.FallbackModel,
+			&i.OverheadUs,
+			&i.TeamName,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageBreakdown = `-- name: UsageBreakdown :many
+select coalesce(t.name, '')::text as team, u.model,
+       count(*)::bigint as requests,
+       count(*) filter (where u.status_code >= 400)::bigint as errors,
+       coalesce(sum(u.prompt_tokens), 0)::bigint as prompt_tokens,
+       coalesce(sum(u.completion_tokens), 0)::bigint as completion_tokens,
+       coalesce(sum(u.cost_micros), 0)::bigint as cost_micros,
+       coalesce(percentile_cont(0.5) within group (order by u.latency_ms), 0)::float8 as p50_ms,
+       coalesce(percentile_cont(0.95) within group (order by u.latency_ms), 0)::float8 as p95_ms
+from usage_events u left join teams t on t.id = u.team_id
+where u.org_id = $1 and u.started_at >= $2
+group by 1, 2 order by cost_micros desc, requests desc limit 200
+`
+
+type UsageBreakdownParams struct {
+	OrgID     string
+	StartedAt pgtype.Timestamptz
+}
+
+type UsageBreakdownRow struct {
+	Team             string
+	Model            string
+	Requests         int64
+	Errors           int64
+	PromptTokens     int64
+	CompletionTokens int64
+	CostMicros       int64
+	P50Ms            float64
+	P95Ms            float64
+}
+
+func (q *Queries) UsageBreakdown(ctx context.Context, arg UsageBreakdownParams) ([]UsageBreakdownRow, error) {
+	rows, err := q.db.Query(ctx, usageBreakdown, arg.OrgID, arg.StartedAt)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UsageBreakdownRow{}
+	for rows.Next() {
+		var i UsageBreakdownRow
+		if err := rows.Scan(
+			&i.Team,
+			&i.Model,
+			&i.Requests,
+			&i.Errors,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.CostMicros,
+			&i.P50Ms,
+			&i.P95Ms,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const usageTotals = `-- name: UsageTotals :one
 select count(*)::bigint as requests,
        coalesce(sum(prompt_tokens), 0)::bigint as prompt_tokens,
