@@ -422,8 +422,8 @@ func TestCapability2SnapshotApplies(t *testing.T) {
 	cp := fakecp.Start(t)
 	good, bad := capability2Org("good"), capability2Org("bad")
 	bad.snap.Teams[0].Aliases = append(bad.snap.Teams[0].Aliases, &gatehousev1.ModelAlias{Alias: "fast", Model: "small"})
-	if m := cp.Publish(region, good.snap); m.MinGatewayCapability != 2 {
-		t.Fatalf("published with capability %d, want 2", m.MinGatewayCapability)
+	if m := cp.Publish(region, good.snap); m.MinGatewayCapability != wire.Capability {
+		t.Fatalf("published with capability %d, want %d", m.MinGatewayCapability, wire.Capability)
 	}
 	cp.Publish(region, bad.snap)
 	s := startSyncer(t, cp)

@@ -62,7 +62,16 @@ func compile(meta *gatehousev1.SnapshotMeta, snap *gatehousev1.Snapshot) (*Org, 
 		if err != nil {
 			return nil, fmt.Errorf("team %q: %w", t.Id, err)
 		}
-		org.teams[t.Id] = &Team{ID: t.Id, Slug: t.Slug, Suspended: t.Suspended, inRegion: inRegion}
+		limits, err := compileLimits(t.Limits)
+		if err != nil {
+			return nil, fmt.Errorf("team %q: %w", t.Id, err)
+		}
+		guardrails, err := compileGuardrails(t.Guardrails)
+		if err != nil {
+			return nil, fmt.Errorf("team %q: %w", t.Id, err)
+		}
+		org.teams[t.Id] = &Team{ID: t.Id, Slug: t.Slug, Suspended: t.Suspended, inRegion: inRegion,
+			Limits: limits, Guardrails: guardrails, LogContents: t.LogContents}
 	}
 	for _, k := range snap.Keys {
 		key, err := compileKey(org, k)
@@ -102,10 +111,22 @@ func compile(meta *gatehousev1.SnapshotMeta, snap *gatehousev1.Snapshot) (*Org, 
 		org.modelList = append(org.modelList, model)
 	}
 	slices.SortFunc(org.modelList, func(a, b *Model) int { return strings.Compare(a.Name, b.Name) })
+	deployments := make(map[string]string, len(snap.Models))
+	for _, m := range org.modelList {
+		for _, d := range m.Deployments {
+			if other, dup := deployments[d.ID]; dup {
+				return nil, fmt.Errorf("model %q: deployment id %q is also used by model %q", m.ID, d.ID, other)
+			}
+			deployments[d.ID] = m.ID
+		}
+	}
 	for _, m := range snap.OtherRegionModels {
 		if err := compileOtherRegionModel(org, m); err != nil {
 			return nil, err
 		}
+	}
+	if err := compileFallbacks(org, snap.Models); err != nil {
+		return nil, err
 	}
 	for _, t := range snap.Teams {
 		if err := compileAliases(org, org.teams[t.Id], t.Aliases); err != nil {
@@ -165,7 +186,11 @@ func compileKey(org *Org, k *gatehousev1.ApiKey) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %q: allowed regions: %w", k.Id, err)
 	}
-	key := &Key{ID: k.Id, Org: org, Team: team, AgentIdentity: k.AgentIdentity, inRegion: inRegion}
+	limits, err := compileLimits(k.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", k.Id, err)
+	}
+	key := &Key{ID: k.Id, Org: org, Team: team, AgentIdentity: k.AgentIdentity, Limits: limits, inRegion: inRegion}
 	copy(key.secretSHA256[:], k.SecretSha256)
 	if k.ExpiresAtUnixMs != 0 {
 		key.ExpiresAt = time.UnixMilli(k.ExpiresAtUnixMs)
@@ -223,13 +248,22 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		Name:       p.Name,
 		Type:       p.Type,
 		BaseURL:    u,
+		Base:       strings.TrimSuffix(u.String(), "/"),
 		APIVersion: p.ApiVersion,
 		APIKey:     p.ApiKey,
 	}
-	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
-		prov.ChatCompletionsURL = strings.TrimSuffix(u.String(), "/") + "/chat/completions"
+	switch p.Type {
+	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
+		prov.ChatCompletionsURL = prov.Base + "/chat/completions"
 		if p.ApiKey != "" {
 			prov.Authorization = "Bearer " + p.ApiKey
+		}
+	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
+		if prov.APIVersion == "" {
+			prov.APIVersion = DefaultAzureAPIVersion
+		}
+		if strings.ContainsAny(prov.APIVersion, "&#?/ ") {
+			return nil, fmt.Errorf("provider %q: api_version %q is not a version", p.Id, prov.APIVersion)
 		}
 	}
 	return prov, nil
@@ -266,6 +300,19 @@ func compileModel(org *Org, providers map[string]*Provider, m *gatehousev1.Model
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", m.Id, err)
 	}
+	own := &Deployment{ID: m.Id, Provider: prov, UpstreamModel: m.UpstreamModel, Weight: 1, StateKey: org.ID + "/" + m.Id}
+	deployments, err := compileDeployments(org, providers, own, m.Deployments)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", m.Id, err)
+	}
+	routing, err := compileRouting(m.Routing)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", m.Id, err)
+	}
+	limits, err := compileLimits(m.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", m.Id, err)
+	}
 	return &Model{
 		ID:               m.Id,
 		Name:             m.Name,
@@ -275,6 +322,9 @@ func compileModel(org *Org, providers map[string]*Provider, m *gatehousev1.Model
 		OutputPrice:      m.OutputPricePerMtokMicros,
 		CachedInputPrice: m.CachedInputPricePerMtokMicros,
 		ContextWindow:    m.ContextWindow,
+		Deployments:      deployments,
+		Routing:          routing,
+		Limits:           limits,
 		teams:            teams,
 	}, nil
 }

@@ -241,6 +241,13 @@ type Team struct {
 	Slug      string
 	Suspended bool
 
+	// Limits cap the whole team (all its keys together); Guardrails apply to its
+	// requests and responses; LogContents lets the gateway log prompts and completions.
+	// Capability 3.
+	Limits      Limits
+	Guardrails  []*GuardrailRule
+	LogContents bool
+
 	// inRegion is false when the team's regions exclude the org's region.
 	inRegion bool
 	// aliases maps a team-local model name to the org model name it stands for; an
@@ -257,6 +264,8 @@ type Key struct {
 	ExpiresAt time.Time
 	// AgentIdentity is the agent inside the team the key acts as; empty = the team.
 	AgentIdentity string
+	// Limits cap this key alone. Capability 3.
+	Limits Limits
 
 	secretSHA256 [sha256.Size]byte
 	// nil means every model the team may use; entries name models or team aliases.
@@ -375,17 +384,24 @@ type Provider struct {
 	ID   string
 	Name string
 	Type gatehousev1.ProviderType
-	// BaseURL is the parsed base URL; ChatCompletionsURL is derived from it for
-	// OpenAI-compatible providers and empty for the others.
+	// BaseURL is the parsed base URL and Base its string form without a trailing
+	// slash. ChatCompletionsURL is derived from it for OpenAI-compatible providers and
+	// empty for the others.
 	BaseURL            *url.URL
+	Base               string
 	ChatCompletionsURL string
-	// APIVersion is the api-version query parameter (Azure OpenAI); empty when unset.
+	// APIVersion is the api-version query parameter (Azure OpenAI); Azure providers
+	// without one get DefaultAzureAPIVersion.
 	APIVersion string
 	// APIKey is the provider credential, for adapters that do not send it as a bearer
 	// token; Authorization is the ready-made bearer header (OpenAI-compatible only).
 	APIKey        string
 	Authorization string
 }
+
+// DefaultAzureAPIVersion is the api-version sent to Azure OpenAI providers that name
+// none.
+const DefaultAzureAPIVersion = "2024-10-21"
 
 // Model is a compiled model.
 type Model struct {
@@ -399,9 +415,36 @@ type Model struct {
 	CachedInputPrice int64
 	// ContextWindow in tokens; 0 = unknown.
 	ContextWindow int64
+	// Deployments are where the model is served, never empty: Provider and
+	// UpstreamModel (under the model's id) first, then the snapshot's extra ones.
+	// Capability 3, as are the fields below.
+	Deployments []*Deployment
+	Routing     Routing
+	// Fallbacks are the models tried, in order, when every deployment failed: the
+	// configured fallbacks, each followed by its own, flattened without repeats. Only
+	// models offered in this region appear.
+	Fallbacks []*Model
+	Limits    Limits
 
 	// nil means every team of the org.
 	teams map[string]struct{}
+}
+
+// Candidates returns the models to try for a request the key made for m: m, then the
+// fallbacks of m the key may use as well (its team's visibility and its own
+// allow-list both apply to fallbacks).
+func (k *Key) Candidates(m *Model) []*Model {
+	if len(m.Fallbacks) == 0 {
+		return []*Model{m}
+	}
+	out := make([]*Model, 0, len(m.Fallbacks)+1)
+	out = append(out, m)
+	for _, fb := range m.Fallbacks {
+		if k.allows(fb.Name, fb) {
+			out = append(out, fb)
+		}
+	}
+	return out
 }
 
 // Cost returns the price of a request in micro-USD, rounded to the nearest micro-USD.
