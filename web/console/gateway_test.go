@@ -30,7 +30,8 @@ func fullModels() ModelsView {
 		Shell: sampleShell(NavModels),
 		Models: []ModelRow{
 			{ID: "m1", Name: "gpt-4o", Provider: "openai", UpstreamModel: "gpt-4o-2024-08-06", InputPrice: "$2.50", OutputPrice: "$10.00", CachedPrice: "$1.25",
-				ContextWindow: "128,000", Shared: Shared{All: true}},
+				ContextWindow: "128,000", Shared: Shared{All: true}, Limits: "600 rpm · 100k tpm",
+				Routing: "weighted · 2 deployments · 2 retries · fallback: gpt-mini"},
 			{ID: "m2", Name: "claude-sonnet", Provider: "claude", UpstreamModel: "claude-sonnet-4-5", InputPrice: "$3.00", OutputPrice: "$15.00",
 				Regions: []string{"eu", "us"}, Shared: Shared{Teams: []string{"Platform", "Research"}}},
 		},
@@ -83,7 +84,7 @@ func fullTeam() TeamView {
 		Aliases:    []AliasRow{{Alias: "fast", Model: "gpt-4o"}, {Alias: "team/smart", Model: "claude-sonnet"}},
 		Keys: []KeyRow{
 			{ID: "k1", Name: "bot", Prefix: "gk_ab12…", AgentIdentity: "support-bot", Models: []string{"fast"}, Tools: []string{"github/*"},
-				Agents: []string{"planner"}, Regions: []string{"eu"}, CreatedAt: "2026-01-02", ExpiresAt: "2026-04-02"},
+				Agents: []string{"planner"}, Regions: []string{"eu"}, CreatedAt: "2026-01-02", ExpiresAt: "2026-04-02", Limits: "60 rpm · 10k tpm"},
 			{ID: "k2", Name: "plain", Prefix: "gk_cd34…", CreatedAt: "2026-01-03"},
 			{ID: "k3", Name: "old", Prefix: "gk_ef56…", Revoked: true},
 			{ID: "k4", Name: "stale", Prefix: "gk_gh78…", Expired: true, ExpiresAt: "2026-01-01"},
@@ -91,6 +92,16 @@ func fullTeam() TeamView {
 		GatewayURL:    "https://gw.acme.test/",
 		CanManage:     true,
 		CanManageKeys: true,
+		Limits:        LimitsForm{RPM: "600", TPM: "100000", MaxConcurrent: "10"},
+		Guardrails: []GuardrailRow{
+			{ID: "g1", Name: "no cards", Detector: DetectorCard, Mode: GuardrailBlock, Direction: DirectionBoth},
+			{ID: "g2", Name: "ticket ids", Detector: DetectorCustomRegex, Mode: GuardrailRedact, Direction: DirectionResponse, Pattern: `\bPROJ-[0-9]+\b`},
+			{ID: "g3", Name: "injection", Detector: DetectorPromptInjection, Mode: GuardrailAudit, Direction: DirectionRequest},
+		},
+		GuardrailTriggers: []TriggerRow{
+			{At: "10:02:03", RuleName: "no cards", Detector: DetectorCard, Mode: GuardrailBlock, Direction: DirectionRequest, Matches: "2", RequestID: "req-9"},
+			{At: "09:58:00", Detector: DetectorEmail, Mode: GuardrailRedact, Direction: DirectionResponse, Matches: "1", RequestID: "req-8"},
+		},
 	}
 }
 

@@ -20,6 +20,7 @@ const (
 	NavMCP     NavSection = "mcp"
 	NavAgents  NavSection = "agents"
 	NavFleet   NavSection = "fleet"
+	NavUsage   NavSection = "usage"
 )
 
 // FlashKind says how a flash message is styled and announced.
@@ -381,6 +382,8 @@ type ModelRow struct {
 	ContextWindow string
 	Regions       []string // region names or labels; empty = "All regions"
 	Shared        Shared
+	Limits        string // display, e.g. LimitsLabel(...); empty = "No limits"
+	Routing       string // display, e.g. RoutingSummary(...); empty = "Default"
 }
 
 // ModelForm is the "Add model" form. Prices are USD per million tokens as decimal text
@@ -498,8 +501,20 @@ type TeamView struct {
 	NewKeyModel  string // the model the curl example names; empty = the team's first model or alias
 	GatewayURL   string // the gateway's base URL for the curl example, e.g. "https://gw.example.com"
 
-	CanManage     bool // suspend/resume, regions, aliases
+	CanManage     bool // suspend/resume, regions, aliases, limits, guardrails, log contents
 	CanManageKeys bool // create and revoke keys
+
+	// Limits for the whole team (all its keys together); the stored values, or the
+	// re-submitted ones with Errors.
+	Limits LimitsForm
+
+	Guardrails    []GuardrailRow
+	GuardrailForm GuardrailForm
+	// LogContents: prompt and completion contents of the team's requests are logged.
+	LogContents bool
+	// GuardrailTriggers are the team's recent guardrail triggers (the last 24 hours),
+	// newest first.
+	GuardrailTriggers []TriggerRow
 }
 
 // RegionsForm is the team's region checkboxes; none checked = every region.
@@ -536,13 +551,15 @@ type KeyRow struct {
 	ExpiresAt     string // empty = never expires
 	Revoked       bool
 	Expired       bool
+	Limits        string // display, e.g. LimitsLabel(...); empty = "No limits"
 }
 
 // KeyForm is the "Create key" form. AllowedModels are model or alias names,
 // AllowedAgents agent names, AllowedRegions region names (each posted repeated; none =
-// no narrowing); AllowedTools is the comma-separated text as typed.
+// no narrowing); AllowedTools is the comma-separated text as typed. RPM, TPM and
+// MaxConcurrent are the key's own limits as typed (empty or 0 = unlimited).
 // Errors keys: name, agent_identity, allowed_models, allowed_tools, allowed_agents,
-// allowed_regions, expires_in_days.
+// allowed_regions, expires_in_days, rpm, tpm, max_concurrent.
 type KeyForm struct {
 	Name           string
 	AgentIdentity  string
@@ -551,7 +568,221 @@ type KeyForm struct {
 	AllowedAgents  []string
 	AllowedRegions []string
 	ExpiresInDays  string
+	RPM            string
+	TPM            string
+	MaxConcurrent  string
 	Errors         FieldErrors
+}
+
+// ---- Limits ----
+
+// LimitsForm is a limits form (team, model) or its stored values: requests per minute,
+// tokens (prompt + completion) per minute and requests in flight at once, as decimal text.
+// Empty or "0" = unlimited. Posted as rpm, tpm, max_concurrent; Errors keys are the same.
+type LimitsForm struct {
+	RPM           string
+	TPM           string
+	MaxConcurrent string
+	Errors        FieldErrors
+}
+
+// Label is the limits for display, e.g. "600 rpm · 100k tpm · 10 concurrent", or
+// "No limits".
+func (f LimitsForm) Label() string { return LimitsLabel(f.RPM, f.TPM, f.MaxConcurrent) }
+
+// ---- Guardrails ----
+
+// Guardrail detectors, the values of the guardrail form's detector select.
+const (
+	DetectorEmail           = "email"
+	DetectorPhone           = "phone"
+	DetectorCard            = "card" // payment card numbers passing the Luhn check
+	DetectorIBAN            = "iban"
+	DetectorAPIKey          = "api_key"
+	DetectorPrivateKey      = "private_key" // PEM private keys
+	DetectorPromptInjection = "prompt_injection"
+	DetectorCustomRegex     = "custom_regex" // the rule's Pattern, an RE2 regular expression
+)
+
+// Guardrail modes, the values of the guardrail form's mode select.
+const (
+	GuardrailBlock  = "block"  // refuse the request or cut the response
+	GuardrailRedact = "redact" // replace each match with a placeholder
+	GuardrailAudit  = "audit"  // let it pass and record the trigger
+)
+
+// Guardrail directions, the values of the guardrail form's direction select.
+const (
+	DirectionRequest  = "request"
+	DirectionResponse = "response"
+	DirectionBoth     = "both"
+)
+
+// GuardrailRow is one guardrail rule of a team. Detector, Mode and Direction are the
+// constants above (shown with their labels); Pattern is set for custom_regex only.
+type GuardrailRow struct {
+	ID        string
+	Name      string
+	Detector  string
+	Mode      string
+	Direction string
+	Pattern   string
+}
+
+// GuardrailForm is the "Add guardrail" form. Pattern only matters for custom_regex.
+// Empty Mode renders as block, empty Direction as request.
+// Errors keys: name, detector, mode, direction, pattern.
+type GuardrailForm struct {
+	Name      string
+	Detector  string
+	Mode      string
+	Direction string
+	Pattern   string
+	Errors    FieldErrors
+}
+
+// TriggerRow is one recent guardrail trigger (never the matched text). At and Matches are
+// display-ready; RuleName empty = the rule was deleted since (shown as "—").
+type TriggerRow struct {
+	At        string
+	RuleName  string
+	Detector  string
+	Mode      string
+	Direction string
+	Matches   string
+	RequestID string
+}
+
+// ---- Model detail: deployments and routing ----
+
+// Routing strategies, the values of the routing form's strategy select. Empty renders
+// as weighted.
+const (
+	RoutingWeighted  = "weighted"
+	RoutingLeastBusy = "least-busy"
+	RoutingLatency   = "latency"
+)
+
+// ModelView is one model's page: its deployments, routing, fallbacks and limits.
+type ModelView struct {
+	Shell Shell
+	Model ModelRow // the model; its Provider and UpstreamModel are the primary deployment
+
+	// Deployments are the model's extra deployments. The page lists the model's own
+	// provider and upstream model first, as the primary deployment (weight 1, not
+	// deletable here), then these.
+	Deployments    []DeploymentRow
+	DeploymentForm DeploymentForm
+	Providers      []ProviderOption // for the deployment form's provider select
+
+	Routing   RoutingForm
+	AllModels []string // the org's model names, for the fallback selects (the model itself is left out)
+
+	Limits LimitsForm // the model's limits across the org
+
+	Error     string // a page-level error; empty = none
+	CanManage bool
+}
+
+// DeploymentRow is one extra deployment of a model. Weight is display-ready ("0" and ""
+// count as 1).
+type DeploymentRow struct {
+	ID            string
+	Provider      string // the provider's name
+	UpstreamModel string
+	Weight        string
+}
+
+// DeploymentForm is the "Add deployment" form. Weight empty = 1.
+// Errors keys: provider_id, upstream_model, weight.
+type DeploymentForm struct {
+	ProviderID    string
+	UpstreamModel string
+	Weight        string
+	Errors        FieldErrors
+}
+
+// RoutingForm is the routing form: how the model's deployments are chosen and retried.
+// Numbers are decimal text; empty (or 0) = the gateway's default. Fallbacks are model
+// names, in the order tried, posted as repeated fallbacks (empty values to be dropped).
+// Errors keys: strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms,
+// breaker_failures, breaker_cooldown_ms, fallbacks.
+type RoutingForm struct {
+	Strategy          string // RoutingWeighted, RoutingLeastBusy, RoutingLatency; empty = weighted
+	MaxRetries        string
+	RetryBackoffMs    string
+	TimeoutMs         string
+	TTFTTimeoutMs     string
+	BreakerFailures   string
+	BreakerCooldownMs string
+	Fallbacks         []string
+	Errors            FieldErrors
+}
+
+// ---- Usage ----
+
+// Usage ranges, the values of the usage page's ?range=. Empty = 24h.
+const (
+	UsageRange1h  = "1h"
+	UsageRange24h = "24h"
+	UsageRange7d  = "7d"
+)
+
+// UsageView is the organization's usage over a range. The handler filters by the team
+// marked Current in Shell.Teams (the team switcher's ?team=), if any; the range links
+// keep that filter.
+type UsageView struct {
+	Shell     Shell
+	Range     string // UsageRange1h, UsageRange24h or UsageRange7d; empty = 24h
+	Totals    UsageTotals
+	Breakdown []UsageRow  // per team and model
+	Recent    []RecentRow // the newest requests, newest first
+}
+
+// UsageTotals are the range's totals, display-ready (e.g. "12,345", "$3.21").
+// Empty counts show as "0", an empty cost as "$0.00".
+type UsageTotals struct {
+	Requests         string
+	Errors           string
+	PromptTokens     string
+	CompletionTokens string
+	Cost             string
+}
+
+// UsageRow is one team and model's usage over the range. Everything is display-ready;
+// latencies are milliseconds without a unit (e.g. "120"), empty = "—".
+type UsageRow struct {
+	Team             string // the team's name
+	Model            string
+	Requests         string
+	Errors           string
+	PromptTokens     string
+	CompletionTokens string
+	Cost             string
+	P50LatencyMs     string
+	P95LatencyMs     string
+}
+
+// RecentRow is one recent request. Everything is display-ready; Status is the HTTP status
+// code (e.g. "200"), LatencyMs milliseconds without a unit, Retries a count ("0" or empty =
+// none), Fallback the model that answered instead (empty = none), Deployment the
+// deployment that served it.
+type RecentRow struct {
+	At            string
+	RequestID     string
+	Team          string
+	KeyID         string
+	AgentIdentity string // empty = the team itself
+	Model         string
+	Endpoint      string // e.g. "/v1/chat/completions"
+	Status        string
+	Streamed      bool
+	Tokens        string
+	Cost          string
+	LatencyMs     string
+	Deployment    string
+	Retries       string
+	Fallback      string
 }
 
 // ---- Fleet ----

@@ -131,6 +131,22 @@ func pages() map[string]templ.Component {
 			return Team(v)
 		}(),
 		"fleet": Fleet(fullFleet()),
+
+		"team read-only, logging contents": func() templ.Component {
+			v := fullTeam()
+			v.LogContents, v.CanManage, v.CanManageKeys = true, false, false
+			return Team(v)
+		}(),
+		"team logging contents": func() templ.Component {
+			v := fullTeam()
+			v.LogContents = true
+			return Team(v)
+		}(),
+		"model":           Model(fullModel()),
+		"model read-only": func() templ.Component { v := fullModel(); v.CanManage = false; return Model(v) }(),
+		"model empty":     Model(ModelView{Shell: sampleShell(NavModels), Model: ModelRow{ID: "m9", Name: "solo"}, CanManage: true}),
+		"usage":           Usage(fullUsage()),
+		"usage empty":     Usage(UsageView{Shell: sampleShell(NavUsage)}),
 	}
 }
 
@@ -235,6 +251,7 @@ func TestShell(t *testing.T) {
 		`href="/orgs/acme/tokens" data-testid="nav-tokens"`, `href="/orgs/acme/audit" data-testid="nav-audit"`,
 		`href="/orgs/acme/models" data-testid="nav-models"`, `href="/orgs/acme/mcp" data-testid="nav-mcp"`,
 		`href="/orgs/acme/agents" data-testid="nav-agents"`, `href="/orgs/acme/fleet" data-testid="nav-fleet"`,
+		`href="/orgs/acme/usage" data-testid="nav-usage"`,
 		`href="/orgs/acme/members" data-testid="nav-members" aria-current="page"`,
 		`role="alert" data-testid="flash" data-kind="error">Could not save.<`,
 	} {
