@@ -110,6 +110,16 @@ func (c *Console) Routes(r chi.Router) {
 			r.With(c.can("team", "write")).Post("/teams/{team}/aliases/{alias}/delete", c.handle(c.deleteAlias))
 			r.With(c.can("keys", "write")).Post("/teams/{team}/keys", c.handle(c.createKey))
 			r.With(c.can("keys", "write")).Post("/teams/{team}/keys/{key}/revoke", c.handle(c.revokeKey))
+			r.With(c.can("teams", "write")).Post("/teams/{team}/limits", c.handle(c.teamLimits))
+			r.With(c.can("teams", "write")).Post("/teams/{team}/guardrails", c.handle(c.addGuardrail))
+			r.With(c.can("teams", "write")).Post("/teams/{team}/guardrails/{id}/delete", c.handle(c.deleteGuardrail))
+			r.With(c.can("teams", "write")).Post("/teams/{team}/log-contents", c.handle(c.logContents))
+			r.With(c.can("models", "read")).Get("/models/{id}", c.handle(c.model))
+			r.With(c.can("models", "write")).Post("/models/{id}/deployments", c.handle(c.addDeployment))
+			r.With(c.can("models", "write")).Post("/models/{id}/deployments/{dep}/delete", c.handle(c.deleteDeployment))
+			r.With(c.can("models", "write")).Post("/models/{id}/routing", c.handle(c.modelRouting))
+			r.With(c.can("models", "write")).Post("/models/{id}/limits", c.handle(c.modelLimits))
+			r.With(c.can("usage", "read")).Get("/usage", c.handle(c.usage))
 		})
 	})
 }
@@ -311,6 +321,10 @@ var flashes = map[string]string{
 	"resumed":    "Team resumed.",
 	"regions":    "Regions saved.",
 	"alias":      "Alias added.",
+	"limits":     "Limits saved.",
+	"guardrail":  "Guardrail added.",
+	"logging":    "Content logging updated.",
+	"routing":    "Routing saved.",
 	"unaliased":  "Alias removed.",
 }
 
@@ -361,7 +375,7 @@ func (c *Console) switchOrg(w http.ResponseWriter, r *http.Request) error {
 	}
 	section := "teams"
 	switch s := r.URL.Query().Get("section"); s {
-	case "members", "sso", "tokens", "audit", "models", "mcp", "agents", "fleet":
+	case "members", "sso", "tokens", "audit", "models", "mcp", "agents", "fleet", "usage":
 		section = s
 	}
 	http.Redirect(w, r, "/orgs/"+org.Slug+"/"+section, http.StatusSeeOther)

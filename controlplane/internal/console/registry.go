@@ -214,11 +214,22 @@ func (c *Console) modelRows(r *http.Request, names map[string]string) ([]v.Model
 	for _, p := range ps {
 		pname[p.ID] = p.Name
 	}
+	deps, err := c.Store.ListDeployments(r.Context(), currentOrg(r).ID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ndeps := map[string]int{}
+	for _, d := range deps {
+		ndeps[d.ModelID]++
+	}
 	var rows []v.ModelRow
 	for _, m := range ms {
+		lf := limitsForm(m.Limits)
 		rows = append(rows, v.ModelRow{ID: m.ID, Name: m.Name, Provider: pname[m.ProviderID], UpstreamModel: m.UpstreamModel,
 			InputPrice: usd(m.InputPricePerMTokMicros), OutputPrice: usd(m.OutputPricePerMTokMicros), CachedPrice: usd(m.CachedInputPricePerMTokMicros),
-			ContextWindow: thousands(m.ContextWindow), Regions: m.Regions, Shared: shared(m.SharedWith, names)})
+			ContextWindow: thousands(m.ContextWindow), Regions: m.Regions, Shared: shared(m.SharedWith, names),
+			Limits:  v.LimitsLabel(lf.RPM, lf.TPM, lf.MaxConcurrent),
+			Routing: v.RoutingSummary(m.Routing.Strategy, 1+ndeps[m.ID], strconv.Itoa(int(m.Routing.MaxRetries)), m.Routing.Fallbacks)})
 	}
 	return rows, ms, ps, nil
 }
@@ -499,7 +510,29 @@ func (c *Console) teamView(r *http.Request, tv v.TeamView) (v.TeamView, error) {
 		return tv, err
 	}
 	tv.Shell, tv.Slug, tv.Name, tv.Suspended = sh, team.Slug, team.Name, team.Suspended
-	tv.CanManage, tv.CanManageKeys = c.allowed(r, "team", "write"), c.allowed(r, "keys", "write")
+	// Limits, guardrails, regions and logging are org-admin decisions (teams:write).
+	tv.CanManage, tv.CanManageKeys = c.allowed(r, "teams", "write"), c.allowed(r, "keys", "write")
+	if tv.Limits.RPM == "" && tv.Limits.TPM == "" && tv.Limits.MaxConcurrent == "" && tv.Limits.Errors == nil {
+		tv.Limits = limitsForm(team.Limits)
+	}
+	tv.LogContents = team.LogContents
+	rules, err := c.Store.ListGuardrails(ctx, orgID)
+	if err != nil {
+		return tv, err
+	}
+	for _, g := range rules {
+		if g.TeamID == team.ID {
+			tv.Guardrails = append(tv.Guardrails, v.GuardrailRow{ID: g.ID, Name: g.Name, Detector: g.Detector, Mode: g.Mode, Direction: g.Direction, Pattern: g.Pattern})
+		}
+	}
+	triggers, err := c.Store.RecentGuardrailTriggers(ctx, team.ID, time.Now().Add(-24*time.Hour))
+	if err != nil {
+		return tv, err
+	}
+	for _, tr := range triggers {
+		tv.GuardrailTriggers = append(tv.GuardrailTriggers, v.TriggerRow{At: tr.At.Format("2006-01-02 15:04:05"), RuleName: tr.RuleName,
+			Detector: tr.Detector, Mode: tr.Mode, Direction: tr.Direction, Matches: strconv.Itoa(int(tr.Matches)), RequestID: tr.RequestID})
+	}
 	tv.GatewayURL = c.GatewayURL
 	if tv.OrgRegions, err = c.regionOptions(r); err != nil {
 		return tv, err
@@ -550,8 +583,10 @@ func (c *Console) teamView(r *http.Request, tv v.TeamView) (v.TeamView, error) {
 	}
 	now := time.Now()
 	for _, k := range keys {
+		lf := limitsForm(k.Limits)
 		row := v.KeyRow{ID: k.ID, Name: k.Name, Prefix: k.Display, AgentIdentity: k.AgentIdentity, Models: k.AllowedModels,
-			Tools: k.AllowedTools, Agents: k.AllowedAgents, Regions: k.AllowedRegions, CreatedAt: k.CreatedAt.Format("2006-01-02 15:04"),
+			Limits: v.LimitsLabel(lf.RPM, lf.TPM, lf.MaxConcurrent),
+			Tools:  k.AllowedTools, Agents: k.AllowedAgents, Regions: k.AllowedRegions, CreatedAt: k.CreatedAt.Format("2006-01-02 15:04"),
 			Revoked: k.RevokedAt != nil}
 		if k.ExpiresAt != nil {
 			row.ExpiresAt, row.Expired = k.ExpiresAt.Format("2006-01-02"), !k.ExpiresAt.After(now)
@@ -638,8 +673,14 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	form := v.KeyForm{Name: r.PostFormValue("name"), AgentIdentity: r.PostFormValue("agent_identity"), AllowedModels: r.PostForm["allowed_models"],
 		AllowedTools: r.PostFormValue("allowed_tools"), AllowedAgents: r.PostForm["allowed_agents"], AllowedRegions: r.PostForm["allowed_regions"],
-		ExpiresInDays: r.PostFormValue("expires_in_days")}
-	in := store.NewKey{Name: form.Name, AgentIdentity: strings.TrimSpace(form.AgentIdentity), AllowedModels: form.AllowedModels,
+		ExpiresInDays: r.PostFormValue("expires_in_days"), RPM: r.PostFormValue("rpm"), TPM: r.PostFormValue("tpm"),
+		MaxConcurrent: r.PostFormValue("max_concurrent")}
+	lim, _, limErrs := parseLimits(r)
+	if limErrs != nil {
+		form.Errors = limErrs
+		return c.rerenderTeam(w, r, v.TeamView{KeyForm: form})
+	}
+	in := store.NewKey{Limits: lim, Name: form.Name, AgentIdentity: strings.TrimSpace(form.AgentIdentity), AllowedModels: form.AllowedModels,
 		AllowedTools: strings2(form.AllowedTools), AllowedAgents: form.AllowedAgents, AllowedRegions: form.AllowedRegions}
 	var err error
 	if form.ExpiresInDays != "" {
