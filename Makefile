@@ -37,6 +37,7 @@ e2e: db-up ## Run the end-to-end tests only (real binaries, real SDK clients).
 .PHONY: bench
 bench: db-up ## Run the benchmarks.
 	@$(DB_ENV); go test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+	@./scripts/bench.sh
 
 .PHONY: build
 build: ## Build the binaries into ./bin.
