@@ -74,11 +74,14 @@ func TestChatCompletions(t *testing.T) {
 		Model: "echo", UpstreamModel: "up-echo", ProviderId: "up", Endpoint: "chat.completions",
 		StatusCode: 200, PromptTokens: promptTokens, CompletionTokens: outputTokens, CachedTokens: cachedTokens,
 		// (11-3)*2 + 3*0.5 + 7*8 = 73.5 micro-USD, rounded half up.
-		CostMicros: 74, Region: region, GatewayId: "gw-test",
+		CostMicros: 74, Region: region, GatewayId: "gw-test", DeploymentId: "m-echo",
 	}
 	if diff := cmp.Diff(want, ev, cmpopts.IgnoreUnexported(gatehousev1.UsageEvent{}),
-		cmpopts.IgnoreFields(gatehousev1.UsageEvent{}, "EventId", "StartedAtUnixMs", "LatencyMs", "TimeToFirstTokenMs")); diff != "" {
+		cmpopts.IgnoreFields(gatehousev1.UsageEvent{}, "EventId", "StartedAtUnixMs", "LatencyMs", "TimeToFirstTokenMs", "OverheadUs")); diff != "" {
 		t.Errorf("usage event (-want +got):\n%s", diff)
+	}
+	if ev.OverheadUs <= 0 || httpResp.Header.Get("x-gatehouse-overhead-ms") == "" {
+		t.Errorf("overhead: event %dus, header %q", ev.OverheadUs, httpResp.Header.Get("x-gatehouse-overhead-ms"))
 	}
 	if ev.EventId == "" || ev.StartedAtUnixMs == 0 {
 		t.Errorf("event id or start missing: %v", ev)
@@ -159,12 +162,15 @@ func TestStreamFlushesEachEvent(t *testing.T) {
 	h := startHarness(t, harnessOptions{})
 	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("block"))
 	defer stream.Close()
-	// The upstream holds the rest of the stream until the first chunk made it through.
-	if !stream.Next() {
-		t.Fatalf("no first chunk: %v", stream.Err())
+	// The upstream holds the rest of the stream until the first content made it
+	// through (after the role chunk).
+	for stream.Next() && stream.Current().Choices[0].Delta.Content == "" {
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("no first content: %v", err)
 	}
 	if got := stream.Current().Choices[0].Delta.Content; got != "Hel" {
-		t.Fatalf("first chunk = %q", got)
+		t.Fatalf("first content = %q", got)
 	}
 	close(h.upstream.release)
 	var rest strings.Builder
@@ -215,7 +221,8 @@ func TestModelsList(t *testing.T) {
 		want []string
 	}{
 		{"all team models", h.fx.key, nil, []string{
-			"auth-fail acme", "block acme", "claude acme", "dead acme", "echo acme", "limited acme", "slow acme", "fast alias",
+			"auth-fail acme", "azure-gpt acme", "azure-tool acme", "block acme", "claude acme", "claude-block acme", "claude-tool acme",
+			"dead acme", "echo acme", "gemini acme", "gemini-tool acme", "limited acme", "slow acme", "tool acme", "fast alias",
 		}},
 		{"allow-listed key", h.fx.limited, nil, []string{"echo acme", "fast alias"}},
 		{"key allowed only an alias", h.fx.agent, nil, []string{"fast alias"}},

@@ -43,8 +43,7 @@ func TestCapability2Requests(t *testing.T) {
 		{name: "alias of a model offered in another region", key: h.fx.key, model: "far",
 			status: 404, code: "model_not_in_region", msg: `model "far" is not offered in region "eu-test" (offered in: us-test); it is the team's alias of "us-only"`},
 		{name: "unknown everywhere", key: h.fx.key, model: "gpt-9", status: 404, code: "model_not_found"},
-		{name: "provider type without adapter", key: h.fx.key, model: "claude",
-			status: 501, code: "provider_not_supported", msg: `model "claude" is served by a provider of type anthropic`},
+		{name: "anthropic provider (capability 3 adapter)", key: h.fx.key, model: "claude", upstream: "claude-sonnet"},
 		{name: "key kept out of the region", key: h.fx.usOnly, model: "echo",
 			status: 403, code: "region_not_allowed", msg: `This key may not be used in region "eu-test".`},
 		{name: "team kept out of the region", key: h.fx.teamC, model: "echo",
@@ -103,7 +102,6 @@ func TestCapability2ErrorBodies(t *testing.T) {
 		wantCode   string
 	}{
 		{"not in region", "POST", "/v1/chat/completions", h.fx.key, chat("us-only"), 404, "invalid_request_error", "model_not_in_region"},
-		{"provider not supported", "POST", "/v1/chat/completions", h.fx.key, chat("claude"), 501, "invalid_request_error", "provider_not_supported"},
 		{"region refused on chat", "POST", "/v1/chat/completions", h.fx.teamC, chat("echo"), 403, "permission_error", "region_not_allowed"},
 		{"region refused on models", "GET", "/v1/models", h.fx.usOnly, "", 403, "permission_error", "region_not_allowed"},
 	}

@@ -35,6 +35,9 @@ type upstreamCall struct {
 	Path          string
 	Authorization string
 	Body          map[string]any
+	Wire          wireCall
+	Header        http.Header
+	Query         string
 }
 
 // fakeUpstream is an OpenAI-compatible provider whose behaviour depends on the
@@ -43,8 +46,9 @@ type fakeUpstream struct {
 	t   testing.TB
 	srv *httptest.Server
 
-	mu   sync.Mutex
-	last *upstreamCall
+	mu    sync.Mutex
+	last  *upstreamCall
+	calls int
 	// release unblocks "up-block" streams after their first chunk.
 	release chan struct{}
 	// cancelled receives when an "up-block" request's context ends early.
@@ -75,53 +79,20 @@ func (u *fakeUpstream) lastCall() (upstreamCall, error) {
 func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	var body map[string]any
 	_ = json.NewDecoder(r.Body).Decode(&body)
+	c, ok := parseWireCall(r, body)
 	u.mu.Lock()
-	u.last = &upstreamCall{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body}
+	u.last = &upstreamCall{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body, Wire: c, Header: r.Header.Clone(), Query: r.URL.RawQuery}
+	u.calls++
 	u.mu.Unlock()
-	model, _ := body["model"].(string)
-	stream, _ := body["stream"].(bool)
-	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":%d}}`,
-		promptTokens, outputTokens, promptTokens+outputTokens, cachedTokens)
-	switch model {
-	case "up-401":
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s","type":"invalid_request_error","code":"invalid_api_key"}}`, upstreamKey)
-		return
-	case "up-429":
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		fmt.Fprint(w, `{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}`)
-		return
-	case "up-slow":
-		<-r.Context().Done()
+	if !ok {
+		http.Error(w, "unknown upstream route", http.StatusNotFound)
 		return
 	}
-	if !stream {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":%s}`, model, usage)
+	if c.credential != upstreamKey && c.credential != "Bearer "+upstreamKey {
+		writeWireError(w, c.format, http.StatusUnauthorized, "wrong credential")
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	flusher := w.(http.Flusher)
-	chunk := func(content string) {
-		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}],\"usage\":null}\n\n", model, content)
-		flusher.Flush()
-	}
-	chunk("Hel")
-	if model == "up-block" {
-		select {
-		case <-u.release:
-		case <-r.Context().Done():
-			u.cancelled <- struct{}{}
-			return
-		}
-	}
-	chunk("lo")
-	if incl, _ := body["stream_options"].(map[string]any)["include_usage"].(bool); incl {
-		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", model, usage)
-	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	u.serveWire(w, r, c)
 }
 
 // fixture is one org's config plus the keys to use it.
@@ -160,8 +131,12 @@ func newFixture(upstreamURL, deadURL string) *fixture {
 	}
 	teamBOnly := model("team-b-only", "up-echo", "up")
 	teamBOnly.TeamIds = []string{"team-b"}
-	anthropic := provider("anthropic", "https://api.anthropic.com/v1")
+	anthropic := provider("anthropic", upstreamURL+"/v1")
 	anthropic.Type = gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC
+	azure := provider("azure", upstreamURL+"/openai")
+	azure.Type, azure.ApiVersion = gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI, azureAPIVersion
+	gemini := provider("gemini", upstreamURL+"/v1beta")
+	gemini.Type = gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI
 	f.snap = &gatehousev1.Snapshot{
 		Org: &gatehousev1.Organization{Id: "acme", Slug: "acme", Name: "Acme"},
 		Teams: []*gatehousev1.Team{
@@ -182,7 +157,7 @@ func newFixture(upstreamURL, deadURL string) *fixture {
 			{Id: "acmekey00006", TeamId: "team-a", SecretSha256: sums[6], AllowedRegions: []string{"us-test"}},
 			{Id: "acmekey00007", TeamId: "team-c", SecretSha256: sums[7]},
 		},
-		Providers: []*gatehousev1.Provider{provider("up", upstreamURL+"/v1"), provider("dead", deadURL+"/v1"), anthropic},
+		Providers: []*gatehousev1.Provider{provider("up", upstreamURL+"/v1"), provider("dead", deadURL+"/v1"), anthropic, azure, gemini},
 		Models: []*gatehousev1.Model{
 			model("echo", "up-echo", "up"),
 			model("block", "up-block", "up"),
@@ -191,6 +166,13 @@ func newFixture(upstreamURL, deadURL string) *fixture {
 			model("slow", "up-slow", "up"),
 			model("dead", "up-echo", "dead"),
 			model("claude", "claude-sonnet", "anthropic"),
+			model("azure-gpt", "gpt-deploy", "azure"),
+			model("gemini", "gemini-flash", "gemini"),
+			model("tool", "up-tool", "up"),
+			model("claude-tool", "up-tool", "anthropic"),
+			model("azure-tool", "up-tool", "azure"),
+			model("gemini-tool", "up-tool", "gemini"),
+			model("claude-block", "up-block", "anthropic"),
 			teamBOnly,
 		},
 		OtherRegionModels: []*gatehousev1.RegionalModel{{Name: "us-only", Regions: []string{"us-test"}}},

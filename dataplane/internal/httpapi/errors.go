@@ -24,6 +24,8 @@ type apiError struct {
 	param  string
 	msg    string
 	err    error
+	// header holds headers to add to the answer.
+	header http.Header
 }
 
 func (e *apiError) Error() string {
@@ -60,7 +62,25 @@ func toAPIError(err error, model string) *apiError {
 	var region *runtime.RegionError
 	var notHere *runtime.ModelNotInRegionError
 	var unsupported *llm.ProviderNotSupportedError
+	var refusal *llm.Refusal
 	switch {
+	case errors.As(err, &refusal):
+		status := refusal.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		typ := "invalid_request_error"
+		switch {
+		case status == http.StatusTooManyRequests:
+			typ = "rate_limit_error"
+		case status == http.StatusForbidden:
+			typ = "permission_error"
+		case status >= 500:
+			typ = "server_error"
+		}
+		e := wrap(status, typ, refusal.Code, refusal.Message)
+		e.header = refusal.Header
+		return e
 	case errors.As(err, &invalid):
 		e := wrap(http.StatusBadRequest, "invalid_request_error", "", invalid.Message)
 		e.param = invalid.Param
@@ -117,6 +137,14 @@ func toAPIError(err error, model string) *apiError {
 		return wrap(http.StatusBadGateway, "upstream_error", "upstream_unreachable", "The model provider could not be reached.")
 	case errors.Is(err, llm.ErrUpstreamStream):
 		return wrap(http.StatusBadGateway, "upstream_error", "upstream_stream_broken", "The model provider broke off the stream.")
+	case errors.Is(err, llm.ErrNoDeployment):
+		return wrap(http.StatusServiceUnavailable, "upstream_error", "upstream_unavailable",
+			"Every deployment of the model is failing; the gateway stopped calling them for a while. Retry shortly.")
+	case errors.Is(err, llm.ErrOperationNotSupported):
+		e := wrap(http.StatusBadRequest, "invalid_request_error", "operation_not_supported",
+			fmt.Sprintf("The model %q does not support this operation.", model))
+		e.param = "model"
+		return e
 	}
 	e := *errInternal
 	e.err = err
@@ -134,7 +162,12 @@ type errorDetail struct {
 	Code    *string `json:"code"`
 }
 
-func writeAPIError(w http.ResponseWriter, e *apiError) {
+// writeAPIError renders e in the format of the caller's API.
+func writeAPIError(w http.ResponseWriter, surface llm.Surface, e *apiError) {
+	if surface == llm.SurfaceMessages {
+		llm.WriteError(w, surface, e.status, e.typ, e.code, e.param, e.msg)
+		return
+	}
 	d := errorDetail{Message: e.msg, Type: e.typ}
 	if e.param != "" {
 		d.Param = &e.param

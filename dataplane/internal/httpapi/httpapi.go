@@ -1,8 +1,10 @@
 // Package httpapi is the gateway's HTTP surface: the routes, the middleware every
-// request goes through (request id, panic recovery, key authentication, metrics, one
-// usage event per authenticated request) and the adapter that turns handler errors into
-// OpenAI-format error JSON. Handlers parse input and call the domain packages; the
-// proxying itself lives in llm, the config in runtime.
+// request goes through (request id, trace context, panic recovery, key
+// authentication, metrics, one usage event per authenticated request, the access log)
+// and the adapter that turns handler errors into error JSON in the caller's format
+// (OpenAI's, or Anthropic's on /v1/messages). Handlers parse input and call the domain
+// packages; the proxying itself lives in llm, the config in runtime. Limits and
+// guardrails plug in through the hooks of hooks.go.
 package httpapi
 
 import (
@@ -23,6 +25,11 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
@@ -39,18 +46,33 @@ type Config struct {
 	Registerer   prometheus.Registerer
 	// Gatherer is served on /metrics.
 	Gatherer prometheus.Gatherer
+	// Tracer traces requests (default: no tracing; the W3C trace context of requests is
+	// still propagated upstream).
+	Tracer trace.Tracer
+	// AccessLog logs one line per LLM request at info level. Prompts and completions
+	// are logged only for teams with log_contents, and then always.
+	AccessLog bool
+	// Admitter and Guard are the limits and guardrails hooks (see hooks.go); nil means
+	// none.
+	Admitter Admitter
+	Guard    Guard
 }
 
 // Server serves the gateway's HTTP API.
 type Server struct {
-	store    *runtime.Store
-	llm      *llm.Client
-	usage    *usage.Recorder
-	maxBody  int64
-	log      *slog.Logger
-	gatherer prometheus.Gatherer
-	metrics  *metrics
-	inFlight atomic.Int64
+	store     *runtime.Store
+	llm       *llm.Client
+	usage     *usage.Recorder
+	maxBody   int64
+	log       *slog.Logger
+	gatherer  prometheus.Gatherer
+	metrics   *metrics
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	accessLog bool
+	admitter  Admitter
+	guard     Guard
+	inFlight  atomic.Int64
 }
 
 // New returns a Server.
@@ -59,14 +81,23 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	tracer := cfg.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Server{
-		store:    cfg.Store,
-		llm:      cfg.LLM,
-		usage:    cfg.Usage,
-		maxBody:  cfg.MaxBodyBytes,
-		log:      cfg.Logger.With("component", "http"),
-		gatherer: cfg.Gatherer,
-		metrics:  m,
+		store:     cfg.Store,
+		llm:       cfg.LLM,
+		usage:     cfg.Usage,
+		maxBody:   cfg.MaxBodyBytes,
+		log:       cfg.Logger.With("component", "http"),
+		gatherer:  cfg.Gatherer,
+		metrics:   m,
+		tracer:    tracer,
+		prop:      propagation.TraceContext{},
+		accessLog: cfg.AccessLog,
+		admitter:  cfg.Admitter,
+		guard:     cfg.Guard,
 	}, nil
 }
 
@@ -80,7 +111,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/models", s.api("models", s.requireKey(s.listModels)))
-	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.chatCompletions)))
+	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.serveLLM(llm.SurfaceChat))))
+	mux.Handle("POST /v1/embeddings", s.api("embeddings", s.requireKey(s.serveLLM(llm.SurfaceEmbeddings))))
+	mux.Handle("POST /v1/responses", s.api("responses", s.requireKey(s.serveLLM(llm.SurfaceResponses))))
+	mux.Handle("POST /v1/messages", s.api("messages", s.requireKey(s.serveLLM(llm.SurfaceMessages))))
 	mux.Handle("/", s.api("unknown", s.notFound))
 	return s.base(mux)
 }
@@ -89,11 +123,16 @@ func (s *Server) Handler() http.Handler {
 type call struct {
 	requestID string
 	endpoint  string
+	// surface is the API the caller speaks; errors are rendered in its format.
+	surface   llm.Surface
 	start     time.Time
 	key       *runtime.Key
 	modelName string
 	model     *runtime.Model
 	result    *llm.Result
+	// body is the request body, kept for content logging.
+	body        []byte
+	guardEvents []*gatehousev1.GuardrailEvent
 }
 
 // handler is an API handler: it answers, or returns an error for the adapter to render.
@@ -107,14 +146,18 @@ func (s *Server) base(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set("x-request-id", id)
-		rw := &responseWriter{ResponseWriter: w}
+		rw := &responseWriter{ResponseWriter: w, start: time.Now()}
 		s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !rw.wrote {
-					writeAPIError(rw, errInternal)
+					surface := llm.SurfaceChat
+					if r.URL.Path == "/v1/messages" {
+						surface = llm.SurfaceMessages
+					}
+					writeAPIError(rw, surface, errInternal)
 				}
 			}
 		}()
@@ -125,20 +168,37 @@ func (s *Server) base(next http.Handler) http.Handler {
 // api adapts a handler: it renders returned errors (and panics) as OpenAI error JSON,
 // records metrics and emits the usage event of authenticated requests.
 func (s *Server) api(endpoint string, h handler) http.Handler {
+	surface := surfaceOf(endpoint)
+	spanName := "gatehouse " + endpoint
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := r.Context().Value(requestIDKey{}).(string)
-		c := &call{requestID: id, endpoint: endpoint, start: time.Now()}
+		c := &call{requestID: id, endpoint: endpoint, surface: surface, start: time.Now()}
 		rw, ok := w.(*responseWriter)
 		if !ok {
-			rw = &responseWriter{ResponseWriter: w}
+			rw = &responseWriter{ResponseWriter: w, start: c.start}
 		}
+		ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("gatehouse.request_id", id), attribute.String("http.route", r.URL.Path))
+		}
+		r = r.WithContext(ctx)
 		err := s.serve(rw, r, c, h)
 		var ae *apiError
 		if err != nil {
 			ae = toAPIError(err, c.modelName)
 			s.logError(c, ae)
 			if !rw.wrote && ae.status != statusClientClosed {
-				writeAPIError(rw, ae)
+				var wait time.Duration
+				if c.result != nil {
+					wait = c.result.UpstreamWait
+				}
+				rw.Header().Set(llm.OverheadHeader, llm.FormatOverhead(time.Since(c.start)-wait))
+				for k, v := range ae.header {
+					rw.Header()[k] = v
+				}
+				writeAPIError(rw, c.surface, ae)
 			}
 		}
 		status := rw.status
@@ -151,10 +211,77 @@ func (s *Server) api(endpoint string, h handler) http.Handler {
 		elapsed := time.Since(c.start)
 		s.metrics.requests.WithLabelValues(endpoint, statusClass(status)).Inc()
 		s.metrics.duration.WithLabelValues(endpoint).Observe(elapsed.Seconds())
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if ae != nil {
+				span.SetStatus(codes.Error, ae.code)
+			}
+		}
 		if c.key != nil {
-			s.usage.Emit(c.usageEvent(status, ae, elapsed))
+			ev := c.usageEvent(status, ae, elapsed)
+			if ev.ErrorClass != "" {
+				s.metrics.errors.WithLabelValues(ev.ErrorClass).Inc()
+			}
+			if ev.CostMicros > 0 {
+				s.metrics.cost.Add(float64(ev.CostMicros))
+			}
+			if c.result != nil && c.result.Status != 0 {
+				s.metrics.overhead.Observe(c.result.Overhead.Seconds())
+			}
+			if c.model != nil && (s.accessLog || c.key.Team.LogContents) {
+				s.logAccess(r.Context(), c, ev)
+			}
+			s.usage.Emit(ev)
+		} else if ae != nil && ae.code != "" {
+			s.metrics.errors.WithLabelValues(ae.code).Inc()
 		}
 	})
+}
+
+// surfaceOf is the API an endpoint speaks, which decides the error format.
+func surfaceOf(endpoint string) llm.Surface {
+	switch endpoint {
+	case "messages":
+		return llm.SurfaceMessages
+	case "responses":
+		return llm.SurfaceResponses
+	case "embeddings":
+		return llm.SurfaceEmbeddings
+	}
+	return llm.SurfaceChat
+}
+
+// maxLoggedContent bounds the prompt and completion logged for a team with
+// log_contents.
+const maxLoggedContent = 64 << 10
+
+// logAccess writes the access log line of an LLM request. Contents are logged only
+// when the team asked for it.
+func (s *Server) logAccess(ctx context.Context, c *call, ev *gatehousev1.UsageEvent) {
+	attrs := []slog.Attr{
+		slog.String("request_id", c.requestID), slog.String("endpoint", c.endpoint),
+		slog.String("org_id", ev.OrgId), slog.String("team_id", ev.TeamId), slog.String("key_id", ev.KeyId),
+		slog.String("model", ev.Model), slog.String("provider_id", ev.ProviderId), slog.String("deployment_id", ev.DeploymentId),
+		slog.Int("status", int(ev.StatusCode)), slog.String("error_class", ev.ErrorClass), slog.Bool("streamed", ev.Streamed),
+		slog.Int64("prompt_tokens", ev.PromptTokens), slog.Int64("completion_tokens", ev.CompletionTokens),
+		slog.Int64("cached_tokens", ev.CachedTokens), slog.Int64("cost_micros", ev.CostMicros),
+		slog.Int64("latency_ms", ev.LatencyMs), slog.Int64("ttft_ms", ev.TimeToFirstTokenMs), slog.Int64("overhead_us", ev.OverheadUs),
+		slog.Int("retries", int(ev.Retries)), slog.String("fallback_model", ev.FallbackModel),
+	}
+	if c.key.Team.LogContents {
+		attrs = append(attrs, slog.String("prompt", truncate(string(c.body), maxLoggedContent)))
+		if c.result != nil {
+			attrs = append(attrs, slog.String("completion", truncate(c.result.Text, maxLoggedContent)))
+		}
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "llm request", attrs...)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call, h handler) (err error) {
@@ -202,10 +329,25 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 	case status >= 400:
 		ev.ErrorClass = "upstream_status"
 	}
+	ev.GuardrailEvents = c.guardEvents
 	if m := c.model; m != nil {
 		ev.UpstreamModel = m.UpstreamModel
 		ev.ProviderId = m.Provider.ID
 		if res := c.result; res != nil {
+			// The model and deployment that answered (a fallback's prices apply).
+			if res.Model != nil {
+				m = res.Model
+			}
+			if d := res.Deployment; d != nil {
+				ev.DeploymentId = d.ID
+				ev.UpstreamModel = d.UpstreamModel
+				ev.ProviderId = d.Provider.ID
+			}
+			if res.Fallback {
+				ev.FallbackModel = m.Name
+			}
+			ev.Retries = int32(res.Retries)
+			ev.OverheadUs = res.Overhead.Microseconds()
 			ev.TimeToFirstTokenMs = res.TTFT.Milliseconds()
 			ev.Streamed = res.Streamed
 			ev.PromptTokens = res.Usage.PromptTokens
@@ -295,24 +437,122 @@ func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, c *call) err
 	return nil
 }
 
-func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, c *call) error {
-	body, err := s.readBody(w, r)
-	if err != nil {
+// serveLLM serves an LLM endpoint of the given surface.
+func (s *Server) serveLLM(surface llm.Surface) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		c.body = body
+		req, err := parseLLM(surface, body)
+		if err != nil {
+			return err
+		}
+		c.modelName = req.model
+		m, err := c.key.Model(req.model)
+		if err != nil {
+			return err
+		}
+		c.model = m
+		ctx := r.Context()
+
+		// Hook: limits admission, with the request's estimated tokens.
+		if s.admitter != nil {
+			ticket, err := s.admitter.Admit(ctx, Admission{Key: c.key, Model: m, Endpoint: c.endpoint, Stream: req.stream, EstimatedTokens: req.estimateTokens()})
+			if err != nil {
+				return fmt.Errorf("admission: %w", err)
+			}
+			for k, v := range ticket.Header() {
+				w.Header()[k] = v
+			}
+			defer func() {
+				var u llm.Usage
+				if c.result != nil {
+					u = c.result.Usage
+				}
+				ticket.Settle(u)
+			}()
+		}
+
+		// Hook: request guardrails (block or rewrite), then the response filter.
+		var filter llm.ContentFilter
+		if s.guard != nil {
+			in := GuardInput{Key: c.key, Model: m, Surface: surface, Endpoint: c.endpoint, Body: body}
+			next, events, err := s.guard.Request(ctx, in)
+			c.guardEvents = append(c.guardEvents, events...)
+			if err != nil {
+				return fmt.Errorf("request guardrail: %w", err)
+			}
+			if next != nil && !bytes.Equal(next, body) {
+				if req, err = parseLLM(surface, next); err != nil {
+					return fmt.Errorf("request guardrail rewrite: %w", err)
+				}
+				c.body = next
+			}
+			if surface != llm.SurfaceEmbeddings {
+				if rg := s.guard.Response(ctx, in); rg != nil {
+					filter = rg
+					defer func() { c.guardEvents = append(c.guardEvents, rg.Events()...) }()
+				}
+			}
+		}
+
+		req.Candidates = c.key.Candidates(m)
+		req.Filter = filter
+		req.Header = r.Header
+		req.Start = c.start
+		req.CaptureText = c.key.Team.LogContents
+		res, err := s.llm.Serve(ctx, w, &req.Request)
+		c.result = res
 		return err
 	}
-	req, err := llm.ParseChatRequest(body)
-	if err != nil {
-		return err
+}
+
+// llmRequest is a parsed LLM request and what the handler needs of it.
+type llmRequest struct {
+	llm.Request
+	model  string
+	stream bool
+}
+
+func (r *llmRequest) estimateTokens() int64 {
+	if r.Embeddings != nil {
+		return r.Embeddings.EstimateTokens()
 	}
-	c.modelName = req.Model
-	m, err := c.key.Model(req.Model)
-	if err != nil {
-		return err
+	return r.Chat.EstimateTokens()
+}
+
+// parseLLM parses a body of the surface's format.
+func parseLLM(surface llm.Surface, body []byte) (*llmRequest, error) {
+	out := &llmRequest{Request: llm.Request{Surface: surface}}
+	switch surface {
+	case llm.SurfaceEmbeddings:
+		req, err := llm.ParseEmbeddingsRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Embeddings, out.model = req, req.Model
+	case llm.SurfaceMessages:
+		req, err := llm.ParseMessagesRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Messages, out.Chat, out.model, out.stream = req, req.Chat, req.Model, req.Stream
+	case llm.SurfaceResponses:
+		req, err := llm.ParseResponsesRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Responses, out.Chat, out.model, out.stream = req, req.Chat, req.Model, req.Stream
+	default:
+		req, err := llm.ParseChatRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Chat, out.model, out.stream = req, req.Model, req.Stream
 	}
-	c.model = m
-	res, err := s.llm.ChatCompletions(r.Context(), w, m, req)
-	c.result = res
-	return err
+	return out, nil
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -359,9 +599,12 @@ func statusClass(status int) string {
 	return strconv.Itoa(status/100) + "xx"
 }
 
-// responseWriter remembers whether and what the handler wrote.
+// responseWriter remembers whether and what the handler wrote, and stamps the
+// gateway's overhead on answers that did not set it (those that waited on no
+// upstream).
 type responseWriter struct {
 	http.ResponseWriter
+	start  time.Time
 	status int
 	wrote  bool
 }
@@ -370,14 +613,16 @@ func (w *responseWriter) WriteHeader(status int) {
 	if !w.wrote {
 		w.status = status
 		w.wrote = true
+		if h := w.Header(); h.Get(llm.OverheadHeader) == "" {
+			h.Set(llm.OverheadHeader, llm.FormatOverhead(time.Since(w.start)))
+		}
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
-		w.status = http.StatusOK
-		w.wrote = true
+		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -388,6 +633,9 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+	cost     prometheus.Counter
+	overhead prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -401,8 +649,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Duration of requests, streams included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"endpoint"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_errors_total",
+			Help: "Failed requests, by error class (the usage event's error_class).",
+		}, []string{"class"}),
+		cost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_cost_micros_total",
+			Help: "Cost of the requests served, in micro-USD, from the price catalog.",
+		}),
+		overhead: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gatehouse_gateway_overhead_seconds",
+			Help:    "Time the gateway added before the first byte of an LLM answer, upstream waits excluded.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.errors, m.cost, m.overhead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -1,9 +1,13 @@
-// Package llm proxies OpenAI-compatible LLM calls to upstream providers: it rewrites the
-// request for the provider, relays the answer (streams event by event, flushing each),
-// and meters it (token usage, time to first token, upstream latency). It decides which
-// provider types the gateway can speak (Speaks) and refuses the others before any I/O.
-// It knows nothing of keys or permissions, and never writes error bodies of its own:
-// failures before the first byte is written are returned for the caller to render.
+// Package llm proxies LLM calls to upstream providers. Callers speak OpenAI chat
+// completions, embeddings or Responses, or Anthropic Messages; providers speak
+// OpenAI-compatible, Azure OpenAI, Anthropic or Gemini wire formats. Where the two
+// differ the package translates (requests, answers and streams, tool calls included);
+// where they match it relays bytes. It chooses deployments through the routing
+// package, retries with backoff, falls back to other models, times out slow first
+// tokens, relays streams event by event (flushing each), and meters every exchange
+// (usage, time to first token, upstream latency, gateway overhead). It knows nothing of
+// keys or permissions. Failures before anything was written are returned for the
+// caller to render; once an answer has begun, it ends it in the caller's format.
 package llm
 
 import (
@@ -13,17 +17,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/routing"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
@@ -31,7 +37,8 @@ import (
 // connection before answering.
 var ErrUpstreamUnreachable = errors.New("upstream unreachable")
 
-// ErrUpstreamTimeout means the provider did not answer within the upstream timeout.
+// ErrUpstreamTimeout means the provider did not answer within the upstream timeout, or
+// sent no first token within the time-to-first-token timeout.
 var ErrUpstreamTimeout = errors.New("upstream timeout")
 
 // ErrUpstreamAuth means the provider refused the gateway's credential (401/403); the
@@ -42,15 +49,22 @@ var ErrUpstreamAuth = errors.New("upstream refused credentials")
 var ErrUpstreamBadResponse = errors.New("bad upstream response")
 
 // ErrUpstreamStream means a stream broke after it had started; the caller got a
-// truncated stream.
+// truncated stream (ended with an error event in its format).
 var ErrUpstreamStream = errors.New("upstream stream broken")
 
 // ErrClientGone means the caller went away; the upstream request was cancelled.
 var ErrClientGone = errors.New("client disconnected")
 
+// ErrNoDeployment means every deployment of every candidate model was behind an open
+// circuit breaker: nothing was sent upstream.
+var ErrNoDeployment = errors.New("no available deployment")
+
+// ErrOperationNotSupported means no candidate model's provider offers the operation
+// (embeddings on Anthropic); nothing was sent upstream.
+var ErrOperationNotSupported = errors.New("operation not supported by the provider")
+
 // ErrProviderNotSupported means the model's provider is of a type this gateway has no
-// adapter for yet; nothing was sent upstream. It comes inside a
-// *ProviderNotSupportedError.
+// adapter for; nothing was sent upstream. It comes inside a *ProviderNotSupportedError.
 var ErrProviderNotSupported = errors.New("provider type not supported")
 
 // ProviderNotSupportedError names the provider type the gateway cannot speak; it
@@ -66,11 +80,46 @@ func (e *ProviderNotSupportedError) Error() string {
 
 func (e *ProviderNotSupportedError) Unwrap() error { return ErrProviderNotSupported }
 
+// Refusal is the error a request hook (limits admission, guardrails) returns to refuse
+// a request, or a content filter returns to cut a response. Its message is shown to the
+// caller, in the caller's format.
+type Refusal struct {
+	// Status is the HTTP status of a refusal before the answer began (default 400).
+	Status int
+	// Code is a stable machine-readable code, e.g. "rate_limit_exceeded" or
+	// "content_blocked"; it is also the usage event's error class.
+	Code    string
+	Message string
+	// Header holds response headers to add (Retry-After, RateLimit-*).
+	Header http.Header
+}
+
+func (e *Refusal) Error() string { return "refused: " + e.Code + ": " + e.Message }
+
+// ContentFilter sees the assistant's text as it is produced, for one response: each
+// content delta of a stream in order, or the whole text of an answer that is not
+// streamed. Filter returns the text to pass on instead (the same, redacted, or empty
+// while it holds text back); Flush returns what it held back when the text ends. An
+// error (a *Refusal to choose the message) cuts the response: a stream ends with an
+// error event in the caller's format, an answer not yet sent is refused. Tool call
+// arguments are not filtered.
+type ContentFilter interface {
+	Filter(delta string) (string, error)
+	Flush() (string, error)
+}
+
 // Speaks reports whether the gateway has an adapter for providers of type t. Models of
 // other types compile and are listed, but calling them fails with
 // ErrProviderNotSupported.
 func Speaks(t gatehousev1.ProviderType) bool {
-	return t == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE
+	switch t {
+	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
+		gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC,
+		gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI,
+		gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI:
+		return true
+	}
+	return false
 }
 
 // ProviderTypeName is the short name of a provider type, as callers see it in errors
@@ -79,23 +128,49 @@ func ProviderTypeName(t gatehousev1.ProviderType) string {
 	return strings.ToLower(strings.TrimPrefix(t.String(), "PROVIDER_TYPE_"))
 }
 
-// Config configures a Client. Zero values take the defaults.
+// Config configures a Client. Zero values take the defaults. A model's routing
+// settings override the defaults of the same name.
 type Config struct {
-	// Timeout bounds a whole upstream exchange, streams included (default 10m).
+	// Timeout bounds one upstream attempt, streams included (default 10m).
 	Timeout time.Duration
+	// TTFTTimeout bounds the wait for a stream's first token; 0 disables it.
+	TTFTTimeout time.Duration
+	// MaxRetries is the number of retries after a model's first attempt (default 2).
+	MaxRetries int
+	// RetryBackoff is the base of the exponential backoff between retries (default
+	// 250ms); each wait is drawn uniformly from [0, base·2^n] (full jitter), capped at
+	// MaxBackoff (default 10s).
+	RetryBackoff time.Duration
+	MaxBackoff   time.Duration
+	// BreakerFailures consecutive failures open a deployment's circuit for
+	// BreakerCooldown (defaults 5 and 30s).
+	BreakerFailures int
+	BreakerCooldown time.Duration
 	// MaxResponseBytes bounds a non-streamed upstream body (default 64 MiB).
 	MaxResponseBytes int64
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
+	// Router holds the routing state; nil makes a private one.
+	Router *routing.Router
+	// Tracer traces upstream attempts (default: no tracing). The W3C trace context of
+	// the request is propagated upstream either way.
+	Tracer     trace.Tracer
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Client sends requests to providers over one shared, tuned transport.
 type Client struct {
 	http    *http.Client
-	timeout time.Duration
+	cfg     Config
 	maxResp int64
+	router  *routing.Router
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
 	log     *slog.Logger
 	metrics *metrics
+	// sleep waits between retries; tests replace it.
+	sleep func(context.Context, time.Duration) error
+	// jitter draws a backoff in [0, d].
+	jitter func(d time.Duration) time.Duration
 }
 
 // NewClient returns a Client with its own connection pool.
@@ -119,13 +194,37 @@ func NewClient(cfg Config) (*Client, error) {
 		ReadBufferSize:        32 << 10,
 		WriteBufferSize:       32 << 10,
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Minute
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 2
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = 5
+	}
+	if cfg.BreakerCooldown <= 0 {
+		cfg.BreakerCooldown = 30 * time.Second
 	}
 	maxResp := cfg.MaxResponseBytes
 	if maxResp <= 0 {
 		maxResp = 64 << 20
+	}
+	router := cfg.Router
+	if router == nil {
+		if router, err = routing.New(routing.Config{}); err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+	}
+	tracer := cfg.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
 	}
 	return &Client{
 		// Redirects are not followed: a provider answers or fails.
@@ -135,191 +234,104 @@ func NewClient(cfg Config) (*Client, error) {
 				return http.ErrUseLastResponse
 			},
 		},
-		timeout: timeout,
+		cfg:     cfg,
 		maxResp: maxResp,
+		router:  router,
+		tracer:  tracer,
+		prop:    propagation.TraceContext{},
 		log:     cfg.Logger.With("component", "llm"),
 		metrics: m,
+		sleep:   sleepCtx,
+		jitter:  fullJitter,
 	}, nil
 }
+
+// Router returns the routing state the client uses.
+func (c *Client) Router() *routing.Router { return c.router }
 
 // Close releases idle upstream connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// Usage is the token usage an upstream reported.
+// Usage is the token usage of an exchange.
 type Usage struct {
 	PromptTokens     int64
 	CompletionTokens int64
 	CachedTokens     int64
 }
 
-// Result describes one upstream exchange.
+// Request is one LLM call as the gateway serves it.
+type Request struct {
+	Surface Surface
+	// Chat is the call in chat completions form (every surface but embeddings).
+	Chat *ChatRequest
+	// Messages is set for SurfaceMessages: relayed as it came to Anthropic upstreams.
+	Messages *MessagesRequest
+	// Responses is set for SurfaceResponses.
+	Responses  *ResponsesRequest
+	Embeddings *EmbeddingsRequest
+	// Candidates are the models to try in order: the one asked for, then its
+	// fallbacks. Never empty.
+	Candidates []*runtime.Model
+	// Filter, when set, filters the assistant's text (response guardrails).
+	Filter ContentFilter
+	// Header is the caller's request header; anthropic-version and anthropic-beta are
+	// forwarded to Anthropic upstreams.
+	Header http.Header
+	// Start is when the gateway received the request, for the overhead it reports.
+	Start time.Time
+	// CaptureText keeps the completion text in the result (content logging).
+	CaptureText bool
+}
+
+func (r *Request) stream() bool {
+	switch r.Surface {
+	case SurfaceMessages:
+		return r.Messages.Stream
+	case SurfaceEmbeddings:
+		return false
+	}
+	return r.Chat.Stream
+}
+
+// Result describes how a request was served.
 type Result struct {
 	// Status is the status written to the caller, 0 if nothing was written.
 	Status   int
 	Streamed bool
 	Usage    Usage
-	// TTFT is the time from the upstream call to the first streamed chunk, or to the
-	// response headers when not streaming.
+	// UsageEstimated says Usage was counted by the gateway (the stream ended before the
+	// provider reported usage): prompt and completion characters divided by 4.
+	UsageEstimated bool
+	// TTFT is the time from the answering attempt's start to the first streamed event,
+	// or to the response headers when not streaming.
 	TTFT time.Duration
-	// Upstream is the duration of the whole upstream exchange.
+	// Upstream is the duration of the answering attempt, stream included.
 	Upstream time.Duration
+	// UpstreamWait is the time spent waiting on upstreams (every attempt, and the
+	// backoff between them) before the answer began.
+	UpstreamWait time.Duration
+	// Overhead is the gateway's own time before the first byte to the caller: the time
+	// since Request.Start less UpstreamWait. It is also sent as x-gatehouse-overhead-ms.
+	Overhead time.Duration
+	// Model and Deployment served the request (nil when none did); Fallback says Model
+	// is one of the asked model's fallbacks.
+	Model      *runtime.Model
+	Deployment *runtime.Deployment
+	Fallback   bool
+	// Retries is the number of attempts after the first.
+	Retries int
+	// Text is the completion text, when the request asked to capture it.
+	Text string
 }
 
-type usageJSON struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-}
+// OverheadHeader carries the gateway's overhead in milliseconds with microsecond
+// precision, set before the first byte of every answer.
+const OverheadHeader = "x-gatehouse-overhead-ms"
 
-func (u *usageJSON) usage() Usage {
-	out := Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
-	if u.PromptTokensDetails != nil {
-		out.CachedTokens = u.PromptTokensDetails.CachedTokens
-	}
-	return out
-}
-
-// ChatCompletions sends req to m's provider and relays the answer to w. It returns an
-// error when the exchange failed; if res.Status is 0 nothing was written and the caller
-// must answer.
-func (c *Client) ChatCompletions(ctx context.Context, w http.ResponseWriter, m *runtime.Model, req *ChatRequest) (*Result, error) {
-	res := &Result{}
-	if !Speaks(m.Provider.Type) {
-		return res, fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: m.Provider.ID, Type: m.Provider.Type})
-	}
-	start := time.Now()
-	defer func() {
-		res.Upstream = time.Since(start)
-		c.metrics.upstream.WithLabelValues(streamLabel(res.Streamed)).Observe(res.Upstream.Seconds())
-		c.metrics.tokens.WithLabelValues("prompt").Add(float64(res.Usage.PromptTokens))
-		c.metrics.tokens.WithLabelValues("completion").Add(float64(res.Usage.CompletionTokens))
-		c.metrics.tokens.WithLabelValues("cached").Add(float64(res.Usage.CachedTokens))
-	}()
-
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, m.Provider.ChatCompletionsURL, bytes.NewReader(req.UpstreamBody(m.UpstreamModel)))
-	if err != nil {
-		return res, fmt.Errorf("chat completions: %w: %w", ErrUpstreamUnreachable, err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	if m.Provider.Authorization != "" {
-		hreq.Header.Set("Authorization", m.Provider.Authorization)
-	}
-	if req.Stream {
-		hreq.Header.Set("Accept", "text/event-stream")
-	} else {
-		hreq.Header.Set("Accept", "application/json")
-	}
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return res, fmt.Errorf("chat completions: %w", classify(parent, ctx, err, ErrUpstreamUnreachable))
-	}
-	defer resp.Body.Close()
-	res.TTFT = time.Since(start)
-
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return res, fmt.Errorf("chat completions: %w: provider %s answered %d", ErrUpstreamAuth, m.Provider.ID, resp.StatusCode)
-	}
-	if req.Stream && resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		res.Streamed = true
-		return res, c.relayStream(parent, ctx, w, resp, req, res, start)
-	}
-	return res, c.relayBody(parent, ctx, w, resp, res)
-}
-
-func (c *Client) relayBody(parent, ctx context.Context, w http.ResponseWriter, resp *http.Response, res *Result) error {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResp+1))
-	if err != nil {
-		return fmt.Errorf("chat completions: read body: %w", classify(parent, ctx, err, ErrUpstreamBadResponse))
-	}
-	if int64(len(body)) > c.maxResp {
-		return fmt.Errorf("chat completions: %w: body over %d bytes", ErrUpstreamBadResponse, c.maxResp)
-	}
-	if resp.StatusCode == http.StatusOK {
-		var parsed struct {
-			Usage *usageJSON `json:"usage"`
-		}
-		if err := json.Unmarshal(body, &parsed); err == nil && parsed.Usage != nil {
-			res.Usage = parsed.Usage.usage()
-		}
-	}
-	ct := resp.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "application/json"
-	}
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(resp.StatusCode)
-	res.Status = resp.StatusCode
-	if _, err := w.Write(body); err != nil {
-		return fmt.Errorf("chat completions: write: %w: %w", ErrClientGone, err)
-	}
-	return nil
-}
-
-func (c *Client) relayStream(parent, ctx context.Context, w http.ResponseWriter, resp *http.Response, req *ChatRequest, res *Result, start time.Time) error {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	res.Status = http.StatusOK
-	rc := http.NewResponseController(w)
-	if err := rc.Flush(); err != nil {
-		return fmt.Errorf("chat completions: flush: %w: %w", ErrClientGone, err)
-	}
-
-	br := bufio.NewReaderSize(resp.Body, 16<<10)
-	event := make([]byte, 0, 4<<10)
-	first := true
-	for {
-		line, err := readLine(br)
-		if len(line) > 0 {
-			event = append(event, line...)
-		}
-		end := isBlankLine(line) || (err != nil && len(event) > 0)
-		if end && len(bytes.TrimSpace(event)) > 0 {
-			if err != nil && !isBlankLine(line) {
-				// The upstream ended without the final blank line; terminate the event
-				// so the caller's parser sees it.
-				event = append(event, '\n', '\n')
-			}
-			forward, sawData := inspectEvent(event, req.IncludeUsage, &res.Usage)
-			if sawData && first {
-				first = false
-				res.TTFT = time.Since(start)
-				c.metrics.ttft.Observe(res.TTFT.Seconds())
-			}
-			if forward {
-				if _, werr := w.Write(event); werr != nil {
-					return fmt.Errorf("chat completions: write: %w: %w", ErrClientGone, werr)
-				}
-				if werr := rc.Flush(); werr != nil {
-					return fmt.Errorf("chat completions: flush: %w: %w", ErrClientGone, werr)
-				}
-			}
-			event = event[:0]
-		} else if end {
-			event = event[:0]
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			if parent.Err() != nil {
-				return fmt.Errorf("chat completions: %w: %w", ErrClientGone, err)
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("chat completions: stream: %w: %w", ErrUpstreamTimeout, err)
-			}
-			return fmt.Errorf("chat completions: %w: %w", ErrUpstreamStream, err)
-		}
-	}
+// FormatOverhead renders an overhead for OverheadHeader.
+func FormatOverhead(d time.Duration) string {
+	us := max(d.Microseconds(), 0)
+	return fmt.Sprintf("%d.%03d", us/1000, us%1000)
 }
 
 // readLine reads one line including its newline, however long.
@@ -367,18 +379,23 @@ func inspectEvent(event []byte, includeUsage bool, usage *Usage) (forward, sawDa
 	if data == nil {
 		return true, false
 	}
+	return inspectData(data, includeUsage, usage), true
+}
+
+// inspectData is inspectEvent for an event's data.
+func inspectData(data []byte, includeUsage bool, usage *Usage) (forward bool) {
 	if bytes.Equal(data, doneData) || !hasUsage(data) {
-		return true, true
+		return true
 	}
 	var chunk struct {
 		Choices []json.RawMessage `json:"choices"`
 		Usage   *usageJSON        `json:"usage"`
 	}
 	if err := json.Unmarshal(data, &chunk); err != nil || chunk.Usage == nil {
-		return true, true
+		return true
 	}
 	*usage = chunk.Usage.usage()
-	return includeUsage || len(chunk.Choices) > 0, true
+	return includeUsage || len(chunk.Choices) > 0
 }
 
 // hasUsage is a fast pre-check: streams with usage enabled carry `"usage":null` in every
@@ -415,38 +432,59 @@ func classify(parent, ctx context.Context, err, fallback error) error {
 	return fmt.Errorf("%w: %w", fallback, err)
 }
 
-func streamLabel(streamed bool) string {
-	if streamed {
-		return "true"
-	}
-	return "false"
-}
-
 type metrics struct {
-	upstream *prometheus.HistogramVec
-	ttft     prometheus.Histogram
-	tokens   *prometheus.CounterVec
+	upstream    [2]prometheus.Observer // by streamed
+	ttft        prometheus.Histogram
+	tokens      [3]prometheus.Counter // prompt, completion, cached
+	attempts    *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	fallbacks   prometheus.Counter
+	estimated   prometheus.Counter
+	attemptsVec *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	buckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	upstream := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gatehouse_gateway_upstream_duration_seconds",
+		Help:    "Duration of the upstream exchange that answered, streams included.",
+		Buckets: buckets,
+	}, []string{"streamed"})
+	tokens := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_gateway_tokens_total",
+		Help: "Tokens used, by kind (prompt, completion, cached).",
+	}, []string{"kind"})
 	m := &metrics{
-		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gatehouse_gateway_upstream_duration_seconds",
-			Help:    "Duration of upstream exchanges, streams included.",
-			Buckets: buckets,
-		}, []string{"streamed"}),
+		upstream: [2]prometheus.Observer{upstream.WithLabelValues("false"), upstream.WithLabelValues("true")},
 		ttft: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gatehouse_gateway_time_to_first_token_seconds",
 			Help:    "Time from the upstream call to the first streamed chunk.",
 			Buckets: buckets,
 		}),
-		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_gateway_tokens_total",
-			Help: "Tokens reported by upstreams, by kind (prompt, completion, cached).",
-		}, []string{"kind"}),
+		tokens: [3]prometheus.Counter{tokens.WithLabelValues("prompt"), tokens.WithLabelValues("completion"), tokens.WithLabelValues("cached")},
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_upstream_attempts_total",
+			Help: "Upstream attempts, by provider type and outcome (ok, status_4xx, status_429, status_5xx, auth, timeout, ttft_timeout, unreachable, bad_response, client_gone).",
+		}, []string{"provider_type", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_upstream_retries_total",
+			Help: "Upstream attempts made after a failed one, by the failure that caused them.",
+		}, []string{"reason"}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_fallbacks_total",
+			Help: "Requests answered by a fallback model.",
+		}),
+		estimated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_usage_estimated_total",
+			Help: "Requests whose usage the gateway estimated because the stream ended before the provider reported it.",
+		}),
+		attemptsVec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_gateway_upstream_attempt_latency_seconds",
+			Help:    "Latency of upstream attempts to the first token (streams) or the full answer, by provider type.",
+			Buckets: buckets,
+		}, []string{"provider_type"}),
 	}
-	for _, c := range []prometheus.Collector{m.upstream, m.ttft, m.tokens} {
+	for _, c := range []prometheus.Collector{upstream, m.ttft, tokens, m.attempts, m.retries, m.fallbacks, m.estimated, m.attemptsVec} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -17,6 +17,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
+// TestUnsupportedProviderTypes checks Speaks against the contract's provider types,
+// and that a type without an adapter is refused before any I/O.
 func TestUnsupportedProviderTypes(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
@@ -37,9 +39,11 @@ func TestUnsupportedProviderTypes(t *testing.T) {
 		supports bool
 	}{
 		{gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, "openai_compatible", true},
-		{gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC, "anthropic", false},
-		{gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI, "azure_openai", false},
-		{gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI, "gemini", false},
+		{gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC, "anthropic", true},
+		{gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI, "azure_openai", true},
+		{gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI, "gemini", true},
+		{gatehousev1.ProviderType_PROVIDER_TYPE_UNSPECIFIED, "unspecified", false},
+		{gatehousev1.ProviderType(99), "99", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +66,7 @@ func TestUnsupportedProviderTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			res, err := c.ChatCompletions(context.Background(), rec, m, req)
+			res, err := c.Serve(context.Background(), rec, &Request{Surface: SurfaceChat, Chat: req, Candidates: []*runtime.Model{m}})
 			var pe *ProviderNotSupportedError
 			if !errors.Is(err, ErrProviderNotSupported) || !errors.As(err, &pe) || pe.Type != tt.typ || pe.ProviderID != "p" {
 				t.Fatalf("err = %v, want ProviderNotSupportedError for %s", err, tt.typ)

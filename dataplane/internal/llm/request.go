@@ -3,6 +3,8 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -16,6 +18,10 @@ type InvalidRequestError struct {
 
 func (e *InvalidRequestError) Error() string { return e.Message }
 
+func invalidf(param, format string, args ...any) *InvalidRequestError {
+	return &InvalidRequestError{Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
 // ChatRequest is a parsed chat completions body. Only the fields the gateway acts on are
 // interpreted; every other field is passed upstream untouched.
 type ChatRequest struct {
@@ -24,6 +30,8 @@ type ChatRequest struct {
 	// IncludeUsage says the caller asked for the usage chunk of a stream.
 	IncludeUsage bool
 
+	raw           []byte
+	decoded       *chatBody
 	fields        map[string]json.RawMessage
 	streamOptions map[string]json.RawMessage
 }
@@ -36,7 +44,7 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
-	req := &ChatRequest{fields: fields}
+	req := &ChatRequest{raw: body, fields: fields}
 	raw, ok := fields["model"]
 	if !ok || json.Unmarshal(raw, &req.Model) != nil || req.Model == "" {
 		return nil, &InvalidRequestError{Param: "model", Message: "`model` is required and must be a non-empty string."}
@@ -113,4 +121,98 @@ func mustMarshal(s string) json.RawMessage {
 	// Marshalling a string cannot fail.
 	b, _ := json.Marshal(s)
 	return b
+}
+
+// body decodes the request for translation into another provider's format.
+func (r *ChatRequest) body() (*chatBody, error) {
+	if r.decoded != nil {
+		return r.decoded, nil
+	}
+	var b chatBody
+	if err := json.Unmarshal(r.raw, &b); err != nil {
+		return nil, invalidf("messages", "The request does not match the chat completions schema: %s.", schemaError(err))
+	}
+	r.decoded = &b
+	return &b, nil
+}
+
+// schemaError describes a decoding error without echoing the caller's data.
+func schemaError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("`%s` must be %s", te.Field, jsonKind(te.Type.Kind().String()))
+	}
+	return "malformed JSON"
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	case "ptr", "interface":
+		return "of another type"
+	default:
+		return "a number"
+	}
+}
+
+// DefaultCompletionEstimate is the completion size assumed by EstimateTokens when a
+// request sets no output limit.
+const DefaultCompletionEstimate = 1024
+
+// EstimateTokens estimates the tokens a chat request will use, before it is sent: the
+// characters of its message texts divided by 4, plus its output limit (max_tokens,
+// max_completion_tokens) or DefaultCompletionEstimate. Limits admission uses it; it is
+// only an estimate, settled against the real usage afterwards.
+func (r *ChatRequest) EstimateTokens() int64 {
+	prompt, out := r.estimate()
+	return prompt + out
+}
+
+func (r *ChatRequest) promptEstimate() int64 {
+	prompt, _ := r.estimate()
+	return prompt
+}
+
+func (r *ChatRequest) estimate() (prompt, completion int64) {
+	var b struct {
+		Messages []struct {
+			Content   json.RawMessage `json:"content"`
+			ToolCalls []toolCall      `json:"tool_calls"`
+		} `json:"messages"`
+		MaxTokens           *int64 `json:"max_tokens"`
+		MaxCompletionTokens *int64 `json:"max_completion_tokens"`
+	}
+	_ = json.Unmarshal(r.raw, &b)
+	var chars int
+	for _, m := range b.Messages {
+		chars += len(contentText(m.Content))
+		for _, tc := range m.ToolCalls {
+			chars += len(tc.Function.Arguments)
+		}
+	}
+	out := int64(DefaultCompletionEstimate)
+	switch {
+	case b.MaxCompletionTokens != nil:
+		out = *b.MaxCompletionTokens
+	case b.MaxTokens != nil:
+		out = *b.MaxTokens
+	}
+	return int64(chars+3) / 4, max(out, 0)
+}
+
+// chatRequestOf renders a translated chat body and parses it back, so every surface
+// reaches the upstream adapters as a ChatRequest.
+func chatRequestOf(b *chatBody) (*ChatRequest, error) {
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("render chat request: %w", err)
+	}
+	return ParseChatRequest(raw)
 }

@@ -1,0 +1,763 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The Anthropic Messages wire types, and the translations between them and chat
+// completions, in both directions: chat callers served by Anthropic upstreams, and
+// Messages callers (/v1/messages) served by OpenAI-style upstreams.
+
+// anthropicVersion is sent upstream when the caller named none.
+const anthropicVersion = "2023-06-01"
+
+// defaultAnthropicMaxTokens is sent when a chat caller set no limit: the Messages API
+// requires one.
+const defaultAnthropicMaxTokens = 4096
+
+type anthropicRequest struct {
+	Model         string               `json:"model"`
+	MaxTokens     int64                `json:"max_tokens"`
+	System        json.RawMessage      `json:"system,omitempty"`
+	Messages      []anthropicMessage   `json:"messages"`
+	Tools         []anthropicTool      `json:"tools,omitempty"`
+	ToolChoice    *anthropicToolChoice `json:"tool_choice,omitempty"`
+	StopSequences []string             `json:"stop_sequences,omitempty"`
+	Temperature   *float64             `json:"temperature,omitempty"`
+	TopP          *float64             `json:"top_p,omitempty"`
+	TopK          *int64               `json:"top_k,omitempty"`
+	Stream        bool                 `json:"stream,omitempty"`
+	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
+}
+
+type anthropicMetadata struct {
+	UserID string `json:"user_id,omitempty"`
+}
+
+type anthropicMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type anthropicBlock struct {
+	Type      string           `json:"type"`
+	Text      string           `json:"text,omitempty"`
+	Source    *anthropicSource `json:"source,omitempty"`
+	ID        string           `json:"id,omitempty"`
+	Name      string           `json:"name,omitempty"`
+	Input     json.RawMessage  `json:"input,omitempty"`
+	ToolUseID string           `json:"tool_use_id,omitempty"`
+	Content   json.RawMessage  `json:"content,omitempty"`
+	IsError   bool             `json:"is_error,omitempty"`
+}
+
+type anthropicSource struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+type anthropicTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+type anthropicToolChoice struct {
+	Type                   string `json:"type"`
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse *bool  `json:"disable_parallel_tool_use,omitempty"`
+}
+
+type anthropicResponse struct {
+	ID           string           `json:"id"`
+	Type         string           `json:"type"`
+	Role         string           `json:"role"`
+	Model        string           `json:"model"`
+	Content      []anthropicBlock `json:"content"`
+	StopReason   *string          `json:"stop_reason"`
+	StopSequence *string          `json:"stop_sequence"`
+	Usage        anthropicUsage   `json:"usage"`
+}
+
+type anthropicUsage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+}
+
+// usage converts Anthropic usage: its input tokens exclude cache reads and writes, the
+// gateway's prompt tokens include them, and cache reads are the cached tokens.
+func (u *anthropicUsage) usage() Usage {
+	return Usage{
+		PromptTokens:     u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
+		CompletionTokens: u.OutputTokens,
+		CachedTokens:     u.CacheReadInputTokens,
+	}
+}
+
+func anthropicUsageOf(u Usage) anthropicUsage {
+	return anthropicUsage{InputTokens: max(u.PromptTokens-u.CachedTokens, 0), OutputTokens: u.CompletionTokens, CacheReadInputTokens: u.CachedTokens}
+}
+
+// chatToAnthropic translates a chat completions request into a Messages request.
+func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, error) {
+	out := &anthropicRequest{
+		Model: upstreamModel, MaxTokens: defaultAnthropicMaxTokens, Stream: b.Stream,
+		Temperature: b.Temperature, TopP: b.TopP, StopSequences: stopList(b.Stop),
+	}
+	switch {
+	case b.MaxCompletionTokens != nil:
+		out.MaxTokens = *b.MaxCompletionTokens
+	case b.MaxTokens != nil:
+		out.MaxTokens = *b.MaxTokens
+	}
+	if b.User != "" {
+		out.Metadata = &anthropicMetadata{UserID: b.User}
+	}
+	var system []anthropicBlock
+	var msgs []anthropicMessage
+	// add appends blocks to the conversation, merging consecutive turns of one role:
+	// the Messages API wants user and assistant turns to alternate.
+	var pending []anthropicBlock
+	pendingRole := ""
+	flush := func() error {
+		if pendingRole == "" {
+			return nil
+		}
+		content, err := json.Marshal(pending)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, anthropicMessage{Role: pendingRole, Content: content})
+		pending, pendingRole = nil, ""
+		return nil
+	}
+	add := func(role string, blocks ...anthropicBlock) error {
+		if role != pendingRole {
+			if err := flush(); err != nil {
+				return err
+			}
+			pendingRole = role
+		}
+		pending = append(pending, blocks...)
+		return nil
+	}
+	for i, m := range b.Messages {
+		switch m.Role {
+		case "system", "developer":
+			if t := contentText(m.Content); t != "" {
+				system = append(system, anthropicBlock{Type: "text", Text: t})
+			}
+		case "user":
+			parts, err := contentParts(m.Content)
+			if err != nil {
+				return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "`messages[%d].content` must be a string or an array of content parts.", i)
+			}
+			var blocks []anthropicBlock
+			for _, p := range parts {
+				switch p.Type {
+				case "text":
+					if p.Text != "" {
+						blocks = append(blocks, anthropicBlock{Type: "text", Text: p.Text})
+					}
+				case "image_url":
+					if p.ImageURL == nil {
+						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "An `image_url` part needs `image_url.url`.")
+					}
+					src, err := anthropicImageSource(p.ImageURL.URL)
+					if err != nil {
+						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "%s", err.Error())
+					}
+					blocks = append(blocks, anthropicBlock{Type: "image", Source: src})
+				}
+			}
+			if len(blocks) == 0 {
+				blocks = append(blocks, anthropicBlock{Type: "text", Text: " "})
+			}
+			if err := add("user", blocks...); err != nil {
+				return nil, err
+			}
+		case "assistant":
+			var blocks []anthropicBlock
+			if t := contentText(m.Content); t != "" {
+				blocks = append(blocks, anthropicBlock{Type: "text", Text: t})
+			}
+			for _, tc := range m.ToolCalls {
+				blocks = append(blocks, anthropicBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: argumentsObject(tc.Function.Arguments)})
+			}
+			if len(blocks) == 0 {
+				continue
+			}
+			if err := add("assistant", blocks...); err != nil {
+				return nil, err
+			}
+		case "tool", "function":
+			if err := add("user", anthropicBlock{Type: "tool_result", ToolUseID: m.ToolCallID, Content: stringContent(contentText(m.Content))}); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, invalidf(fmt.Sprintf("messages[%d].role", i), "Unknown message role %q.", m.Role)
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, invalidf("messages", "`messages` must contain at least one user or assistant message.")
+	}
+	out.Messages = msgs
+	if len(system) > 0 {
+		out.System, _ = json.Marshal(system)
+	}
+	for _, t := range b.Tools {
+		if t.Type != "" && t.Type != "function" {
+			continue
+		}
+		schema := t.Function.Parameters
+		if len(bytes.TrimSpace(schema)) == 0 || isNull(schema) {
+			schema = json.RawMessage(`{"type":"object","properties":{}}`)
+		}
+		out.Tools = append(out.Tools, anthropicTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
+	}
+	if len(out.Tools) > 0 {
+		if tc := anthropicToolChoiceOf(b.ToolChoice); tc != nil {
+			out.ToolChoice = tc
+		}
+		if b.ParallelToolCalls != nil && !*b.ParallelToolCalls {
+			if out.ToolChoice == nil {
+				out.ToolChoice = &anthropicToolChoice{Type: "auto"}
+			}
+			if out.ToolChoice.Type != "none" {
+				out.ToolChoice.DisableParallelToolUse = ptr(true)
+			}
+		}
+	}
+	return out, nil
+}
+
+func anthropicToolChoiceOf(raw json.RawMessage) *anthropicToolChoice {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || isNull(raw) {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch s {
+		case "required":
+			return &anthropicToolChoice{Type: "any"}
+		case "none":
+			return &anthropicToolChoice{Type: "none"}
+		default:
+			return &anthropicToolChoice{Type: "auto"}
+		}
+	}
+	var obj struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.Function.Name != "" {
+		return &anthropicToolChoice{Type: "tool", Name: obj.Function.Name}
+	}
+	return nil
+}
+
+// argumentsObject turns a tool call's JSON arguments string into the object Anthropic
+// wants as input; anything else is wrapped so nothing is lost.
+func argumentsObject(args string) json.RawMessage {
+	trimmed := bytes.TrimSpace([]byte(args))
+	if len(trimmed) == 0 {
+		return json.RawMessage(`{}`)
+	}
+	if trimmed[0] == '{' && json.Valid(trimmed) {
+		return trimmed
+	}
+	b, _ := json.Marshal(map[string]string{"arguments": args})
+	return b
+}
+
+// anthropicImageSource converts an image URL (a base64 data URL or an http(s) URL)
+// into an image source.
+func anthropicImageSource(u string) (*anthropicSource, error) {
+	if rest, ok := strings.CutPrefix(u, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !isBase64 || mediaType == "" {
+			return nil, errors.New("Image data URLs must look like data:<media type>;base64,<data>.")
+		}
+		return &anthropicSource{Type: "base64", MediaType: mediaType, Data: data}, nil
+	}
+	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+		return &anthropicSource{Type: "url", URL: u}, nil
+	}
+	return nil, errors.New("Image URLs must be http(s) URLs or base64 data URLs.")
+}
+
+// imageURLOf is the reverse of anthropicImageSource.
+func imageURLOf(src *anthropicSource) string {
+	if src == nil {
+		return ""
+	}
+	if src.Type == "base64" {
+		return "data:" + src.MediaType + ";base64," + src.Data
+	}
+	return src.URL
+}
+
+// finishReasonOfAnthropic maps a Messages stop reason to a chat finish reason.
+func finishReasonOfAnthropic(stop string) string {
+	switch stop {
+	case "max_tokens", "model_context_window_exceeded":
+		return "length"
+	case "tool_use":
+		return "tool_calls"
+	case "refusal":
+		return "content_filter"
+	default:
+		return "stop"
+	}
+}
+
+// stopReasonOfChat maps a chat finish reason to a Messages stop reason.
+func stopReasonOfChat(finish string) string {
+	switch finish {
+	case "length":
+		return "max_tokens"
+	case "tool_calls", "function_call":
+		return "tool_use"
+	case "content_filter":
+		return "refusal"
+	default:
+		return "end_turn"
+	}
+}
+
+// anthropicToChat translates a Messages response into a chat completion.
+func anthropicToChat(r *anthropicResponse, created int64) *chatResponse {
+	msg := responseMessage{Role: "assistant"}
+	var text strings.Builder
+	hasText := false
+	for _, b := range r.Content {
+		switch b.Type {
+		case "text":
+			text.WriteString(b.Text)
+			hasText = true
+		case "tool_use":
+			input := b.Input
+			if len(input) == 0 {
+				input = json.RawMessage(`{}`)
+			}
+			msg.ToolCalls = append(msg.ToolCalls, toolCall{ID: b.ID, Type: "function", Function: toolFunction{Name: b.Name, Arguments: string(input)}})
+		}
+	}
+	if hasText || len(msg.ToolCalls) == 0 {
+		msg.Content = ptr(text.String())
+	}
+	stop := ""
+	if r.StopReason != nil {
+		stop = *r.StopReason
+	}
+	u := r.Usage.usage()
+	return &chatResponse{
+		ID: chatID(r.ID), Object: "chat.completion", Created: created, Model: r.Model,
+		Choices: []chatChoice{{Index: 0, Message: msg, FinishReason: finishReasonOfAnthropic(stop)}},
+		Usage:   u.json(),
+	}
+}
+
+func chatID(id string) string {
+	if strings.HasPrefix(id, "chatcmpl-") {
+		return id
+	}
+	return "chatcmpl-" + strings.TrimPrefix(strings.TrimPrefix(id, "msg_"), "resp_")
+}
+
+// anthropicStreamDecoder turns Messages stream events into chat chunks.
+type anthropicStreamDecoder struct {
+	id      string
+	model   string
+	created int64
+	usage   anthropicUsage
+	// toolIndex maps a content block index to its tool call index; -1 for other blocks.
+	toolIndex map[int]int
+	tools     int
+	finish    string
+}
+
+type anthropicEvent struct {
+	Type    string            `json:"type"`
+	Message anthropicResponse `json:"message"`
+	Index   int               `json:"index"`
+	Block   anthropicBlock    `json:"content_block"`
+	Delta   struct {
+		Type        string  `json:"type"`
+		Text        string  `json:"text"`
+		PartialJSON string  `json:"partial_json"`
+		StopReason  *string `json:"stop_reason"`
+	} `json:"delta"`
+	Usage *anthropicUsage `json:"usage"`
+	Error *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// decode handles one event. It returns the chunks to emit, whether the message ended,
+// and an error when the upstream reported one in the stream.
+func (d *anthropicStreamDecoder) decode(data []byte) (chunks []chatChunk, done bool, err error) {
+	var ev anthropicEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return nil, false, fmt.Errorf("%w: anthropic event: %w", ErrUpstreamBadResponse, err)
+	}
+	switch ev.Type {
+	case "message_start":
+		d.id, d.model = chatID(ev.Message.ID), ev.Message.Model
+		d.usage = ev.Message.Usage
+		d.toolIndex = map[int]int{}
+		return []chatChunk{d.chunk(chunkDelta{Role: "assistant", Content: ptr("")}, nil)}, false, nil
+	case "content_block_start":
+		if ev.Block.Type != "tool_use" {
+			return nil, false, nil
+		}
+		i := d.tools
+		d.tools++
+		if d.toolIndex == nil {
+			d.toolIndex = map[int]int{}
+		}
+		d.toolIndex[ev.Index] = i
+		return []chatChunk{d.chunk(chunkDelta{ToolCalls: []toolCall{{Index: ptr(i), ID: ev.Block.ID, Type: "function",
+			Function: toolFunction{Name: ev.Block.Name}}}}, nil)}, false, nil
+	case "content_block_delta":
+		switch ev.Delta.Type {
+		case "text_delta":
+			return []chatChunk{d.chunk(chunkDelta{Content: ptr(ev.Delta.Text)}, nil)}, false, nil
+		case "input_json_delta":
+			i, ok := d.toolIndex[ev.Index]
+			if !ok || ev.Delta.PartialJSON == "" {
+				return nil, false, nil
+			}
+			return []chatChunk{d.chunk(chunkDelta{ToolCalls: []toolCall{{Index: ptr(i), Function: toolFunction{Arguments: ev.Delta.PartialJSON}}}}, nil)}, false, nil
+		}
+	case "message_delta":
+		if ev.Usage != nil {
+			// message_delta carries cumulative counts; input counts only when given.
+			d.usage.OutputTokens = ev.Usage.OutputTokens
+			if ev.Usage.InputTokens > 0 {
+				d.usage.InputTokens = ev.Usage.InputTokens
+			}
+			if ev.Usage.CacheReadInputTokens > 0 {
+				d.usage.CacheReadInputTokens = ev.Usage.CacheReadInputTokens
+			}
+			if ev.Usage.CacheCreationInputTokens > 0 {
+				d.usage.CacheCreationInputTokens = ev.Usage.CacheCreationInputTokens
+			}
+		}
+		if ev.Delta.StopReason != nil {
+			d.finish = finishReasonOfAnthropic(*ev.Delta.StopReason)
+			return []chatChunk{d.chunk(chunkDelta{}, ptr(d.finish))}, false, nil
+		}
+	case "message_stop":
+		u := d.usage.usage()
+		c := chatChunk{ID: d.id, Object: "chat.completion.chunk", Created: d.created, Model: d.model, Choices: []chunkChoice{}, Usage: u.json()}
+		return []chatChunk{c}, true, nil
+	case "error":
+		msg := "The model provider reported an error in the stream."
+		if ev.Error != nil && ev.Error.Message != "" {
+			msg = ev.Error.Message
+		}
+		return nil, false, &streamError{msg: msg}
+	}
+	return nil, false, nil
+}
+
+func (d *anthropicStreamDecoder) chunk(delta chunkDelta, finish *string) chatChunk {
+	return chatChunk{ID: d.id, Object: "chat.completion.chunk", Created: d.created, Model: d.model,
+		Choices: []chunkChoice{{Index: 0, Delta: delta, FinishReason: finish}}}
+}
+
+// streamError is an error an upstream reported inside a stream; its message is the
+// provider's and is shown to the caller like a relayed error body.
+type streamError struct{ msg string }
+
+func (e *streamError) Error() string { return "upstream stream error: " + e.msg }
+func (e *streamError) Unwrap() error { return ErrUpstreamStream }
+
+// ---- Messages callers (/v1/messages) served by OpenAI-style upstreams ----
+
+// messagesBody is the part of a Messages request the translation reads.
+type messagesBody struct {
+	Model         string             `json:"model"`
+	MaxTokens     *int64             `json:"max_tokens"`
+	System        json.RawMessage    `json:"system"`
+	Messages      []anthropicMessage `json:"messages"`
+	Tools         []anthropicTool    `json:"tools"`
+	ToolChoice    json.RawMessage    `json:"tool_choice"`
+	StopSequences []string           `json:"stop_sequences"`
+	Temperature   *float64           `json:"temperature"`
+	TopP          *float64           `json:"top_p"`
+	Stream        bool               `json:"stream"`
+	Metadata      *anthropicMetadata `json:"metadata"`
+}
+
+// anthropicBlocks reads Messages content: a string or an array of blocks.
+func anthropicBlocks(raw json.RawMessage) ([]anthropicBlock, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || isNull(raw) {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return []anthropicBlock{{Type: "text", Text: s}}, nil
+	}
+	var blocks []anthropicBlock
+	err := json.Unmarshal(raw, &blocks)
+	return blocks, err
+}
+
+func blocksText(blocks []anthropicBlock) string {
+	var b strings.Builder
+	for _, bl := range blocks {
+		if bl.Type == "text" {
+			b.WriteString(bl.Text)
+		}
+	}
+	return b.String()
+}
+
+// messagesToChat translates a Messages request into a chat completions request.
+func messagesToChat(m *messagesBody) (*chatBody, error) {
+	out := &chatBody{Model: m.Model, MaxTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
+	if m.Stream {
+		out.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	if len(m.StopSequences) > 0 {
+		out.Stop, _ = json.Marshal(m.StopSequences)
+	}
+	if m.Metadata != nil {
+		out.User = m.Metadata.UserID
+	}
+	if sys, err := anthropicBlocks(m.System); err != nil {
+		return nil, invalidf("system", "`system` must be a string or an array of text blocks.")
+	} else if t := blocksText(sys); t != "" {
+		out.Messages = append(out.Messages, chatMessage{Role: "system", Content: stringContent(t)})
+	}
+	for i, msg := range m.Messages {
+		blocks, err := anthropicBlocks(msg.Content)
+		if err != nil {
+			return nil, invalidf(fmt.Sprintf("messages.%d.content", i), "messages.%d.content: must be a string or an array of content blocks.", i)
+		}
+		switch msg.Role {
+		case "user":
+			var parts []contentPart
+			for _, b := range blocks {
+				switch b.Type {
+				case "text":
+					parts = append(parts, contentPart{Type: "text", Text: b.Text})
+				case "image":
+					if b.Source == nil {
+						return nil, invalidf(fmt.Sprintf("messages.%d.content", i), "messages.%d.content: image blocks need a source.", i)
+					}
+					parts = append(parts, contentPart{Type: "image_url", ImageURL: &imageURL{URL: imageURLOf(b.Source)}})
+				case "tool_result":
+					text := ""
+					if inner, err := anthropicBlocks(b.Content); err == nil {
+						text = blocksText(inner)
+					}
+					out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: b.ToolUseID, Content: stringContent(text)})
+				}
+			}
+			if len(parts) == 0 {
+				continue
+			}
+			content, _ := json.Marshal(parts)
+			if len(parts) == 1 && parts[0].Type == "text" {
+				content = stringContent(parts[0].Text)
+			}
+			out.Messages = append(out.Messages, chatMessage{Role: "user", Content: content})
+		case "assistant":
+			cm := chatMessage{Role: "assistant"}
+			text := blocksText(blocks)
+			for _, b := range blocks {
+				if b.Type == "tool_use" {
+					args := string(b.Input)
+					if args == "" {
+						args = "{}"
+					}
+					cm.ToolCalls = append(cm.ToolCalls, toolCall{ID: b.ID, Type: "function", Function: toolFunction{Name: b.Name, Arguments: args}})
+				}
+			}
+			if text != "" || len(cm.ToolCalls) == 0 {
+				cm.Content = stringContent(text)
+			}
+			out.Messages = append(out.Messages, cm)
+		default:
+			return nil, invalidf(fmt.Sprintf("messages.%d.role", i), "messages.%d.role: must be \"user\" or \"assistant\".", i)
+		}
+	}
+	for _, t := range m.Tools {
+		out.Tools = append(out.Tools, chatTool{Type: "function", Function: toolFunctionDef{Name: t.Name, Description: t.Description, Parameters: t.InputSchema}})
+	}
+	if raw := bytes.TrimSpace(m.ToolChoice); len(raw) > 0 && !isNull(raw) {
+		var tc anthropicToolChoice
+		if json.Unmarshal(raw, &tc) != nil {
+			return nil, invalidf("tool_choice", "`tool_choice` must be an object.")
+		}
+		switch tc.Type {
+		case "any":
+			out.ToolChoice = json.RawMessage(`"required"`)
+		case "none":
+			out.ToolChoice = json.RawMessage(`"none"`)
+		case "tool":
+			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}})
+		default:
+			out.ToolChoice = json.RawMessage(`"auto"`)
+		}
+		if tc.DisableParallelToolUse != nil && *tc.DisableParallelToolUse && len(out.Tools) > 0 {
+			out.ParallelToolCalls = ptr(false)
+		}
+	}
+	return out, nil
+}
+
+// chatToMessages translates a chat completion into a Messages response.
+func chatToMessages(c *chatResponse, model string) *anthropicResponse {
+	out := &anthropicResponse{ID: messageID(c.ID), Type: "message", Role: "assistant", Model: model, Content: []anthropicBlock{}}
+	finish := ""
+	if len(c.Choices) > 0 {
+		ch := c.Choices[0]
+		finish = ch.FinishReason
+		if ch.Message.Content != nil && *ch.Message.Content != "" {
+			out.Content = append(out.Content, anthropicBlock{Type: "text", Text: *ch.Message.Content})
+		}
+		for _, tc := range ch.Message.ToolCalls {
+			out.Content = append(out.Content, anthropicBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: argumentsObject(tc.Function.Arguments)})
+		}
+	}
+	out.StopReason = ptr(stopReasonOfChat(finish))
+	if c.Usage != nil {
+		out.Usage = anthropicUsageOf(c.Usage.usage())
+	}
+	return out
+}
+
+func messageID(id string) string {
+	if strings.HasPrefix(id, "msg_") {
+		return id
+	}
+	return "msg_" + strings.TrimPrefix(id, "chatcmpl-")
+}
+
+// messagesEncoder renders chat chunks as a Messages event stream.
+type messagesEncoder struct {
+	model   string
+	started bool
+	// open is the kind of the content block being written ("" when none), index its
+	// index; tools maps a chat tool call index to its content block.
+	open   string
+	index  int
+	next   int
+	tools  map[int]int
+	finish string
+	buf    []byte
+}
+
+func (e *messagesEncoder) event(name string, v any) {
+	data, _ := json.Marshal(v)
+	e.buf = appendEvent(e.buf, name, data)
+}
+
+func (e *messagesEncoder) start(id string) {
+	if e.started {
+		return
+	}
+	e.started = true
+	e.tools = map[int]int{}
+	e.event("message_start", map[string]any{"type": "message_start", "message": map[string]any{
+		"id": messageID(id), "type": "message", "role": "assistant", "model": e.model, "content": []any{},
+		"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
+	}})
+}
+
+func (e *messagesEncoder) closeBlock() {
+	if e.open == "" {
+		return
+	}
+	e.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": e.index})
+	e.open = ""
+}
+
+// chunk renders one chat chunk and returns the bytes to write.
+func (e *messagesEncoder) chunk(c *chatChunk) []byte {
+	e.buf = e.buf[:0]
+	e.start(c.ID)
+	for _, ch := range c.Choices {
+		if ch.Index != 0 {
+			continue
+		}
+		if t := ch.Delta.Content; t != nil && *t != "" {
+			if e.open != "text" {
+				e.closeBlock()
+				e.open, e.index = "text", e.next
+				e.next++
+				e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
+					"content_block": map[string]any{"type": "text", "text": ""}})
+			}
+			e.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": e.index,
+				"delta": map[string]any{"type": "text_delta", "text": *t}})
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			ti := 0
+			if tc.Index != nil {
+				ti = *tc.Index
+			}
+			block, known := e.tools[ti]
+			if !known {
+				e.closeBlock()
+				block = e.next
+				e.next++
+				e.tools[ti] = block
+				e.open, e.index = "tool_use", block
+				e.event("content_block_start", map[string]any{"type": "content_block_start", "index": block,
+					"content_block": map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": map[string]any{}}})
+			}
+			if tc.Function.Arguments != "" && block == e.index && e.open == "tool_use" {
+				e.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": block,
+					"delta": map[string]any{"type": "input_json_delta", "partial_json": tc.Function.Arguments}})
+			}
+		}
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			e.finish = *ch.FinishReason
+		}
+	}
+	return e.buf
+}
+
+// end closes the message with the final usage.
+func (e *messagesEncoder) end(id string, u Usage) []byte {
+	e.buf = e.buf[:0]
+	e.start(id)
+	e.closeBlock()
+	au := anthropicUsageOf(u)
+	e.event("message_delta", map[string]any{"type": "message_delta",
+		"delta": map[string]any{"stop_reason": stopReasonOfChat(e.finish), "stop_sequence": nil},
+		"usage": map[string]any{"input_tokens": au.InputTokens, "output_tokens": au.OutputTokens, "cache_read_input_tokens": au.CacheReadInputTokens}})
+	e.event("message_stop", map[string]any{"type": "message_stop"})
+	return e.buf
+}
+
+// fail ends the stream with an error event.
+func (e *messagesEncoder) fail(typ, msg string) []byte {
+	e.buf = e.buf[:0]
+	e.event("error", map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
+	return e.buf
+}

@@ -1,0 +1,433 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// The Google Gemini (generateContent) wire types and the translations between them and
+// chat completions.
+
+type geminiRequest struct {
+	Contents          []geminiContent         `json:"contents"`
+	SystemInstruction *geminiContent          `json:"systemInstruction,omitempty"`
+	Tools             []geminiTool            `json:"tools,omitempty"`
+	ToolConfig        *geminiToolConfig       `json:"toolConfig,omitempty"`
+	GenerationConfig  *geminiGenerationConfig `json:"generationConfig,omitempty"`
+}
+
+type geminiContent struct {
+	Role  string       `json:"role,omitempty"`
+	Parts []geminiPart `json:"parts"`
+}
+
+type geminiPart struct {
+	Text             string                  `json:"text,omitempty"`
+	Thought          bool                    `json:"thought,omitempty"`
+	InlineData       *geminiBlob             `json:"inlineData,omitempty"`
+	FileData         *geminiFile             `json:"fileData,omitempty"`
+	FunctionCall     *geminiFunctionCall     `json:"functionCall,omitempty"`
+	FunctionResponse *geminiFunctionResponse `json:"functionResponse,omitempty"`
+}
+
+type geminiBlob struct {
+	MimeType string `json:"mimeType"`
+	Data     string `json:"data"`
+}
+
+type geminiFile struct {
+	MimeType string `json:"mimeType,omitempty"`
+	FileURI  string `json:"fileUri"`
+}
+
+type geminiFunctionCall struct {
+	ID   string          `json:"id,omitempty"`
+	Name string          `json:"name"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+type geminiFunctionResponse struct {
+	ID       string          `json:"id,omitempty"`
+	Name     string          `json:"name"`
+	Response json.RawMessage `json:"response"`
+}
+
+type geminiTool struct {
+	FunctionDeclarations []geminiFunctionDecl `json:"functionDeclarations"`
+}
+
+type geminiFunctionDecl struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+}
+
+type geminiToolConfig struct {
+	FunctionCallingConfig geminiFunctionCallingConfig `json:"functionCallingConfig"`
+}
+
+type geminiFunctionCallingConfig struct {
+	Mode                 string   `json:"mode"`
+	AllowedFunctionNames []string `json:"allowedFunctionNames,omitempty"`
+}
+
+type geminiGenerationConfig struct {
+	Temperature      *float64        `json:"temperature,omitempty"`
+	TopP             *float64        `json:"topP,omitempty"`
+	MaxOutputTokens  *int64          `json:"maxOutputTokens,omitempty"`
+	StopSequences    []string        `json:"stopSequences,omitempty"`
+	CandidateCount   *int64          `json:"candidateCount,omitempty"`
+	ResponseMimeType string          `json:"responseMimeType,omitempty"`
+	ResponseSchema   json.RawMessage `json:"responseSchema,omitempty"`
+}
+
+type geminiResponse struct {
+	Candidates []struct {
+		Content      geminiContent `json:"content"`
+		FinishReason string        `json:"finishReason"`
+		Index        int           `json:"index"`
+	} `json:"candidates"`
+	UsageMetadata *geminiUsage `json:"usageMetadata"`
+	ModelVersion  string       `json:"modelVersion"`
+	ResponseID    string       `json:"responseId"`
+}
+
+type geminiUsage struct {
+	PromptTokenCount        int64 `json:"promptTokenCount"`
+	CandidatesTokenCount    int64 `json:"candidatesTokenCount"`
+	CachedContentTokenCount int64 `json:"cachedContentTokenCount"`
+	ThoughtsTokenCount      int64 `json:"thoughtsTokenCount"`
+	TotalTokenCount         int64 `json:"totalTokenCount"`
+}
+
+// usage converts Gemini usage; thinking tokens are billed as output.
+func (u *geminiUsage) usage() Usage {
+	return Usage{PromptTokens: u.PromptTokenCount, CompletionTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount, CachedTokens: u.CachedContentTokenCount}
+}
+
+// chatToGemini translates a chat completions request into a generateContent request.
+func chatToGemini(b *chatBody) (*geminiRequest, error) {
+	out := &geminiRequest{}
+	gen := &geminiGenerationConfig{Temperature: b.Temperature, TopP: b.TopP, StopSequences: stopList(b.Stop), CandidateCount: b.N}
+	switch {
+	case b.MaxCompletionTokens != nil:
+		gen.MaxOutputTokens = b.MaxCompletionTokens
+	case b.MaxTokens != nil:
+		gen.MaxOutputTokens = b.MaxTokens
+	}
+	if rf := bytes.TrimSpace(b.ResponseFormat); len(rf) > 0 && !isNull(rf) {
+		var f struct {
+			Type       string `json:"type"`
+			JSONSchema struct {
+				Schema json.RawMessage `json:"schema"`
+			} `json:"json_schema"`
+		}
+		if json.Unmarshal(rf, &f) == nil {
+			switch f.Type {
+			case "json_object":
+				gen.ResponseMimeType = "application/json"
+			case "json_schema":
+				gen.ResponseMimeType = "application/json"
+				gen.ResponseSchema = geminiSchema(f.JSONSchema.Schema)
+			}
+		}
+	}
+	if gen.Temperature != nil || gen.TopP != nil || gen.MaxOutputTokens != nil || len(gen.StopSequences) > 0 || gen.CandidateCount != nil || gen.ResponseMimeType != "" {
+		out.GenerationConfig = gen
+	}
+	// Tool results name the function only through the call id.
+	callNames := map[string]string{}
+	var system []geminiPart
+	add := func(role string, parts ...geminiPart) {
+		if n := len(out.Contents); n > 0 && out.Contents[n-1].Role == role {
+			out.Contents[n-1].Parts = append(out.Contents[n-1].Parts, parts...)
+			return
+		}
+		out.Contents = append(out.Contents, geminiContent{Role: role, Parts: parts})
+	}
+	for i, m := range b.Messages {
+		switch m.Role {
+		case "system", "developer":
+			if t := contentText(m.Content); t != "" {
+				system = append(system, geminiPart{Text: t})
+			}
+		case "user":
+			parts, err := contentParts(m.Content)
+			if err != nil {
+				return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "`messages[%d].content` must be a string or an array of content parts.", i)
+			}
+			var gp []geminiPart
+			for _, p := range parts {
+				switch p.Type {
+				case "text":
+					if p.Text != "" {
+						gp = append(gp, geminiPart{Text: p.Text})
+					}
+				case "image_url":
+					if p.ImageURL == nil {
+						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "An `image_url` part needs `image_url.url`.")
+					}
+					src, err := anthropicImageSource(p.ImageURL.URL)
+					if err != nil {
+						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "%s", err.Error())
+					}
+					if src.Type == "base64" {
+						gp = append(gp, geminiPart{InlineData: &geminiBlob{MimeType: src.MediaType, Data: src.Data}})
+					} else {
+						gp = append(gp, geminiPart{FileData: &geminiFile{MimeType: imageMimeType(src.URL), FileURI: src.URL}})
+					}
+				}
+			}
+			if len(gp) == 0 {
+				gp = []geminiPart{{Text: " "}}
+			}
+			add("user", gp...)
+		case "assistant":
+			var gp []geminiPart
+			if t := contentText(m.Content); t != "" {
+				gp = append(gp, geminiPart{Text: t})
+			}
+			for _, tc := range m.ToolCalls {
+				callNames[tc.ID] = tc.Function.Name
+				gp = append(gp, geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)}})
+			}
+			if len(gp) > 0 {
+				add("model", gp...)
+			}
+		case "tool", "function":
+			name := callNames[m.ToolCallID]
+			if name == "" {
+				name = m.Name
+			}
+			add("user", geminiPart{FunctionResponse: &geminiFunctionResponse{Name: name, Response: toolResponseObject(contentText(m.Content))}})
+		default:
+			return nil, invalidf(fmt.Sprintf("messages[%d].role", i), "Unknown message role %q.", m.Role)
+		}
+	}
+	if len(out.Contents) == 0 {
+		return nil, invalidf("messages", "`messages` must contain at least one user or assistant message.")
+	}
+	if len(system) > 0 {
+		out.SystemInstruction = &geminiContent{Parts: system}
+	}
+	var decls []geminiFunctionDecl
+	for _, t := range b.Tools {
+		if t.Type != "" && t.Type != "function" {
+			continue
+		}
+		decls = append(decls, geminiFunctionDecl{Name: t.Function.Name, Description: t.Function.Description, Parameters: geminiSchema(t.Function.Parameters)})
+	}
+	if len(decls) > 0 {
+		out.Tools = []geminiTool{{FunctionDeclarations: decls}}
+		if tc := anthropicToolChoiceOf(b.ToolChoice); tc != nil {
+			cfg := geminiFunctionCallingConfig{Mode: "AUTO"}
+			switch tc.Type {
+			case "any":
+				cfg.Mode = "ANY"
+			case "none":
+				cfg.Mode = "NONE"
+			case "tool":
+				cfg = geminiFunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{tc.Name}}
+			}
+			out.ToolConfig = &geminiToolConfig{FunctionCallingConfig: cfg}
+		}
+	}
+	return out, nil
+}
+
+// toolResponseObject wraps a tool result: Gemini wants an object.
+func toolResponseObject(s string) json.RawMessage {
+	t := bytes.TrimSpace([]byte(s))
+	if len(t) > 0 && t[0] == '{' && json.Valid(t) {
+		return t
+	}
+	b, _ := json.Marshal(map[string]string{"content": s})
+	return b
+}
+
+// geminiSchema drops the JSON Schema keywords Gemini's OpenAPI subset refuses.
+func geminiSchema(raw json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(raw)) == 0 || isNull(raw) {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return raw
+	}
+	var clean func(any) any
+	clean = func(v any) any {
+		switch t := v.(type) {
+		case map[string]any:
+			delete(t, "$schema")
+			delete(t, "additionalProperties")
+			delete(t, "strict")
+			for k, x := range t {
+				t[k] = clean(x)
+			}
+		case []any:
+			for i, x := range t {
+				t[i] = clean(x)
+			}
+		}
+		return v
+	}
+	b, _ := json.Marshal(clean(v))
+	return b
+}
+
+func imageMimeType(u string) string {
+	switch strings.ToLower(path.Ext(strings.SplitN(u, "?", 2)[0])) {
+	case ".png":
+		return "image/png"
+	case ".gif":
+		return "image/gif"
+	case ".webp":
+		return "image/webp"
+	default:
+		return "image/jpeg"
+	}
+}
+
+func finishReasonOfGemini(r string, toolCalls bool) string {
+	switch r {
+	case "":
+		return ""
+	case "MAX_TOKENS":
+		return "length"
+	case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE":
+		return "content_filter"
+	}
+	if toolCalls {
+		return "tool_calls"
+	}
+	return "stop"
+}
+
+// geminiToChat translates a generateContent response into a chat completion.
+func geminiToChat(r *geminiResponse, model string, created int64) *chatResponse {
+	out := &chatResponse{ID: chatID(r.ResponseID), Object: "chat.completion", Created: created, Model: model, Choices: []chatChoice{}}
+	if r.ModelVersion != "" {
+		out.Model = r.ModelVersion
+	}
+	for _, c := range r.Candidates {
+		msg := responseMessage{Role: "assistant"}
+		var text strings.Builder
+		for i, p := range c.Content.Parts {
+			switch {
+			case p.FunctionCall != nil:
+				msg.ToolCalls = append(msg.ToolCalls, geminiToolCall(p.FunctionCall, i))
+			case p.Text != "" && !p.Thought:
+				text.WriteString(p.Text)
+			}
+		}
+		if text.Len() > 0 || len(msg.ToolCalls) == 0 {
+			msg.Content = ptr(text.String())
+		}
+		finish := finishReasonOfGemini(c.FinishReason, len(msg.ToolCalls) > 0)
+		if finish == "" {
+			finish = "stop"
+		}
+		out.Choices = append(out.Choices, chatChoice{Index: c.Index, Message: msg, FinishReason: finish})
+	}
+	if r.UsageMetadata != nil {
+		out.Usage = r.UsageMetadata.usage().json()
+	}
+	return out
+}
+
+func geminiToolCall(fc *geminiFunctionCall, i int) toolCall {
+	id := fc.ID
+	if id == "" {
+		id = fmt.Sprintf("call_%d", i)
+	}
+	args := string(fc.Args)
+	if args == "" {
+		args = "{}"
+	}
+	return toolCall{ID: id, Type: "function", Function: toolFunction{Name: fc.Name, Arguments: args}}
+}
+
+// geminiStreamDecoder turns streamGenerateContent (alt=sse) events into chat chunks.
+type geminiStreamDecoder struct {
+	id      string
+	model   string
+	created int64
+	started bool
+	tools   int
+	usage   *geminiUsage
+}
+
+func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
+	var r geminiResponse
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%w: gemini event: %w", ErrUpstreamBadResponse, err)
+	}
+	if r.ResponseID != "" && d.id == "" {
+		d.id = chatID(r.ResponseID)
+	}
+	if r.ModelVersion != "" {
+		d.model = r.ModelVersion
+	}
+	if r.UsageMetadata != nil {
+		d.usage = r.UsageMetadata
+	}
+	var out []chatChunk
+	if !d.started {
+		d.started = true
+		out = append(out, d.chunk(chunkDelta{Role: "assistant", Content: ptr("")}, nil))
+	}
+	for _, c := range r.Candidates {
+		if c.Index != 0 {
+			continue
+		}
+		for _, p := range c.Content.Parts {
+			switch {
+			case p.FunctionCall != nil:
+				tc := geminiToolCall(p.FunctionCall, d.tools)
+				tc.Index = ptr(d.tools)
+				d.tools++
+				out = append(out, d.chunk(chunkDelta{ToolCalls: []toolCall{tc}}, nil))
+			case p.Text != "" && !p.Thought:
+				out = append(out, d.chunk(chunkDelta{Content: ptr(p.Text)}, nil))
+			}
+		}
+		if f := finishReasonOfGemini(c.FinishReason, d.tools > 0); f != "" {
+			out = append(out, d.chunk(chunkDelta{}, ptr(f)))
+		}
+	}
+	return out, nil
+}
+
+// end returns the final usage chunk, if the stream reported usage.
+func (d *geminiStreamDecoder) end() (chatChunk, bool) {
+	if d.usage == nil {
+		return chatChunk{}, false
+	}
+	return chatChunk{ID: d.id, Object: "chat.completion.chunk", Created: d.created, Model: d.model, Choices: []chunkChoice{}, Usage: d.usage.usage().json()}, true
+}
+
+func (d *geminiStreamDecoder) chunk(delta chunkDelta, finish *string) chatChunk {
+	return chatChunk{ID: d.id, Object: "chat.completion.chunk", Created: d.created, Model: d.model,
+		Choices: []chunkChoice{{Index: 0, Delta: delta, FinishReason: finish}}}
+}
+
+// Gemini embeddings (batchEmbedContents).
+
+type geminiEmbedRequest struct {
+	Requests []geminiEmbedOne `json:"requests"`
+}
+
+type geminiEmbedOne struct {
+	Model                string        `json:"model"`
+	Content              geminiContent `json:"content"`
+	OutputDimensionality *int64        `json:"outputDimensionality,omitempty"`
+}
+
+type geminiEmbedResponse struct {
+	Embeddings []struct {
+		Values []float64 `json:"values"`
+	} `json:"embeddings"`
+}

@@ -1,0 +1,448 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// The OpenAI Responses API surface, served over chat completions: requests are
+// translated into chat requests for every upstream (so any provider serves it), and
+// answers back into Response objects and Responses stream events.
+
+type responsesBody struct {
+	Model             string          `json:"model"`
+	Input             json.RawMessage `json:"input"`
+	Instructions      string          `json:"instructions"`
+	MaxOutputTokens   *int64          `json:"max_output_tokens"`
+	Temperature       *float64        `json:"temperature"`
+	TopP              *float64        `json:"top_p"`
+	Tools             []responsesTool `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	Stream            bool            `json:"stream"`
+	Text              *struct {
+		Format json.RawMessage `json:"format"`
+	} `json:"text"`
+	PreviousResponseID string `json:"previous_response_id"`
+	User               string `json:"user"`
+}
+
+type responsesTool struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+type responsesItem struct {
+	Type      string          `json:"type"`
+	Role      string          `json:"role"`
+	Content   json.RawMessage `json:"content"`
+	CallID    string          `json:"call_id"`
+	Name      string          `json:"name"`
+	Arguments string          `json:"arguments"`
+	Output    json.RawMessage `json:"output"`
+}
+
+type responsesPart struct {
+	Type     string          `json:"type"`
+	Text     string          `json:"text"`
+	ImageURL json.RawMessage `json:"image_url"`
+	Detail   string          `json:"detail"`
+}
+
+// responsesToChat translates a Responses request into a chat completions request.
+func responsesToChat(r *responsesBody) (*chatBody, error) {
+	if r.PreviousResponseID != "" {
+		return nil, invalidf("previous_response_id", "`previous_response_id` is not supported by this gateway: it stores no responses. Send the conversation in `input`.")
+	}
+	out := &chatBody{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
+		Stream: r.Stream, ParallelToolCalls: r.ParallelToolCalls, User: r.User}
+	if r.Stream {
+		out.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	if r.Instructions != "" {
+		out.Messages = append(out.Messages, chatMessage{Role: "system", Content: stringContent(r.Instructions)})
+	}
+	input := bytes.TrimSpace(r.Input)
+	if len(input) > 0 && input[0] == '"' {
+		var s string
+		_ = json.Unmarshal(input, &s)
+		out.Messages = append(out.Messages, chatMessage{Role: "user", Content: stringContent(s)})
+	} else {
+		var items []responsesItem
+		if err := json.Unmarshal(input, &items); err != nil {
+			return nil, invalidf("input", "`input` must be a string or an array of input items.")
+		}
+		for i, it := range items {
+			switch it.Type {
+			case "", "message":
+				msg, err := responsesMessage(i, it)
+				if err != nil {
+					return nil, err
+				}
+				out.Messages = append(out.Messages, msg)
+			case "function_call":
+				tc := toolCall{ID: it.CallID, Type: "function", Function: toolFunction{Name: it.Name, Arguments: it.Arguments}}
+				if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == "assistant" && len(out.Messages[n-1].ToolCalls) > 0 {
+					out.Messages[n-1].ToolCalls = append(out.Messages[n-1].ToolCalls, tc)
+				} else {
+					out.Messages = append(out.Messages, chatMessage{Role: "assistant", ToolCalls: []toolCall{tc}})
+				}
+			case "function_call_output":
+				text := string(it.Output)
+				var s string
+				if json.Unmarshal(it.Output, &s) == nil {
+					text = s
+				} else if parts, err := contentParts(it.Output); err == nil {
+					text = ""
+					for _, p := range parts {
+						text += p.Text
+					}
+				}
+				out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: it.CallID, Content: stringContent(text)})
+			case "reasoning":
+				// Reasoning items of earlier turns are the provider's own state.
+			default:
+				return nil, invalidf(fmt.Sprintf("input[%d].type", i), "Input items of type %q are not supported by this gateway.", it.Type)
+			}
+		}
+	}
+	if len(out.Messages) == 0 {
+		return nil, invalidf("input", "`input` must not be empty.")
+	}
+	for _, t := range r.Tools {
+		if t.Type != "function" {
+			return nil, invalidf("tools", "Only function tools are supported by this gateway, not %q.", t.Type)
+		}
+		out.Tools = append(out.Tools, chatTool{Type: "function", Function: toolFunctionDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict}})
+	}
+	if tc := bytes.TrimSpace(r.ToolChoice); len(tc) > 0 && !isNull(tc) {
+		var s string
+		var obj struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		}
+		switch {
+		case json.Unmarshal(tc, &s) == nil:
+			out.ToolChoice = tc
+		case json.Unmarshal(tc, &obj) == nil && obj.Type == "function":
+			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": obj.Name}})
+		}
+	}
+	if r.Text != nil && len(r.Text.Format) > 0 && !isNull(r.Text.Format) {
+		var f struct {
+			Type   string          `json:"type"`
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+			Strict *bool           `json:"strict"`
+		}
+		if json.Unmarshal(r.Text.Format, &f) == nil {
+			switch f.Type {
+			case "json_object":
+				out.ResponseFormat = json.RawMessage(`{"type":"json_object"}`)
+			case "json_schema":
+				out.ResponseFormat, _ = json.Marshal(map[string]any{"type": "json_schema",
+					"json_schema": map[string]any{"name": f.Name, "schema": f.Schema, "strict": f.Strict}})
+			}
+		}
+	}
+	return out, nil
+}
+
+func responsesMessage(i int, it responsesItem) (chatMessage, error) {
+	role := it.Role
+	switch role {
+	case "user", "assistant", "system", "developer":
+	default:
+		return chatMessage{}, invalidf(fmt.Sprintf("input[%d].role", i), "Input messages need a role of user, assistant, system or developer.")
+	}
+	content := bytes.TrimSpace(it.Content)
+	if len(content) > 0 && content[0] == '"' {
+		return chatMessage{Role: role, Content: content}, nil
+	}
+	var parts []responsesPart
+	if err := json.Unmarshal(content, &parts); err != nil {
+		return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "Input message content must be a string or an array of content parts.")
+	}
+	var out []contentPart
+	for _, p := range parts {
+		switch p.Type {
+		case "input_text", "output_text", "text":
+			out = append(out, contentPart{Type: "text", Text: p.Text})
+		case "input_image":
+			var u string
+			if json.Unmarshal(p.ImageURL, &u) != nil || u == "" {
+				return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "`input_image` parts need an `image_url`.")
+			}
+			out = append(out, contentPart{Type: "image_url", ImageURL: &imageURL{URL: u, Detail: p.Detail}})
+		case "refusal":
+		default:
+			return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "Content parts of type %q are not supported by this gateway.", p.Type)
+		}
+	}
+	if role != "user" {
+		// Only user messages may carry images in chat completions.
+		var b strings.Builder
+		for _, p := range out {
+			b.WriteString(p.Text)
+		}
+		return chatMessage{Role: role, Content: stringContent(b.String())}, nil
+	}
+	raw, _ := json.Marshal(out)
+	return chatMessage{Role: role, Content: raw}, nil
+}
+
+// responseObject is a Responses API response.
+type responseObject struct {
+	ID                string               `json:"id"`
+	Object            string               `json:"object"`
+	CreatedAt         int64                `json:"created_at"`
+	Status            string               `json:"status"`
+	Model             string               `json:"model"`
+	Output            []responseOutputItem `json:"output"`
+	Usage             *responsesUsage      `json:"usage"`
+	Error             *responseError       `json:"error"`
+	IncompleteDetails *struct {
+		Reason string `json:"reason"`
+	} `json:"incomplete_details"`
+	ParallelToolCalls bool            `json:"parallel_tool_calls"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	Tools             []responsesTool `json:"tools"`
+	Metadata          map[string]any  `json:"metadata"`
+}
+
+type responseError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type responseOutputItem struct {
+	Type      string               `json:"type"`
+	ID        string               `json:"id"`
+	Status    string               `json:"status"`
+	Role      string               `json:"role,omitempty"`
+	Content   []responseOutputPart `json:"content,omitempty"`
+	CallID    string               `json:"call_id,omitempty"`
+	Name      string               `json:"name,omitempty"`
+	Arguments *string              `json:"arguments,omitempty"`
+}
+
+type responseOutputPart struct {
+	Type        string `json:"type"`
+	Text        string `json:"text"`
+	Annotations []any  `json:"annotations"`
+}
+
+type responsesUsage struct {
+	InputTokens        int64 `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int64 `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int64 `json:"total_tokens"`
+}
+
+func responsesUsageOf(u Usage) *responsesUsage {
+	out := &responsesUsage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens}
+	out.InputTokensDetails.CachedTokens = u.CachedTokens
+	return out
+}
+
+func responseID(id string) string {
+	if strings.HasPrefix(id, "resp_") {
+		return id
+	}
+	return "resp_" + strings.TrimPrefix(strings.TrimPrefix(id, "chatcmpl-"), "msg_")
+}
+
+// newResponseObject returns the response shell: its settings echo the request.
+func newResponseObject(r *responsesBody, id, model string, created int64) *responseObject {
+	out := &responseObject{ID: responseID(id), Object: "response", CreatedAt: created, Status: "in_progress", Model: model,
+		Output: []responseOutputItem{}, ParallelToolCalls: true, ToolChoice: json.RawMessage(`"auto"`), Tools: []responsesTool{}, Metadata: map[string]any{}}
+	if r != nil {
+		if r.ParallelToolCalls != nil {
+			out.ParallelToolCalls = *r.ParallelToolCalls
+		}
+		if tc := bytes.TrimSpace(r.ToolChoice); len(tc) > 0 && !isNull(tc) {
+			out.ToolChoice = tc
+		}
+		if r.Tools != nil {
+			out.Tools = r.Tools
+		}
+	}
+	return out
+}
+
+// finishResponse sets status and incomplete details from a chat finish reason.
+func finishResponse(o *responseObject, finish string) {
+	o.Status = "completed"
+	switch finish {
+	case "length":
+		o.Status = "incomplete"
+		o.IncompleteDetails = &struct {
+			Reason string `json:"reason"`
+		}{"max_output_tokens"}
+	case "content_filter":
+		o.Status = "incomplete"
+		o.IncompleteDetails = &struct {
+			Reason string `json:"reason"`
+		}{"content_filter"}
+	}
+}
+
+// chatToResponse translates a chat completion into a Response.
+func chatToResponse(c *chatResponse, r *responsesBody, model string) *responseObject {
+	o := newResponseObject(r, c.ID, model, c.Created)
+	finish := ""
+	if len(c.Choices) > 0 {
+		ch := c.Choices[0]
+		finish = ch.FinishReason
+		if ch.Message.Content != nil && *ch.Message.Content != "" {
+			o.Output = append(o.Output, responseOutputItem{Type: "message", ID: "msg_" + strings.TrimPrefix(o.ID, "resp_"), Status: "completed", Role: "assistant",
+				Content: []responseOutputPart{{Type: "output_text", Text: *ch.Message.Content, Annotations: []any{}}}})
+		}
+		for i, tc := range ch.Message.ToolCalls {
+			o.Output = append(o.Output, responseOutputItem{Type: "function_call", ID: fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(o.ID, "resp_"), i),
+				Status: "completed", CallID: tc.ID, Name: tc.Function.Name, Arguments: ptr(tc.Function.Arguments)})
+		}
+	}
+	finishResponse(o, finish)
+	if c.Usage != nil {
+		o.Usage = responsesUsageOf(c.Usage.usage())
+	}
+	return o
+}
+
+// responsesEncoder renders chat chunks as Responses stream events.
+type responsesEncoder struct {
+	req   *responsesBody
+	model string
+	obj   *responseObject
+	seq   int
+	buf   []byte
+
+	// open is the output item being written: its index in obj.Output, or -1.
+	open   int
+	text   strings.Builder
+	tools  map[int]int // chat tool call index → output index
+	finish string
+}
+
+func (e *responsesEncoder) event(typ string, fields map[string]any) {
+	fields["type"] = typ
+	fields["sequence_number"] = e.seq
+	e.seq++
+	data, _ := json.Marshal(fields)
+	e.buf = appendEvent(e.buf, typ, data)
+}
+
+func (e *responsesEncoder) start(id string, created int64) {
+	if e.obj != nil {
+		return
+	}
+	e.open = -1
+	e.tools = map[int]int{}
+	e.obj = newResponseObject(e.req, id, e.model, created)
+	e.event("response.created", map[string]any{"response": e.obj})
+	e.event("response.in_progress", map[string]any{"response": e.obj})
+}
+
+func (e *responsesEncoder) closeItem() {
+	if e.open < 0 {
+		return
+	}
+	i := e.open
+	item := &e.obj.Output[i]
+	item.Status = "completed"
+	switch item.Type {
+	case "message":
+		text := e.text.String()
+		item.Content[0].Text = text
+		e.event("response.output_text.done", map[string]any{"item_id": item.ID, "output_index": i, "content_index": 0, "text": text})
+		e.event("response.content_part.done", map[string]any{"item_id": item.ID, "output_index": i, "content_index": 0, "part": item.Content[0]})
+		e.text.Reset()
+	case "function_call":
+		e.event("response.function_call_arguments.done", map[string]any{"item_id": item.ID, "output_index": i, "arguments": *item.Arguments})
+	}
+	e.event("response.output_item.done", map[string]any{"output_index": i, "item": *item})
+	e.open = -1
+}
+
+func (e *responsesEncoder) chunk(c *chatChunk) []byte {
+	e.buf = e.buf[:0]
+	e.start(c.ID, c.Created)
+	base := strings.TrimPrefix(e.obj.ID, "resp_")
+	for _, ch := range c.Choices {
+		if ch.Index != 0 {
+			continue
+		}
+		if t := ch.Delta.Content; t != nil && *t != "" {
+			if e.open < 0 || e.obj.Output[e.open].Type != "message" {
+				e.closeItem()
+				e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "message", ID: fmt.Sprintf("msg_%s_%d", base, len(e.obj.Output)),
+					Status: "in_progress", Role: "assistant", Content: []responseOutputPart{{Type: "output_text", Annotations: []any{}}}})
+				e.open = len(e.obj.Output) - 1
+				item := e.obj.Output[e.open]
+				e.event("response.output_item.added", map[string]any{"output_index": e.open, "item": responseOutputItem{Type: "message", ID: item.ID, Status: "in_progress", Role: "assistant", Content: []responseOutputPart{}}})
+				e.event("response.content_part.added", map[string]any{"item_id": item.ID, "output_index": e.open, "content_index": 0, "part": item.Content[0]})
+			}
+			e.text.WriteString(*t)
+			e.event("response.output_text.delta", map[string]any{"item_id": e.obj.Output[e.open].ID, "output_index": e.open, "content_index": 0, "delta": *t, "logprobs": []any{}})
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			ti := 0
+			if tc.Index != nil {
+				ti = *tc.Index
+			}
+			oi, known := e.tools[ti]
+			if !known {
+				e.closeItem()
+				e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "function_call", ID: fmt.Sprintf("fc_%s_%d", base, len(e.obj.Output)),
+					Status: "in_progress", CallID: tc.ID, Name: tc.Function.Name, Arguments: ptr("")})
+				oi = len(e.obj.Output) - 1
+				e.tools[ti] = oi
+				e.open = oi
+				e.event("response.output_item.added", map[string]any{"output_index": oi, "item": e.obj.Output[oi]})
+			}
+			if a := tc.Function.Arguments; a != "" && oi == e.open {
+				item := &e.obj.Output[oi]
+				*item.Arguments += a
+				e.event("response.function_call_arguments.delta", map[string]any{"item_id": item.ID, "output_index": oi, "delta": a})
+			}
+		}
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			e.finish = *ch.FinishReason
+		}
+	}
+	return e.buf
+}
+
+func (e *responsesEncoder) end(id string, u Usage) []byte {
+	e.buf = e.buf[:0]
+	e.start(id, 0)
+	e.closeItem()
+	finishResponse(e.obj, e.finish)
+	e.obj.Usage = responsesUsageOf(u)
+	name := "response.completed"
+	if e.obj.Status == "incomplete" {
+		name = "response.incomplete"
+	}
+	e.event(name, map[string]any{"response": e.obj})
+	return e.buf
+}
+
+func (e *responsesEncoder) fail(code, msg string) []byte {
+	e.buf = e.buf[:0]
+	e.start("", 0)
+	e.obj.Status = "failed"
+	e.obj.Error = &responseError{Code: code, Message: msg}
+	e.event("response.failed", map[string]any{"response": e.obj})
+	return e.buf
+}

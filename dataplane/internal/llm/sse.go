@@ -1,0 +1,87 @@
+package llm
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
+
+// sseReader splits a text/event-stream into events, keeping each event's bytes as they
+// came (so relays can forward them unchanged) and its joined data.
+type sseReader struct {
+	br    *bufio.Reader
+	event []byte
+	data  []byte
+	name  []byte
+}
+
+func newSSEReader(r io.Reader) *sseReader {
+	return &sseReader{br: bufio.NewReaderSize(r, 16<<10), event: make([]byte, 0, 4<<10)}
+}
+
+// next returns the next non-empty event: its raw bytes (ending in a blank line), its
+// event name and its data (nil when it has no data line). The slices are valid until
+// the next call. At the end of the stream it returns io.EOF; an event cut short by the
+// end is completed and returned first.
+func (s *sseReader) next() (raw, name, data []byte, err error) {
+	s.event = s.event[:0]
+	for {
+		line, err := readLine(s.br)
+		if len(line) > 0 {
+			s.event = append(s.event, line...)
+		}
+		end := isBlankLine(line) || (err != nil && len(s.event) > 0)
+		if end && len(bytes.TrimSpace(s.event)) > 0 {
+			if err != nil && !isBlankLine(line) {
+				// The upstream ended without the final blank line; terminate the event
+				// so the caller's parser sees it.
+				if !bytes.HasSuffix(s.event, []byte("\n")) {
+					s.event = append(s.event, '\n')
+				}
+				s.event = append(s.event, '\n')
+			}
+			s.parse()
+			return s.event, s.name, s.data, nil
+		} else if end {
+			s.event = s.event[:0]
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+}
+
+func (s *sseReader) parse() {
+	s.data, s.name = nil, nil
+	multi := false
+	for line := range bytes.Lines(s.event) {
+		line = bytes.TrimRight(line, "\r\n")
+		if rest, ok := bytes.CutPrefix(line, dataPrefix); ok {
+			rest = bytes.TrimPrefix(rest, []byte(" "))
+			switch {
+			case s.data == nil:
+				s.data = rest
+			case !multi:
+				// Copy: data aliases event, which must stay unchanged.
+				s.data = append(append(append(make([]byte, 0, len(s.data)+len(rest)+1), s.data...), '\n'), rest...)
+				multi = true
+			default:
+				s.data = append(append(s.data, '\n'), rest...)
+			}
+		} else if rest, ok := bytes.CutPrefix(line, []byte("event:")); ok {
+			s.name = bytes.TrimPrefix(rest, []byte(" "))
+		}
+	}
+}
+
+// appendEvent appends an SSE event with an optional name and one data line.
+func appendEvent(buf []byte, name string, data []byte) []byte {
+	if name != "" {
+		buf = append(buf, "event: "...)
+		buf = append(buf, name...)
+		buf = append(buf, '\n')
+	}
+	buf = append(buf, "data: "...)
+	buf = append(buf, data...)
+	return append(buf, '\n', '\n')
+}

@@ -1,0 +1,197 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Surface is the API a caller speaks.
+type Surface uint8
+
+const (
+	// SurfaceChat is OpenAI chat completions (/v1/chat/completions).
+	SurfaceChat Surface = iota
+	// SurfaceMessages is the Anthropic Messages API (/v1/messages).
+	SurfaceMessages
+	// SurfaceResponses is the OpenAI Responses API (/v1/responses).
+	SurfaceResponses
+	// SurfaceEmbeddings is OpenAI embeddings (/v1/embeddings).
+	SurfaceEmbeddings
+)
+
+// MessagesRequest is a parsed Anthropic Messages body: kept as fields, to be relayed
+// to Anthropic upstreams as it came (model replaced), and translated into Chat for the
+// others.
+type MessagesRequest struct {
+	Model  string
+	Stream bool
+	// Chat is the request in chat completions form.
+	Chat *ChatRequest
+
+	fields map[string]json.RawMessage
+}
+
+// ParseMessagesRequest parses a Messages body. It needs a JSON object with a non-empty
+// string `model`, a positive integer `max_tokens` and a `messages` array whose entries
+// are user or assistant turns; `stream` must be a boolean when present.
+func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
+	}
+	req := &MessagesRequest{fields: fields}
+	if raw, ok := fields["model"]; !ok || json.Unmarshal(raw, &req.Model) != nil || req.Model == "" {
+		return nil, invalidf("model", "model: Field required (a non-empty string).")
+	}
+	var maxTokens int64
+	if raw, ok := fields["max_tokens"]; !ok || json.Unmarshal(raw, &maxTokens) != nil || maxTokens < 1 {
+		return nil, invalidf("max_tokens", "max_tokens: Field required (a positive integer).")
+	}
+	if raw, ok := fields["messages"]; !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		return nil, invalidf("messages", "messages: Field required (an array).")
+	}
+	if raw, ok := fields["stream"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &req.Stream); err != nil {
+			return nil, invalidf("stream", "stream: Input should be a valid boolean.")
+		}
+	}
+	var mb messagesBody
+	if err := json.Unmarshal(body, &mb); err != nil {
+		return nil, invalidf("messages", "The request does not match the Messages schema: %s.", schemaError(err))
+	}
+	cb, err := messagesToChat(&mb)
+	if err != nil {
+		return nil, err
+	}
+	if req.Chat, err = chatRequestOf(cb); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// upstreamBody renders the body relayed to an Anthropic upstream.
+func (r *MessagesRequest) upstreamBody(upstreamModel string) []byte {
+	return writeObject(r.fields, map[string]json.RawMessage{"model": mustMarshal(upstreamModel)})
+}
+
+// ResponsesRequest is a parsed OpenAI Responses body, translated into chat completions
+// for every upstream.
+type ResponsesRequest struct {
+	Model  string
+	Stream bool
+	// Chat is the request in chat completions form.
+	Chat *ChatRequest
+
+	body *responsesBody
+}
+
+// ParseResponsesRequest parses a Responses body: a JSON object with a non-empty string
+// `model` and an `input` (a string or an array of items).
+func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
+	}
+	var rb responsesBody
+	if raw, ok := fields["model"]; !ok || json.Unmarshal(raw, &rb.Model) != nil || rb.Model == "" {
+		return nil, invalidf("model", "`model` is required and must be a non-empty string.")
+	}
+	if raw, ok := fields["stream"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &rb.Stream); err != nil {
+			return nil, invalidf("stream", "`stream` must be a boolean.")
+		}
+	}
+	if raw, ok := fields["input"]; !ok || isNull(raw) {
+		return nil, invalidf("input", "`input` is required.")
+	}
+	if err := json.Unmarshal(body, &rb); err != nil {
+		return nil, invalidf("input", "The request does not match the Responses schema: %s.", schemaError(err))
+	}
+	cb, err := responsesToChat(&rb)
+	if err != nil {
+		return nil, err
+	}
+	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb}
+	if req.Chat, err = chatRequestOf(cb); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// EmbeddingsRequest is a parsed embeddings body.
+type EmbeddingsRequest struct {
+	Model string
+	// Texts are the inputs when they are strings; nil when the input is tokens.
+	Texts          []string
+	EncodingFormat string
+	Dimensions     *int64
+
+	fields map[string]json.RawMessage
+}
+
+// ParseEmbeddingsRequest parses an embeddings body: a JSON object with a non-empty
+// string `model` and an `input` that is a string, an array of strings, an array of
+// tokens or an array of token arrays.
+func ParseEmbeddingsRequest(body []byte) (*EmbeddingsRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
+	}
+	req := &EmbeddingsRequest{fields: fields}
+	if raw, ok := fields["model"]; !ok || json.Unmarshal(raw, &req.Model) != nil || req.Model == "" {
+		return nil, invalidf("model", "`model` is required and must be a non-empty string.")
+	}
+	raw, ok := fields["input"]
+	if !ok || isNull(raw) {
+		return nil, invalidf("input", "`input` is required.")
+	}
+	var one string
+	var many []string
+	var tokens []int64
+	var tokenLists [][]int64
+	switch {
+	case json.Unmarshal(raw, &one) == nil:
+		req.Texts = []string{one}
+	case json.Unmarshal(raw, &many) == nil && len(many) > 0:
+		req.Texts = many
+	case json.Unmarshal(raw, &tokens) == nil && len(tokens) > 0:
+	case json.Unmarshal(raw, &tokenLists) == nil && len(tokenLists) > 0:
+	default:
+		return nil, invalidf("input", "`input` must be a string, an array of strings, or an array of token arrays, and not empty.")
+	}
+	for _, t := range req.Texts {
+		if t == "" {
+			return nil, invalidf("input", "`input` must not contain empty strings.")
+		}
+	}
+	if raw, ok := fields["encoding_format"]; ok && !isNull(raw) {
+		if json.Unmarshal(raw, &req.EncodingFormat) != nil || (req.EncodingFormat != "float" && req.EncodingFormat != "base64") {
+			return nil, invalidf("encoding_format", "`encoding_format` must be \"float\" or \"base64\".")
+		}
+	}
+	if raw, ok := fields["dimensions"]; ok && !isNull(raw) {
+		var d int64
+		if json.Unmarshal(raw, &d) != nil || d < 1 {
+			return nil, invalidf("dimensions", "`dimensions` must be a positive integer.")
+		}
+		req.Dimensions = &d
+	}
+	return req, nil
+}
+
+// EstimateTokens estimates the tokens of the inputs (characters divided by 4; token
+// inputs count as they are).
+func (r *EmbeddingsRequest) EstimateTokens() int64 {
+	if r.Texts == nil {
+		return int64(len(r.fields["input"]) / 2)
+	}
+	var chars int
+	for _, t := range r.Texts {
+		chars += len(t)
+	}
+	return int64(chars+3) / 4
+}
+
+func (r *EmbeddingsRequest) upstreamBody(upstreamModel string) []byte {
+	return writeObject(r.fields, map[string]json.RawMessage{"model": mustMarshal(upstreamModel)})
+}
