@@ -8,14 +8,27 @@ import (
 
 type metrics struct {
 	refusedVec *prometheus.CounterVec
-	evicted    prometheus.Counter
+	// known holds refusedVec's counters for the config's scopes and kinds, resolved
+	// once so that refusing (the path under abuse) does not hash label values.
+	known   [3][3]prometheus.Counter
+	evicted prometheus.Counter
 }
+
+var (
+	knownScopes = [3]Scope{ScopeKey, ScopeTeam, ScopeModel}
+	knownKinds  = [3]Kind{RPM, TPM, Concurrency}
+)
 
 func (m *metrics) init(reg prometheus.Registerer, states func() int) error {
 	m.refusedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_gateway_ratelimit_refused_total",
 		Help: "Requests refused by rate limits, by level (key, team, model) and limit (rpm, tpm, concurrency).",
 	}, []string{"scope", "limit"})
+	for i, s := range knownScopes {
+		for j, k := range knownKinds {
+			m.known[i][j] = m.refusedVec.WithLabelValues(string(s), string(k))
+		}
+	}
 	m.evicted = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_gateway_ratelimit_states_evicted_total",
 		Help: "Idle rate limit states forgotten.",
@@ -35,4 +48,17 @@ func (m *metrics) init(reg prometheus.Registerer, states func() int) error {
 	return nil
 }
 
-func (m *metrics) refused(s Scope, k Kind) { m.refusedVec.WithLabelValues(string(s), string(k)).Inc() }
+func (m *metrics) refused(s Scope, k Kind) {
+	for i := range knownScopes {
+		if knownScopes[i] != s {
+			continue
+		}
+		for j := range knownKinds {
+			if knownKinds[j] == k {
+				m.known[i][j].Inc()
+				return
+			}
+		}
+	}
+	m.refusedVec.WithLabelValues(string(s), string(k)).Inc()
+}
