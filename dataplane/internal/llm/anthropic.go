@@ -699,6 +699,10 @@ func (e *messagesEncoder) closeBlock() {
 // chunk renders one chat chunk and returns the bytes to write.
 func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 	e.buf = e.buf[:0]
+	if !e.started && c.Model != "" {
+		// Like the answer that is not streamed, name the model that answered.
+		e.model = c.Model
+	}
 	e.start(c.ID)
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
