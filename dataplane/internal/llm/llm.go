@@ -171,6 +171,8 @@ type Client struct {
 	sleep func(context.Context, time.Duration) error
 	// jitter draws a backoff in [0, d].
 	jitter func(d time.Duration) time.Duration
+	// now stamps the answers the gateway writes itself (created times).
+	now func() time.Time
 }
 
 // NewClient returns a Client with its own connection pool.
@@ -243,6 +245,7 @@ func NewClient(cfg Config) (*Client, error) {
 		metrics: m,
 		sleep:   sleepCtx,
 		jitter:  fullJitter,
+		now:     time.Now,
 	}, nil
 }
 

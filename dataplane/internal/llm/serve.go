@@ -592,7 +592,7 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 		return c.write(w, req, res, http.StatusOK, contentType(header), body)
 	}
 
-	cr, err := decodeAnswer(wk, body, d.UpstreamModel)
+	cr, err := decodeAnswer(wk, body, d.UpstreamModel, c.now().Unix())
 	if err != nil {
 		return err
 	}
@@ -633,8 +633,7 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 }
 
 // decodeAnswer reads a complete upstream answer as a chat completion.
-func decodeAnswer(wk wire, body []byte, upstreamModel string) (*chatResponse, error) {
-	now := time.Now().Unix()
+func decodeAnswer(wk wire, body []byte, upstreamModel string, now int64) (*chatResponse, error) {
 	switch wk {
 	case wireAnthropic:
 		var ar anthropicResponse
@@ -950,7 +949,7 @@ type streamEncoder interface {
 // filtered, encoded in the caller's.
 func (s *streamRelay) translate(firstName, firstData []byte) error {
 	var dec streamDecoder
-	created := time.Now().Unix()
+	created := s.c.now().Unix()
 	switch s.wk {
 	case wireAnthropic:
 		dec = &anthropicDecoder{d: anthropicStreamDecoder{created: created}}

@@ -1,0 +1,126 @@
+package llm
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// checkRefusal fails unless err is a described *InvalidRequestError.
+func checkRefusal(t *testing.T, err error) {
+	t.Helper()
+	var ie *InvalidRequestError
+	if !errors.As(err, &ie) || ie.Message == "" {
+		t.Fatalf("error %v is not a described InvalidRequestError", err)
+	}
+}
+
+// checkChat checks a translated chat request the way adapters will use it.
+func checkChat(t *testing.T, c *ChatRequest, model string) {
+	t.Helper()
+	if c == nil || c.Model != model {
+		t.Fatalf("chat form has model %v, want %q", c, model)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(c.UpstreamBody("up"), &out); err != nil {
+		t.Fatalf("upstream body is not JSON: %v", err)
+	}
+	if b, err := c.body(); err == nil {
+		// Every adapter must accept (or refuse with a described error) what the
+		// translation produced.
+		if _, err := chatToAnthropic(b, "up"); err != nil {
+			checkRefusal(t, err)
+		}
+		if _, err := chatToGemini(b); err != nil {
+			checkRefusal(t, err)
+		}
+	}
+	_ = c.EstimateTokens()
+}
+
+func seeds(f *testing.F, files ...string) {
+	for _, name := range files {
+		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
+			f.Add(b)
+		}
+	}
+}
+
+func FuzzParseMessagesRequest(f *testing.F) {
+	seeds(f, "messages_tools.request.json", "messages_tools_stream.request.json")
+	for _, s := range []string{
+		`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":null}]}]}`,
+		`{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","input":null}]}],"tool_choice":{"type":"tool"}}`,
+		`{"model":"m","max_tokens":1,"messages":[],"system":5}`,
+		`{"model":"m","max_tokens":-1,"messages":[]}`, `{}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseMessagesRequest(body)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		if req.Model == "" {
+			t.Fatal("accepted a request without model")
+		}
+		var out map[string]any
+		if err := json.Unmarshal(req.upstreamBody("up"), &out); err != nil || out["model"] != "up" {
+			t.Fatalf("upstream body %v, %v", out, err)
+		}
+		checkChat(t, req.Chat, req.Model)
+		if req.Stream != req.Chat.Stream || (req.Stream && !req.Chat.IncludeUsage) {
+			t.Fatal("stream settings lost in translation")
+		}
+	})
+}
+
+func FuzzParseResponsesRequest(f *testing.F) {
+	seeds(f, "responses_tools.request.json", "responses_tools_stream.request.json")
+	for _, s := range []string{
+		`{"model":"m","input":"hi"}`,
+		`{"model":"m","input":[{"type":"function_call_output","output":{"a":1}}]}`,
+		`{"model":"m","input":[{"role":"user","content":[{"type":"input_image"}]}]}`,
+		`{"model":"m","input":[],"tools":[{"type":"web_search"}]}`,
+		`{"model":"m","input":"x","text":{"format":{"type":"json_schema"}},"tool_choice":{"type":"function"}}`,
+		`{"model":"m","input":5}`, `{}`, `[]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseResponsesRequest(body)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		checkChat(t, req.Chat, req.Model)
+	})
+}
+
+func FuzzParseEmbeddingsRequest(f *testing.F) {
+	seeds(f, "embeddings.request.json")
+	for _, s := range []string{
+		`{"model":"m","input":"x"}`, `{"model":"m","input":[1,2,3]}`, `{"model":"m","input":[[1],[2]]}`,
+		`{"model":"m","input":["a",""]}`, `{"model":"m","input":"x","dimensions":0}`, `{"model":"m","input":[]}`, `{}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseEmbeddingsRequest(body)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		if req.Model == "" || req.EstimateTokens() < 0 {
+			t.Fatalf("accepted %+v", req)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(req.upstreamBody("up"), &out); err != nil || out["model"] != "up" {
+			t.Fatalf("upstream body %v, %v", out, err)
+		}
+	})
+}
