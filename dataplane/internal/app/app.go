@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/heartbeat"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/routing"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/usage"
 )
@@ -134,7 +135,11 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
-	a.llm, err = llm.NewClient(llm.Config{Timeout: cfg.UpstreamTimeout, Logger: log, Registerer: reg})
+	router, err := routing.New(routing.Config{Registerer: reg})
+	if err != nil {
+		return cleanup(fmt.Errorf("app: %w", err))
+	}
+	a.llm, err = llm.NewClient(llm.Config{Timeout: cfg.UpstreamTimeout, Router: router, Logger: log, Registerer: reg})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}

@@ -217,6 +217,8 @@ type harnessOptions struct {
 	upstream        http.Handler
 	cacheDir        string
 	cacheGrace      time.Duration
+	// extra changes the org snapshot before it is published.
+	extra func(*gatehousev1.Snapshot)
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -227,6 +229,9 @@ func startHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	h := &harness{cp: fakecp.Start(t, cpOpts...), upstream: newFakeUpstream(t, o.upstream)}
 	h.fx = newFixture(h.upstream.srv.URL, deadURL(t))
+	if o.extra != nil {
+		o.extra(h.fx.snap)
+	}
 	if !o.noBucket {
 		h.cp.Publish(region, h.fx.snap)
 		h.cp.Publish(region, h.fx.frozen)

@@ -105,10 +105,15 @@ func (u *fakeUpstream) serveWire(w http.ResponseWriter, r *http.Request, c wireC
 	w.Header().Set("Content-Type", "text/event-stream")
 	flusher := w.(http.Flusher)
 	events := wireStream(c, tool)
+	// up-block pauses after the first content.
+	pause := map[string]int{"anthropic": 2, "gemini": 0}[c.format]
+	if c.format == "openai" || c.format == "azure" {
+		pause = 1
+	}
 	for i, ev := range events {
 		fmt.Fprint(w, ev)
 		flusher.Flush()
-		if i == 1 && c.model == "up-block" {
+		if i == pause && c.model == "up-block" {
 			select {
 			case <-u.release:
 			case <-r.Context().Done():
@@ -187,8 +192,7 @@ func openAIUsage() string {
 		promptTokens, outputTokens, promptTokens+outputTokens, cachedTokens)
 }
 
-// wireStream returns a stream's events; up-block pauses after the second one (the
-// first content).
+// wireStream returns a stream's events.
 func wireStream(c wireCall, tool bool) []string {
 	switch c.format {
 	case "anthropic":

@@ -1,0 +1,312 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+)
+
+// faultUpstream is an OpenAI-compatible provider that misbehaves on script: each call
+// takes the next action (the last one repeats).
+type faultUpstream struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	actions []string
+	calls   []time.Time
+	headers []http.Header
+}
+
+// Actions:
+//
+//	ok          a normal answer ("Hello", streamed when asked)
+//	429         429 with retry-after-ms: 300
+//	500         500
+//	slow-first  a stream whose first event comes after 3s
+//	drop        a stream that breaks the connection after its first content
+func newFaultUpstream(t *testing.T, actions ...string) *faultUpstream {
+	f := &faultUpstream{actions: actions}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *faultUpstream) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	action := f.actions[min(len(f.calls), len(f.actions)-1)]
+	f.calls = append(f.calls, time.Now())
+	f.headers = append(f.headers, r.Header.Clone())
+	f.mu.Unlock()
+	stream := strings.Contains(string(body), `"stream":true`)
+	switch action {
+	case "429":
+		w.Header().Set("retry-after-ms", "300")
+		writeWireError(w, "openai", http.StatusTooManyRequests, "slow down")
+		return
+	case "500":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `{"error":{"message":"boom","type":"server_error","param":null,"code":null}}`)
+		return
+	}
+	if !stream {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"chatcmpl-f","object":"chat.completion","created":1,"model":"fault","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":%s}`, openAIUsage())
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher := w.(http.Flusher)
+	flusher.Flush()
+	if action == "slow-first" {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	fmt.Fprint(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n")
+	flusher.Flush()
+	if action == "drop" {
+		panic(http.ErrAbortHandler)
+	}
+	fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[],\"usage\":%s}\n\ndata: [DONE]\n\n", openAIUsage())
+}
+
+// withFaultModel adds a provider at f and a model "name" served by it.
+func withFaultModel(name string, f *faultUpstream, routing *gatehousev1.Routing, fallbacks ...string) func(*gatehousev1.Snapshot) {
+	return func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "p-" + name, Name: name, Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
+			BaseUrl: f.srv.URL + "/v1", ApiKey: upstreamKey})
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-" + name, Name: name, ProviderId: "p-" + name, UpstreamModel: "fault",
+			InputPricePerMtokMicros: 4_000_000, OutputPricePerMtokMicros: 16_000_000, Routing: routing, Fallbacks: fallbacks})
+	}
+}
+
+func TestRetryOn429HonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "429", "ok")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("r429", f, &gatehousev1.Routing{RetryBackoffMs: 1})})
+	var httpResp *http.Response
+	got, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), chatParams("r429"), option.WithResponseInto(&httpResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Choices[0].Message.Content != "Hello" || f.count() != 2 {
+		t.Fatalf("content %q after %d calls", got.Choices[0].Message.Content, f.count())
+	}
+	f.mu.Lock()
+	gap := f.calls[1].Sub(f.calls[0])
+	f.mu.Unlock()
+	if gap < 250*time.Millisecond {
+		t.Errorf("retried %v after a 429 asking for 300ms", gap)
+	}
+	ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+	if ev.Retries != 1 || ev.DeploymentId != "m-r429" || ev.FallbackModel != "" || ev.StatusCode != 200 {
+		t.Errorf("usage event = %v", ev)
+	}
+	// The overhead excludes the upstream wait and the backoff.
+	if ev.OverheadUs <= 0 || ev.OverheadUs > 250_000 {
+		t.Errorf("overhead %dus counts the retry wait", ev.OverheadUs)
+	}
+}
+
+func TestRetriesExhaustedRelayTheLastAnswer(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "429")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("r429", f, &gatehousev1.Routing{MaxRetries: 2, RetryBackoffMs: 1})})
+	resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"r429","messages":[]}`)
+	checkError(t, resp, body, 429, "rate_limit_error", "rate_limit_exceeded", upstreamKey)
+	if f.count() != 3 {
+		t.Errorf("upstream called %d times, want 1 + 2 retries", f.count())
+	}
+	ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
+	if ev.Retries != 2 || ev.StatusCode != 429 || ev.ErrorClass != "upstream_status" {
+		t.Errorf("usage event = %v", ev)
+	}
+}
+
+func TestFallbackAfter500s(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "500")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("primary", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1}, "echo")})
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			before := f.count()
+			resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key),
+				fmt.Sprintf(`{"model":"primary","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream))
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "Hel") {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if n := f.count() - before; n != 2 {
+				t.Errorf("primary called %d times, want 2", n)
+			}
+			ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
+			// Charged at the fallback's prices: (11-3)*2 + 3*0.5 + 7*8 = 73.5.
+			if ev.FallbackModel != "echo" || ev.Retries != 2 || ev.DeploymentId != "m-echo" || ev.Model != "primary" ||
+				ev.UpstreamModel != "up-echo" || ev.CostMicros != 74 {
+				t.Errorf("usage event = %v", ev)
+			}
+		})
+	}
+	resp, body := h.do(t, "GET", "/metrics", nil, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "gatehouse_gateway_fallbacks_total 2") ||
+		!strings.Contains(string(body), `gatehouse_gateway_upstream_retries_total{reason="status_5xx"}`) {
+		t.Errorf("fallback and retry metrics missing")
+	}
+}
+
+func TestBreakerStopsCallingAFailingDeployment(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "500")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("flaky", f,
+		&gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1, BreakerFailures: 3, BreakerCooldownMs: 60_000}, "echo")})
+	for i := range 5 {
+		resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"flaky","messages":[]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	// Two attempts for the first request, one more opens the breaker; after that
+	// requests go straight to the fallback.
+	if n := f.count(); n != 3 {
+		t.Errorf("failing deployment called %d times, want 3", n)
+	}
+	resp, body := h.do(t, "GET", "/metrics", nil, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `gatehouse_gateway_deployment_breaker_state{deployment="acme/m-flaky"} 2`) {
+		t.Errorf("breaker metric missing or not open")
+	}
+	// Without a fallback, an open breaker answers 503 at once.
+	f2 := newFaultUpstream(t, "500")
+	h2 := startHarness(t, harnessOptions{extra: withFaultModel("alone", f2, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1, BreakerFailures: 2, BreakerCooldownMs: 60_000})})
+	resp, body = h2.do(t, "POST", "/v1/chat/completions", bearer(h2.fx.key), `{"model":"alone","messages":[]}`)
+	if resp.StatusCode != 500 {
+		t.Fatalf("first request: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h2.do(t, "POST", "/v1/chat/completions", bearer(h2.fx.key), `{"model":"alone","messages":[]}`)
+	checkError(t, resp, body, 503, "upstream_error", "upstream_unavailable", upstreamKey)
+	if n := f2.count(); n != 2 {
+		t.Errorf("deployment called %d times through an open breaker", n)
+	}
+}
+
+func TestTTFTTimeoutMovesToAnotherDeployment(t *testing.T) {
+	t.Parallel()
+	slow := newFaultUpstream(t, "slow-first")
+	good := newFaultUpstream(t, "ok")
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		withFaultModel("ttft", slow, &gatehousev1.Routing{TtftTimeoutMs: 200, RetryBackoffMs: 1})(s)
+		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "p-good", Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
+			BaseUrl: good.srv.URL + "/v1", ApiKey: upstreamKey})
+		m := s.Models[len(s.Models)-1]
+		// The slow deployment (the model's own, weight 1) goes first: smooth weighted
+		// round robin starts with the first of equal weights.
+		m.Deployments = []*gatehousev1.Deployment{{Id: "d-good", ProviderId: "p-good", UpstreamModel: "fault", Weight: 1}}
+	}})
+	var httpResp *http.Response
+	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("ttft"), option.WithResponseInto(&httpResp))
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if acc.Choices[0].Message.Content != "Hello" {
+		t.Errorf("content = %q", acc.Choices[0].Message.Content)
+	}
+	if slow.count() != 1 || good.count() != 1 {
+		t.Errorf("calls: slow %d, good %d", slow.count(), good.count())
+	}
+	ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+	if ev.DeploymentId != "d-good" || ev.Retries != 1 || !ev.Streamed || ev.CompletionTokens != outputTokens {
+		t.Errorf("usage event = %v", ev)
+	}
+}
+
+func TestStreamDroppedMidwayIsNotRetried(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "drop", "ok")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("drops", f, &gatehousev1.Routing{MaxRetries: 3, RetryBackoffMs: 1})})
+	var httpResp *http.Response
+	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("drops"), option.WithResponseInto(&httpResp))
+	var content strings.Builder
+	for stream.Next() {
+		if c := stream.Current(); len(c.Choices) > 0 {
+			content.WriteString(c.Choices[0].Delta.Content)
+		}
+	}
+	if stream.Err() == nil || !strings.Contains(stream.Err().Error(), "upstream_stream_broken") {
+		t.Errorf("stream error = %v, want the final error event", stream.Err())
+	}
+	if content.String() != "Hel" {
+		t.Errorf("content = %q", content.String())
+	}
+	if f.count() != 1 {
+		t.Errorf("upstream called %d times: a stream that began must not be retried", f.count())
+	}
+	ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+	if ev.ErrorClass != "upstream_stream_broken" || !ev.Streamed || ev.Retries != 0 || ev.CompletionTokens != 1 || ev.PromptTokens != 1 || ev.CostMicros == 0 {
+		t.Errorf("usage event = %v, want the partial usage estimated", ev)
+	}
+}
+
+func TestClientDisconnectChargesPartialUsage(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	for _, model := range []string{"block", "claude-block"} {
+		t.Run(model, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			var httpResp *http.Response
+			stream := h.client(h.fx.key).Chat.Completions.NewStreaming(ctx, chatParams(model), option.WithResponseInto(&httpResp))
+			for stream.Next() && stream.Current().Choices[0].Delta.Content == "" {
+			}
+			cancel()
+			stream.Close()
+			select {
+			case <-h.upstream.cancelled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("upstream request not cancelled after the client left")
+			}
+			ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+			if ev.ErrorClass != "client_closed" || ev.CompletionTokens < 1 || ev.PromptTokens < 1 || ev.CostMicros == 0 {
+				t.Errorf("usage event = %v, want partial usage charged", ev)
+			}
+		})
+	}
+}
+
+func TestTraceContextPropagatedUpstream(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "ok")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("traced", f, nil)})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	resp, body := h.do(t, "POST", "/v1/chat/completions", map[string]string{
+		"Authorization": "Bearer " + h.fx.key, "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01",
+	}, `{"model":"traced","messages":[]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	f.mu.Lock()
+	tp := f.headers[0].Get("traceparent")
+	f.mu.Unlock()
+	if !strings.HasPrefix(tp, "00-"+traceID+"-") {
+		t.Errorf("upstream traceparent = %q, want trace %s", tp, traceID)
+	}
+}
