@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -84,6 +85,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cacheDir := fs.String("cache-dir", getenv("GATEHOUSE_CONFIG_CACHE_DIR"), "directory of the on-disk cache of applied (still sealed) config snapshots, so the gateway can start while NATS is unreachable; empty disables it (env GATEHOUSE_CONFIG_CACHE_DIR)")
 	cacheGrace := fs.String("cache-grace", env("GATEHOUSE_CONFIG_CACHE_GRACE", "5s"), "how long to wait for the live config at start before serving the cached one (env GATEHOUSE_CONFIG_CACHE_GRACE)")
 	upstreamTimeout := fs.String("upstream-timeout", env("GATEHOUSE_UPSTREAM_TIMEOUT", "10m"), "bound on one upstream exchange, streams included (env GATEHOUSE_UPSTREAM_TIMEOUT)")
+	ttft := fs.String("ttft-timeout", env("GATEHOUSE_TTFT_TIMEOUT", "0s"), "default time-to-first-token timeout of streams, retried on another attempt; 0 disables it; a model's routing overrides it (env GATEHOUSE_TTFT_TIMEOUT)")
+	retries := fs.String("max-retries", env("GATEHOUSE_MAX_RETRIES", "2"), "default retries after a failed upstream attempt (429, 5xx, connection errors, timeouts) before falling back (env GATEHOUSE_MAX_RETRIES)")
+	backoff := fs.String("retry-backoff", env("GATEHOUSE_RETRY_BACKOFF", "250ms"), "default base of the exponential backoff with full jitter between retries (env GATEHOUSE_RETRY_BACKOFF)")
+	breakerFailures := fs.String("breaker-failures", env("GATEHOUSE_BREAKER_FAILURES", "5"), "default consecutive failures that open a deployment's circuit breaker (env GATEHOUSE_BREAKER_FAILURES)")
+	breakerCooldown := fs.String("breaker-cooldown", env("GATEHOUSE_BREAKER_COOLDOWN", "30s"), "default time an open circuit breaker waits before a probe (env GATEHOUSE_BREAKER_COOLDOWN)")
+	otlp := fs.String("otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OpenTelemetry collector base URL for traces over OTLP/HTTP, e.g. http://collector:4318; empty disables tracing (env OTEL_EXPORTER_OTLP_ENDPOINT)")
+	accessLog := fs.String("access-log", env("GATEHOUSE_ACCESS_LOG", "true"), "log one JSON line per LLM request (no prompt contents unless the team enables log_contents) (env GATEHOUSE_ACCESS_LOG)")
 	logLevel := fs.String("log-level", env("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.printVersion, "version", false, "print the build version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +126,43 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	grace, err := time.ParseDuration(*cacheGrace)
 	if err != nil || grace <= 0 {
 		return cfg, fmt.Errorf("--cache-grace: want a positive duration, got %q", *cacheGrace)
+	}
+	for _, d := range []struct {
+		name string
+		raw  string
+		zero bool
+		dst  *time.Duration
+	}{
+		{"--ttft-timeout", *ttft, true, &cfg.app.TTFTTimeout},
+		{"--retry-backoff", *backoff, false, &cfg.app.RetryBackoff},
+		{"--breaker-cooldown", *breakerCooldown, false, &cfg.app.BreakerCooldown},
+	} {
+		v, err := time.ParseDuration(d.raw)
+		if err != nil || v < 0 || (v == 0 && !d.zero) {
+			return cfg, fmt.Errorf("%s: want a positive duration, got %q", d.name, d.raw)
+		}
+		*d.dst = v
+	}
+	n, err := strconv.Atoi(*retries)
+	if err != nil || n < 0 || n > 10 {
+		return cfg, fmt.Errorf("--max-retries: want 0 to 10, got %q", *retries)
+	}
+	// 0 retries must mean none, while a zero llm.Config field means the default.
+	cfg.app.MaxRetries = n
+	if n == 0 {
+		cfg.app.MaxRetries = -1
+	}
+	if cfg.app.BreakerFailures, err = strconv.Atoi(*breakerFailures); err != nil || cfg.app.BreakerFailures < 1 {
+		return cfg, fmt.Errorf("--breaker-failures: want a positive integer, got %q", *breakerFailures)
+	}
+	if cfg.app.AccessLog, err = strconv.ParseBool(*accessLog); err != nil {
+		return cfg, fmt.Errorf("--access-log: want true or false, got %q", *accessLog)
+	}
+	if *otlp != "" {
+		if u, err := url.Parse(*otlp); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, fmt.Errorf("--otlp-endpoint: want an http(s) URL, got %q", *otlp)
+		}
+		cfg.app.OTLPEndpoint = *otlp
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

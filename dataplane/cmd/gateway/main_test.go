@@ -63,6 +63,32 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("config = %+v", c)
 			}
 		}},
+		{
+			name: "routing, tracing and logging",
+			args: []string{"--config-keys", testKeys, "--ttft-timeout", "3s", "--max-retries", "0", "--retry-backoff", "100ms",
+				"--breaker-failures", "9", "--breaker-cooldown", "1m", "--otlp-endpoint", "http://collector:4318", "--access-log=false"},
+			check: func(t *testing.T, c config) {
+				a := c.app
+				if a.TTFTTimeout != 3*time.Second || a.MaxRetries != -1 || a.RetryBackoff != 100*time.Millisecond || a.BreakerFailures != 9 ||
+					a.BreakerCooldown != time.Minute || a.OTLPEndpoint != "http://collector:4318" || a.AccessLog {
+					t.Errorf("config = %+v", a)
+				}
+			},
+		},
+		{
+			name: "routing defaults and OTEL_EXPORTER_OTLP_ENDPOINT",
+			env:  map[string]string{"GATEHOUSE_CONFIG_KEYS": testKeys, "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example:4318"},
+			check: func(t *testing.T, c config) {
+				a := c.app
+				if a.TTFTTimeout != 0 || a.MaxRetries != 2 || a.RetryBackoff != 250*time.Millisecond || a.BreakerFailures != 5 ||
+					a.BreakerCooldown != 30*time.Second || a.OTLPEndpoint != "https://otel.example:4318" || !a.AccessLog {
+					t.Errorf("config = %+v", a)
+				}
+			},
+		},
+		{name: "bad retries", args: []string{"--config-keys", testKeys, "--max-retries", "11"}, wantErr: "max-retries"},
+		{name: "bad ttft", args: []string{"--config-keys", testKeys, "--ttft-timeout", "-1s"}, wantErr: "ttft-timeout"},
+		{name: "bad otlp endpoint", args: []string{"--config-keys", testKeys, "--otlp-endpoint", "collector:4318"}, wantErr: "otlp-endpoint"},
 		{name: "keys required", wantErr: "required"},
 		{name: "bad keys", args: []string{"--config-keys", "k1:short"}, wantErr: "config-keys"},
 		{name: "bad region", args: []string{"--config-keys", testKeys, "--region", "EU.1"}, wantErr: "region"},

@@ -1,7 +1,8 @@
 // Package app wires the gateway together: the NATS connection, config sync, the usage
-// recorder, heartbeats, the LLM client and the HTTP server, and runs them with an orderly
-// shutdown (drain HTTP, then flush usage, then close NATS). It is the only package that
-// knows every other one; it holds no request logic.
+// recorder, heartbeats, the routing state, the LLM client, tracing and the HTTP server,
+// and runs them with an orderly shutdown (drain HTTP, then flush usage and traces, then
+// close NATS). It is the only package that knows every other one; it holds no request
+// logic.
 package app
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/configsync"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/heartbeat"
@@ -45,6 +47,24 @@ type Config struct {
 	ConfigCacheDir   string
 	ConfigCacheGrace time.Duration
 	UpstreamTimeout  time.Duration
+	// TTFTTimeout, MaxRetries (negative for none), RetryBackoff, BreakerFailures and
+	// BreakerCooldown are the routing defaults of models that set none (see
+	// llm.Config).
+	TTFTTimeout     time.Duration
+	MaxRetries      int
+	RetryBackoff    time.Duration
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	// OTLPEndpoint, when set, exports traces over OTLP/HTTP to this collector base URL;
+	// TraceBatchTimeout is the export period (default 5s).
+	OTLPEndpoint      string
+	TraceBatchTimeout time.Duration
+	// AccessLog logs one line per LLM request.
+	AccessLog bool
+	// Admitter and Guard are the limits and guardrails hooks of the HTTP API (nil:
+	// none); see httpapi/hooks.go.
+	Admitter httpapi.Admitter
+	Guard    httpapi.Guard
 	// ShutdownTimeout bounds the HTTP drain on shutdown (default 30s).
 	ShutdownTimeout time.Duration
 	// HeartbeatInterval is the status period (default 5s).
@@ -64,7 +84,10 @@ type App struct {
 	store     *runtime.Store
 	syncer    *configsync.Syncer
 	recorder  *usage.Recorder
+	router    *routing.Router
 	llm       *llm.Client
+	// stopTracing flushes and stops the trace exporter; nil when tracing is off.
+	stopTracing func(context.Context) error
 	api       *httpapi.Server
 	heartbeat *heartbeat.Publisher
 	server    *http.Server
@@ -111,6 +134,9 @@ func New(cfg Config) (*App, error) {
 	a.nc = nc
 	cleanup := func(err error) (*App, error) {
 		nc.Close()
+		if a.stopTracing != nil {
+			_ = a.stopTracing(context.Background())
+		}
 		return nil, err
 	}
 
@@ -122,6 +148,7 @@ func New(cfg Config) (*App, error) {
 			if a.heartbeat != nil {
 				a.heartbeat.Kick()
 			}
+			a.pruneRoutingState()
 		},
 	})
 	if err != nil {
@@ -135,17 +162,28 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
-	router, err := routing.New(routing.Config{Registerer: reg})
+	var tracer trace.Tracer
+	if cfg.OTLPEndpoint != "" {
+		if tracer, a.stopTracing, err = newTracing(cfg.OTLPEndpoint, cfg); err != nil {
+			return cleanup(fmt.Errorf("app: %w", err))
+		}
+	}
+	a.router, err = routing.New(routing.Config{Registerer: reg})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
-	a.llm, err = llm.NewClient(llm.Config{Timeout: cfg.UpstreamTimeout, Router: router, Logger: log, Registerer: reg})
+	a.llm, err = llm.NewClient(llm.Config{
+		Timeout: cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
+		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
+		Router: a.router, Tracer: tracer, Logger: log, Registerer: reg,
+	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
 	a.api, err = httpapi.New(httpapi.Config{
 		Store: a.store, LLM: a.llm, Usage: a.recorder, MaxBodyBytes: cfg.MaxBodyBytes,
-		Logger: log, Registerer: reg, Gatherer: reg,
+		Logger: log, Registerer: reg, Gatherer: reg, Tracer: tracer, AccessLog: cfg.AccessLog,
+		Admitter: cfg.Admitter, Guard: cfg.Guard,
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
@@ -169,6 +207,28 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 
 // Ready reports whether the initial config has been loaded.
 func (a *App) Ready() bool { return a.syncer.Ready() }
+
+// pruneRoutingState forgets the routing state (breakers, latencies) of deployments
+// that left the config.
+func (a *App) pruneRoutingState() {
+	rt := a.store.Load()
+	if rt == nil || a.router == nil {
+		return
+	}
+	keep := map[string]struct{}{}
+	for _, id := range rt.OrgIDs() {
+		org, _ := rt.Org(id)
+		for _, m := range org.Models() {
+			for _, d := range m.Deployments {
+				keep[d.StateKey] = struct{}{}
+			}
+		}
+	}
+	a.router.Retain(func(key string) bool {
+		_, ok := keep[key]
+		return ok
+	})
+}
 
 func (a *App) status() *gatehousev1.GatewayStatus {
 	return &gatehousev1.GatewayStatus{
@@ -222,6 +282,11 @@ func (a *App) Run(ctx context.Context) error {
 	<-usageDone
 	stopBG()
 	wg.Wait()
+	if a.stopTracing != nil {
+		if err := a.stopTracing(sctx); err != nil {
+			a.log.Warn("trace export incomplete", "err", err)
+		}
+	}
 	a.llm.Close()
 	a.nc.Close()
 	a.log.Info("gateway stopped")

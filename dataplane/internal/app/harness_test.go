@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
 )
 
@@ -219,6 +220,12 @@ type harnessOptions struct {
 	cacheGrace      time.Duration
 	// extra changes the org snapshot before it is published.
 	extra func(*gatehousev1.Snapshot)
+	// otlpEndpoint turns tracing on.
+	otlpEndpoint string
+	// admitter, guard and accessLog configure the HTTP API's hooks and access log.
+	admitter  httpapi.Admitter
+	guard     httpapi.Guard
+	accessLog bool
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -272,6 +279,8 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 		UpstreamTimeout: o.upstreamTimeout, HeartbeatInterval: 50 * time.Millisecond,
 		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		ConfigCacheDir: o.cacheDir, ConfigCacheGrace: o.cacheGrace,
+		OTLPEndpoint: o.otlpEndpoint, TraceBatchTimeout: 50 * time.Millisecond,
+		Admitter: o.admitter, Guard: o.guard, AccessLog: o.accessLog,
 		Version: "test-1", Logger: o.logger,
 	})
 	if err != nil {

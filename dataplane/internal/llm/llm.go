@@ -135,7 +135,8 @@ type Config struct {
 	Timeout time.Duration
 	// TTFTTimeout bounds the wait for a stream's first token; 0 disables it.
 	TTFTTimeout time.Duration
-	// MaxRetries is the number of retries after a model's first attempt (default 2).
+	// MaxRetries is the number of retries after a model's first attempt (default 2;
+	// negative for none).
 	MaxRetries int
 	// RetryBackoff is the base of the exponential backoff between retries (default
 	// 250ms); each wait is drawn uniformly from [0, base·2^n] (full jitter), capped at
@@ -199,8 +200,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
 	}
-	if cfg.MaxRetries <= 0 {
+	switch {
+	case cfg.MaxRetries == 0:
 		cfg.MaxRetries = 2
+	case cfg.MaxRetries < 0:
+		cfg.MaxRetries = 0
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 250 * time.Millisecond

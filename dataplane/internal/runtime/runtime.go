@@ -229,6 +229,9 @@ type Org struct {
 	agentList  []*Agent              // sorted by name
 }
 
+// Models returns the org's models (of this region), sorted by name.
+func (o *Org) Models() []*Model { return o.modelList }
+
 // Model returns the org's model of that name.
 func (o *Org) Model(name string) (*Model, bool) {
 	m, ok := o.models[name]
