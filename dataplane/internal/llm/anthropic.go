@@ -759,9 +759,29 @@ func (e *messagesEncoder) end(id string, u Usage) []byte {
 	return e.buf
 }
 
-// fail ends the stream with an error event.
-func (e *messagesEncoder) fail(typ, msg string) []byte {
+// fail ends the stream with an error event: an api_error when the upstream failed,
+// an invalid_request_error when a guardrail (or other refusal) cut the answer.
+func (e *messagesEncoder) fail(code, msg string) []byte {
+	typ := "invalid_request_error"
+	if strings.HasPrefix(code, "upstream_") || code == "api_error" {
+		typ = "api_error"
+	}
 	e.buf = e.buf[:0]
-	e.event("error", map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
+	e.event("error", anthropicErrorOf(typ, msg))
 	return e.buf
+}
+
+// anthropicError is Anthropic's error body, its keys in Anthropic's order.
+type anthropicError struct {
+	Type  string `json:"type"`
+	Error struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func anthropicErrorOf(typ, msg string) anthropicError {
+	e := anthropicError{Type: "error"}
+	e.Error.Type, e.Error.Message = typ, msg
+	return e
 }

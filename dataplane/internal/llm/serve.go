@@ -923,7 +923,7 @@ func (s *streamRelay) failEvent(code, msg string) []byte {
 	switch s.req.Surface {
 	case SurfaceMessages:
 		e := &messagesEncoder{}
-		return append([]byte(nil), e.fail("api_error", msg)...)
+		return append([]byte(nil), e.fail(code, msg)...)
 	case SurfaceResponses:
 		e := &responsesEncoder{req: s.req.Responses.body, model: s.req.Chat.Model}
 		return append([]byte(nil), e.fail(code, msg)...)
@@ -1259,7 +1259,7 @@ func AnthropicErrorType(status int) string {
 func ErrorBody(s Surface, status int, typ, code, param, msg string) []byte {
 	var v any
 	if s == SurfaceMessages {
-		v = map[string]any{"type": "error", "error": map[string]string{"type": AnthropicErrorType(status), "message": msg}}
+		v = anthropicErrorOf(AnthropicErrorType(status), msg)
 	} else {
 		e := map[string]any{"message": msg, "type": typ, "param": nil, "code": nil}
 		if param != "" {
