@@ -77,21 +77,21 @@ type Config struct {
 
 // App is a wired gateway.
 type App struct {
-	cfg       Config
-	log       *slog.Logger
-	started   time.Time
-	nc        *nats.Conn
-	store     *runtime.Store
-	syncer    *configsync.Syncer
-	recorder  *usage.Recorder
-	router    *routing.Router
-	llm       *llm.Client
+	cfg      Config
+	log      *slog.Logger
+	started  time.Time
+	nc       *nats.Conn
+	store    *runtime.Store
+	syncer   *configsync.Syncer
+	recorder *usage.Recorder
+	router   *routing.Router
+	llm      *llm.Client
 	// stopTracing flushes and stops the trace exporter; nil when tracing is off.
 	stopTracing func(context.Context) error
-	api       *httpapi.Server
-	heartbeat *heartbeat.Publisher
-	server    *http.Server
-	listener  net.Listener
+	api         *httpapi.Server
+	heartbeat   *heartbeat.Publisher
+	server      *http.Server
+	listener    net.Listener
 }
 
 // New builds the gateway and binds its listener. It does not wait for NATS: the

@@ -19,8 +19,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
-	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
 )
 
 const (

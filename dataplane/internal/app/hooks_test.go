@@ -75,7 +75,7 @@ func (f *upperFilter) Filter(delta string) (string, error) {
 	return strings.ToUpper(delta), nil
 }
 
-func (f *upperFilter) Flush() (string, error)                  { return "", nil }
+func (f *upperFilter) Flush() (string, error)                { return "", nil }
 func (f *upperFilter) Events() []*gatehousev1.GuardrailEvent { return f.events }
 
 func TestAdmissionHook(t *testing.T) {
