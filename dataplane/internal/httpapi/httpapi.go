@@ -68,6 +68,7 @@ type Server struct {
 	gatherer  prometheus.Gatherer
 	metrics   *metrics
 	tracer    trace.Tracer
+	tracing   bool
 	prop      propagation.TextMapPropagator
 	accessLog bool
 	admitter  Admitter
@@ -94,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		gatherer:  cfg.Gatherer,
 		metrics:   m,
 		tracer:    tracer,
+		tracing:   cfg.Tracer != nil,
 		prop:      propagation.TraceContext{},
 		accessLog: cfg.AccessLog,
 		admitter:  cfg.Admitter,
@@ -145,7 +147,7 @@ type requestIDKey struct{}
 func (s *Server) base(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
-		w.Header().Set("x-request-id", id)
+		w.Header()["X-Request-Id"] = []string{id}
 		rw := &responseWriter{ResponseWriter: w, start: time.Now()}
 		s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
@@ -177,13 +179,18 @@ func (s *Server) api(endpoint string, h handler) http.Handler {
 		if !ok {
 			rw = &responseWriter{ResponseWriter: w, start: c.start}
 		}
-		ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
-		defer span.End()
-		if span.IsRecording() {
-			span.SetAttributes(attribute.String("gatehouse.request_id", id), attribute.String("http.route", r.URL.Path))
+		// The caller's trace context continues upstream; with tracing on, the request
+		// also gets its own span.
+		span := trace.SpanFromContext(r.Context())
+		if s.tracing || len(r.Header["Traceparent"]) > 0 {
+			ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			if s.tracing {
+				ctx, span = s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
+				defer span.End()
+				span.SetAttributes(attribute.String("gatehouse.request_id", id), attribute.String("http.route", r.URL.Path))
+			}
+			r = r.WithContext(ctx)
 		}
-		r = r.WithContext(ctx)
 		err := s.serve(rw, r, c, h)
 		var ae *apiError
 		if err != nil {
@@ -613,8 +620,8 @@ func (w *responseWriter) WriteHeader(status int) {
 	if !w.wrote {
 		w.status = status
 		w.wrote = true
-		if h := w.Header(); h.Get(llm.OverheadHeader) == "" {
-			h.Set(llm.OverheadHeader, llm.FormatOverhead(time.Since(w.start)))
+		if h := w.Header(); len(h[llm.OverheadHeader]) == 0 {
+			h[llm.OverheadHeader] = []string{llm.FormatOverhead(time.Since(w.start))}
 		}
 	}
 	w.ResponseWriter.WriteHeader(status)

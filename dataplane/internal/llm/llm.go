@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,8 +126,20 @@ func Speaks(t gatehousev1.ProviderType) bool {
 // ProviderTypeName is the short name of a provider type, as callers see it in errors
 // ("openai_compatible", "anthropic", "azure_openai", "gemini").
 func ProviderTypeName(t gatehousev1.ProviderType) string {
+	if n, ok := providerTypeNames[t]; ok {
+		return n
+	}
 	return strings.ToLower(strings.TrimPrefix(t.String(), "PROVIDER_TYPE_"))
 }
+
+// providerTypeNames spares the request path a string conversion per attempt.
+var providerTypeNames = func() map[gatehousev1.ProviderType]string {
+	out := map[gatehousev1.ProviderType]string{}
+	for v, name := range gatehousev1.ProviderType_name {
+		out[gatehousev1.ProviderType(v)] = strings.ToLower(strings.TrimPrefix(name, "PROVIDER_TYPE_"))
+	}
+	return out
+}()
 
 // Config configures a Client. Zero values take the defaults. A model's routing
 // settings override the defaults of the same name.
@@ -165,6 +178,9 @@ type Client struct {
 	maxResp int64
 	router  *routing.Router
 	tracer  trace.Tracer
+	// tracing is false without a tracer: no spans are made (the caller's trace
+	// context is still propagated).
+	tracing bool
 	prop    propagation.TextMapPropagator
 	log     *slog.Logger
 	metrics *metrics
@@ -244,6 +260,7 @@ func NewClient(cfg Config) (*Client, error) {
 		maxResp: maxResp,
 		router:  router,
 		tracer:  tracer,
+		tracing: cfg.Tracer != nil,
 		prop:    propagation.TraceContext{},
 		log:     cfg.Logger.With("component", "llm"),
 		metrics: m,
@@ -331,14 +348,19 @@ type Result struct {
 	Text string
 }
 
-// OverheadHeader carries the gateway's overhead in milliseconds with microsecond
-// precision, set before the first byte of every answer.
-const OverheadHeader = "x-gatehouse-overhead-ms"
+// OverheadHeader (x-gatehouse-overhead-ms, in canonical form) carries the gateway's
+// overhead in milliseconds with microsecond precision, set before the first byte of
+// every answer.
+const OverheadHeader = "X-Gatehouse-Overhead-Ms"
 
-// FormatOverhead renders an overhead for OverheadHeader.
+// FormatOverhead renders an overhead for OverheadHeader, e.g. "0.183".
 func FormatOverhead(d time.Duration) string {
 	us := max(d.Microseconds(), 0)
-	return fmt.Sprintf("%d.%03d", us/1000, us%1000)
+	var buf [24]byte
+	b := strconv.AppendInt(buf[:0], us/1000, 10)
+	frac := us % 1000
+	b = append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+	return string(b)
 }
 
 // readLine reads one line including its newline, however long.

@@ -229,7 +229,7 @@ func fullJitter(d time.Duration) time.Duration {
 
 // retryAfter reads Retry-After (seconds or an HTTP date) and retry-after-ms.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("retry-after-ms"); v != "" {
+	if v := h.Get("Retry-After-Ms"); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
 			return time.Duration(ms * float64(time.Millisecond))
 		}
@@ -256,14 +256,6 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	wk := wireOf(d.Provider.Type)
 	ptype := ProviderTypeName(d.Provider.Type)
 	stream := req.stream()
-	hreq, err := c.upstreamRequest(req, d, wk, stream)
-	if err != nil {
-		release(routing.Neutral, 0)
-		if errors.Is(err, ErrOperationNotSupported) {
-			return skip, &failure{err: err, reason: "unsupported"}
-		}
-		return done, &failure{err: err}
-	}
 
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, rt.Timeout)
@@ -276,22 +268,35 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		ttft = time.AfterFunc(rt.TTFTTimeout, func() { cancelCause(errTTFT) })
 		defer ttft.Stop()
 	}
-	actx, span := c.tracer.Start(actx, "llm.upstream", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("gen_ai.system", ptype),
-		attribute.String("gen_ai.request.model", d.UpstreamModel),
-		attribute.String("gatehouse.model", m.Name),
-		attribute.String("gatehouse.deployment_id", d.ID),
-	))
-	defer span.End()
+	span := trace.SpanFromContext(actx)
+	if c.tracing {
+		actx, span = c.tracer.Start(actx, "llm.upstream", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("gen_ai.system", ptype),
+			attribute.String("gen_ai.request.model", d.UpstreamModel),
+			attribute.String("gatehouse.model", m.Name),
+			attribute.String("gatehouse.deployment_id", d.ID),
+		))
+		defer span.End()
+	}
+	hreq, err := c.upstreamRequest(actx, req, d, wk, stream)
+	if err != nil {
+		release(routing.Neutral, 0)
+		if errors.Is(err, ErrOperationNotSupported) {
+			return skip, &failure{err: err, reason: "unsupported"}
+		}
+		return done, &failure{err: err}
+	}
+	// The caller's trace context (or this attempt's span) travels upstream.
 	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
-	hreq = hreq.WithContext(actx)
 
 	fail := func(o routing.Outcome, out outcome, f *failure) (outcome, *failure) {
 		elapsed := time.Since(start)
 		res.UpstreamWait += elapsed
 		release(o, 0)
 		c.metrics.attempts.WithLabelValues(ptype, f.reason).Inc()
-		span.SetStatus(codes.Error, f.reason)
+		if c.tracing {
+			span.SetStatus(codes.Error, f.reason)
+		}
 		return out, f
 	}
 	transportFailure := func(err error, fallback error) (outcome, *failure) {
@@ -317,7 +322,9 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		return transportFailure(err, ErrUpstreamUnreachable)
 	}
 	defer resp.Body.Close()
-	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if c.tracing {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	}
 
 	switch s := resp.StatusCode; {
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
@@ -370,7 +377,9 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		res.UpstreamWait += res.TTFT
 		c.metrics.ttft.Observe(res.TTFT.Seconds())
 		c.metrics.attemptsVec.WithLabelValues(ptype).Observe(res.TTFT.Seconds())
-		span.AddEvent("first token")
+		if c.tracing {
+			span.AddEvent("first token")
+		}
 		err := c.relayStream(ctx, actx, w, req, res, wk, rd, first, firstName, firstData)
 		res.Upstream = time.Since(start)
 		o, reason := routing.Success, "ok"
@@ -379,7 +388,9 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 			o, reason = routing.Neutral, "client_gone"
 		case errors.Is(err, ErrUpstreamStream) || errors.Is(err, ErrUpstreamTimeout) || errors.Is(err, ErrUpstreamBadResponse):
 			o, reason = routing.Failure, "stream_broken"
-			span.SetStatus(codes.Error, reason)
+			if c.tracing {
+				span.SetStatus(codes.Error, reason)
+			}
 		}
 		release(o, res.TTFT)
 		c.metrics.attempts.WithLabelValues(ptype, reason).Inc()
@@ -415,8 +426,8 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	return done, nil
 }
 
-// upstreamRequest builds the request for d (without context).
-func (c *Client) upstreamRequest(req *Request, d *runtime.Deployment, wk wire, stream bool) (*http.Request, error) {
+// upstreamRequest builds the request for d.
+func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.Deployment, wk wire, stream bool) (*http.Request, error) {
 	p := d.Provider
 	var target string
 	var body []byte
@@ -475,7 +486,7 @@ func (c *Client) upstreamRequest(req *Request, d *runtime.Deployment, wk wire, s
 			}
 		}
 	}
-	hreq, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
@@ -496,25 +507,25 @@ func (c *Client) upstreamRequest(req *Request, d *runtime.Deployment, wk wire, s
 		}
 	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
 		if p.APIKey != "" {
-			h.Set("api-key", p.APIKey)
+			h.Set("Api-Key", p.APIKey)
 		}
 	case gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC:
 		if p.APIKey != "" {
-			h.Set("x-api-key", p.APIKey)
+			h.Set("X-Api-Key", p.APIKey)
 		}
 		version := anthropicVersion
 		if req.Surface == SurfaceMessages && req.Header != nil {
-			if v := req.Header.Get("anthropic-version"); v != "" {
+			if v := req.Header.Get("Anthropic-Version"); v != "" {
 				version = v
 			}
-			if v := req.Header.Get("anthropic-beta"); v != "" {
-				h.Set("anthropic-beta", v)
+			if v := req.Header.Get("Anthropic-Beta"); v != "" {
+				h.Set("Anthropic-Beta", v)
 			}
 		}
-		h.Set("anthropic-version", version)
+		h.Set("Anthropic-Version", version)
 	case gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI:
 		if p.APIKey != "" {
-			h.Set("x-goog-api-key", p.APIKey)
+			h.Set("X-Goog-Api-Key", p.APIKey)
 		}
 	}
 	return hreq, nil
@@ -548,7 +559,7 @@ func geminiModelPath(model string) string {
 func commit(w http.ResponseWriter, req *Request, res *Result) {
 	if !req.Start.IsZero() {
 		res.Overhead = max(time.Since(req.Start)-res.UpstreamWait, 0)
-		w.Header().Set(OverheadHeader, FormatOverhead(res.Overhead))
+		w.Header()[OverheadHeader] = []string{FormatOverhead(res.Overhead)}
 	}
 }
 
