@@ -78,6 +78,12 @@ if [ -z "$nginx_bin" ]; then
   nginx_bin=/usr/sbin/nginx
 fi
 
+# BENCH_NICE (e.g. -10; needs root): run everything started from here on at that
+# niceness, so that other work on a shared machine disturbs the measurements less.
+if [ -n "${BENCH_NICE:-}" ]; then
+  as_root renice -n "$BENCH_NICE" -p $$ >/dev/null || log "could not renice to $BENCH_NICE"
+fi
+
 # 2. The stack.
 log "starting the stack (fresh database)"
 mkdir -p "$work/stack"

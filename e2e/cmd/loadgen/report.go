@@ -18,6 +18,10 @@ const (
 	targetAddedTTFBUS     = 200      // p50
 )
 
+// noisyCores is how much CPU outside the watched processes (other load) makes a run
+// suspect: Postgres writing usage events takes a little.
+const noisyCores = 0.3
+
 // targets orders the measured targets in tables; labels are "<mode>/<target>".
 var targets = []string{"direct", "nginx", "gateway"}
 
@@ -43,6 +47,15 @@ func readResults(r io.Reader) (map[string]*result, error) {
 // skipped; a failed measurement shows as "n/a".
 func writeReport(w io.Writer, rs map[string]*result) error {
 	var b strings.Builder
+	worst, label := 0.0, ""
+	for l, r := range rs {
+		if r.Machine != nil && r.Machine.Other > worst {
+			worst, label = r.Machine.Other, l
+		}
+	}
+	if worst > noisyCores {
+		fmt.Fprintf(&b, "Warning: other work kept up to %.2f cores busy during the runs (%s); the numbers are skewed by it.\n\n", worst, label)
+	}
 	writeTargets(&b, rs)
 	writeClosed(&b, rs)
 	writeOpen(&b, rs, "open", "Latency at a fixed rate (open loop, non-streaming)",
