@@ -34,6 +34,7 @@ type faultUpstream struct {
 //	500         500
 //	slow-first  a stream whose first event comes after 3s
 //	drop        a stream that breaks the connection after its first content
+//	garbage     an answer that is not JSON (a stream whose second event is not)
 func newFaultUpstream(t *testing.T, actions ...string) *faultUpstream {
 	f := &faultUpstream{actions: actions}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -64,6 +65,15 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
 		fmt.Fprint(w, `{"error":{"message":"boom","type":"server_error","param":null,"code":null}}`)
+		return
+	case "garbage":
+		if stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {not json at all\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `<html>not json</html>`)
 		return
 	}
 	if !stream {
@@ -308,5 +318,29 @@ func TestTraceContextPropagatedUpstream(t *testing.T) {
 	f.mu.Unlock()
 	if !strings.HasPrefix(tp, "00-"+traceID+"-") {
 		t.Errorf("upstream traceparent = %q, want trace %s", tp, traceID)
+	}
+}
+
+// TestMalformedUpstreamAnswers checks that answers the gateway cannot read become
+// clean errors in the caller's format: retried while nothing was sent, an error event
+// once a stream began.
+func TestMalformedUpstreamAnswers(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "garbage")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("garbled", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1})})
+	resp, body := h.do(t, "POST", "/v1/messages", bearer(h.fx.key), `{"model":"garbled","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`)
+	if resp.StatusCode != 502 || !strings.Contains(string(body), `"type":"api_error"`) || strings.Contains(string(body), "html") {
+		t.Errorf("messages: %d %s", resp.StatusCode, body)
+	}
+	if f.count() != 2 {
+		t.Errorf("upstream called %d times, want a retry", f.count())
+	}
+	resp, body = h.do(t, "POST", "/v1/responses", bearer(h.fx.key), `{"model":"garbled","stream":true,"input":"x"}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"delta":"Hel"`) || !strings.Contains(string(body), "response.failed") {
+		t.Errorf("responses stream: %d %s", resp.StatusCode, body)
+	}
+	ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
+	if ev.ErrorClass != "upstream_bad_response" || ev.CompletionTokens != 1 {
+		t.Errorf("usage event = %v", ev)
 	}
 }

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -121,6 +122,53 @@ func FuzzParseEmbeddingsRequest(f *testing.F) {
 		var out map[string]any
 		if err := json.Unmarshal(req.upstreamBody("up"), &out); err != nil || out["model"] != "up" {
 			t.Fatalf("upstream body %v, %v", out, err)
+		}
+	})
+}
+
+// FuzzUpstreamAnswers feeds arbitrary provider bytes through every decoder (stream
+// events and whole answers) and every caller encoder: nothing may panic.
+func FuzzUpstreamAnswers(f *testing.F) {
+	for _, name := range []string{"anthropic_tools.upstream_response.sse", "gemini_tools.upstream_response.sse", "openai_tools.upstream_response.sse"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			continue
+		}
+		rd := newSSEReader(bytes.NewReader(b))
+		for {
+			_, _, data, err := rd.next()
+			if err != nil {
+				break
+			}
+			f.Add(bytes.Clone(data))
+		}
+	}
+	seeds(f, "anthropic_tools.upstream_response.json", "gemini_tools.upstream_response.json", "openai_tools.upstream_response.json")
+	f.Add([]byte(`{"type":"content_block_delta","index":7,"delta":{"type":"input_json_delta","partial_json":"x"}}`))
+	f.Add([]byte(`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":[1]}}]},"finishReason":"SAFETY"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		encoders := func() []streamEncoder {
+			return []streamEncoder{&chatEncoder{includeUsage: true}, &messagesEncoder{model: "m"}, &responsesEncoder{model: "m"}}
+		}
+		for _, dec := range []streamDecoder{&openAIDecoder{}, &anthropicDecoder{}, &geminiDecoder{}} {
+			chunks, _, _ := dec.decode(nil, data)
+			for _, enc := range encoders() {
+				for i := range chunks {
+					c := chunks[i]
+					enc.chunk(&c)
+				}
+				u, _ := dec.usage()
+				enc.end("id", u)
+				enc.fail("upstream_stream_broken", "x")
+			}
+		}
+		for _, wk := range []wire{wireOpenAI, wireAnthropic, wireGemini} {
+			cr, err := decodeAnswer(wk, data, "m", 0)
+			if err != nil {
+				continue
+			}
+			_, _ = json.Marshal(chatToMessages(cr, "m"))
+			_, _ = json.Marshal(chatToResponse(cr, nil, "m"))
 		}
 	})
 }

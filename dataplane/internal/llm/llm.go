@@ -8,6 +8,15 @@
 // (usage, time to first token, upstream latency, gateway overhead). It knows nothing of
 // keys or permissions. Failures before anything was written are returned for the
 // caller to render; once an answer has begun, it ends it in the caller's format.
+//
+// Usage is always captured: OpenAI-style streams are sent upstream with
+// stream_options.include_usage (the usage chunk is stripped again when the caller did
+// not ask for it), Anthropic and Gemini report it in their own events. When a stream
+// ends before the provider reported usage (the caller left, the stream broke, a
+// guardrail cut it), the gateway charges an estimate instead (Result.UsageEstimated):
+// the prompt's text characters divided by 4, and the completion characters it
+// relayed (text and tool-call arguments) divided by 4. Streamed and non-streamed
+// answers are priced by the same catalog from the same counts.
 package llm
 
 import (
