@@ -74,3 +74,52 @@ func BenchmarkChatCompletions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSurfaces measures each caller surface against each provider format through
+// the gateway (the multi-format fake provider of upstreams_test.go answers), streamed
+// and not. Compare with chat→openai, the pass-through path, to see what a
+// translation costs.
+func BenchmarkSurfaces(b *testing.B) {
+	h := startHarness(b, harnessOptions{})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}}
+	b.Cleanup(client.CloseIdleConnections)
+	bodies := map[string]string{
+		"/v1/chat/completions": `{"model":%q,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello."}]%s}`,
+		"/v1/messages":         `{"model":%q,"max_tokens":64,"system":"You are terse.","messages":[{"role":"user","content":"Say hello."}]%s}`,
+		"/v1/responses":        `{"model":%q,"instructions":"You are terse.","input":"Say hello."%s}`,
+	}
+	for _, c := range []struct{ name, path, model string }{
+		{"chat→openai", "/v1/chat/completions", "echo"},
+		{"chat→anthropic", "/v1/chat/completions", "claude"},
+		{"chat→gemini", "/v1/chat/completions", "gemini"},
+		{"messages→anthropic", "/v1/messages", "claude"},
+		{"messages→openai", "/v1/messages", "echo"},
+		{"responses→openai", "/v1/responses", "echo"},
+	} {
+		for _, stream := range []string{"", `,"stream":true`} {
+			name := c.name
+			if stream != "" {
+				name += "/stream"
+			}
+			body := fmt.Sprintf(bodies[c.path], c.model, stream)
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						req, _ := http.NewRequest("POST", h.url+c.path, strings.NewReader(body))
+						req.Header.Set("Authorization", "Bearer "+h.fx.key)
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Fatal(err)
+						}
+						n, _ := io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 || n == 0 {
+							b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+						}
+					}
+				})
+			})
+		}
+	}
+}

@@ -121,3 +121,62 @@ func TestCapability2Errors(t *testing.T) {
 		})
 	}
 }
+
+func TestCapability3Errors(t *testing.T) {
+	t.Parallel()
+	type answer struct {
+		Status            int
+		Type, Code, Param string
+		Msg               string
+	}
+	tests := []struct {
+		name  string
+		err   error
+		model string
+		want  answer
+	}{
+		{"limit refusal", fmt.Errorf("admission: %w", &llm.Refusal{Status: 429, Code: "rate_limit_exceeded", Message: "Slow down."}), "m",
+			answer{429, "rate_limit_error", "rate_limit_exceeded", "", "Slow down."}},
+		{"guardrail refusal without status", &llm.Refusal{Code: "content_blocked", Message: "Blocked."}, "m",
+			answer{400, "invalid_request_error", "content_blocked", "", "Blocked."}},
+		{"budget refusal", &llm.Refusal{Status: 403, Code: "budget_exhausted", Message: "No budget."}, "m",
+			answer{403, "permission_error", "budget_exhausted", "", "No budget."}},
+		{"every breaker open", fmt.Errorf("route: %w", llm.ErrNoDeployment), "m",
+			answer{503, "upstream_error", "upstream_unavailable", "", "Every deployment of the model is failing; the gateway stopped calling them for a while. Retry shortly."}},
+		{"operation not supported", fmt.Errorf("embeddings: %w", llm.ErrOperationNotSupported), "claude",
+			answer{400, "invalid_request_error", "operation_not_supported", "model", `The model "claude" does not support this operation.`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := toAPIError(tt.err, tt.model)
+			got := answer{e.status, e.typ, e.code, e.param, e.msg}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestErrorFormats checks one error rendered for each surface: OpenAI's shape for the
+// OpenAI endpoints, Anthropic's (type by status) for Messages.
+func TestErrorFormats(t *testing.T) {
+	t.Parallel()
+	e := &apiError{status: 404, typ: "invalid_request_error", code: "model_not_found", param: "model", msg: "No such model."}
+	rec := httptest.NewRecorder()
+	writeAPIError(rec, llm.SurfaceChat, e)
+	if got := rec.Body.String(); got != `{"error":{"message":"No such model.","type":"invalid_request_error","param":"model","code":"model_not_found"}}`+"\n" {
+		t.Errorf("openai body = %s", got)
+	}
+	rec = httptest.NewRecorder()
+	writeAPIError(rec, llm.SurfaceMessages, e)
+	if got := rec.Body.String(); got != `{"type":"error","error":{"type":"not_found_error","message":"No such model."}}`+"\n" || rec.Code != 404 {
+		t.Errorf("anthropic body = %d %s", rec.Code, got)
+	}
+	for status, typ := range map[int]string{400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+		413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"} {
+		if got := llm.AnthropicErrorType(status); got != typ {
+			t.Errorf("AnthropicErrorType(%d) = %q, want %q", status, got, typ)
+		}
+	}
+}

@@ -657,6 +657,20 @@ func messageID(id string) string {
 	return "msg_" + strings.TrimPrefix(id, "chatcmpl-")
 }
 
+// blockDelta is a content_block_delta event, the most frequent one: a struct, not a
+// map, to keep allocations down.
+type blockDelta struct {
+	Type  string    `json:"type"`
+	Index int       `json:"index"`
+	Delta deltaBody `json:"delta"`
+}
+
+type deltaBody struct {
+	Type        string `json:"type"`
+	Text        string `json:"text,omitempty"`
+	PartialJSON string `json:"partial_json,omitempty"`
+}
+
 // messagesEncoder renders chat chunks as a Messages event stream.
 type messagesEncoder struct {
 	model   string
@@ -716,8 +730,7 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 				e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
 					"content_block": map[string]any{"type": "text", "text": ""}})
 			}
-			e.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": e.index,
-				"delta": map[string]any{"type": "text_delta", "text": *t}})
+			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "text_delta", Text: *t}})
 		}
 		for _, tc := range ch.Delta.ToolCalls {
 			ti := 0
@@ -735,8 +748,7 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 					"content_block": map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": map[string]any{}}})
 			}
 			if tc.Function.Arguments != "" && block == e.index && e.open == "tool_use" {
-				e.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": block,
-					"delta": map[string]any{"type": "input_json_delta", "partial_json": tc.Function.Arguments}})
+				e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: block, Delta: deltaBody{Type: "input_json_delta", PartialJSON: tc.Function.Arguments}})
 			}
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {

@@ -343,6 +343,36 @@ func (e *responsesEncoder) event(typ string, fields map[string]any) {
 	e.buf = appendEvent(e.buf, typ, data)
 }
 
+// typed writes one of the frequent delta events, kept as structs to spare a map per
+// event; v carries its own type and sequence number.
+func (e *responsesEncoder) typed(v interface{ eventType() string }) {
+	e.seq++
+	data, _ := json.Marshal(v)
+	e.buf = appendEvent(e.buf, v.eventType(), data)
+}
+
+type textDelta struct {
+	Type           string `json:"type"`
+	SequenceNumber int    `json:"sequence_number"`
+	ItemID         string `json:"item_id"`
+	OutputIndex    int    `json:"output_index"`
+	ContentIndex   int    `json:"content_index"`
+	Delta          string `json:"delta"`
+	Logprobs       []any  `json:"logprobs"`
+}
+
+func (d textDelta) eventType() string { return d.Type }
+
+type argumentsDelta struct {
+	Type           string `json:"type"`
+	SequenceNumber int    `json:"sequence_number"`
+	ItemID         string `json:"item_id"`
+	OutputIndex    int    `json:"output_index"`
+	Delta          string `json:"delta"`
+}
+
+func (d argumentsDelta) eventType() string { return d.Type }
+
 func (e *responsesEncoder) start(id string, created int64) {
 	if e.obj != nil {
 		return
@@ -394,7 +424,7 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 				e.event("response.content_part.added", map[string]any{"item_id": item.ID, "output_index": e.open, "content_index": 0, "part": item.Content[0]})
 			}
 			e.text.WriteString(*t)
-			e.event("response.output_text.delta", map[string]any{"item_id": e.obj.Output[e.open].ID, "output_index": e.open, "content_index": 0, "delta": *t, "logprobs": []any{}})
+			e.typed(textDelta{Type: "response.output_text.delta", SequenceNumber: e.seq, ItemID: e.obj.Output[e.open].ID, OutputIndex: e.open, Delta: *t, Logprobs: []any{}})
 		}
 		for _, tc := range ch.Delta.ToolCalls {
 			ti := 0
@@ -414,7 +444,7 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 			if a := tc.Function.Arguments; a != "" && oi == e.open {
 				item := &e.obj.Output[oi]
 				*item.Arguments += a
-				e.event("response.function_call_arguments.delta", map[string]any{"item_id": item.ID, "output_index": oi, "delta": a})
+				e.typed(argumentsDelta{Type: "response.function_call_arguments.delta", SequenceNumber: e.seq, ItemID: item.ID, OutputIndex: oi, Delta: a})
 			}
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {

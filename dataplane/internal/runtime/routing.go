@@ -289,6 +289,7 @@ func compileFallbacks(org *Org, snap []*gatehousev1.Model) error {
 		}
 		walk(m.Name)
 		m.Fallbacks = chain
+		m.alone = []*Model{m}
 	}
 	return nil
 }

@@ -431,6 +431,8 @@ type Model struct {
 
 	// nil means every team of the org.
 	teams map[string]struct{}
+	// alone is []*Model{m}, the candidates of a model without fallbacks.
+	alone []*Model
 }
 
 // Candidates returns the models to try for a request the key made for m: m, then the
@@ -438,6 +440,9 @@ type Model struct {
 // allow-list both apply to fallbacks).
 func (k *Key) Candidates(m *Model) []*Model {
 	if len(m.Fallbacks) == 0 {
+		if m.alone != nil {
+			return m.alone
+		}
 		return []*Model{m}
 	}
 	out := make([]*Model, 0, len(m.Fallbacks)+1)
