@@ -150,7 +150,9 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 				last = &failure{err: fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: d.Provider.ID, Type: d.Provider.Type}), model: cand, deployment: d}
 				continue
 			}
-			if try > 0 && last != nil {
+			if try > 0 && last != nil && last.deployment == d {
+				// Retrying the deployment that just failed: back off (exponentially, full
+				// jitter, at least its Retry-After). Another deployment is tried at once.
 				wait := c.jitter(min(c.cfg.MaxBackoff, rt.RetryBackoff<<min(try-1, 30)))
 				wait = max(wait, last.retryAfter)
 				t0 := time.Now()
