@@ -67,7 +67,10 @@ func TestFailoverToAnotherDeploymentIsImmediate(t *testing.T) {
 	bad, badCalls := failing(t, 100, nil)
 	good, goodCalls := failing(t, 0, nil)
 	c := testClient(t)
-	c.sleep = func(context.Context, time.Duration) error { t.Error("slept before trying another deployment"); return nil }
+	c.sleep = func(context.Context, time.Duration) error {
+		t.Error("slept before trying another deployment")
+		return nil
+	}
 	m := testModel(t, openAIType, bad.URL)
 	other := testModel(t, openAIType, good.URL).Deployments[0]
 	other.ID, other.StateKey = "d2", t.Name()+"/d2"
