@@ -33,6 +33,7 @@ type faultUpstream struct {
 //	429         429 with retry-after-ms: 300
 //	500         500
 //	slow-first  a stream whose first event comes after 3s
+//	slow-content a stream with a role-only chunk at once, its first token after 3s
 //	drop        a stream that breaks the connection after its first content
 //	garbage     an answer that is not JSON (a stream whose second event is not)
 func newFaultUpstream(t *testing.T, actions ...string) *faultUpstream {
@@ -84,7 +85,12 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	flusher := w.(http.Flusher)
 	flusher.Flush()
-	if action == "slow-first" {
+	if action == "slow-content" {
+		// A role-only chunk at once, then nothing: no token yet.
+		fmt.Fprint(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n")
+		flusher.Flush()
+	}
+	if action == "slow-first" || action == "slow-content" {
 		select {
 		case <-time.After(3 * time.Second):
 		case <-r.Context().Done():
@@ -218,35 +224,40 @@ func TestBreakerStopsCallingAFailingDeployment(t *testing.T) {
 
 func TestTTFTTimeoutMovesToAnotherDeployment(t *testing.T) {
 	t.Parallel()
-	slow := newFaultUpstream(t, "slow-first")
-	good := newFaultUpstream(t, "ok")
-	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
-		withFaultModel("ttft", slow, &gatehousev1.Routing{TtftTimeoutMs: 200, RetryBackoffMs: 1})(s)
-		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "p-good", Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
-			BaseUrl: good.srv.URL + "/v1", ApiKey: upstreamKey})
-		m := s.Models[len(s.Models)-1]
-		// The slow deployment (the model's own, weight 1) goes first: smooth weighted
-		// round robin starts with the first of equal weights.
-		m.Deployments = []*gatehousev1.Deployment{{Id: "d-good", ProviderId: "p-good", UpstreamModel: "fault", Weight: 1}}
-	}})
-	var httpResp *http.Response
-	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("ttft"), option.WithResponseInto(&httpResp))
-	var acc openai.ChatCompletionAccumulator
-	for stream.Next() {
-		acc.AddChunk(stream.Current())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if acc.Choices[0].Message.Content != "Hello" {
-		t.Errorf("content = %q", acc.Choices[0].Message.Content)
-	}
-	if slow.count() != 1 || good.count() != 1 {
-		t.Errorf("calls: slow %d, good %d", slow.count(), good.count())
-	}
-	ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
-	if ev.DeploymentId != "d-good" || ev.Retries != 1 || !ev.Streamed || ev.CompletionTokens != outputTokens {
-		t.Errorf("usage event = %v", ev)
+	for _, action := range []string{"slow-first", "slow-content"} {
+		t.Run(action, func(t *testing.T) {
+			t.Parallel()
+			slow := newFaultUpstream(t, action)
+			good := newFaultUpstream(t, "ok")
+			h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+				withFaultModel("ttft", slow, &gatehousev1.Routing{TtftTimeoutMs: 1000, RetryBackoffMs: 1})(s)
+				s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "p-good", Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
+					BaseUrl: good.srv.URL + "/v1", ApiKey: upstreamKey})
+				m := s.Models[len(s.Models)-1]
+				// The slow deployment (the model's own, weight 1) goes first: smooth
+				// weighted round robin starts with the first of equal weights.
+				m.Deployments = []*gatehousev1.Deployment{{Id: "d-good", ProviderId: "p-good", UpstreamModel: "fault", Weight: 1}}
+			}})
+			var httpResp *http.Response
+			stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("ttft"), option.WithResponseInto(&httpResp))
+			var acc openai.ChatCompletionAccumulator
+			for stream.Next() {
+				acc.AddChunk(stream.Current())
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if acc.Choices[0].Message.Content != "Hello" {
+				t.Errorf("content = %q", acc.Choices[0].Message.Content)
+			}
+			if slow.count() != 1 || good.count() != 1 {
+				t.Errorf("calls: slow %d, good %d", slow.count(), good.count())
+			}
+			ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+			if ev.DeploymentId != "d-good" || ev.Retries != 1 || !ev.Streamed || ev.CompletionTokens != outputTokens {
+				t.Errorf("usage event = %v", ev)
+			}
+		})
 	}
 }
 

@@ -356,20 +356,29 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 
 	if stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		rd := newSSEReader(resp.Body)
-		// Wait for the first event with data before answering the caller: until then a
-		// failure (a slow first token included) can still be retried.
-		var first, firstName, firstData []byte
-		for firstData == nil {
+		// Hold the answer back until the first token: until then a failure (a slow
+		// first token included) can still be retried elsewhere. Events before it
+		// (message_start, a role-only chunk, pings) are kept and relayed first.
+		var prelude []sseEvent
+		for {
 			raw, name, data, err := rd.next()
+			if err == io.EOF && len(prelude) > 0 {
+				// An answer without any token: relay what came.
+				break
+			}
 			if err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
 				}
 				return transportFailure(err, ErrUpstreamBadResponse)
 			}
-			if data != nil {
-				first, firstName, firstData = raw, name, data
+			if data != nil && (firstToken(wk, data) || len(prelude) >= maxPrelude) {
+				// The reader's buffers stay valid until its next read, which comes
+				// after the relay handled this event: no copy needed.
+				prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
+				break
 			}
+			prelude = append(prelude, cloneEvent(raw, name, data))
 		}
 		if ttft != nil {
 			ttft.Stop()
@@ -382,7 +391,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		if c.tracing {
 			span.AddEvent("first token")
 		}
-		err := c.relayStream(ctx, actx, w, req, res, wk, rd, first, firstName, firstData)
+		err := c.relayStream(ctx, actx, w, req, res, wk, rd, prelude)
 		res.Upstream = time.Since(start)
 		o, reason := routing.Success, "ok"
 		switch {
@@ -753,7 +762,7 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 
 // relayStream relays a stream whose first data event was read; it returns when the
 // stream ended. Failures end the caller's stream with an error event.
-func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, first, firstName, firstData []byte) error {
+func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, prelude []sseEvent) error {
 	commit(w, req, res)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -765,15 +774,15 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 	if err := rc.Flush(); err != nil {
 		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
 	}
-	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd}
+	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd, pending: prelude}
 	var err error
 	switch {
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceChat && wk == wireOpenAI:
-		err = s.raw(first, firstData, chatTextKeys)
+		err = s.raw(chatTextKeys)
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceMessages && wk == wireAnthropic:
-		err = s.raw(first, firstData, anthropicTextKeys)
+		err = s.raw(anthropicTextKeys)
 	default:
-		err = s.translate(firstName, firstData)
+		err = s.translate()
 	}
 	if !s.sawUsage {
 		// The provider never reported usage (the caller left, or the stream broke):
@@ -793,15 +802,17 @@ func (r *Request) promptTokensEstimate() int64 {
 }
 
 type streamRelay struct {
-	c        *Client
-	ctx      context.Context
-	actx     context.Context
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	req      *Request
-	res      *Result
-	wk       wire
-	rd       *sseReader
+	c    *Client
+	ctx  context.Context
+	actx context.Context
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	req  *Request
+	res  *Result
+	wk   wire
+	rd   *sseReader
+	// pending are events read before the answer began, relayed first.
+	pending  []sseEvent
 	sawUsage bool
 	chars    int
 	text     strings.Builder
@@ -861,9 +872,19 @@ func (s *streamRelay) readErr(err error) error {
 
 // raw relays events unchanged (the caller speaks the provider's format), reading the
 // usage they carry.
-func (s *streamRelay) raw(first, firstData []byte, keys [][]byte) error {
-	raw, data := first, firstData
+func (s *streamRelay) raw(keys [][]byte) error {
 	for {
+		raw, _, data, err := s.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			err = s.readErr(err)
+			if !errors.Is(err, ErrClientGone) {
+				_ = s.send(s.failEvent("upstream_stream_broken", "The model provider broke off the stream."))
+			}
+			return err
+		}
 		forward := true
 		if data != nil {
 			s.chars += textLen(data, keys)
@@ -882,19 +903,64 @@ func (s *streamRelay) raw(first, firstData []byte, keys [][]byte) error {
 				return err
 			}
 		}
-		var err error
-		raw, _, data, err = s.rd.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			err = s.readErr(err)
-			if !errors.Is(err, ErrClientGone) {
-				_ = s.send(s.failEvent("upstream_stream_broken", "The model provider broke off the stream."))
-			}
-			return err
-		}
 	}
+}
+
+// next returns the next upstream event: the held-back ones first.
+func (s *streamRelay) next() (raw, name, data []byte, err error) {
+	if len(s.pending) > 0 {
+		ev := s.pending[0]
+		s.pending = s.pending[1:]
+		return ev.raw, ev.name, ev.data, nil
+	}
+	return s.rd.next()
+}
+
+// sseEvent is an upstream event held back until the answer began.
+type sseEvent struct{ raw, name, data []byte }
+
+// maxPrelude bounds the events held back waiting for the first token.
+const maxPrelude = 64
+
+func cloneEvent(raw, name, data []byte) sseEvent {
+	buf := make([]byte, 0, len(raw)+len(name)+len(data))
+	buf = append(buf, raw...)
+	buf = append(buf, name...)
+	buf = append(buf, data...)
+	ev := sseEvent{raw: buf[:len(raw):len(raw)], name: buf[len(raw) : len(raw)+len(name) : len(raw)+len(name)], data: buf[len(raw)+len(name):]}
+	if data == nil {
+		ev.data = nil
+	}
+	return ev
+}
+
+var (
+	toolCallsKey    = []byte(`"tool_calls"`)
+	finishReasonKey = []byte(`"finish_reason":"`)
+	errorKey        = []byte(`"error"`)
+)
+
+// firstToken reports whether an event carries the answer's first token (or ends or
+// fails the answer): the time to it is the time to first token.
+func firstToken(wk wire, data []byte) bool {
+	switch wk {
+	case wireAnthropic:
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(data, &ev) != nil {
+			return true
+		}
+		switch ev.Type {
+		case "message_start", "content_block_start", "ping":
+			return false
+		}
+		return true
+	case wireGemini:
+		return true
+	}
+	return textLen(data, chatTextKeys) > 0 || bytes.Contains(data, toolCallsKey) || bytes.Equal(data, doneData) ||
+		hasUsage(data) || bytes.Contains(data, finishReasonKey) || bytes.Contains(data, errorKey)
 }
 
 var (
@@ -960,7 +1026,7 @@ type streamEncoder interface {
 
 // translate relays a stream through chat chunks: decoded from the provider's format,
 // filtered, encoded in the caller's.
-func (s *streamRelay) translate(firstName, firstData []byte) error {
+func (s *streamRelay) translate() error {
 	var dec streamDecoder
 	created := s.c.now().Unix()
 	switch s.wk {
@@ -1052,8 +1118,17 @@ func (s *streamRelay) translate(firstName, firstData []byte) error {
 		}
 		return nil
 	}
-	name, data := firstName, firstData
 	for {
+		_, name, data, err := s.next()
+		if err == io.EOF {
+			if s.wk != wireGemini && !s.sawAny(dec) {
+				return cut(fmt.Errorf("stream: %w: %w", ErrUpstreamStream, io.ErrUnexpectedEOF))
+			}
+			break
+		}
+		if err != nil {
+			return cut(s.readErr(err))
+		}
 		if data != nil {
 			chunks, end, err := dec.decode(name, data)
 			if err != nil {
@@ -1070,17 +1145,6 @@ func (s *streamRelay) translate(firstName, firstData []byte) error {
 			if end {
 				break
 			}
-		}
-		var err error
-		_, name, data, err = s.rd.next()
-		if err == io.EOF {
-			if s.wk != wireGemini && !s.sawAny(dec) {
-				return cut(fmt.Errorf("stream: %w: %w", ErrUpstreamStream, io.ErrUnexpectedEOF))
-			}
-			break
-		}
-		if err != nil {
-			return cut(s.readErr(err))
 		}
 	}
 	if extra, err := flush(&chatChunk{ID: id, Object: "chat.completion.chunk"}); err != nil {
