@@ -479,6 +479,29 @@ type metrics struct {
 	fallbacks   prometheus.Counter
 	estimated   prometheus.Counter
 	attemptsVec *prometheus.HistogramVec
+
+	// The children of attempts and attemptsVec for every known provider type and
+	// outcome, resolved once: WithLabelValues allocates on every call.
+	attemptChildren map[[2]string]prometheus.Counter
+	latencyChildren map[string]prometheus.Observer
+}
+
+// attemptOutcomes are the outcome labels of gatehouse_gateway_upstream_attempts_total.
+var attemptOutcomes = []string{"ok", "status_4xx", "status_429", "status_5xx", "auth", "timeout", "ttft_timeout",
+	"unreachable", "bad_response", "client_gone", "stream_broken", "unsupported"}
+
+func (m *metrics) attempt(ptype, outcome string) prometheus.Counter {
+	if c, ok := m.attemptChildren[[2]string{ptype, outcome}]; ok {
+		return c
+	}
+	return m.attempts.WithLabelValues(ptype, outcome)
+}
+
+func (m *metrics) latency(ptype string) prometheus.Observer {
+	if o, ok := m.latencyChildren[ptype]; ok {
+		return o
+	}
+	return m.attemptsVec.WithLabelValues(ptype)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -525,6 +548,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{upstream, m.ttft, tokens, m.attempts, m.retries, m.fallbacks, m.estimated, m.attemptsVec} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	m.attemptChildren = map[[2]string]prometheus.Counter{}
+	m.latencyChildren = map[string]prometheus.Observer{}
+	for t := range gatehousev1.ProviderType_name {
+		ptype := ProviderTypeName(gatehousev1.ProviderType(t))
+		if !Speaks(gatehousev1.ProviderType(t)) {
+			continue
+		}
+		m.latencyChildren[ptype] = m.attemptsVec.WithLabelValues(ptype)
+		for _, o := range attemptOutcomes {
+			m.attemptChildren[[2]string{ptype, o}] = m.attempts.WithLabelValues(ptype, o)
 		}
 	}
 	return m, nil

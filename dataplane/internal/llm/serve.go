@@ -140,12 +140,12 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 		breaker := routing.Breaker{Failures: rt.BreakerFailures, Cooldown: rt.BreakerCooldown}
 		var tried, excluded []*runtime.Deployment
 		for try := 0; try <= rt.MaxRetries; try++ {
-			d, release := c.router.Pick(m, rt.Strategy, breaker, tried, excluded)
+			d, lease := c.router.Pick(m, rt.Strategy, breaker, tried, excluded)
 			if d == nil {
 				break
 			}
 			if !Speaks(d.Provider.Type) {
-				release(routing.Neutral, 0)
+				lease.Done(routing.Neutral, 0)
 				excluded = append(excluded, d)
 				last = &failure{err: fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: d.Provider.ID, Type: d.Provider.Type}), model: cand, deployment: d}
 				continue
@@ -159,7 +159,7 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 				err := c.sleep(ctx, wait)
 				res.UpstreamWait += time.Since(t0)
 				if err != nil {
-					release(routing.Neutral, 0)
+					lease.Done(routing.Neutral, 0)
 					res.Retries = max(attempts-1, 0)
 					return res, fmt.Errorf("retry backoff: %w: %w", ErrClientGone, err)
 				}
@@ -168,7 +168,7 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 				c.metrics.retries.WithLabelValues(last.reason).Inc()
 			}
 			attempts++
-			out, f := c.attempt(ctx, w, req, cand, d, rt, release, res)
+			out, f := c.attempt(ctx, w, req, cand, d, rt, lease, res)
 			if out == done {
 				res.Retries = attempts - 1
 				res.Model, res.Deployment, res.Fallback = cand, d, mi > 0
@@ -254,7 +254,8 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 
 // attempt makes one upstream attempt on d and, when it answers, relays the answer.
 func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Request, m *runtime.Model, d *runtime.Deployment,
-	rt runtime.Routing, release func(routing.Outcome, time.Duration), res *Result) (outcome, *failure) {
+	rt runtime.Routing, lease routing.Lease, res *Result) (outcome, *failure) {
+	release := lease.Done
 	wk := wireOf(d.Provider.Type)
 	ptype := ProviderTypeName(d.Provider.Type)
 	stream := req.stream()
@@ -295,7 +296,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		elapsed := time.Since(start)
 		res.UpstreamWait += elapsed
 		release(o, 0)
-		c.metrics.attempts.WithLabelValues(ptype, f.reason).Inc()
+		c.metrics.attempt(ptype, f.reason).Inc()
 		if c.tracing {
 			span.SetStatus(codes.Error, f.reason)
 		}
@@ -348,7 +349,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		}
 		res.UpstreamWait += time.Since(start)
 		release(routing.Neutral, 0)
-		c.metrics.attempts.WithLabelValues(ptype, "status_4xx").Inc()
+		c.metrics.attempt(ptype, "status_4xx").Inc()
 		res.TTFT, res.Upstream = time.Since(start), time.Since(start)
 		c.relayError(w, req, res, wk, s, resp.Header, body)
 		return done, nil
@@ -387,7 +388,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		res.Streamed = true
 		res.UpstreamWait += res.TTFT
 		c.metrics.ttft.Observe(res.TTFT.Seconds())
-		c.metrics.attemptsVec.WithLabelValues(ptype).Observe(res.TTFT.Seconds())
+		c.metrics.latency(ptype).Observe(res.TTFT.Seconds())
 		if c.tracing {
 			span.AddEvent("first token")
 		}
@@ -404,7 +405,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 			}
 		}
 		release(o, res.TTFT)
-		c.metrics.attempts.WithLabelValues(ptype, reason).Inc()
+		c.metrics.attempt(ptype, reason).Inc()
 		if err != nil {
 			return done, &failure{err: err}
 		}
@@ -424,16 +425,16 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	if err := c.relayBody(w, req, res, wk, d, resp.Header, body); err != nil {
 		if errors.Is(err, ErrUpstreamBadResponse) && res.Status == 0 {
 			release(routing.Failure, 0)
-			c.metrics.attempts.WithLabelValues(ptype, "bad_response").Inc()
+			c.metrics.attempt(ptype, "bad_response").Inc()
 			return retry, &failure{err: err, reason: "bad_response"}
 		}
 		release(routing.Success, latency)
-		c.metrics.attempts.WithLabelValues(ptype, "ok").Inc()
+		c.metrics.attempt(ptype, "ok").Inc()
 		return done, &failure{err: err}
 	}
 	release(routing.Success, latency)
-	c.metrics.attempts.WithLabelValues(ptype, "ok").Inc()
-	c.metrics.attemptsVec.WithLabelValues(ptype).Observe(latency.Seconds())
+	c.metrics.attempt(ptype, "ok").Inc()
+	c.metrics.latency(ptype).Observe(latency.Seconds())
 	return done, nil
 }
 

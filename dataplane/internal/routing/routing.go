@@ -142,24 +142,59 @@ func (r *Router) state(d *runtime.Deployment) *deployment {
 	return v.(*deployment)
 }
 
+// Lease is an attempt on a deployment, counted in flight until Done.
+type Lease struct {
+	r  *Router
+	st *deployment
+	b  Breaker
+}
+
+// Done reports the attempt's outcome and its latency (0 when unknown). It must be
+// called exactly once per lease.
+func (l Lease) Done(o Outcome, latency time.Duration) {
+	st := l.st
+	st.inFlight.Add(-1)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.probing = false
+	switch o {
+	case Success:
+		st.state, st.failures = closed, 0
+		if latency > 0 {
+			x := latency.Seconds()
+			if st.samples == 0 {
+				st.ewma = x
+			} else {
+				st.ewma = ewmaAlpha*x + (1-ewmaAlpha)*st.ewma
+			}
+			st.samples++
+		}
+	case Failure:
+		st.failures++
+		if st.state == halfOpen || (l.b.Failures > 0 && st.failures >= l.b.Failures) {
+			st.state, st.openUntil = open, l.r.now().Add(l.b.Cooldown)
+		}
+	}
+}
+
 // Pick chooses the deployment of m for the next attempt under strategy, or nil when
 // every deployment is excluded or behind an open breaker. Deployments in tried are
 // chosen only when no other is available (a retry prefers another deployment).
-// The caller must call the returned done exactly once with the attempt's outcome.
-func (r *Router) Pick(m *runtime.Model, strategy gatehousev1.RoutingStrategy, b Breaker, tried, excluded []*runtime.Deployment) (*runtime.Deployment, func(Outcome, time.Duration)) {
+// The caller must call the lease's Done exactly once with the attempt's outcome.
+func (r *Router) Pick(m *runtime.Model, strategy gatehousev1.RoutingStrategy, b Breaker, tried, excluded []*runtime.Deployment) (*runtime.Deployment, Lease) {
 	now := r.now()
 	deps := m.Deployments
 	if len(deps) == 1 {
 		// The common case: no choice to make, only the breaker to ask.
 		d := deps[0]
 		if contains(excluded, d) {
-			return nil, nil
+			return nil, Lease{}
 		}
 		st := r.state(d)
 		if !st.take(now) {
-			return nil, nil
+			return nil, Lease{}
 		}
-		return d, r.done(st, b)
+		return d, r.lease(st, b)
 	}
 	for range len(deps) {
 		cands := make([]*runtime.Deployment, 0, len(deps))
@@ -176,17 +211,17 @@ func (r *Router) Pick(m *runtime.Model, strategy gatehousev1.RoutingStrategy, b 
 			}
 		}
 		if len(cands) == 0 {
-			return nil, nil
+			return nil, Lease{}
 		}
 		cands, states = narrow(strategy, cands, states)
 		i := r.weighted(m, cands)
 		if states[i].take(now) {
-			return cands[i], r.done(states[i], b)
+			return cands[i], r.lease(states[i], b)
 		}
 		// Another request took the half-open probe slot in between: choose again.
 		excluded = append(excluded, cands[i])
 	}
-	return nil, nil
+	return nil, Lease{}
 }
 
 // narrow keeps the least busy or the fastest deployments; ties are broken by weight.
@@ -245,36 +280,9 @@ func (r *Router) weighted(m *runtime.Model, cands []*runtime.Deployment) int {
 	return best
 }
 
-func (r *Router) done(st *deployment, b Breaker) func(Outcome, time.Duration) {
+func (r *Router) lease(st *deployment, b Breaker) Lease {
 	st.inFlight.Add(1)
-	var once atomic.Bool
-	return func(o Outcome, latency time.Duration) {
-		if !once.CompareAndSwap(false, true) {
-			return
-		}
-		st.inFlight.Add(-1)
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.probing = false
-		switch o {
-		case Success:
-			st.state, st.failures = closed, 0
-			if latency > 0 {
-				x := latency.Seconds()
-				if st.samples == 0 {
-					st.ewma = x
-				} else {
-					st.ewma = ewmaAlpha*x + (1-ewmaAlpha)*st.ewma
-				}
-				st.samples++
-			}
-		case Failure:
-			st.failures++
-			if st.state == halfOpen || (b.Failures > 0 && st.failures >= b.Failures) {
-				st.state, st.openUntil = open, r.now().Add(b.Cooldown)
-			}
-		}
-	}
+	return Lease{r: r, st: st, b: b}
 }
 
 // State describes one deployment's routing state, for tests and metrics.

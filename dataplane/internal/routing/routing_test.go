@@ -63,9 +63,9 @@ func TestSmoothWeightedRoundRobin(t *testing.T) {
 	m := newModel(3, 1, 1)
 	var got strings.Builder
 	for range 10 {
-		d, done := r.Pick(m, weighted, Breaker{}, nil, nil)
+		d, lease := r.Pick(m, weighted, Breaker{}, nil, nil)
 		got.WriteString(d.ID)
-		done(Success, 0)
+		lease.Done(Success, 0)
 	}
 	// Smooth: the heavy deployment's turns are spread out, never all in a row.
 	if diff := cmp.Diff("abacaabaca", got.String()); diff != "" {
@@ -78,16 +78,16 @@ func TestPickPrefersUntriedAndSkipsExcluded(t *testing.T) {
 	r, _ := newRouter(t)
 	m := newModel(100, 1)
 	a, b := m.Deployments[0], m.Deployments[1]
-	d, done := r.Pick(m, weighted, Breaker{}, []*runtime.Deployment{a}, nil)
+	d, lease := r.Pick(m, weighted, Breaker{}, []*runtime.Deployment{a}, nil)
 	if d != b {
 		t.Fatalf("retry picked %s, want the untried b", d.ID)
 	}
-	done(Neutral, 0)
-	d, done = r.Pick(m, weighted, Breaker{}, []*runtime.Deployment{a, b}, nil)
+	lease.Done(Neutral, 0)
+	d, lease = r.Pick(m, weighted, Breaker{}, []*runtime.Deployment{a, b}, nil)
 	if d == nil {
 		t.Fatal("every deployment tried: a tried one must still be chosen")
 	}
-	done(Neutral, 0)
+	lease.Done(Neutral, 0)
 	if d, _ := r.Pick(m, weighted, Breaker{}, nil, []*runtime.Deployment{a, b}); d != nil {
 		t.Fatalf("picked excluded %s", d.ID)
 	}
@@ -101,19 +101,19 @@ func TestLeastBusy(t *testing.T) {
 	t.Parallel()
 	r, _ := newRouter(t)
 	m := newModel(1, 1, 1)
-	held := map[string]func(Outcome, time.Duration){}
+	held := map[string]Lease{}
 	for range 3 {
-		d, done := r.Pick(m, leastBusy, Breaker{}, nil, nil)
+		d, lease := r.Pick(m, leastBusy, Breaker{}, nil, nil)
 		if _, dup := held[d.ID]; dup {
 			t.Fatalf("%s picked while busy and others idle", d.ID)
 		}
-		held[d.ID] = done
+		held[d.ID] = lease
 	}
-	held["b"](Success, 0)
-	if d, done := r.Pick(m, leastBusy, Breaker{}, nil, nil); d.ID != "b" {
+	held["b"].Done(Success, 0)
+	if d, lease := r.Pick(m, leastBusy, Breaker{}, nil, nil); d.ID != "b" {
 		t.Errorf("picked %s, want the idle b", d.ID)
 	} else {
-		done(Success, 0)
+		lease.Done(Success, 0)
 	}
 	if st := r.Snapshot("org/a"); st.InFlight != 1 {
 		t.Errorf("a in flight = %d", st.InFlight)
@@ -128,28 +128,28 @@ func TestLatency(t *testing.T) {
 	// Unmeasured deployments come first, so each gets measured.
 	seen := map[string]bool{}
 	for range 3 {
-		d, done := r.Pick(m, byLatency, Breaker{}, nil, nil)
+		d, lease := r.Pick(m, byLatency, Breaker{}, nil, nil)
 		seen[d.ID] = true
-		done(Success, latency[d.ID])
+		lease.Done(Success, latency[d.ID])
 	}
 	if len(seen) != 3 {
 		t.Fatalf("measured %v", seen)
 	}
 	for range 5 {
-		d, done := r.Pick(m, byLatency, Breaker{}, nil, nil)
+		d, lease := r.Pick(m, byLatency, Breaker{}, nil, nil)
 		if d.ID != "b" {
 			t.Fatalf("picked %s, want the fastest b", d.ID)
 		}
-		done(Success, latency[d.ID])
+		lease.Done(Success, latency[d.ID])
 	}
 	// b slows down: the moving average follows and c takes over.
 	for range 10 {
-		d, done := r.Pick(m, byLatency, Breaker{}, nil, nil)
+		d, lease := r.Pick(m, byLatency, Breaker{}, nil, nil)
 		if d.ID == "c" {
-			done(Success, latency["c"])
+			lease.Done(Success, latency["c"])
 			return
 		}
-		done(Success, time.Second)
+		lease.Done(Success, time.Second)
 	}
 	t.Error("c never took over from the slowed-down b")
 }
@@ -161,17 +161,17 @@ func TestBreaker(t *testing.T) {
 	b := Breaker{Failures: 3, Cooldown: 10 * time.Second}
 	fail := func() {
 		t.Helper()
-		d, done := r.Pick(m, weighted, b, nil, nil)
+		d, lease := r.Pick(m, weighted, b, nil, nil)
 		if d == nil {
 			t.Fatal("breaker open too early")
 		}
-		done(Failure, 0)
+		lease.Done(Failure, 0)
 	}
 	fail()
 	fail()
 	// A success resets the count of consecutive failures.
-	d, done := r.Pick(m, weighted, b, nil, nil)
-	done(Success, time.Millisecond)
+	d, lease := r.Pick(m, weighted, b, nil, nil)
+	lease.Done(Success, time.Millisecond)
 	fail()
 	fail()
 	fail()
@@ -183,33 +183,33 @@ func TestBreaker(t *testing.T) {
 	}
 	clk.advance(10 * time.Second)
 	// Half-open: one probe at a time.
-	probe, probeDone := r.Pick(m, weighted, b, nil, nil)
+	probe, probeLease := r.Pick(m, weighted, b, nil, nil)
 	if probe == nil {
 		t.Fatal("no probe after the cooldown")
 	}
 	if d, _ := r.Pick(m, weighted, b, nil, nil); d != nil {
 		t.Fatal("a second probe went through")
 	}
-	probeDone(Failure, 0)
+	probeLease.Done(Failure, 0)
 	if st := r.Snapshot("org/a"); !st.Open {
 		t.Fatalf("failed probe left state %+v, want open again", st)
 	}
 	clk.advance(10 * time.Second)
-	probe, probeDone = r.Pick(m, weighted, b, nil, nil)
+	probe, probeLease = r.Pick(m, weighted, b, nil, nil)
 	if probe == nil {
 		t.Fatal("no probe after the second cooldown")
 	}
-	probeDone(Success, time.Millisecond)
+	probeLease.Done(Success, time.Millisecond)
 	if st := r.Snapshot("org/a"); st.Open || st.HalfOpen || st.Failures != 0 {
 		t.Fatalf("state after a good probe = %+v, want closed", st)
 	}
 	// Neutral outcomes (429s) never open it.
 	for range 10 {
-		d, done := r.Pick(m, weighted, b, nil, nil)
+		d, lease := r.Pick(m, weighted, b, nil, nil)
 		if d == nil {
 			t.Fatal("neutral outcomes opened the breaker")
 		}
-		done(Neutral, 0)
+		lease.Done(Neutral, 0)
 	}
 }
 
@@ -219,19 +219,19 @@ func TestBreakerRoutesAroundOpenDeployment(t *testing.T) {
 	m := newModel(1, 1)
 	b := Breaker{Failures: 1, Cooldown: time.Minute}
 	for {
-		d, done := r.Pick(m, weighted, b, nil, nil)
+		d, lease := r.Pick(m, weighted, b, nil, nil)
 		if d.ID == "a" {
-			done(Failure, 0)
+			lease.Done(Failure, 0)
 			break
 		}
-		done(Success, 0)
+		lease.Done(Success, 0)
 	}
 	for range 5 {
-		d, done := r.Pick(m, weighted, b, nil, nil)
+		d, lease := r.Pick(m, weighted, b, nil, nil)
 		if d == nil || d.ID != "b" {
 			t.Fatalf("picked %v, want b while a is open", d)
 		}
-		done(Success, 0)
+		lease.Done(Success, 0)
 	}
 }
 
@@ -239,17 +239,17 @@ func TestStateSurvivesNewModelObjects(t *testing.T) {
 	t.Parallel()
 	r, _ := newRouter(t)
 	b := Breaker{Failures: 1, Cooldown: time.Minute}
-	d, done := r.Pick(newModel(1), weighted, b, nil, nil)
-	done(Failure, 0)
+	d, lease := r.Pick(newModel(1), weighted, b, nil, nil)
+	lease.Done(Failure, 0)
 	// A config swap compiles new objects with the same state keys.
 	if d2, _ := r.Pick(newModel(1), weighted, b, nil, nil); d2 != nil {
 		t.Fatalf("breaker of %s forgotten across a swap", d.ID)
 	}
 	r.Retain(func(key string) bool { return false })
-	if d2, done := r.Pick(newModel(1), weighted, b, nil, nil); d2 == nil {
+	if d2, lease := r.Pick(newModel(1), weighted, b, nil, nil); d2 == nil {
 		t.Fatal("state of a removed deployment kept")
 	} else {
-		done(Success, 0)
+		lease.Done(Success, 0)
 	}
 }
 
@@ -260,8 +260,8 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, done := r.Pick(newModel(1), weighted, Breaker{Failures: 1, Cooldown: time.Minute}, nil, nil)
-	done(Failure, 0)
+	_, lease := r.Pick(newModel(1), weighted, Breaker{Failures: 1, Cooldown: time.Minute}, nil, nil)
+	lease.Done(Failure, 0)
 	want := `
 # HELP gatehouse_gateway_deployment_breaker_state Circuit breaker of a deployment: 0 closed, 1 half-open, 2 open.
 # TYPE gatehouse_gateway_deployment_breaker_state gauge
