@@ -12,8 +12,12 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
 )
 
 // faultUpstream is an OpenAI-compatible provider that misbehaves on script: each call
@@ -353,5 +357,46 @@ func TestMalformedUpstreamAnswers(t *testing.T) {
 	ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
 	if ev.ErrorClass != "upstream_bad_response" || ev.CompletionTokens != 1 {
 		t.Errorf("usage event = %v", ev)
+	}
+}
+
+// TestInvalidCapability3SnapshotIsNACKed publishes an update with a fallback cycle:
+// the gateway rejects it (NACK with the reason in its heartbeat) and keeps serving the
+// org's previous config.
+func TestInvalidCapability3SnapshotIsNACKed(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	sub, err := h.cp.NC.SubscribeSync(wire.StatusSubject(region, "gw-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := proto.Clone(h.fx.snap).(*gatehousev1.Snapshot)
+	for _, m := range bad.Models {
+		switch m.Name {
+		case "echo":
+			m.Fallbacks = []string{"block"}
+		case "block":
+			m.Fallbacks = []string{"echo"}
+		}
+	}
+	h.cp.Publish(region, bad)
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		msg, err := sub.NextMsg(time.Second)
+		if err != nil {
+			return err
+		}
+		var st gatehousev1.GatewayStatus
+		if err := proto.Unmarshal(msg.Data, &st); err != nil {
+			return err
+		}
+		for _, o := range st.Orgs {
+			if o.OrgId == "acme" && o.RejectedVersion == 2 && strings.Contains(o.RejectedReason, "fallback cycle") && o.AppliedVersion == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("status = %v", &st)
+	})
+	if resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","messages":[]}`); resp.StatusCode != 200 {
+		t.Errorf("previous config not serving: %d %s", resp.StatusCode, body)
 	}
 }
