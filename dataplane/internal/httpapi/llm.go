@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+)
+
+// serveLLM serves an LLM endpoint of the given surface.
+func (s *Server) serveLLM(surface llm.Surface) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		c.body = body
+		req, err := parseLLM(surface, body)
+		if err != nil {
+			return err
+		}
+		c.modelName = req.model
+		m, err := c.key.Model(req.model)
+		if err != nil {
+			return err
+		}
+		c.model = m
+		ctx := r.Context()
+
+		// Hook: limits admission, with the request's estimated tokens.
+		if s.admitter != nil {
+			ticket, err := s.admitter.Admit(ctx, Admission{Key: c.key, Model: m, Endpoint: c.endpoint, Stream: req.stream, EstimatedTokens: req.estimateTokens()})
+			if err != nil {
+				return fmt.Errorf("admission: %w", err)
+			}
+			for k, v := range ticket.Header() {
+				w.Header()[k] = v
+			}
+			defer func() {
+				var u llm.Usage
+				if c.result != nil {
+					u = c.result.Usage
+				}
+				ticket.Settle(u)
+			}()
+		}
+
+		// Hook: request guardrails (block or rewrite), then the response filter.
+		var filter llm.ContentFilter
+		if s.guard != nil {
+			in := GuardInput{Key: c.key, Model: m, Surface: surface, Endpoint: c.endpoint, Body: body}
+			next, events, err := s.guard.Request(ctx, in)
+			c.guardEvents = append(c.guardEvents, events...)
+			if err != nil {
+				return fmt.Errorf("request guardrail: %w", err)
+			}
+			if next != nil && !bytes.Equal(next, body) {
+				if req, err = parseLLM(surface, next); err != nil {
+					return fmt.Errorf("request guardrail rewrite: %w", err)
+				}
+				c.body = next
+			}
+			if surface != llm.SurfaceEmbeddings {
+				if rg := s.guard.Response(ctx, in); rg != nil {
+					filter = rg
+					defer func() { c.guardEvents = append(c.guardEvents, rg.Events()...) }()
+				}
+			}
+		}
+
+		req.Candidates = c.key.Candidates(m)
+		req.Filter = filter
+		req.Header = r.Header
+		req.Start = c.start
+		req.CaptureText = c.key.Team.LogContents
+		res, err := s.llm.Serve(ctx, w, &req.Request)
+		c.result = res
+		return err
+	}
+}
+
+// llmRequest is a parsed LLM request and what the handler needs of it.
+type llmRequest struct {
+	llm.Request
+	model  string
+	stream bool
+}
+
+func (r *llmRequest) estimateTokens() int64 {
+	if r.Embeddings != nil {
+		return r.Embeddings.EstimateTokens()
+	}
+	return r.Chat.EstimateTokens()
+}
+
+// parseLLM parses a body of the surface's format.
+func parseLLM(surface llm.Surface, body []byte) (*llmRequest, error) {
+	out := &llmRequest{Request: llm.Request{Surface: surface}}
+	switch surface {
+	case llm.SurfaceEmbeddings:
+		req, err := llm.ParseEmbeddingsRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Embeddings, out.model = req, req.Model
+	case llm.SurfaceMessages:
+		req, err := llm.ParseMessagesRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Messages, out.Chat, out.model, out.stream = req, req.Chat, req.Model, req.Stream
+	case llm.SurfaceResponses:
+		req, err := llm.ParseResponsesRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Responses, out.Chat, out.model, out.stream = req, req.Chat, req.Model, req.Stream
+	default:
+		req, err := llm.ParseChatRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		out.Chat, out.model, out.stream = req, req.Model, req.Stream
+	}
+	return out, nil
+}
+
+// maxLoggedContent bounds the prompt and completion logged for a team with
+// log_contents.
+const maxLoggedContent = 64 << 10
+
+// logAccess writes the access log line of an LLM request. Contents are logged only
+// when the team asked for it.
+func (s *Server) logAccess(ctx context.Context, c *call, ev *gatehousev1.UsageEvent) {
+	attrs := []slog.Attr{
+		slog.String("request_id", c.requestID), slog.String("endpoint", c.endpoint),
+		slog.String("org_id", ev.OrgId), slog.String("team_id", ev.TeamId), slog.String("key_id", ev.KeyId),
+		slog.String("model", ev.Model), slog.String("provider_id", ev.ProviderId), slog.String("deployment_id", ev.DeploymentId),
+		slog.Int("status", int(ev.StatusCode)), slog.String("error_class", ev.ErrorClass), slog.Bool("streamed", ev.Streamed),
+		slog.Int64("prompt_tokens", ev.PromptTokens), slog.Int64("completion_tokens", ev.CompletionTokens),
+		slog.Int64("cached_tokens", ev.CachedTokens), slog.Int64("cost_micros", ev.CostMicros),
+		slog.Int64("latency_ms", ev.LatencyMs), slog.Int64("ttft_ms", ev.TimeToFirstTokenMs), slog.Int64("overhead_us", ev.OverheadUs),
+		slog.Int("retries", int(ev.Retries)), slog.String("fallback_model", ev.FallbackModel),
+	}
+	if c.key.Team.LogContents {
+		attrs = append(attrs, slog.String("prompt", truncate(string(c.body), maxLoggedContent)))
+		if c.result != nil {
+			attrs = append(attrs, slog.String("completion", truncate(c.result.Text, maxLoggedContent)))
+		}
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "llm request", attrs...)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

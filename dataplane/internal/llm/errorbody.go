@@ -1,0 +1,80 @@
+package llm
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// openAIErrorType is the OpenAI error type of an HTTP status.
+func openAIErrorType(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// AnthropicErrorType is the Anthropic error type of an HTTP status.
+func AnthropicErrorType(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case 529, http.StatusServiceUnavailable:
+		return "overloaded_error"
+	case http.StatusGatewayTimeout:
+		return "timeout_error"
+	}
+	if status >= 500 {
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+// ErrorBody renders an error in the format of surface: OpenAI's
+// {"error":{"message","type","param","code"}} for the OpenAI surfaces, Anthropic's
+// {"type":"error","error":{"type","message"}} for Messages (whose type follows the
+// status, as Anthropic's does).
+func ErrorBody(s Surface, status int, typ, code, param, msg string) []byte {
+	var v any
+	if s == SurfaceMessages {
+		v = anthropicErrorOf(AnthropicErrorType(status), msg)
+	} else {
+		e := map[string]any{"message": msg, "type": typ, "param": nil, "code": nil}
+		if param != "" {
+			e["param"] = param
+		}
+		if code != "" {
+			e["code"] = code
+		}
+		v = map[string]any{"error": e}
+	}
+	b, _ := json.Marshal(v)
+	return append(b, '\n')
+}
+
+// WriteError writes an error answer in the format of surface.
+func WriteError(w http.ResponseWriter, s Surface, status int, typ, code, param, msg string) {
+	body := ErrorBody(s, status, typ, code, param, msg)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

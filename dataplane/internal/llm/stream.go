@@ -1,0 +1,540 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// relayStream relays a stream whose first data event was read; it returns when the
+// stream ended. Failures end the caller's stream with an error event.
+func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, prelude []sseEvent) error {
+	commit(w, req, res)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	res.Status = http.StatusOK
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
+	}
+	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd, pending: prelude}
+	var err error
+	switch {
+	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceChat && wk == wireOpenAI:
+		err = s.raw(chatTextKeys)
+	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceMessages && wk == wireAnthropic:
+		err = s.raw(anthropicTextKeys)
+	default:
+		err = s.translate()
+	}
+	if !s.sawUsage {
+		// The provider never reported usage (the caller left, or the stream broke):
+		// charge an estimate of what was used.
+		res.UsageEstimated = true
+		res.Usage = Usage{PromptTokens: req.promptTokensEstimate(), CompletionTokens: int64(s.chars+3) / 4}
+	}
+	return err
+}
+
+// promptTokensEstimate estimates the prompt's tokens (characters divided by 4).
+func (r *Request) promptTokensEstimate() int64 {
+	if r.Chat == nil {
+		return 0
+	}
+	return r.Chat.promptEstimate()
+}
+
+type streamRelay struct {
+	c    *Client
+	ctx  context.Context
+	actx context.Context
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	req  *Request
+	res  *Result
+	wk   wire
+	rd   *sseReader
+	// pending are events read before the answer began, relayed first.
+	pending  []sseEvent
+	sawUsage bool
+	chars    int
+	text     strings.Builder
+}
+
+var (
+	chatTextKeys      = [][]byte{[]byte(`"content":"`), []byte(`"arguments":"`)}
+	anthropicTextKeys = [][]byte{[]byte(`"text":"`), []byte(`"partial_json":"`)}
+)
+
+// textLen counts the bytes of the JSON string values that follow keys in data, without
+// decoding it: enough to estimate the tokens of a stream cut short.
+func textLen(data []byte, keys [][]byte) int {
+	n := 0
+	for _, k := range keys {
+		rest := data
+		for {
+			i := bytes.Index(rest, k)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(k):]
+			j := 0
+			for j < len(rest) && rest[j] != '"' {
+				if rest[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			n += min(j, len(rest))
+			rest = rest[min(j, len(rest)):]
+		}
+	}
+	return n
+}
+
+func (s *streamRelay) send(b []byte) error {
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("stream: write: %w: %w", ErrClientGone, err)
+	}
+	if err := s.rc.Flush(); err != nil {
+		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
+	}
+	return nil
+}
+
+// readErr classifies an error reading the upstream stream.
+func (s *streamRelay) readErr(err error) error {
+	switch {
+	case s.ctx.Err() != nil:
+		return fmt.Errorf("stream: %w: %w", ErrClientGone, err)
+	case s.actx.Err() != nil:
+		return fmt.Errorf("stream: %w: %w", ErrUpstreamTimeout, err)
+	}
+	return fmt.Errorf("stream: %w: %w", ErrUpstreamStream, err)
+}
+
+// raw relays events unchanged (the caller speaks the provider's format), reading the
+// usage they carry.
+func (s *streamRelay) raw(keys [][]byte) error {
+	for {
+		raw, _, data, err := s.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			err = s.readErr(err)
+			if !errors.Is(err, ErrClientGone) {
+				_ = s.send(s.failEvent("upstream_stream_broken", "The model provider broke off the stream."))
+			}
+			return err
+		}
+		forward := true
+		if data != nil {
+			s.chars += textLen(data, keys)
+			if s.wk == wireOpenAI {
+				before := s.res.Usage
+				forward = inspectData(data, s.req.Chat.IncludeUsage, &s.res.Usage)
+				if s.res.Usage != before {
+					s.sawUsage = true
+				}
+			} else {
+				s.anthropicUsage(data)
+			}
+		}
+		if forward {
+			if err := s.send(raw); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// next returns the next upstream event: the held-back ones first.
+func (s *streamRelay) next() (raw, name, data []byte, err error) {
+	if len(s.pending) > 0 {
+		ev := s.pending[0]
+		s.pending = s.pending[1:]
+		return ev.raw, ev.name, ev.data, nil
+	}
+	return s.rd.next()
+}
+
+// sseEvent is an upstream event held back until the answer began.
+type sseEvent struct{ raw, name, data []byte }
+
+// maxPrelude bounds the events held back waiting for the first token.
+const maxPrelude = 64
+
+func cloneEvent(raw, name, data []byte) sseEvent {
+	buf := make([]byte, 0, len(raw)+len(name)+len(data))
+	buf = append(buf, raw...)
+	buf = append(buf, name...)
+	buf = append(buf, data...)
+	ev := sseEvent{raw: buf[:len(raw):len(raw)], name: buf[len(raw) : len(raw)+len(name) : len(raw)+len(name)], data: buf[len(raw)+len(name):]}
+	if data == nil {
+		ev.data = nil
+	}
+	return ev
+}
+
+var (
+	toolCallsKey    = []byte(`"tool_calls"`)
+	finishReasonKey = []byte(`"finish_reason":"`)
+	errorKey        = []byte(`"error"`)
+)
+
+// firstToken reports whether an event carries the answer's first token (or ends or
+// fails the answer): the time to it is the time to first token.
+func firstToken(wk wire, data []byte) bool {
+	switch wk {
+	case wireAnthropic:
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(data, &ev) != nil {
+			return true
+		}
+		switch ev.Type {
+		case "message_start", "content_block_start", "ping":
+			return false
+		}
+		return true
+	case wireGemini:
+		return true
+	}
+	return textLen(data, chatTextKeys) > 0 || bytes.Contains(data, toolCallsKey) || bytes.Equal(data, doneData) ||
+		hasUsage(data) || bytes.Contains(data, finishReasonKey) || bytes.Contains(data, errorKey)
+}
+
+var (
+	messageStartType = []byte(`"message_start"`)
+	messageDeltaType = []byte(`"message_delta"`)
+)
+
+// anthropicUsage reads usage from message_start and message_delta events.
+func (s *streamRelay) anthropicUsage(data []byte) {
+	if !bytes.Contains(data, messageStartType) && !bytes.Contains(data, messageDeltaType) {
+		return
+	}
+	var ev struct {
+		Type    string `json:"type"`
+		Message struct {
+			Usage *anthropicUsage `json:"usage"`
+		} `json:"message"`
+		Usage *anthropicUsage `json:"usage"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	switch {
+	case ev.Type == "message_start" && ev.Message.Usage != nil:
+		s.res.Usage = ev.Message.Usage.usage()
+	case ev.Type == "message_delta" && ev.Usage != nil:
+		u := s.res.Usage
+		u.CompletionTokens = ev.Usage.OutputTokens
+		if ev.Usage.InputTokens > 0 {
+			u = ev.Usage.usage()
+		}
+		s.res.Usage = u
+		s.sawUsage = true
+	}
+}
+
+// failEvent renders an in-stream error in the caller's format.
+func (s *streamRelay) failEvent(code, msg string) []byte {
+	switch s.req.Surface {
+	case SurfaceMessages:
+		e := &messagesEncoder{}
+		return append([]byte(nil), e.fail(code, msg)...)
+	case SurfaceResponses:
+		e := &responsesEncoder{req: s.req.Responses.body, model: s.req.Chat.Model}
+		return append([]byte(nil), e.fail(code, msg)...)
+	}
+	return (&chatEncoder{}).fail(code, msg)
+}
+
+// streamDecoder turns an upstream's stream events into chat chunks.
+type streamDecoder interface {
+	decode(name, data []byte) (chunks []chatChunk, done bool, err error)
+	// usage returns the usage the stream reported, if it did.
+	usage() (Usage, bool)
+}
+
+// streamEncoder renders chat chunks in the caller's format.
+type streamEncoder interface {
+	chunk(c *chatChunk) []byte
+	end(id string, u Usage) []byte
+	fail(code, msg string) []byte
+}
+
+// translate relays a stream through chat chunks: decoded from the provider's format,
+// filtered, encoded in the caller's.
+func (s *streamRelay) translate() error {
+	var dec streamDecoder
+	created := s.c.now().Unix()
+	switch s.wk {
+	case wireAnthropic:
+		dec = &anthropicDecoder{d: anthropicStreamDecoder{created: created}}
+	case wireGemini:
+		dec = &geminiDecoder{d: geminiStreamDecoder{created: created, model: s.res.modelName()}}
+	default:
+		dec = &openAIDecoder{}
+	}
+	var enc streamEncoder
+	switch s.req.Surface {
+	case SurfaceMessages:
+		enc = &messagesEncoder{model: s.req.Messages.Model}
+	case SurfaceResponses:
+		enc = &responsesEncoder{req: s.req.Responses.body, model: s.req.Responses.Model}
+	default:
+		enc = &chatEncoder{includeUsage: s.req.Chat.IncludeUsage}
+	}
+	id := ""
+	cut := func(err error) error {
+		code, msg := "upstream_stream_broken", "The model provider broke off the stream."
+		var ref *Refusal
+		var se *streamError
+		switch {
+		case errors.As(err, &ref):
+			code, msg = ref.Code, ref.Message
+		case errors.As(err, &se):
+			msg = se.msg
+		case errors.Is(err, ErrUpstreamTimeout):
+			code, msg = "upstream_timeout", "The model provider did not finish in time."
+		}
+		if !errors.Is(err, ErrClientGone) {
+			_ = s.send(enc.fail(code, msg))
+		}
+		return err
+	}
+	flushed := false
+	flush := func(c *chatChunk) (*chatChunk, error) {
+		if s.req.Filter == nil || flushed {
+			return c, nil
+		}
+		flushed = true
+		rest, err := s.req.Filter.Flush()
+		if err != nil || rest == "" {
+			return c, err
+		}
+		return &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
+			Choices: []chunkChoice{{Delta: chunkDelta{Content: &rest}}}}, nil
+	}
+	emit := func(c *chatChunk) error {
+		if c.ID != "" {
+			id = c.ID
+		}
+		for i := range c.Choices {
+			ch := &c.Choices[i]
+			if ch.Index != 0 {
+				continue
+			}
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				extra, err := flush(c)
+				if err != nil {
+					return err
+				}
+				if extra != c {
+					if err := s.send(enc.chunk(extra)); err != nil {
+						return err
+					}
+					s.capture(*extra.Choices[0].Delta.Content)
+				}
+			}
+			if t := ch.Delta.Content; t != nil && *t != "" {
+				s.chars += len(*t)
+				if s.req.Filter != nil {
+					out, err := s.req.Filter.Filter(*t)
+					if err != nil {
+						return err
+					}
+					ch.Delta.Content = &out
+				}
+				s.capture(*ch.Delta.Content)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				s.chars += len(tc.Function.Arguments)
+			}
+		}
+		if b := enc.chunk(c); len(b) > 0 {
+			return s.send(b)
+		}
+		return nil
+	}
+	for {
+		_, name, data, err := s.next()
+		if err == io.EOF {
+			if s.wk != wireGemini && !s.sawAny(dec) {
+				return cut(fmt.Errorf("stream: %w: %w", ErrUpstreamStream, io.ErrUnexpectedEOF))
+			}
+			break
+		}
+		if err != nil {
+			return cut(s.readErr(err))
+		}
+		if data != nil {
+			chunks, end, err := dec.decode(name, data)
+			if err != nil {
+				return cut(err)
+			}
+			for i := range chunks {
+				if chunks[i].Usage != nil && len(chunks[i].Choices) == 0 {
+					continue
+				}
+				if err := emit(&chunks[i]); err != nil {
+					return cut(err)
+				}
+			}
+			if end {
+				break
+			}
+		}
+	}
+	if extra, err := flush(&chatChunk{ID: id, Object: "chat.completion.chunk"}); err != nil {
+		return cut(err)
+	} else if extra.Choices != nil {
+		if err := s.send(enc.chunk(extra)); err != nil {
+			return err
+		}
+		s.capture(*extra.Choices[0].Delta.Content)
+	}
+	if u, ok := dec.usage(); ok {
+		s.res.Usage, s.sawUsage = u, true
+	} else {
+		s.res.Usage = Usage{PromptTokens: s.req.promptTokensEstimate(), CompletionTokens: int64(s.chars+3) / 4}
+		s.res.UsageEstimated = true
+		s.sawUsage = true
+	}
+	return s.send(enc.end(id, s.res.Usage))
+}
+
+// sawAny reports whether an OpenAI or Anthropic stream ended properly: OpenAI streams
+// end with [DONE] or at EOF after usage; Anthropic ones with message_stop.
+func (s *streamRelay) sawAny(dec streamDecoder) bool {
+	if d, ok := dec.(*openAIDecoder); ok {
+		return d.sawUsage || d.sawDone || d.sawFinish
+	}
+	return false
+}
+
+func (s *streamRelay) capture(t string) {
+	if s.req.CaptureText {
+		s.text.WriteString(t)
+		s.res.Text = s.text.String()
+	}
+}
+
+func (r *Result) modelName() string {
+	if r.Deployment != nil {
+		return r.Deployment.UpstreamModel
+	}
+	return ""
+}
+
+type openAIDecoder struct {
+	u                            Usage
+	sawUsage, sawDone, sawFinish bool
+}
+
+func (d *openAIDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
+	if bytes.Equal(data, doneData) {
+		d.sawDone = true
+		return nil, true, nil
+	}
+	var c chatChunk
+	if err := json.Unmarshal(data, &c); err != nil {
+		var e struct {
+			Error *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != nil {
+			return nil, false, &streamError{msg: e.Error.Message}
+		}
+		return nil, false, fmt.Errorf("stream: %w: chunk: %w", ErrUpstreamBadResponse, err)
+	}
+	if c.Usage != nil {
+		d.u, d.sawUsage = c.Usage.usage(), true
+	}
+	for _, ch := range c.Choices {
+		if ch.FinishReason != nil {
+			d.sawFinish = true
+		}
+	}
+	return []chatChunk{c}, false, nil
+}
+
+func (d *openAIDecoder) usage() (Usage, bool) { return d.u, d.sawUsage }
+
+type anthropicDecoder struct {
+	d    anthropicStreamDecoder
+	seen bool
+}
+
+func (a *anthropicDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
+	chunks, end, err := a.d.decode(data)
+	if end {
+		a.seen = true
+	}
+	return chunks, end, err
+}
+
+func (a *anthropicDecoder) usage() (Usage, bool) {
+	if !a.seen {
+		return Usage{}, false
+	}
+	return a.d.usage.usage(), true
+}
+
+type geminiDecoder struct{ d geminiStreamDecoder }
+
+func (g *geminiDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
+	chunks, err := g.d.decode(data)
+	return chunks, false, err
+}
+
+func (g *geminiDecoder) usage() (Usage, bool) {
+	if g.d.usage == nil {
+		return Usage{}, false
+	}
+	return g.d.usage.usage(), true
+}
+
+// chatEncoder renders chat chunks as a chat completions stream.
+type chatEncoder struct {
+	includeUsage bool
+	id, model    string
+	created      int64
+	buf          []byte
+}
+
+func (e *chatEncoder) chunk(c *chatChunk) []byte {
+	e.id, e.model, e.created = c.ID, c.Model, c.Created
+	c.Object = "chat.completion.chunk"
+	c.Usage = nil
+	data, _ := json.Marshal(c)
+	e.buf = appendEvent(e.buf[:0], "", data)
+	return e.buf
+}
+
+func (e *chatEncoder) end(id string, u Usage) []byte {
+	e.buf = e.buf[:0]
+	if e.includeUsage {
+		data, _ := json.Marshal(chatChunk{ID: e.id, Object: "chat.completion.chunk", Created: e.created, Model: e.model, Choices: []chunkChoice{}, Usage: u.json()})
+		e.buf = appendEvent(e.buf, "", data)
+	}
+	return appendEvent(e.buf, "", doneData)
+}
+
+func (e *chatEncoder) fail(code, msg string) []byte {
+	data, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": code}})
+	return appendEvent(nil, "", data)
+}

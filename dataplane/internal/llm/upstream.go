@@ -1,0 +1,144 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
+)
+
+// upstreamRequest builds the request for d.
+func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.Deployment, wk wire, stream bool) (*http.Request, error) {
+	p := d.Provider
+	var target string
+	var body []byte
+	if req.Surface == SurfaceEmbeddings {
+		switch wk {
+		case wireAnthropic:
+			return nil, fmt.Errorf("embeddings: %w", ErrOperationNotSupported)
+		case wireGemini:
+			gr := geminiEmbedRequest{}
+			name := geminiModelPath(d.UpstreamModel)
+			if req.Embeddings.Texts == nil {
+				return nil, invalidf("input", "Token inputs are not supported by this model's provider; send strings.")
+			}
+			for _, t := range req.Embeddings.Texts {
+				gr.Requests = append(gr.Requests, geminiEmbedOne{Model: name, Content: geminiContent{Parts: []geminiPart{{Text: t}}}, OutputDimensionality: req.Embeddings.Dimensions})
+			}
+			body, _ = json.Marshal(gr)
+			target = p.Base + "/" + name + ":batchEmbedContents"
+		default:
+			body = req.Embeddings.upstreamBody(d.UpstreamModel)
+			target = openAIURL(p, d.UpstreamModel, "embeddings")
+		}
+	} else {
+		switch wk {
+		case wireOpenAI:
+			body = req.Chat.UpstreamBody(d.UpstreamModel)
+			target = openAIURL(p, d.UpstreamModel, "chat/completions")
+		case wireAnthropic:
+			if req.Surface == SurfaceMessages {
+				body = req.Messages.upstreamBody(d.UpstreamModel)
+			} else {
+				cb, err := req.Chat.body()
+				if err != nil {
+					return nil, err
+				}
+				ar, err := chatToAnthropic(cb, d.UpstreamModel)
+				if err != nil {
+					return nil, err
+				}
+				body, _ = json.Marshal(ar)
+			}
+			target = p.Base + "/messages"
+		case wireGemini:
+			cb, err := req.Chat.body()
+			if err != nil {
+				return nil, err
+			}
+			gr, err := chatToGemini(cb)
+			if err != nil {
+				return nil, err
+			}
+			body, _ = json.Marshal(gr)
+			target = p.Base + "/" + geminiModelPath(d.UpstreamModel) + ":generateContent"
+			if stream {
+				target = p.Base + "/" + geminiModelPath(d.UpstreamModel) + ":streamGenerateContent?alt=sse"
+			}
+		}
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
+	}
+	h := hreq.Header
+	h.Set("Content-Type", "application/json")
+	if stream {
+		h.Set("Accept", "text/event-stream")
+	} else {
+		h.Set("Accept", "application/json")
+	}
+	switch p.Type {
+	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
+		switch {
+		case p.Authorization != "":
+			h.Set("Authorization", p.Authorization)
+		case p.APIKey != "":
+			h.Set("Authorization", "Bearer "+p.APIKey)
+		}
+	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
+		if p.APIKey != "" {
+			h.Set("Api-Key", p.APIKey)
+		}
+	case gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC:
+		if p.APIKey != "" {
+			h.Set("X-Api-Key", p.APIKey)
+		}
+		version := anthropicVersion
+		if req.Surface == SurfaceMessages && req.Header != nil {
+			if v := req.Header.Get("Anthropic-Version"); v != "" {
+				version = v
+			}
+			if v := req.Header.Get("Anthropic-Beta"); v != "" {
+				h.Set("Anthropic-Beta", v)
+			}
+		}
+		h.Set("Anthropic-Version", version)
+	case gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI:
+		if p.APIKey != "" {
+			h.Set("X-Goog-Api-Key", p.APIKey)
+		}
+	}
+	return hreq, nil
+}
+
+// openAIURL is the URL of an OpenAI-style operation: under the base URL, or under the
+// deployment for Azure OpenAI.
+func openAIURL(p *runtime.Provider, model, op string) string {
+	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
+		root := strings.TrimSuffix(p.Base, "/openai")
+		version := p.APIVersion
+		if version == "" {
+			version = runtime.DefaultAzureAPIVersion
+		}
+		return root + "/openai/deployments/" + url.PathEscape(model) + "/" + op + "?api-version=" + url.QueryEscape(version)
+	}
+	if op == "chat/completions" && p.ChatCompletionsURL != "" {
+		return p.ChatCompletionsURL
+	}
+	return p.Base + "/" + op
+}
+
+func geminiModelPath(model string) string {
+	if strings.HasPrefix(model, "models/") || strings.HasPrefix(model, "tunedModels/") {
+		return model
+	}
+	return "models/" + model
+}
