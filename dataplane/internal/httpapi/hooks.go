@@ -53,7 +53,8 @@ type Admission struct {
 // Admitter admits everything.
 type Admitter interface {
 	// Admit admits the request, or refuses it with a *llm.Refusal. The returned ticket
-	// is settled exactly once, after the answer ended (successfully or not).
+	// (nil when there is nothing to settle) is settled exactly once, after the answer
+	// ended (successfully or not).
 	Admit(ctx context.Context, a Admission) (Ticket, error)
 }
 

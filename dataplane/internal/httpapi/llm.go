@@ -38,16 +38,18 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 			if err != nil {
 				return fmt.Errorf("admission: %w", err)
 			}
-			for k, v := range ticket.Header() {
-				w.Header()[k] = v
-			}
-			defer func() {
-				var u llm.Usage
-				if c.result != nil {
-					u = c.result.Usage
+			if ticket != nil {
+				for k, v := range ticket.Header() {
+					w.Header()[k] = v
 				}
-				ticket.Settle(u)
-			}()
+				defer func() {
+					var u llm.Usage
+					if c.result != nil {
+						u = c.result.Usage
+					}
+					ticket.Settle(u)
+				}()
+			}
 		}
 
 		// Hook: request guardrails (block or rewrite), then the response filter.
