@@ -3,7 +3,6 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -171,9 +170,9 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 					if p.ImageURL == nil {
 						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "An `image_url` part needs `image_url.url`.")
 					}
-					src, err := anthropicImageSource(p.ImageURL.URL)
+					src, err := anthropicImageSource(p.ImageURL.URL, i)
 					if err != nil {
-						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "%s", err.Error())
+						return nil, err
 					}
 					blocks = append(blocks, anthropicBlock{Type: "image", Source: src})
 				}
@@ -284,20 +283,21 @@ func argumentsObject(args string) json.RawMessage {
 }
 
 // anthropicImageSource converts an image URL (a base64 data URL or an http(s) URL)
-// into an image source.
-func anthropicImageSource(u string) (*anthropicSource, error) {
+// into an image source; an error names the offending message.
+func anthropicImageSource(u string, i int) (*anthropicSource, error) {
+	param := fmt.Sprintf("messages[%d].content", i)
 	if rest, ok := strings.CutPrefix(u, "data:"); ok {
 		meta, data, ok := strings.Cut(rest, ",")
 		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
 		if !ok || !isBase64 || mediaType == "" {
-			return nil, errors.New("Image data URLs must look like data:<media type>;base64,<data>.")
+			return nil, invalidf(param, "Image data URLs must look like data:<media type>;base64,<data>.")
 		}
 		return &anthropicSource{Type: "base64", MediaType: mediaType, Data: data}, nil
 	}
 	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
 		return &anthropicSource{Type: "url", URL: u}, nil
 	}
-	return nil, errors.New("Image URLs must be http(s) URLs or base64 data URLs.")
+	return nil, invalidf(param, "Image URLs must be http(s) URLs or base64 data URLs.")
 }
 
 // imageURLOf is the reverse of anthropicImageSource.

@@ -170,9 +170,9 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 					if p.ImageURL == nil {
 						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "An `image_url` part needs `image_url.url`.")
 					}
-					src, err := anthropicImageSource(p.ImageURL.URL)
+					src, err := anthropicImageSource(p.ImageURL.URL, i)
 					if err != nil {
-						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "%s", err.Error())
+						return nil, err
 					}
 					if src.Type == "base64" {
 						gp = append(gp, geminiPart{InlineData: &geminiBlob{MimeType: src.MediaType, Data: src.Data}})
@@ -399,14 +399,6 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 		}
 	}
 	return out, nil
-}
-
-// end returns the final usage chunk, if the stream reported usage.
-func (d *geminiStreamDecoder) end() (chatChunk, bool) {
-	if d.usage == nil {
-		return chatChunk{}, false
-	}
-	return chatChunk{ID: d.id, Object: "chat.completion.chunk", Created: d.created, Model: d.model, Choices: []chunkChoice{}, Usage: d.usage.usage().json()}, true
 }
 
 func (d *geminiStreamDecoder) chunk(delta chunkDelta, finish *string) chatChunk {

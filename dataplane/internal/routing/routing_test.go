@@ -170,7 +170,7 @@ func TestBreaker(t *testing.T) {
 	fail()
 	fail()
 	// A success resets the count of consecutive failures.
-	d, lease := r.Pick(m, weighted, b, nil, nil)
+	_, lease := r.Pick(m, weighted, b, nil, nil)
 	lease.Done(Success, time.Millisecond)
 	fail()
 	fail()
@@ -178,7 +178,7 @@ func TestBreaker(t *testing.T) {
 	if st := r.Snapshot("org/a"); !st.Open || st.Failures != 3 {
 		t.Fatalf("state = %+v, want open", st)
 	}
-	if d, _ = r.Pick(m, weighted, b, nil, nil); d != nil {
+	if d, _ := r.Pick(m, weighted, b, nil, nil); d != nil {
 		t.Fatal("open breaker let an attempt through")
 	}
 	clk.advance(10 * time.Second)
