@@ -513,6 +513,14 @@ func TestMessagesErrors(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
 		t.Errorf("SDK error = %v", err)
 	}
+	// Unknown paths and methods under /v1/messages answer in Anthropic's format too.
+	for _, c := range []struct{ method, path string }{{"POST", "/v1/messages/count_tokens"}, {"GET", "/v1/messages"}} {
+		resp, body := h.do(t, c.method, c.path, key, msg("echo"))
+		var e anthropicErrorShape
+		if resp.StatusCode != 404 || json.Unmarshal(body, &e) != nil || e.Error.Type != "not_found_error" {
+			t.Errorf("%s %s: %d %s", c.method, c.path, resp.StatusCode, body)
+		}
+	}
 	// Authorization: Bearer works too.
 	resp, body := h.do(t, "POST", "/v1/messages", bearer(h.fx.key), msg("echo"))
 	if resp.StatusCode != 200 {

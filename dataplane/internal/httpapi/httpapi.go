@@ -378,7 +378,14 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ *call) error {
 	return nil
 }
 
-func (s *Server) notFound(http.ResponseWriter, *http.Request, *call) error { return errNotFound }
+// notFound refuses unknown paths, in Anthropic's format under /v1/messages (e.g.
+// count_tokens, which the gateway does not serve).
+func (s *Server) notFound(_ http.ResponseWriter, r *http.Request, c *call) error {
+	if strings.HasPrefix(r.URL.Path, "/v1/messages") {
+		c.surface = llm.SurfaceMessages
+	}
+	return errNotFound
+}
 
 type modelObject struct {
 	ID      string `json:"id"`
