@@ -26,6 +26,7 @@ func TestDependencyFence(t *testing.T) {
 		// Test-only harnesses must not leak into the binary either.
 		"github.com/nats-io/nats-server",
 		"github.com/openai/openai-go",
+		"github.com/anthropics/anthropic-sdk-go",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {
