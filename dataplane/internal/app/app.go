@@ -25,7 +25,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/configsync"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/heartbeat"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/limit"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/peers"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/routing"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/usage"
@@ -90,8 +93,12 @@ type App struct {
 	stopTracing func(context.Context) error
 	api         *httpapi.Server
 	heartbeat   *heartbeat.Publisher
-	server      *http.Server
-	listener    net.Listener
+	// peers counts the region's live gateways; limiter enforces this gateway's share of
+	// every limit. Both are nil when a test supplies its own Admitter.
+	peers    *peers.Tracker
+	limiter  *limit.Limiter
+	server   *http.Server
+	listener net.Listener
 }
 
 // New builds the gateway and binds its listener. It does not wait for NATS: the
@@ -180,10 +187,25 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
+	admitter, guard := cfg.Admitter, cfg.Guard
+	if admitter == nil {
+		a.peers, err = peers.New(peers.Options{Conn: nc, Region: cfg.Region, Self: cfg.GatewayID, Interval: cfg.HeartbeatInterval, Logger: log, Registerer: reg})
+		if err != nil {
+			return cleanup(fmt.Errorf("app: %w", err))
+		}
+		a.limiter, err = limit.New(limit.Options{Peers: a.peers.Count, Registerer: reg})
+		if err != nil {
+			return cleanup(fmt.Errorf("app: %w", err))
+		}
+		admitter = policy.NewLimits(a.limiter)
+	}
+	if guard == nil {
+		guard = policy.NewGuardrails()
+	}
 	a.api, err = httpapi.New(httpapi.Config{
 		Store: a.store, LLM: a.llm, Usage: a.recorder, MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger: log, Registerer: reg, Gatherer: reg, Tracer: tracer, AccessLog: cfg.AccessLog,
-		Admitter: cfg.Admitter, Guard: cfg.Guard,
+		Admitter: admitter, Guard: guard,
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
@@ -254,6 +276,10 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopUsage()
 	wg.Go(func() { _ = a.syncer.Run(bgCtx) })
 	wg.Go(func() { _ = a.heartbeat.Run(bgCtx) })
+	if a.peers != nil {
+		wg.Go(func() { _ = a.peers.Run(bgCtx) })
+		wg.Go(func() { _ = a.limiter.Run(bgCtx) })
+	}
 	usageDone := make(chan struct{})
 	go func() {
 		defer close(usageDone)

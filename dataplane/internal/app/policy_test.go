@@ -1,0 +1,160 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/openai/openai-go/v3"
+)
+
+// TestLimitsThroughTheGateway: a key limited to 60 requests per minute gets its burst
+// (10%: 6 requests) at once, then 429s in OpenAI's format naming the key's rpm limit,
+// with RateLimit-* and Retry-After headers.
+func TestLimitsThroughTheGateway(t *testing.T) {
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		for _, k := range s.Keys {
+			if k.Id == "acmekey00001" {
+				k.Limits = &gatehousev1.Limits{Rpm: 60}
+			}
+		}
+	}})
+	body := `{"model":"echo","messages":[{"role":"user","content":"hi"}]}`
+	var ok, refused int
+	var last *http.Response
+	var lastBody []byte
+	for range 10 {
+		resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), body)
+		switch resp.StatusCode {
+		case 200:
+			ok++
+			if resp.Header.Get("RateLimit-Limit") != "60" {
+				t.Errorf("RateLimit-Limit = %q", resp.Header.Get("RateLimit-Limit"))
+			}
+		case 429:
+			refused++
+			last, lastBody = resp, b
+		default:
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+	}
+	if ok != 6 || refused != 4 {
+		t.Fatalf("admitted %d, refused %d; want 6 and 4", ok, refused)
+	}
+	var e struct {
+		Error struct{ Code, Message, Type string } `json:"error"`
+	}
+	if err := json.Unmarshal(lastBody, &e); err != nil || e.Error.Code != "rate_limit_exceeded" || !strings.Contains(e.Error.Message, "key") ||
+		!strings.Contains(e.Error.Message, "requests per minute") {
+		t.Fatalf("429 body = %s", lastBody)
+	}
+	if last.Header.Get("Retry-After") == "" || last.Header.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("429 headers = %v", last.Header)
+	}
+	// Another key of the same team is not affected.
+	if resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.limited), body); resp.StatusCode != 200 {
+		t.Fatalf("other key: %d %s", resp.StatusCode, b)
+	}
+	ev := h.waitUsage(t, last.Header.Get("x-request-id"))
+	if ev.StatusCode != 429 || ev.ErrorClass != "rate_limit_exceeded" {
+		t.Fatalf("usage event of the refusal: %v", ev)
+	}
+}
+
+// emailUpstream streams a reply with an email address split across chunks, and
+// records the request bodies it received.
+func emailUpstream(bodies chan<- string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		select {
+		case bodies <- string(raw):
+		default:
+		}
+		var req struct {
+			Stream bool `json:"stream"`
+		}
+		_ = json.Unmarshal(raw, &req)
+		parts := []string{"Write to ", "jo", "hn.doe@exa", "mple.com", " today."}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"up-echo","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}`,
+				strings.Join(parts, ""))
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, p := range parts {
+			fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up-echo\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", p)
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up-echo\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up-echo\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}\n\ndata: [DONE]\n\n")
+	})
+}
+
+// TestGuardrailsThroughTheGateway: a team's rules redact emails in responses (also when
+// streamed and split across chunks), block API keys in requests, and every trigger is
+// on the usage event.
+func TestGuardrailsThroughTheGateway(t *testing.T) {
+	bodies := make(chan string, 16)
+	h := startHarness(t, harnessOptions{upstream: emailUpstream(bodies), extra: func(s *gatehousev1.Snapshot) {
+		for _, tm := range s.Teams {
+			if tm.Id == "team-a" {
+				tm.Guardrails = []*gatehousev1.GuardrailRule{
+					{Id: "g-email", Name: "no-emails", Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_EMAIL,
+						Mode: gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_BOTH},
+					{Id: "g-keys", Name: "no-secrets", Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_API_KEY,
+						Mode: gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_REQUEST},
+				}
+			}
+		}
+	}})
+	ctx := context.Background()
+
+	// Request side: the API key is blocked before anything goes upstream.
+	secret := "sk-proj-" + strings.Repeat("a1B2c3D4", 6)
+	resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","messages":[{"role":"user","content":"my key is `+secret+`"}]}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "content_blocked") || strings.Contains(string(b), secret) {
+		t.Fatalf("blocked request: %d %s", resp.StatusCode, b)
+	}
+	ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
+	if len(ev.GuardrailEvents) == 0 || ev.GuardrailEvents[0].RuleId != "g-keys" {
+		t.Fatalf("usage event guardrails = %v", ev.GuardrailEvents)
+	}
+
+	// Request side: an email is redacted before it goes upstream.
+	resp, b = h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","messages":[{"role":"user","content":"mail ana@example.org"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("redacted request: %d %s", resp.StatusCode, b)
+	}
+	if len(bodies) != 1 {
+		t.Fatalf("upstream calls = %d, want 1 (the blocked request must not go upstream)", len(bodies))
+	}
+	if sent := <-bodies; strings.Contains(sent, "ana@example.org") || !strings.Contains(sent, "REDACTED") {
+		t.Fatalf("email reached the upstream: %s", sent)
+	}
+
+	// Response side, not streamed and streamed: the email split across chunks is redacted.
+	got, err := h.client(h.fx.key).Chat.Completions.New(ctx, chatParams("echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.Choices[0].Message.Content; strings.Contains(c, "john.doe@example.com") || !strings.Contains(c, "today.") {
+		t.Fatalf("non-streamed content = %q", c)
+	}
+	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(ctx, chatParams("echo"))
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c := acc.Choices[0].Message.Content; strings.Contains(c, "john.doe@example.com") || !strings.Contains(c, "Write to ") || !strings.Contains(c, "today.") {
+		t.Fatalf("streamed content = %q", c)
+	}
+}
