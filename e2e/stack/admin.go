@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -193,4 +194,29 @@ func KeyWorks(ctx context.Context, gateway, key string) (bool, error) {
 		return false, fmt.Errorf("GET /v1/models: %d", resp.StatusCode)
 	}
 	return true, nil
+}
+
+// Peers reads how many gateways of its region a gateway counts (gatehouse_gateway_peers).
+func Peers(ctx context.Context, gateway string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", gateway+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "gatehouse_gateway_peers "); ok {
+			var n float64
+			_, err := fmt.Sscan(v, &n)
+			return int(n), err
+		}
+	}
+	return 0, fmt.Errorf("no gatehouse_gateway_peers metric")
 }
