@@ -63,6 +63,7 @@ func writeReport(w io.Writer, rs map[string]*result) error {
 	writeOpen(&b, rs, "ttfb", "Time to first byte (open loop, streaming)",
 		"from each request's scheduled send time to the first SSE `data:` line")
 	writeStreams(&b, rs)
+	b.WriteString(otherLoadNote + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -142,7 +143,7 @@ func writeClosed(b *strings.Builder, rs map[string]*result) {
 			latencyOr(r.Latency, func(d *dist) float64 { return d.P50 }), latencyOr(r.Latency, func(d *dist) float64 { return d.P99 }),
 			errorsOf(r), cpuPerRequest(r), otherLoad(r))
 	}
-	b.WriteString("\n" + otherLoadNote + "\n\n")
+	b.WriteString("\n")
 }
 
 func writeOpen(b *strings.Builder, rs map[string]*result, mode, title, what string) {
@@ -194,7 +195,7 @@ func writeOpen(b *strings.Builder, rs map[string]*result, mode, title, what stri
 	if len(lags) > 0 {
 		fmt.Fprintf(b, "\nService time runs from the actual send. Load generator send lag (how late the sends were, included in the latency): %s.\n", strings.Join(lags, "; "))
 	}
-	b.WriteString("\n" + otherLoadNote + "\n")
+	b.WriteString("\n")
 	b.WriteString("\n")
 }
 
