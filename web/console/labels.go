@@ -283,10 +283,6 @@ func orGatewayDefault(v, unit string) string {
 	return v + " " + unit
 }
 
-func limitsOrNone(s string) string {
-	return orDefault(s, "No limits")
-}
-
 // usageRange is the effective range: empty (or unknown) = 24h.
 func usageRange(r string) string {
 	switch r {

@@ -23,7 +23,6 @@ func newByteSet(ranges ...string) *byteSet {
 }
 
 var (
-	digitSet = newByteSet("0-9")
 	upperSet = newByteSet("A-Z")
 	alnumSet = newByteSet("A-Za-z0-9")
 )
