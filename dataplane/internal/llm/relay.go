@@ -33,30 +33,25 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 			res.Usage, res.UsageEstimated = u, true
 			return c.write(w, req, res, http.StatusOK, "application/json", out)
 		}
-		var parsed struct {
-			Usage *usageJSON `json:"usage"`
-		}
-		if json.Unmarshal(body, &parsed) == nil && parsed.Usage != nil {
-			res.Usage = parsed.Usage.usage()
+		var u *usageJSON
+		if decodeTopLevelUsage(body, &u) && u != nil {
+			res.Usage = u.usage()
 		}
 		return c.write(w, req, res, http.StatusOK, contentType(header), body)
 	}
 	passthrough := req.Filter == nil && !req.CaptureText &&
 		((req.Surface == SurfaceChat && wk == wireOpenAI) || (req.Surface == SurfaceMessages && wk == wireAnthropic))
 	if passthrough {
+		// Only usage is read: locate the top-level member and decode just it.
 		if wk == wireOpenAI {
-			var parsed struct {
-				Usage *usageJSON `json:"usage"`
-			}
-			if json.Unmarshal(body, &parsed) == nil && parsed.Usage != nil {
-				res.Usage = parsed.Usage.usage()
+			var u *usageJSON
+			if decodeTopLevelUsage(body, &u) && u != nil {
+				res.Usage = u.usage()
 			}
 		} else {
-			var parsed struct {
-				Usage *anthropicUsage `json:"usage"`
-			}
-			if json.Unmarshal(body, &parsed) == nil && parsed.Usage != nil {
-				res.Usage = parsed.Usage.usage()
+			var u *anthropicUsage
+			if decodeTopLevelUsage(body, &u) && u != nil {
+				res.Usage = u.usage()
 			}
 		}
 		return c.write(w, req, res, http.StatusOK, contentType(header), body)

@@ -1,0 +1,294 @@
+package llm
+
+import "encoding/json"
+
+// decodeTopLevelUsage decodes the top-level "usage" member of a complete JSON answer
+// into *dst, as json.Unmarshal(body, &struct{ Usage *T `json:"usage"` }{}) would, and
+// reports whether that decode succeeded. It validates body and locates the member with
+// a single pass, decoding only the member's value; on anything it does not handle
+// exactly (escaped or non-ASCII keys, a repeated member, deep nesting) it falls back
+// to the full decode.
+func decodeTopLevelUsage[T any](body []byte, dst **T) bool {
+	start, end, found, ok := scanTopLevelUsage(body)
+	if !ok {
+		var parsed struct {
+			Usage *T `json:"usage"`
+		}
+		if json.Unmarshal(body, &parsed) != nil {
+			return false
+		}
+		*dst = parsed.Usage
+		return true
+	}
+	if !found {
+		*dst = nil
+		return true
+	}
+	var u *T
+	if json.Unmarshal(body[start:end], &u) != nil {
+		return false
+	}
+	*dst = u
+	return true
+}
+
+// scanMaxDepth bounds the nesting the scanner follows; deeper documents take the full
+// decode, which applies encoding/json's own limit.
+const scanMaxDepth = 512
+
+// scanTopLevelUsage checks that body is one valid JSON object (as encoding/json's
+// validator accepts it) and returns the span of its "usage" member's value (matched as
+// encoding/json matches field names, ASCII case-insensitively). ok is false when body
+// is not such an object or when the scan cannot decide exactly; the caller then falls
+// back to the full decode.
+func scanTopLevelUsage(b []byte) (start, end int, found, ok bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return 0, 0, false, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		i = skipWS(b, i+1)
+		return 0, 0, false, i == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, 0, false, false
+		}
+		ks := i + 1
+		ke, plain := scanString(b, i)
+		if ke < 0 || !plain {
+			return 0, 0, false, false
+		}
+		key := b[ks : ke-1]
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return 0, 0, false, false
+		}
+		i = skipWS(b, i+1)
+		vs := i
+		i = skipValue(b, i, 1)
+		if i < 0 {
+			return 0, 0, false, false
+		}
+		if isUsageKey(key) {
+			if found {
+				return 0, 0, false, false // a repeated member merges: leave it to the full decode
+			}
+			start, end, found = vs, i, true
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, 0, false, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			i = skipWS(b, i+1)
+			return start, end, found, i == len(b)
+		default:
+			return 0, 0, false, false
+		}
+	}
+}
+
+func isUsageKey(k []byte) bool {
+	const want = "usage"
+	if len(k) != len(want) {
+		return false
+	}
+	for j := range len(want) {
+		if k[j]|0x20 != want[j] {
+			return false
+		}
+	}
+	return true
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at b[i] (a quote), or -1
+// when it is invalid; plain reports that it holds only ASCII and no escapes.
+func scanString(b []byte, i int) (next int, plain bool) {
+	plain = true
+	for i++; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1, plain
+		case c == '\\':
+			plain = false
+			if i+1 >= len(b) {
+				return -1, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return -1, false
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !isHex(h) {
+						return -1, false
+					}
+				}
+				i += 6
+			default:
+				return -1, false
+			}
+		case c < 0x20:
+			return -1, false
+		default:
+			if c >= 0x80 {
+				plain = false
+			}
+			i++
+		}
+	}
+	return -1, false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// skipValue returns the index just past the JSON value starting at b[i], or -1 when it
+// is invalid or nested deeper than scanMaxDepth.
+func skipValue(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		n, _ := scanString(b, i)
+		return n
+	case c == '{':
+		if depth >= scanMaxDepth {
+			return -1
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return -1
+			}
+			if i, _ = scanString(b, i); i < 0 {
+				return -1
+			}
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return -1
+			}
+			if i = skipValue(b, skipWS(b, i+1), depth+1); i < 0 {
+				return -1
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case '}':
+				return i + 1
+			default:
+				return -1
+			}
+		}
+	case c == '[':
+		if depth >= scanMaxDepth {
+			return -1
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		for {
+			if i = skipValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case ']':
+				return i + 1
+			default:
+				return -1
+			}
+		}
+	case c == 't':
+		return skipLiteral(b, i, "true")
+	case c == 'f':
+		return skipLiteral(b, i, "false")
+	case c == 'n':
+		return skipLiteral(b, i, "null")
+	case c == '-' || '0' <= c && c <= '9':
+		return skipNumber(b, i)
+	}
+	return -1
+}
+
+func skipLiteral(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// skipNumber follows the JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func skipNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return -1
+		}
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return -1
+		}
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+	}
+	return i
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

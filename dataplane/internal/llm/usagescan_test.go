@@ -1,0 +1,110 @@
+package llm
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// fullUsage is the reference: the full decode decodeTopLevelUsage replaces.
+func fullUsage[T any](body []byte) (*T, bool) {
+	var parsed struct {
+		Usage *T `json:"usage"`
+	}
+	if json.Unmarshal(body, &parsed) != nil {
+		return nil, false
+	}
+	return parsed.Usage, true
+}
+
+func checkUsageSame(t *testing.T, body []byte) {
+	t.Helper()
+	want, wantOK := fullUsage[usageJSON](body)
+	var got *usageJSON
+	gotOK := decodeTopLevelUsage(body, &got)
+	if gotOK != wantOK || (wantOK && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("openai %q: got %v %+v, want %v %+v", body, gotOK, got, wantOK, want)
+	}
+	// Validity must agree with encoding/json whenever the scan decides alone.
+	if _, _, _, ok := scanTopLevelUsage(body); ok && !json.Valid(body) {
+		t.Fatalf("scan accepted invalid JSON %q", body)
+	}
+	wantA, wantAOK := fullUsage[anthropicUsage](body)
+	var gotA *anthropicUsage
+	gotAOK := decodeTopLevelUsage(body, &gotA)
+	if gotAOK != wantAOK || (wantAOK && !reflect.DeepEqual(gotA, wantA)) {
+		t.Fatalf("anthropic %q: got %v %+v, want %v %+v", body, gotAOK, gotA, wantAOK, wantA)
+	}
+}
+
+var usageScanSeeds = []string{
+	`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\" \\ \u00e9 \ud83d\ude00"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3}}}`,
+	`{"usage":{"input_tokens":5,"output_tokens":2,"cache_read_input_tokens":1,"cache_creation_input_tokens":4}}`,
+	` { "Usage" : { "prompt_tokens" : 1 } } `,
+	`{"USAGE":{"prompt_tokens":1}}`,
+	`{"usage":null}`,
+	`{"usage":{"prompt_tokens":1},"usage":{"completion_tokens":2}}`,
+	`{"usage":{"prompt_tokens":1},"Usage":null}`,
+	`{"u\u0073age":{"prompt_tokens":4}}`,
+	`{"uſage":{"prompt_tokens":4}}`,
+	`{"usage":"x"}`,
+	`{"usage":{"prompt_tokens":"1"}}`,
+	`{"usage":{"prompt_tokens":1.5}}`,
+	`{"usage":{"prompt_tokens":1e2}}`,
+	`{"usage":{"prompt_tokens":1}`,
+	`{"usage":{"prompt_tokens":1}}x`,
+	`{"usage":{"prompt_tokens":1}} {}`,
+	`{"a":[1,2,{"usage":{"prompt_tokens":9}}],"b":-0.5e-3}`,
+	`{"a":01,"usage":{"prompt_tokens":1}}`,
+	`{"a":tru,"usage":{"prompt_tokens":1}}`,
+	`{"a":"\x","usage":{"prompt_tokens":1}}`,
+	"{\"a\":\"\x01\",\"usage\":{\"prompt_tokens\":1}}",
+	"{\"a\":\"\xff\",\"usage\":{\"prompt_tokens\":1}}",
+	`{"a":[1,],"usage":{"prompt_tokens":1}}`,
+	`{,}`,
+	`{}`,
+	`[]`,
+	`null`,
+	``,
+	`{"a":1,}`,
+	`{"data":[{"embedding":[0.1,-2,3e5,4E-1]}],"usage":{"prompt_tokens":3,"total_tokens":3}}`,
+	`{"a":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `,"usage":{"prompt_tokens":1}}`,
+	`{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"usage":{"prompt_tokens":1}}`,
+}
+
+func TestDecodeTopLevelUsageMatchesFullDecode(t *testing.T) {
+	for _, s := range usageScanSeeds {
+		checkUsageSame(t, []byte(s))
+	}
+}
+
+func FuzzDecodeTopLevelUsage(f *testing.F) {
+	for _, s := range usageScanSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkUsageSame(t, body)
+	})
+}
+
+var benchAnswer = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"up-echo","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, this is a short answer."},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3}}}`)
+
+func BenchmarkUsageFullDecode(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if u, ok := fullUsage[usageJSON](benchAnswer); !ok || u == nil {
+			b.Fatal("no usage")
+		}
+	}
+}
+
+func BenchmarkUsageScan(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		var u *usageJSON
+		if !decodeTopLevelUsage(benchAnswer, &u) || u == nil {
+			b.Fatal("no usage")
+		}
+	}
+}
