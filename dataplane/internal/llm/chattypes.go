@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 )
 
 // The OpenAI chat completions wire types the translations work on. Requests and
@@ -168,6 +169,26 @@ func contentText(raw json.RawMessage) string {
 		}
 	}
 	return b.String()
+}
+
+// contentTextLen is len(contentText(raw)), without decoding a plain string: one with no
+// escapes, control characters or invalid UTF-8 decodes to its own bytes.
+func contentTextLen(raw json.RawMessage) int {
+	raw = bytes.TrimSpace(raw)
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		plain := utf8.Valid(inner)
+		for _, c := range inner {
+			if c < 0x20 || c == '"' || c == '\\' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return len(inner)
+		}
+	}
+	return len(contentText(raw))
 }
 
 // contentParts returns a message content as parts: a string becomes one text part.

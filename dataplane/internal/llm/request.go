@@ -106,7 +106,7 @@ func writeObject(fields, override map[string]json.RawMessage) []byte {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, mustMarshal(k)...)
+		buf = appendJSONString(buf, k)
 		buf = append(buf, ':')
 		if v, ok := override[k]; ok {
 			buf = append(buf, v...)
@@ -118,9 +118,23 @@ func writeObject(fields, override map[string]json.RawMessage) []byte {
 }
 
 func mustMarshal(s string) json.RawMessage {
-	// Marshalling a string cannot fail.
-	b, _ := json.Marshal(s)
-	return b
+	return appendJSONString(nil, s)
+}
+
+// appendJSONString appends s as json.Marshal renders it. Strings of printable ASCII
+// that json.Marshal leaves unescaped are copied directly; any other string is marshalled.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			// Marshalling a string cannot fail.
+			b, _ := json.Marshal(s)
+			return append(buf, b...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 // body decodes the request for translation into another provider's format.
@@ -192,7 +206,7 @@ func (r *ChatRequest) estimate() (prompt, completion int64) {
 	_ = json.Unmarshal(r.raw, &b)
 	var chars int
 	for _, m := range b.Messages {
-		chars += len(contentText(m.Content))
+		chars += contentTextLen(m.Content)
 		for _, tc := range m.ToolCalls {
 			chars += len(tc.Function.Arguments)
 		}
