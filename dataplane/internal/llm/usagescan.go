@@ -1,6 +1,9 @@
 package llm
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // decodeTopLevelUsage decodes the top-level "usage" member of a complete JSON answer
 // into *dst, as json.Unmarshal(body, &struct{ Usage *T `json:"usage"` }{}) would, and
@@ -23,6 +26,12 @@ func decodeTopLevelUsage[T any](body []byte, dst **T) bool {
 	if !found {
 		*dst = nil
 		return true
+	}
+	if p, ok := any(dst).(**usageJSON); ok {
+		if u, ok := fastUsageJSON(body[start:end]); ok {
+			*p = u
+			return true
+		}
 	}
 	var u *T
 	if json.Unmarshal(body[start:end], &u) != nil {
@@ -292,3 +301,152 @@ func skipNumber(b []byte, i int) int {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// fastUsageJSON decodes an OpenAI usage value (already validated) as json.Unmarshal
+// would, for the common shape only: exact field names, integer values, no repeated
+// fields. ok is false for anything else, which takes json.Unmarshal.
+func fastUsageJSON(b []byte) (u *usageJSON, ok bool) {
+	if string(b) == "null" {
+		return nil, true
+	}
+	u = &usageJSON{}
+	var seen [4]bool
+	ok = fastObject(b, func(key, v []byte) bool {
+		var f int
+		switch string(key) {
+		case "prompt_tokens":
+			f = 0
+		case "completion_tokens":
+			f = 1
+		case "total_tokens":
+			f = 2
+		case "prompt_tokens_details":
+			f = 3
+		default:
+			return unknownField(key, "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details")
+		}
+		if seen[f] {
+			return false
+		}
+		seen[f] = true
+		switch f {
+		case 0:
+			return fastInt(v, &u.PromptTokens)
+		case 1:
+			return fastInt(v, &u.CompletionTokens)
+		case 2:
+			return fastInt(v, &u.TotalTokens)
+		}
+		if string(v) == "null" {
+			return true
+		}
+		d := &tokenDetails{}
+		u.PromptTokensDetails = d
+		var seenCached bool
+		return fastObject(v, func(key, v []byte) bool {
+			if string(key) != "cached_tokens" {
+				return unknownField(key, "cached_tokens")
+			}
+			if seenCached {
+				return false
+			}
+			seenCached = true
+			return fastInt(v, &d.CachedTokens)
+		})
+	})
+	return u, ok
+}
+
+// unknownField reports that encoding/json would ignore key: it matches none of the
+// names, even case-insensitively. Keys reaching it are plain ASCII.
+func unknownField(key []byte, names ...string) bool {
+	for _, n := range names {
+		if asciiEqualFold(key, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// fastObject calls member for each member of the valid JSON object b, in order; keys
+// must be plain (no escapes, ASCII). It reports false if b is not such an object or a
+// call returns false.
+func fastObject(b []byte, member func(key, v []byte) bool) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		ke, plain := scanString(b, i)
+		if ke < 0 || !plain {
+			return false
+		}
+		key := b[i+1 : ke-1]
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		vs := skipWS(b, i+1)
+		ve := skipValue(b, vs, 1)
+		if ve < 0 || !member(key, b[vs:ve]) {
+			return false
+		}
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// fastInt stores an integer literal that fits in int64, as encoding/json does.
+func fastInt(v []byte, dst *int64) bool {
+	if len(v) == 0 || len(v) > 20 {
+		return false
+	}
+	for j, c := range v {
+		if !isDigit(c) && (c != '-' || j != 0) {
+			return false
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = n
+	return true
+}
+
+// asciiEqualFold is strings.EqualFold for an ASCII key and name.
+func asciiEqualFold(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for j := range len(name) {
+		a, b := key[j], name[j]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}

@@ -108,3 +108,31 @@ func BenchmarkUsageScan(b *testing.B) {
 		}
 	}
 }
+
+func TestFastUsageJSONShapes(t *testing.T) {
+	for _, u := range []string{
+		`{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}`,
+		`{"prompt_tokens":-0,"prompt_tokens_details":null}`,
+		`{"prompt_tokens_details":{"cached_tokens":5,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":1}}`,
+		`{"prompt_tokens_details":{"Cached_Tokens":5}}`,
+		`{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":2}}`,
+		`{"prompt_tokens_details":{"cached_tokens":null}}`,
+		`{"prompt_tokens_details":[]}`,
+		`{"prompt_tokens_details":{"cached_tokens":"1"}}`,
+		`{"Prompt_Tokens":4}`,
+		`{"prompt_tokens":9223372036854775807}`,
+		`{"prompt_tokens":9223372036854775808}`,
+		`{"prompt_tokens":-9223372036854775808}`,
+		`{"prompt_tokens":1.0}`,
+		`{"prompt_tokens":null}`,
+		`{"prompt_tokens":true}`,
+		`{"prompt_tokens":1,"prompt_tokens":2}`,
+		`{"prompt_tokens\u0000":1}`,
+		`{"x":{"prompt_tokens":1},"total_tokens":7}`,
+		`{ "prompt_tokens" : 1 , "total_tokens" : 2 }`,
+		`{}`, `[]`, `1`, `"s"`, `null`,
+	} {
+		checkUsageSame(t, []byte(`{"id":"x","usage":`+u+`}`))
+		checkUsageSame(t, []byte(`{"usage":`+u+`,"id":"x"}`))
+	}
+}
