@@ -462,9 +462,6 @@ func TestEviction(t *testing.T) {
 
 // TestEvictionShrinks: half a million keys come and go and the maps are rebuilt small.
 func TestEvictionShrinks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates half a million states")
-	}
 	t.Parallel()
 	l := newLimiter(t, nil)
 	ids := make([]byte, 0, 8)
