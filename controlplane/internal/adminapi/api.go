@@ -283,16 +283,13 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// usageRanges are the windows the usage views offer.
-var usageRanges = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
-
 // UsageRange parses ?range= (default 24h).
 func UsageRange(r *http.Request) (time.Duration, error) {
 	name := r.URL.Query().Get("range")
 	if name == "" {
 		name = "24h"
 	}
-	d, ok := usageRanges[name]
+	d, ok := store.UsageRanges[name]
 	if !ok {
 		return 0, &HTTPError{Status: http.StatusBadRequest, Code: "bad_request", Msg: "range must be 1h, 24h or 7d", Fields: map[string]string{"range": "unknown"}}
 	}

@@ -180,6 +180,19 @@ func (c *Console) setRole(w http.ResponseWriter, r *http.Request) error {
 	return c.done(w, r, "members", "role")
 }
 
+// expiresIn turns the forms' "expires in N days" field into a time (nil = never).
+func expiresIn(days string) (*time.Time, error) {
+	if days == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(days)
+	if err != nil || n < 1 || n > 3650 {
+		return nil, &store.ValidationError{Fields: map[string]string{"expires_in_days": "must be a number of days between 1 and 3650"}}
+	}
+	exp := time.Now().Add(time.Duration(n) * 24 * time.Hour)
+	return &exp, nil
+}
+
 func firstMessage(fe v.FieldErrors) string {
 	keys := make([]string, 0, len(fe))
 	for k := range fe {
@@ -362,22 +375,14 @@ func (c *Console) tokens(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
-		return &pageError{status: http.StatusBadRequest, title: "Bad request", message: "The form could not be read."}
+	if err := c.parseForm(r); err != nil {
+		return err
 	}
 	form := v.TokenForm{Name: r.PostFormValue("name"), Scopes: r.PostForm["scopes"], ServiceAccount: r.PostFormValue("service_account") != "",
 		ExpiresInDays: r.PostFormValue("expires_in_days")}
 	in := store.NewAPIToken{Name: form.Name, Scopes: form.Scopes, ServiceAccount: form.ServiceAccount}
 	var err error
-	if form.ExpiresInDays != "" {
-		days, perr := strconv.Atoi(form.ExpiresInDays)
-		if perr != nil || days < 1 || days > 3650 {
-			err = &store.ValidationError{Fields: map[string]string{"expires_in_days": "must be a number of days between 1 and 3650"}}
-		} else {
-			exp := time.Now().Add(time.Duration(days) * 24 * time.Hour)
-			in.ExpiresAt = &exp
-		}
-	}
+	in.ExpiresAt, err = expiresIn(form.ExpiresInDays)
 	var secret string
 	if err == nil {
 		_, secret, err = c.Store.CreateAPIToken(r.Context(), actor(r), currentOrg(r).ID, currentSession(r).UserID, in)

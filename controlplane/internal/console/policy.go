@@ -256,15 +256,13 @@ func (c *Console) modelLimits(w http.ResponseWriter, r *http.Request) error {
 
 // Usage.
 
-var usageRanges = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
-
 func (c *Console) usage(w http.ResponseWriter, r *http.Request) error {
 	sh, err := c.shell(r, "Usage", v.NavUsage)
 	if err != nil {
 		return err
 	}
 	rng := r.URL.Query().Get("range")
-	d, ok := usageRanges[rng]
+	d, ok := store.UsageRanges[rng]
 	if !ok {
 		rng, d = "24h", 24*time.Hour
 	}

@@ -683,15 +683,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request) error {
 	in := store.NewKey{Limits: lim, Name: form.Name, AgentIdentity: strings.TrimSpace(form.AgentIdentity), AllowedModels: form.AllowedModels,
 		AllowedTools: strings2(form.AllowedTools), AllowedAgents: form.AllowedAgents, AllowedRegions: form.AllowedRegions}
 	var err error
-	if form.ExpiresInDays != "" {
-		days, perr := strconv.Atoi(form.ExpiresInDays)
-		if perr != nil || days < 1 || days > 3650 {
-			err = &store.ValidationError{Fields: map[string]string{"expires_in_days": "must be a number of days between 1 and 3650"}}
-		} else {
-			exp := time.Now().Add(time.Duration(days) * 24 * time.Hour)
-			in.ExpiresAt = &exp
-		}
-	}
+	in.ExpiresAt, err = expiresIn(form.ExpiresInDays)
 	var secret string
 	if err == nil {
 		_, secret, err = c.Store.CreateKey(r.Context(), actor(r), currentOrg(r).ID, currentTeam(r).ID, in)

@@ -119,3 +119,6 @@ func (s *Store) UsageDetail(ctx context.Context, orgID string, since time.Time) 
 	}
 	return out, nil
 }
+
+// UsageRanges are the windows the usage views offer, by name.
+var UsageRanges = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
