@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/h1transport"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
@@ -182,7 +183,10 @@ type Config struct {
 
 // Client sends requests to providers over one shared, tuned transport.
 type Client struct {
-	http    *http.Client
+	// rt carries upstream calls: plain http over h1transport (the request's own
+	// goroutine does the I/O), https over net/http's Transport (HTTP/2 when offered).
+	// Redirects are not followed: a provider answers or fails.
+	rt      *h1transport.Transport
 	cfg     Config
 	maxResp int64
 	router  *routing.Router
@@ -257,14 +261,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
+	rt, err := h1transport.New(h1transport.Options{Fallback: transport, MaxIdlePerHost: 512, IdleTimeout: 90 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
 	return &Client{
-		// Redirects are not followed: a provider answers or fails.
-		http: &http.Client{
-			Transport: transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
+		rt:      rt,
 		cfg:     cfg,
 		maxResp: maxResp,
 		router:  router,
@@ -283,7 +285,7 @@ func NewClient(cfg Config) (*Client, error) {
 func (c *Client) Router() *routing.Router { return c.router }
 
 // Close releases idle upstream connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() { c.rt.CloseIdleConnections() }
 
 // Usage is the token usage of an exchange.
 type Usage struct {

@@ -314,7 +314,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w", e), reason: reason})
 	}
 
-	resp, err := c.http.Do(hreq)
+	resp, err := c.rt.RoundTrip(hreq)
 	if err != nil {
 		return transportFailure(err, ErrUpstreamUnreachable)
 	}
