@@ -195,28 +195,29 @@ func (r *ChatRequest) promptEstimate() int64 {
 }
 
 func (r *ChatRequest) estimate() (prompt, completion int64) {
-	var b struct {
-		Messages []struct {
-			Content   json.RawMessage `json:"content"`
-			ToolCalls []toolCall      `json:"tool_calls"`
-		} `json:"messages"`
-		MaxTokens           *int64 `json:"max_tokens"`
-		MaxCompletionTokens *int64 `json:"max_completion_tokens"`
+	// The body was split into its members by ParseChatRequest: decode only those
+	// the estimate reads, not the whole body again.
+	var msgs []struct {
+		Content   json.RawMessage `json:"content"`
+		ToolCalls []toolCall      `json:"tool_calls"`
 	}
-	_ = json.Unmarshal(r.raw, &b)
+	if raw, ok := r.fields["messages"]; ok {
+		_ = json.Unmarshal(raw, &msgs)
+	}
 	var chars int
-	for _, m := range b.Messages {
+	for _, m := range msgs {
 		chars += contentTextLen(m.Content)
 		for _, tc := range m.ToolCalls {
 			chars += len(tc.Function.Arguments)
 		}
 	}
 	out := int64(DefaultCompletionEstimate)
-	switch {
-	case b.MaxCompletionTokens != nil:
-		out = *b.MaxCompletionTokens
-	case b.MaxTokens != nil:
-		out = *b.MaxTokens
+	for _, name := range [...]string{"max_completion_tokens", "max_tokens"} {
+		var n *int64
+		if raw, ok := r.fields[name]; ok && json.Unmarshal(raw, &n) == nil && n != nil {
+			out = *n
+			break
+		}
 	}
 	return int64(chars+3) / 4, max(out, 0)
 }

@@ -185,3 +185,28 @@ func TestInspectEvent(t *testing.T) {
 		})
 	}
 }
+
+func TestEstimateTokens(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, body string
+		want       int64
+	}{
+		{"text and default output", `{"model":"m","messages":[{"role":"user","content":"12345678"}]}`, 2 + DefaultCompletionEstimate},
+		{"parts, tool call arguments, max_tokens", `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"abcd"}]},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}]}`, 3 + 10},
+		{"max_completion_tokens wins", `{"model":"m","max_tokens":10,"max_completion_tokens":20,"messages":[]}`, 20},
+		{"null limit falls back", `{"model":"m","max_completion_tokens":null,"max_tokens":7,"messages":[]}`, 7},
+		{"negative limit", `{"model":"m","max_tokens":-5,"messages":[]}`, 0},
+		{"messages of the wrong type", `{"model":"m","messages":"nope"}`, DefaultCompletionEstimate},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := ParseChatRequest([]byte(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.EstimateTokens(); got != c.want {
+				t.Fatalf("EstimateTokens = %d, want %d", got, c.want)
+			}
+		})
+	}
+}
