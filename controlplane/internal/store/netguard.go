@@ -7,16 +7,12 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
 )
 
 // metadataHosts are cloud metadata endpoints by name.
 var metadataHosts = []string{"metadata.google.internal", "metadata", "metadata.azure.com", "instance-data"}
-
-// metadataAddrs are cloud metadata endpoints that are not link-local.
-var metadataAddrs = []netip.Addr{
-	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
-	netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6
-}
 
 // Resolver looks up host addresses; net.DefaultResolver in production.
 type Resolver interface {
@@ -56,14 +52,8 @@ func (s *Store) checkUpstreamURL(ctx context.Context, field, raw string) error {
 		addrs, _ = s.resolver.LookupNetIP(ctx, "ip", host)
 	}
 	for _, a := range addrs {
-		a = a.Unmap()
-		if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || a.IsMulticast() {
-			return invalid(field, "resolves to a link-local or unroutable address; refused")
-		}
-		for _, m := range metadataAddrs {
-			if a == m {
-				return invalid(field, "resolves to a cloud metadata address; refused")
-			}
+		if wire.UpstreamAddrRefused(a) {
+			return invalid(field, "resolves to a link-local, cloud metadata or unroutable address; refused")
 		}
 	}
 	return nil

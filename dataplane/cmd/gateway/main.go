@@ -92,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	breakerCooldown := fs.String("breaker-cooldown", env("GATEHOUSE_BREAKER_COOLDOWN", "30s"), "default time an open circuit breaker waits before a probe (env GATEHOUSE_BREAKER_COOLDOWN)")
 	otlp := fs.String("otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OpenTelemetry collector base URL for traces over OTLP/HTTP, e.g. http://collector:4318; empty disables tracing (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	accessLog := fs.String("access-log", env("GATEHOUSE_ACCESS_LOG", "true"), "log one JSON line per LLM request (no prompt contents unless the team enables log_contents) (env GATEHOUSE_ACCESS_LOG)")
+	allowLinkLocal := fs.String("allow-link-local-upstreams", env("GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS", "false"), "let upstream connections reach link-local and cloud metadata addresses, which are refused at dial time otherwise (env GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS, as on the control plane)")
 	logLevel := fs.String("log-level", env("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.printVersion, "version", false, "print the build version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -154,6 +155,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.app.BreakerFailures, err = strconv.Atoi(*breakerFailures); err != nil || cfg.app.BreakerFailures < 1 {
 		return cfg, fmt.Errorf("--breaker-failures: want a positive integer, got %q", *breakerFailures)
+	}
+	if cfg.app.AllowLinkLocalUpstreams, err = strconv.ParseBool(*allowLinkLocal); err != nil {
+		return cfg, fmt.Errorf("--allow-link-local-upstreams: want true or false, got %q", *allowLinkLocal)
 	}
 	if cfg.app.AccessLog, err = strconv.ParseBool(*accessLog); err != nil {
 		return cfg, fmt.Errorf("--access-log: want true or false, got %q", *accessLog)

@@ -64,6 +64,9 @@ type Config struct {
 	TraceBatchTimeout time.Duration
 	// AccessLog logs one line per LLM request.
 	AccessLog bool
+	// AllowLinkLocalUpstreams lets upstream connections reach the addresses
+	// wire.UpstreamAddrRefused names (cloud metadata and the like).
+	AllowLinkLocalUpstreams bool
 	// Admitter and Guard are the limits and guardrails hooks of the HTTP API (nil:
 	// none); see httpapi/hooks.go.
 	Admitter httpapi.Admitter
@@ -183,6 +186,7 @@ func New(cfg Config) (*App, error) {
 		Timeout: cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
 		Router: a.router, Tracer: tracer, Logger: log, Registerer: reg,
+		AllowLinkLocalUpstreams: cfg.AllowLinkLocalUpstreams,
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))

@@ -29,12 +29,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/h1transport"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	gatewire "github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -172,6 +175,9 @@ type Config struct {
 	BreakerCooldown time.Duration
 	// MaxResponseBytes bounds a non-streamed upstream body (default 64 MiB).
 	MaxResponseBytes int64
+	// AllowLinkLocalUpstreams lets connections reach the addresses
+	// wire.UpstreamAddrRefused names; they are refused at dial time otherwise.
+	AllowLinkLocalUpstreams bool
 	// Router holds the routing state; nil makes a private one.
 	Router *routing.Router
 	// Tracer traces upstream attempts (default: no tracing). The W3C trace context of
@@ -211,12 +217,13 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !cfg.AllowLinkLocalUpstreams {
+		dialer.ControlContext = refuseForbiddenAddr
+	}
 	transport := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          2048,
 		MaxIdleConnsPerHost:   512,
@@ -261,7 +268,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
-	rt, err := h1transport.New(h1transport.Options{Fallback: transport, MaxIdlePerHost: 512, IdleTimeout: 90 * time.Second})
+	rt, err := h1transport.New(h1transport.Options{Fallback: transport, DialContext: dialer.DialContext, MaxIdlePerHost: 512, IdleTimeout: 90 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
@@ -279,6 +286,23 @@ func NewClient(cfg Config) (*Client, error) {
 		jitter:  fullJitter,
 		now:     time.Now,
 	}, nil
+}
+
+// ErrUpstreamAddrRefused is the dial error for an address no upstream may have
+// (wire.UpstreamAddrRefused): the control plane refuses such URLs, and a name that
+// resolves to one later is refused here, after DNS.
+var ErrUpstreamAddrRefused = errors.New("upstream address refused (link-local or cloud metadata)")
+
+// refuseForbiddenAddr is the dialer's check of every address it connects to.
+func refuseForbiddenAddr(_ context.Context, _, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", address, ErrUpstreamAddrRefused)
+	}
+	if gatewire.UpstreamAddrRefused(ap.Addr()) {
+		return fmt.Errorf("dial %s: %w", address, ErrUpstreamAddrRefused)
+	}
+	return nil
 }
 
 // Router returns the routing state the client uses.

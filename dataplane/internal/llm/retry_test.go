@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -79,5 +80,30 @@ func TestFailoverToAnotherDeploymentIsImmediate(t *testing.T) {
 	res, err := c.Serve(context.Background(), rec, chatRequest(t, m))
 	if err != nil || rec.Code != 200 || badCalls.Load() != 1 || goodCalls.Load() != 1 || res.Deployment.ID != "d2" || res.Retries != 1 {
 		t.Fatalf("err %v, status %d, calls %d/%d, result %+v", err, rec.Code, badCalls.Load(), goodCalls.Load(), res)
+	}
+}
+
+func TestLinkLocalUpstreamIsRefusedAtDialTime(t *testing.T) {
+	t.Parallel()
+	good, goodCalls := failing(t, 0, nil)
+	c := testClient(t)
+	c.sleep = func(context.Context, time.Duration) error {
+		t.Error("retried an address that is refused")
+		return nil
+	}
+	// A name registered as harmless that now resolves to the metadata service looks
+	// like this to the dialer.
+	m := testModel(t, openAIType, "http://169.254.169.254/v1")
+	res, err := c.Serve(context.Background(), httptest.NewRecorder(), chatRequest(t, m))
+	if !errors.Is(err, ErrUpstreamAddrRefused) || res.Retries != 0 {
+		t.Fatalf("err %v, result %+v: want ErrUpstreamAddrRefused without retries", err, res)
+	}
+	// Another deployment of the model still serves.
+	other := testModel(t, openAIType, good.URL).Deployments[0]
+	other.ID, other.StateKey = "d2", t.Name()+"/d2"
+	m.Deployments = append(m.Deployments, other)
+	rec := httptest.NewRecorder()
+	if _, err := c.Serve(context.Background(), rec, chatRequest(t, m)); err != nil || rec.Code != 200 || goodCalls.Load() != 1 {
+		t.Fatalf("err %v, status %d, calls %d", err, rec.Code, goodCalls.Load())
 	}
 }

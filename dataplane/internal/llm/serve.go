@@ -302,6 +302,9 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 			return fail(routing.Neutral, done, &failure{err: fmt.Errorf("upstream: %w: %w", ErrClientGone, err), reason: "client_gone"})
 		case errors.Is(context.Cause(actx), errTTFT):
 			return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w: %w", ErrUpstreamTimeout, errTTFT), reason: "ttft_timeout"})
+		case errors.Is(err, ErrUpstreamAddrRefused):
+			// Asking again cannot help; another deployment may live elsewhere.
+			return fail(routing.Neutral, skip, &failure{err: fmt.Errorf("upstream: %w: %w", ErrUpstreamUnreachable, err), reason: "address_refused"})
 		}
 		e := classify(ctx, actx, err, fallback)
 		reason := "unreachable"
