@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/logwriter"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -43,9 +44,15 @@ func main() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg.app); err != nil {
+	err = run(ctx, cfg.app)
+	stop()
+	if err != nil {
 		cfg.app.Logger.Error("gateway failed", "err", err)
+	}
+	if cfg.logs != nil {
+		_ = cfg.logs.Close()
+	}
+	if err != nil {
 		os.Exit(1)
 	}
 }
@@ -61,6 +68,8 @@ func run(ctx context.Context, cfg app.Config) error {
 type config struct {
 	app          app.Config
 	printVersion bool
+	// logs buffers the log lines written to stderr (nil: unbuffered).
+	logs *logwriter.Writer
 }
 
 // parseConfig reads flags, each falling back to an environment variable and then to a
@@ -93,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	otlp := fs.String("otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OpenTelemetry collector base URL for traces over OTLP/HTTP, e.g. http://collector:4318; empty disables tracing (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	accessLog := fs.String("access-log", env("GATEHOUSE_ACCESS_LOG", "true"), "log one JSON line per LLM request (no prompt contents unless the team enables log_contents) (env GATEHOUSE_ACCESS_LOG)")
 	allowLinkLocal := fs.String("allow-link-local-upstreams", env("GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS", "false"), "let upstream connections reach link-local and cloud metadata addresses, which are refused at dial time otherwise (env GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS, as on the control plane)")
+	logFlush := fs.String("log-flush-interval", env("GATEHOUSE_LOG_FLUSH_INTERVAL", "100ms"), "log lines are buffered and written to stderr this often, so the access log costs no system call per request; 0 writes every line at once (env GATEHOUSE_LOG_FLUSH_INTERVAL)")
 	logLevel := fs.String("log-level", env("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.printVersion, "version", false, "print the build version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -188,7 +198,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cfg.app.ConfigCacheDir = *cacheDir
 	cfg.app.ConfigCacheGrace = grace
 	cfg.app.UpstreamTimeout = timeout
-	cfg.app.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	flushEvery, err := time.ParseDuration(*logFlush)
+	if err != nil || flushEvery < 0 {
+		return cfg, fmt.Errorf("--log-flush-interval: want a duration, got %q", *logFlush)
+	}
+	var logOut io.Writer = os.Stderr
+	if flushEvery > 0 {
+		cfg.logs = logwriter.New(os.Stderr, flushEvery)
+		logOut = cfg.logs
+	}
+	cfg.app.Logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return cfg, nil
 }
 
