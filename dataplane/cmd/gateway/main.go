@@ -208,6 +208,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		logOut = cfg.logs
 	}
 	cfg.app.Logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	cfg.app.AccessLogOut = logOut
 	return cfg, nil
 }
 

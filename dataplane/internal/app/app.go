@@ -9,9 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/configsync"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/heartbeat"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpserver"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/limit"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/peers"
@@ -62,8 +63,9 @@ type Config struct {
 	// TraceBatchTimeout is the export period (default 5s).
 	OTLPEndpoint      string
 	TraceBatchTimeout time.Duration
-	// AccessLog logs one line per LLM request.
-	AccessLog bool
+	// AccessLog logs one line per LLM request, to AccessLogOut (default os.Stderr).
+	AccessLog    bool
+	AccessLogOut io.Writer
 	// AllowLinkLocalUpstreams lets upstream connections reach the addresses
 	// wire.UpstreamAddrRefused names (cloud metadata and the like).
 	AllowLinkLocalUpstreams bool
@@ -100,7 +102,7 @@ type App struct {
 	// every limit. Both are nil when a test supplies its own Admitter.
 	peers    *peers.Tracker
 	limiter  *limit.Limiter
-	server   *http.Server
+	server   *httpserver.Server
 	listener net.Listener
 }
 
@@ -208,18 +210,20 @@ func New(cfg Config) (*App, error) {
 	}
 	a.api, err = httpapi.New(httpapi.Config{
 		Store: a.store, LLM: a.llm, Usage: a.recorder, MaxBodyBytes: cfg.MaxBodyBytes,
-		Logger: log, Registerer: reg, Gatherer: reg, Tracer: tracer, AccessLog: cfg.AccessLog,
+		Logger: log, Registerer: reg, Gatherer: reg, Tracer: tracer, AccessLog: cfg.AccessLog, AccessLogOut: cfg.AccessLogOut,
 		Admitter: admitter, Guard: guard,
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
 	a.heartbeat = heartbeat.New(nc, cfg.Region, cfg.GatewayID, cfg.HeartbeatInterval, a.status, log)
-	a.server = &http.Server{
+	// A lean HTTP/1.1 server: the request's own goroutine reads, handles and
+	// answers it (see httpserver); net/http's costs several wake-ups a request.
+	a.server = &httpserver.Server{
 		Handler:           a.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Logger:            log,
 	}
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -226,6 +226,8 @@ type harnessOptions struct {
 	admitter  httpapi.Admitter
 	guard     httpapi.Guard
 	accessLog bool
+	// accessLogOut receives the access log lines.
+	accessLogOut io.Writer
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -280,7 +282,7 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		ConfigCacheDir: o.cacheDir, ConfigCacheGrace: o.cacheGrace,
 		OTLPEndpoint: o.otlpEndpoint, TraceBatchTimeout: 50 * time.Millisecond,
-		Admitter: o.admitter, Guard: o.guard, AccessLog: o.accessLog,
+		Admitter: o.admitter, Guard: o.guard, AccessLog: o.accessLog, AccessLogOut: o.accessLogOut,
 		Version: "test-1", Logger: o.logger,
 	})
 	if err != nil {

@@ -84,7 +84,7 @@ func TestTracesExportedOverOTLP(t *testing.T) {
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
 	var buf syncBuffer
-	h := startHarness(t, harnessOptions{accessLog: true, logger: slog.New(slog.NewJSONHandler(&buf, nil)), extra: func(s *gatehousev1.Snapshot) {
+	h := startHarness(t, harnessOptions{accessLog: true, accessLogOut: &buf, logger: slog.New(slog.NewJSONHandler(&buf, nil)), extra: func(s *gatehousev1.Snapshot) {
 		s.Teams[2].LogContents = true // team-c
 		s.Teams[2].Regions = nil
 	}})

@@ -14,8 +14,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -52,6 +54,9 @@ type Config struct {
 	// AccessLog logs one line per LLM request at info level. Prompts and completions
 	// are logged only for teams with log_contents, and then always.
 	AccessLog bool
+	// AccessLogOut receives the access log lines (default os.Stderr, where the
+	// gateway's logger writes too).
+	AccessLogOut io.Writer
 	// Admitter and Guard are the limits and guardrails hooks (see hooks.go); nil means
 	// none.
 	Admitter Admitter
@@ -71,6 +76,7 @@ type Server struct {
 	tracing   bool
 	prop      propagation.TextMapPropagator
 	accessLog bool
+	accessOut io.Writer
 	admitter  Admitter
 	guard     Guard
 	inFlight  atomic.Int64
@@ -86,6 +92,10 @@ func New(cfg Config) (*Server, error) {
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
+	accessOut := cfg.AccessLogOut
+	if accessOut == nil {
+		accessOut = os.Stderr
+	}
 	return &Server{
 		store:     cfg.Store,
 		llm:       cfg.LLM,
@@ -98,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 		tracing:   cfg.Tracer != nil,
 		prop:      propagation.TraceContext{},
 		accessLog: cfg.AccessLog,
+		accessOut: accessOut,
 		admitter:  cfg.Admitter,
 		guard:     cfg.Guard,
 	}, nil
@@ -236,7 +247,7 @@ func (s *Server) api(endpoint string, h handler) http.Handler {
 				s.metrics.overhead.Observe(c.result.Overhead.Seconds())
 			}
 			if c.model != nil && (s.accessLog || c.key.Team.LogContents) {
-				s.logAccess(r.Context(), c, ev)
+				s.logAccess(c, ev)
 			}
 			s.usage.Emit(ev)
 		} else if ae != nil && ae.code != "" {

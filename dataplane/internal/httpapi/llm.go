@@ -2,12 +2,8 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 )
@@ -135,28 +131,6 @@ func parseLLM(surface llm.Surface, body []byte) (*llmRequest, error) {
 // maxLoggedContent bounds the prompt and completion logged for a team with
 // log_contents.
 const maxLoggedContent = 64 << 10
-
-// logAccess writes the access log line of an LLM request. Contents are logged only
-// when the team asked for it.
-func (s *Server) logAccess(ctx context.Context, c *call, ev *gatehousev1.UsageEvent) {
-	attrs := []slog.Attr{
-		slog.String("request_id", c.requestID), slog.String("endpoint", c.endpoint),
-		slog.String("org_id", ev.OrgId), slog.String("team_id", ev.TeamId), slog.String("key_id", ev.KeyId),
-		slog.String("model", ev.Model), slog.String("provider_id", ev.ProviderId), slog.String("deployment_id", ev.DeploymentId),
-		slog.Int("status", int(ev.StatusCode)), slog.String("error_class", ev.ErrorClass), slog.Bool("streamed", ev.Streamed),
-		slog.Int64("prompt_tokens", ev.PromptTokens), slog.Int64("completion_tokens", ev.CompletionTokens),
-		slog.Int64("cached_tokens", ev.CachedTokens), slog.Int64("cost_micros", ev.CostMicros),
-		slog.Int64("latency_ms", ev.LatencyMs), slog.Int64("ttft_ms", ev.TimeToFirstTokenMs), slog.Int64("overhead_us", ev.OverheadUs),
-		slog.Int("retries", int(ev.Retries)), slog.String("fallback_model", ev.FallbackModel),
-	}
-	if c.key.Team.LogContents {
-		attrs = append(attrs, slog.String("prompt", truncate(string(c.body), maxLoggedContent)))
-		if c.result != nil {
-			attrs = append(attrs, slog.String("completion", truncate(c.result.Text, maxLoggedContent)))
-		}
-	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "llm request", attrs...)
-}
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

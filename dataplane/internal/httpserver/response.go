@@ -211,8 +211,10 @@ func (w *response) FlushError() error {
 	if err := w.c.bw.Flush(); err != nil {
 		return err
 	}
-	if !w.flushed {
-		// A streaming answer: watch for the client leaving.
+	if !w.flushed && (w.declared < 0 || w.written < w.declared) {
+		// A streaming answer: watch for the client leaving. (A complete answer of
+		// known length, flushed early so that the handler's bookkeeping after it
+		// does not delay the client, needs no watching.)
 		w.flushed = true
 		w.c.wantBackgroundRead()
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -850,5 +851,43 @@ func TestResponseWriterInterfaces(t *testing.T) {
 	c.read("GET")
 	if diff := cmp.Diff([]string{"Flusher", "StringWriter"}, <-got); diff != "" {
 		t.Errorf("ResponseWriter (-want +got):\n%s", diff)
+	}
+}
+
+// TestCompleteAnswerFlushedEarly: a handler that declares its length, writes it all
+// and flushes has its answer on the wire while it still works, without the
+// background read a streaming answer gets.
+func TestCompleteAnswerFlushedEarly(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{}, 2)
+	var bg atomic.Int32
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("flush: %v", err)
+		}
+		c := w.(*response).c
+		c.mu.Lock()
+		bg.Store(int32(c.bg))
+		c.mu.Unlock()
+		<-release // bookkeeping after the answer
+	})}
+	addr := startServer(t, srv)
+	c := dial(t, addr)
+	c.send(get("/"))
+	a := c.read("GET") // while the handler still waits
+	release <- struct{}{}
+	if a.StatusCode != 200 || a.body != "hello" || a.ContentLength != 5 || len(a.TransferEncoding) != 0 {
+		t.Fatalf("answer %d %q length %d te %v", a.StatusCode, a.body, a.ContentLength, a.TransferEncoding)
+	}
+	// The connection serves the next request normally.
+	c.send(get("/"))
+	release <- struct{}{}
+	if a := c.read("GET"); a.body != "hello" {
+		t.Fatalf("second answer %q", a.body)
+	}
+	if bg.Load() != int32(bgIdle) {
+		t.Fatalf("background read state %d, want idle: a complete answer needs no watching", bg.Load())
 	}
 }

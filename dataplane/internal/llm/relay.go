@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -164,6 +165,11 @@ func (c *Client) write(w http.ResponseWriter, req *Request, res *Result, status 
 	w.WriteHeader(status)
 	res.Status = status
 	if _, err := w.Write(body); err != nil {
+		return fmt.Errorf("write: %w: %w", ErrClientGone, err)
+	}
+	// The answer is complete: send it now rather than after the usage event,
+	// metrics and access log the caller still has to do.
+	if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("write: %w: %w", ErrClientGone, err)
 	}
 	return nil
