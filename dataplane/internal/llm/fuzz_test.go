@@ -172,3 +172,36 @@ func FuzzUpstreamAnswers(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitObject holds the one-pass splitter to encoding/json: the same inputs are
+// objects, with the same members and the same raw values.
+func FuzzSplitObject(f *testing.F) {
+	seeds(f, "messages_tools.request.json", "responses_tools.request.json", "embeddings.request.json")
+	for _, s := range []string{
+		`{"model":"m","messages":[]}`, `{"a":1,"a":2}`, ` { "k" : "v" } `, `{"m\u00f6del":"x"}`, `{"é":1}`,
+		`{}`, `[]`, `null`, ``, `{"a":1}x`, `{"a":1,}`, `{"a":"\ud800"}`, `{"a":[1,{"b":null}],"c":-0.5e+3}`,
+		`{"a":01}`, `{"a":"` + "\x01" + `"}`, `{"a":"\xff"}`, `{"a":tru}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := splitObject(body)
+		var want map[string]json.RawMessage
+		err := json.Unmarshal(body, &want)
+		wantOK := err == nil && want != nil
+		if ok != wantOK {
+			t.Fatalf("splitObject ok=%v, json.Unmarshal err=%v map=%v", ok, err, want != nil)
+		}
+		if !ok {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d members, want %d", len(got), len(want))
+		}
+		for k, w := range want {
+			if g, found := got[k]; !found || !bytes.Equal(g, w) {
+				t.Fatalf("member %q = %q, want %q", k, g, w)
+			}
+		}
+	})
+}

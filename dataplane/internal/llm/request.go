@@ -40,8 +40,8 @@ type ChatRequest struct {
 // non-empty string `model`; `stream` and `stream_options.include_usage` must be booleans
 // when present.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	fields, ok := splitObject(body)
+	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
 	req := &ChatRequest{raw: body, fields: fields}
@@ -65,6 +65,26 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		}
 	}
 	return req, nil
+}
+
+// splitObject splits a JSON object into its members. The values alias body, which
+// must not change afterwards. A repeated key keeps its last value, as json.Unmarshal
+// into a map does.
+func splitObject(body []byte) (map[string]json.RawMessage, bool) {
+	fields := make(map[string]json.RawMessage, 8)
+	if scanObject(body, func(key []byte, vs, ve int) bool {
+		fields[string(key)] = body[vs:ve:ve]
+		return true
+	}) {
+		return fields, true
+	}
+	// Keys with escapes or beyond ASCII, or invalid JSON: the full decoder decides
+	// (JSON null decodes to a nil map: not an object either).
+	var decoded map[string]json.RawMessage
+	if err := json.Unmarshal(body, &decoded); err != nil || decoded == nil {
+		return nil, false
+	}
+	return decoded, true
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }

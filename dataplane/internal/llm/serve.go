@@ -354,10 +354,14 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 
 	if stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		rd := newSSEReader(resp.Body)
-		// Hold the answer back until the first token: until then a failure (a slow
-		// first token included) can still be retried elsewhere. Events before it
-		// (message_start, a role-only chunk, pings) are kept and relayed first.
+		// With a time-to-first-token bound, the answer is held back until the first
+		// token: until then a slow first token (or a failure) can still move to
+		// another deployment. Events before it (message_start, a role-only chunk,
+		// pings) are kept and relayed first. Without the bound the answer is relayed
+		// from its first event, which is then the caller's first byte too.
+		holdBack := rt.TTFTTimeout > 0
 		var prelude []sseEvent
+		tokenSeen := false
 		for {
 			raw, name, data, err := rd.next()
 			if err == io.EOF && len(prelude) > 0 {
@@ -370,27 +374,40 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 				}
 				return transportFailure(err, ErrUpstreamBadResponse)
 			}
-			if data != nil && (firstToken(wk, data) || len(prelude) >= maxPrelude) {
-				// The reader's buffers stay valid until its next read, which comes
-				// after the relay handled this event: no copy needed.
-				prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
-				break
+			if data != nil {
+				tokenSeen = firstToken(wk, data)
+				if tokenSeen || !holdBack || len(prelude) >= maxPrelude {
+					tokenSeen = tokenSeen || holdBack
+					// The reader's buffers stay valid until its next read, which
+					// comes after the relay handled this event: no copy needed.
+					prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
+					break
+				}
 			}
 			prelude = append(prelude, cloneEvent(raw, name, data))
 		}
 		if ttft != nil {
 			ttft.Stop()
 		}
-		res.TTFT = time.Since(start)
 		res.Streamed = true
-		res.UpstreamWait += res.TTFT
-		c.metrics.ttft.Observe(res.TTFT.Seconds())
-		c.metrics.latency(ptype).Observe(res.TTFT.Seconds())
-		if c.tracing {
-			span.AddEvent("first token")
+		res.UpstreamWait += time.Since(start)
+		firstTokenAt := func() {
+			res.TTFT = time.Since(start)
+			c.metrics.ttft.Observe(res.TTFT.Seconds())
+			c.metrics.latency(ptype).Observe(res.TTFT.Seconds())
+			if c.tracing {
+				span.AddEvent("first token")
+			}
 		}
-		err := c.relayStream(ctx, actx, w, req, res, wk, rd, prelude)
+		if tokenSeen {
+			firstTokenAt()
+			firstTokenAt = nil
+		}
+		err := c.relayStream(ctx, actx, w, req, res, wk, rd, prelude, firstTokenAt)
 		res.Upstream = time.Since(start)
+		if res.TTFT == 0 {
+			res.TTFT = res.Upstream // no token came: the whole answer was the wait
+		}
 		o, reason := routing.Success, "ok"
 		switch {
 		case errors.Is(err, ErrClientGone):

@@ -12,8 +12,9 @@ import (
 )
 
 // relayStream relays a stream whose first data event was read; it returns when the
-// stream ended. Failures end the caller's stream with an error event.
-func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, prelude []sseEvent) error {
+// stream ended. Failures end the caller's stream with an error event. firstToken,
+// when not nil, is called when the first token comes by.
+func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, prelude []sseEvent, firstToken func()) error {
 	commit(w, req, res)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -21,11 +22,9 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	res.Status = http.StatusOK
+	// The head goes out with the first event, which is already here.
 	rc := http.NewResponseController(w)
-	if err := rc.Flush(); err != nil {
-		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
-	}
-	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd, pending: prelude}
+	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd, pending: prelude, firstToken: firstToken}
 	var err error
 	switch {
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceChat && wk == wireOpenAI:
@@ -63,10 +62,12 @@ type streamRelay struct {
 	wk   wire
 	rd   *sseReader
 	// pending are events read before the answer began, relayed first.
-	pending  []sseEvent
-	sawUsage bool
-	chars    int
-	text     strings.Builder
+	pending []sseEvent
+	// firstToken is called when the first token comes by, unless it had.
+	firstToken func()
+	sawUsage   bool
+	chars      int
+	text       strings.Builder
 }
 
 var (
@@ -162,9 +163,15 @@ func (s *streamRelay) next() (raw, name, data []byte, err error) {
 	if len(s.pending) > 0 {
 		ev := s.pending[0]
 		s.pending = s.pending[1:]
-		return ev.raw, ev.name, ev.data, nil
+		raw, name, data = ev.raw, ev.name, ev.data
+	} else if raw, name, data, err = s.rd.next(); err != nil {
+		return nil, nil, nil, err
 	}
-	return s.rd.next()
+	if s.firstToken != nil && data != nil && firstToken(s.wk, data) {
+		s.firstToken()
+		s.firstToken = nil
+	}
+	return raw, name, data, nil
 }
 
 // sseEvent is an upstream event held back until the answer began.

@@ -35,8 +35,8 @@ type MessagesRequest struct {
 // string `model`, a positive integer `max_tokens` and a `messages` array whose entries
 // are user or assistant turns; `stream` must be a boolean when present.
 func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	fields, ok := splitObject(body)
+	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
 	req := &MessagesRequest{fields: fields}
@@ -88,8 +88,8 @@ type ResponsesRequest struct {
 // ParseResponsesRequest parses a Responses body: a JSON object with a non-empty string
 // `model` and an `input` (a string or an array of items).
 func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	fields, ok := splitObject(body)
+	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
 	var rb responsesBody
@@ -133,8 +133,8 @@ type EmbeddingsRequest struct {
 // string `model` and an `input` that is a string, an array of strings, an array of
 // tokens or an array of token arrays.
 func ParseEmbeddingsRequest(body []byte) (*EmbeddingsRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	fields, ok := splitObject(body)
+	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
 	req := &EmbeddingsRequest{fields: fields}

@@ -51,53 +51,68 @@ const scanMaxDepth = 512
 // is not such an object or when the scan cannot decide exactly; the caller then falls
 // back to the full decode.
 func scanTopLevelUsage(b []byte) (start, end int, found, ok bool) {
+	repeated := false
+	ok = scanObject(b, func(key []byte, vs, ve int) bool {
+		if isUsageKey(key) {
+			if found {
+				repeated = true // a repeated member merges: leave it to the full decode
+				return false
+			}
+			start, end, found = vs, ve, true
+		}
+		return true
+	})
+	if !ok || repeated {
+		return 0, 0, false, false
+	}
+	return start, end, found, true
+}
+
+// scanObject checks in one pass that b is one valid JSON object and calls member
+// with each member's key and the span b[vs:ve] of its value, in order. It reports
+// false, having possibly called member for some members, when b is not such an
+// object, when a key is not plain ASCII without escapes (the caller decodes fully
+// then), or when member returns false.
+func scanObject(b []byte, member func(key []byte, vs, ve int) bool) bool {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return 0, 0, false, false
+		return false
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		i = skipWS(b, i+1)
-		return 0, 0, false, i == len(b)
+		return skipWS(b, i+1) == len(b)
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return 0, 0, false, false
+			return false
 		}
 		ks := i + 1
 		ke, plain := scanString(b, i)
 		if ke < 0 || !plain {
-			return 0, 0, false, false
+			return false
 		}
 		key := b[ks : ke-1]
 		i = skipWS(b, ke)
 		if i >= len(b) || b[i] != ':' {
-			return 0, 0, false, false
+			return false
 		}
 		i = skipWS(b, i+1)
 		vs := i
 		i = skipValue(b, i, 1)
-		if i < 0 {
-			return 0, 0, false, false
-		}
-		if isUsageKey(key) {
-			if found {
-				return 0, 0, false, false // a repeated member merges: leave it to the full decode
-			}
-			start, end, found = vs, i, true
+		if i < 0 || !member(key, vs, i) {
+			return false
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
-			return 0, 0, false, false
+			return false
 		}
 		switch b[i] {
 		case ',':
 			i = skipWS(b, i+1)
 		case '}':
-			i = skipWS(b, i+1)
-			return start, end, found, i == len(b)
+			return skipWS(b, i+1) == len(b)
 		default:
-			return 0, 0, false, false
+			return false
 		}
 	}
 }
