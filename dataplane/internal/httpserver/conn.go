@@ -104,9 +104,7 @@ type conn struct {
 	dateBuf [len(http.TimeFormat)]byte
 	scratch [24]byte
 
-	timer     *time.Timer   // fires slowRequest into a request
-	timerDone chan struct{} // the timer's function took its decision
-	bgDone    chan struct{} // the background read ended
+	bgDone chan struct{} // the background read ended
 
 	mu       sync.Mutex
 	bg       bgState
@@ -393,19 +391,14 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	c.bodyRead = !hasBody
 	c.cancel = cancel
 	c.mu.Unlock()
-	if c.timer == nil {
-		c.timerDone = make(chan struct{}, 1)
+	if c.bgDone == nil {
 		c.bgDone = make(chan struct{}, 1)
-		c.timer = time.AfterFunc(slowRequest, c.onSlowRequest)
-	} else {
-		c.timer.Reset(slowRequest)
 	}
+	c.srv.watchStart(c, time.Now())
 
 	panicked := c.runHandler(w, req)
 
-	if !c.timer.Stop() {
-		<-c.timerDone // it fired: wait until it has decided
-	}
+	c.srv.watchEnd(c)
 	c.mu.Lock()
 	bg := c.bg
 	c.bg = bgClosed
@@ -466,24 +459,9 @@ func serveGlobalOptions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// onSlowRequest runs slowRequest after a handler started (on the timer's own
-// goroutine, which then becomes the background reader if it can start).
+// onSlowRequest runs when a handler has run for slowRequest (on the watchdog's
+// goroutine): the background read starts if it can.
 func (c *conn) onSlowRequest() {
-	c.mu.Lock()
-	start := false
-	if c.bg == bgIdle {
-		start = c.wantBackgroundReadLocked()
-	}
-	c.mu.Unlock()
-	c.timerDone <- struct{}{}
-	if start {
-		c.backgroundRead()
-	}
-}
-
-// wantBackgroundRead starts the background read, now or once the request body has
-// been read. The handler flushing its answer asks for it.
-func (c *conn) wantBackgroundRead() {
 	c.mu.Lock()
 	start := false
 	if c.bg == bgIdle {

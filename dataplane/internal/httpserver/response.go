@@ -211,13 +211,10 @@ func (w *response) FlushError() error {
 	if err := w.c.bw.Flush(); err != nil {
 		return err
 	}
-	if !w.flushed && (w.declared < 0 || w.written < w.declared) {
-		// A streaming answer: watch for the client leaving. (A complete answer of
-		// known length, flushed early so that the handler's bookkeeping after it
-		// does not delay the client, needs no watching.)
-		w.flushed = true
-		w.c.wantBackgroundRead()
-	}
+	// A streaming answer is watched for the client leaving from slowRequest on, by
+	// the request's timer: starting the background read here, at the first flush,
+	// would wake another thread right when the first bytes go out.
+	w.flushed = true
 	return nil
 }
 

@@ -17,9 +17,10 @@
 //
 // A client that goes away cancels the request's context. A background read of the
 // connection notices it; it starts once the request body has been read to its end
-// and the handler has flushed or run for slowRequest. A quick handler that does not
-// flush is not told the client left, and nor is one that never reads the body to
-// its end; a failed write cancels the context too.
+// and the handler has run for slowRequest (streams included: starting it at the
+// first flush would wake another thread just as the first bytes go out). A handler
+// quicker than that is not told the client left, and nor is one that never reads
+// the body to its end; a failed write cancels the context too.
 //
 // Differences from net/http's server, besides what it does not do (TLS, HTTP/2,
 // Hijack, response trailers, ReadTimeout and WriteTimeout, ConnState and context
@@ -78,6 +79,7 @@ type Server struct {
 	connGone chan struct{}
 
 	bufs sync.Pool // *connBufs
+	wd   watchdog
 }
 
 // Serve accepts connections on l and serves each on its own goroutine. It closes l

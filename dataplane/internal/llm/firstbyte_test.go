@@ -75,3 +75,69 @@ func TestStreamRelaysBeforeTheFirstTokenWithoutTTFTBound(t *testing.T) {
 		})
 	}
 }
+
+// flushRecorder records what had been written at each flush.
+type flushRecorder struct {
+	*httptest.ResponseRecorder
+	mu      sync.Mutex
+	flushes []string
+	flushed chan struct{}
+}
+
+func (w *flushRecorder) Flush() {
+	w.mu.Lock()
+	w.flushes = append(w.flushes, w.Body.String())
+	w.mu.Unlock()
+	select {
+	case w.flushed <- struct{}{}:
+	default:
+	}
+}
+
+// TestStreamEventsThatArriveTogetherLeaveTogether: events the upstream sent in one
+// go are written with one flush; an event that comes alone is flushed alone, before
+// the upstream sends the next.
+func TestStreamEventsThatArriveTogetherLeaveTogether(t *testing.T) {
+	t.Parallel()
+	w := &flushRecorder{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 1)}
+	chunk := func(content string) string {
+		return `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"` + content + `"}}]}` + "\n\n"
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(rw, chunk("a")+chunk("b")+chunk("c"))
+		rw.(http.Flusher).Flush()
+		select { // the three must have reached the caller before "d" exists
+		case <-w.flushed:
+		case <-time.After(5 * time.Second):
+		}
+		fmt.Fprint(rw, chunk("d"))
+		rw.(http.Flusher).Flush()
+		select {
+		case <-w.flushed:
+		case <-time.After(5 * time.Second):
+		}
+		fmt.Fprint(rw, `data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":4,"total_tokens":5}}`+"\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	c := testClient(t)
+	m := testModel(t, openAIType, srv.URL)
+	chat, err := ParseChatRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Serve(context.Background(), w, &Request{Surface: SurfaceChat, Chat: chat, Candidates: []*runtime.Model{m}}); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.flushes) < 2 {
+		t.Fatalf("flushes %q", w.flushes)
+	}
+	if first := w.flushes[0]; first != chunk("a")+chunk("b")+chunk("c") {
+		t.Errorf("first flush %q: want the three events that came together", first)
+	}
+	if second := w.flushes[1]; second != chunk("a")+chunk("b")+chunk("c")+chunk("d") {
+		t.Errorf("second flush %q: want the lone event on its own", second)
+	}
+}

@@ -51,6 +51,13 @@ func (s *sseReader) next() (raw, name, data []byte, err error) {
 	}
 }
 
+// ready reports whether a whole event is already buffered, so that the next call to
+// next will not wait for the upstream.
+func (s *sseReader) ready() bool {
+	b, _ := s.br.Peek(s.br.Buffered())
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
+}
+
 func (s *sseReader) parse() {
 	s.data, s.name = nil, nil
 	multi := false

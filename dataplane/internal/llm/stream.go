@@ -101,9 +101,15 @@ func textLen(data []byte, keys [][]byte) int {
 	return n
 }
 
+// send writes b and flushes it, unless the upstream's next event is already here:
+// events that arrived together leave together, in one write, and none waits for
+// the upstream.
 func (s *streamRelay) send(b []byte) error {
 	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("stream: write: %w: %w", ErrClientGone, err)
+	}
+	if len(s.pending) > 0 || s.rd.ready() {
+		return nil
 	}
 	if err := s.rc.Flush(); err != nil {
 		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
