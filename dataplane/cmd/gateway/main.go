@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/gcpace"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/logwriter"
 )
 
@@ -44,6 +45,9 @@ func main() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if cfg.gcFloorMiB > 0 && os.Getenv("GOGC") == "" {
+		defer gcpace.Start(uint64(cfg.gcFloorMiB) << 20).Stop()
+	}
 	err = run(ctx, cfg.app)
 	stop()
 	if err != nil {
@@ -70,6 +74,8 @@ type config struct {
 	printVersion bool
 	// logs buffers the log lines written to stderr (nil: unbuffered).
 	logs *logwriter.Writer
+	// gcFloorMiB paces the garbage collector (see gcpace); 0 leaves GOGC alone.
+	gcFloorMiB int
 }
 
 // parseConfig reads flags, each falling back to an environment variable and then to a
@@ -102,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	otlp := fs.String("otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OpenTelemetry collector base URL for traces over OTLP/HTTP, e.g. http://collector:4318; empty disables tracing (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	accessLog := fs.String("access-log", env("GATEHOUSE_ACCESS_LOG", "true"), "log one JSON line per LLM request (no prompt contents unless the team enables log_contents) (env GATEHOUSE_ACCESS_LOG)")
 	allowLinkLocal := fs.String("allow-link-local-upstreams", env("GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS", "false"), "let upstream connections reach link-local and cloud metadata addresses, which are refused at dial time otherwise (env GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS, as on the control plane)")
+	gcFloor := fs.String("gc-floor-mib", env("GATEHOUSE_GC_FLOOR_MIB", "32"), "the heap may grow by at least this many MiB between garbage collections (GOGC follows the live heap, between 100 and 800); 0, or GOGC set in the environment, leaves the runtime's pacing alone (env GATEHOUSE_GC_FLOOR_MIB)")
 	logFlush := fs.String("log-flush-interval", env("GATEHOUSE_LOG_FLUSH_INTERVAL", "100ms"), "log lines are buffered and written to stderr this often, so the access log costs no system call per request; 0 writes every line at once (env GATEHOUSE_LOG_FLUSH_INTERVAL)")
 	logLevel := fs.String("log-level", env("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (env GATEHOUSE_LOG_LEVEL)")
 	fs.BoolVar(&cfg.printVersion, "version", false, "print the build version and exit")
@@ -198,6 +205,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cfg.app.ConfigCacheDir = *cacheDir
 	cfg.app.ConfigCacheGrace = grace
 	cfg.app.UpstreamTimeout = timeout
+	if cfg.gcFloorMiB, err = strconv.Atoi(*gcFloor); err != nil || cfg.gcFloorMiB < 0 || cfg.gcFloorMiB > 4096 {
+		return cfg, fmt.Errorf("--gc-floor-mib: want 0 to 4096, got %q", *gcFloor)
+	}
 	flushEvery, err := time.ParseDuration(*logFlush)
 	if err != nil || flushEvery < 0 {
 		return cfg, fmt.Errorf("--log-flush-interval: want a duration, got %q", *logFlush)
