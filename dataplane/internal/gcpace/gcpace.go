@@ -2,12 +2,12 @@
 // gateway's live heap is small (a few MiB of config and buffers) while it allocates
 // quickly (every request parses and renders JSON), so at the runtime's default
 // GOGC=100 it would collect every few MiB of allocation — dozens of times a second
-// under load. gcpace lets the heap grow by at least a floor (default 32 MiB) before
+// under load. gcpace lets the heap grow by at least a floor (the gateway's default: 20 MiB) before
 // the next collection, and falls back to GOGC=100 once the live heap is large
 // (thousands of open streams), where the usual proportional pacing is right.
 //
 // After every collection it reads the live heap and sets GOGC to
-// clamp(floor/live·100, 100, 800). It does not replace GOMEMLIMIT, which still
+// clamp(floor/live·100, 100, 400). It does not replace GOMEMLIMIT, which still
 // applies when set.
 package gcpace
 
@@ -21,7 +21,7 @@ import (
 
 const (
 	minPercent = 100
-	maxPercent = 800
+	maxPercent = 400
 )
 
 // Pacer adjusts GOGC after each garbage collection.

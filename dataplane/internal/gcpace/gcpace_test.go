@@ -13,11 +13,11 @@ func TestPercentFor(t *testing.T) {
 		live, floor uint64
 		want        int
 	}{
-		{4 << 20, 32 << 20, 800},   // a small heap may grow by the floor
-		{16 << 20, 32 << 20, 200},  // floor/live
+		{4 << 20, 32 << 20, 400},   // a small heap grows by the floor, up to 5x
+		{12 << 20, 32 << 20, 266},  // floor/live
 		{64 << 20, 32 << 20, 100},  // large heaps pace proportionally
 		{512 << 20, 32 << 20, 100}, // thousands of streams
-		{0, 32 << 20, 800},
+		{0, 32 << 20, 400},
 	} {
 		if got := percentFor(c.live, c.floor); got != c.want {
 			t.Errorf("percentFor(%d MiB, %d MiB) = %d, want %d", c.live>>20, c.floor>>20, got, c.want)
