@@ -353,7 +353,8 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	}
 
 	if stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		rd := newSSEReader(resp.Body)
+		rd := getSSEReader(resp.Body)
+		defer putSSEReader(rd) // after the relay: the events alias its buffers
 		// With a time-to-first-token bound, the answer is held back until the first
 		// token: until then a slow first token (or a failure) can still move to
 		// another deployment. Events before it (message_start, a role-only chunk,

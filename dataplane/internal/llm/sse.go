@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"sync"
 )
 
 // sseReader splits a text/event-stream into events, keeping each event's bytes as they
@@ -17,6 +18,26 @@ type sseReader struct {
 
 func newSSEReader(r io.Reader) *sseReader {
 	return &sseReader{br: bufio.NewReaderSize(r, 16<<10), event: make([]byte, 0, 4<<10)}
+}
+
+// sseReaders keeps the readers (20 KiB of buffers each) of streams that ended.
+var sseReaders = sync.Pool{New: func() any { return newSSEReader(nil) }}
+
+// getSSEReader returns a pooled reader of r; putSSEReader gives it back once
+// nothing it returned is used any more.
+func getSSEReader(r io.Reader) *sseReader {
+	s := sseReaders.Get().(*sseReader)
+	s.br.Reset(r)
+	return s
+}
+
+func putSSEReader(s *sseReader) {
+	s.br.Reset(nil)
+	if cap(s.event) > 64<<10 {
+		return // one huge event must not pin its buffer
+	}
+	s.event, s.data, s.name = s.event[:0], nil, nil
+	sseReaders.Put(s)
 }
 
 // next returns the next non-empty event: its raw bytes (ending in a blank line), its
