@@ -14,15 +14,17 @@
 # gateway's peak RSS, streaming time to first byte, and BENCH_STREAMS slow streams held
 # open through the gateway (a second demo upstream with --token-delay) with its RSS and
 # goroutines. Client, proxy, upstream, gateway, control plane and Postgres share the
-# machine's cores; nothing is pinned. Installs nginx from Debian packages when missing.
+# machine's cores; nothing is pinned. Every comparison runs in BENCH_ROUNDS rounds
+# (default 3); the report takes the median of the per-round comparisons. Installs nginx from Debian packages when missing.
 # Prints markdown; keeps the raw results in .dev/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+rounds=${BENCH_ROUNDS:-3}              # each comparison: this many rounds, median reported
 concurrency=${BENCH_CONCURRENCY:-32}  # closed loop: connections, the same for every target
 closed_s=${BENCH_CLOSED_SECONDS:-10}
 rate=${BENCH_RATE:-1000}              # open loop: requests a second
-open_s=${BENCH_OPEN_SECONDS:-15}
+open_s=${BENCH_OPEN_SECONDS:-10}
 ttfb_rate=${BENCH_TTFB_RATE:-200}
 ttfb_s=${BENCH_TTFB_SECONDS:-8}
 streams=${BENCH_STREAMS:-5000}
@@ -192,17 +194,26 @@ measure() { # label, loadgen flags...
   timeout 300 bin/loadgen -label "$label" "$@" >>"$results" || die "$label failed"
 }
 gateway_idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$gateway_pid/status")
-for t in direct nginx gateway; do
-  # shellcheck disable=SC2046
-  measure "closed/$t" -mode closed -c "$concurrency" -d "${closed_s}s" -warmup 2s $(target_args $t)
+# Each comparison runs in rounds — direct, nginx, gateway back to back — and the report
+# compares within a round and takes the median of the rounds: on a shared machine the
+# speed drifts from minute to minute, and one disturbed run must not decide.
+for round in $(seq 1 "$rounds"); do
+  for t in direct nginx gateway; do
+    # shellcheck disable=SC2046
+    measure "closed/$t" -mode closed -c "$concurrency" -d "${closed_s}s" -warmup 2s $(target_args $t)
+  done
 done
-for t in direct nginx gateway; do
-  # shellcheck disable=SC2046
-  measure "open/$t" -mode open -rate "$rate" -d "${open_s}s" -warmup 3s $(target_args $t)
+for round in $(seq 1 "$rounds"); do
+  for t in direct nginx gateway; do
+    # shellcheck disable=SC2046
+    measure "open/$t" -mode open -rate "$rate" -d "${open_s}s" -warmup 3s $(target_args $t)
+  done
 done
-for t in direct nginx gateway; do
-  # shellcheck disable=SC2046
-  measure "ttfb/$t" -mode ttfb -rate "$ttfb_rate" -d "${ttfb_s}s" -warmup 2s $(target_args $t)
+for round in $(seq 1 "$rounds"); do
+  for t in direct nginx gateway; do
+    # shellcheck disable=SC2046
+    measure "ttfb/$t" -mode ttfb -rate "$ttfb_rate" -d "${ttfb_s}s" -warmup 2s $(target_args $t)
+  done
 done
 # Long replies: the demo upstream echoes the prompt a word a chunk (up to 200
 # characters), so 100 one-letter words make ~107 chunks, ~21 s at 200 ms.

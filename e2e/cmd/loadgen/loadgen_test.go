@@ -197,3 +197,39 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+// TestReportRounds: with several rounds, each comparison is made within a round and
+// the median of the rounds is reported, so one disturbed run does not decide.
+func TestReportRounds(t *testing.T) {
+	t.Parallel()
+	var lines []string
+	for _, r := range []struct{ nginx, gateway, direct50, gateway50 int }{
+		{10000, 6000, 300, 500},  // round 1: 60 %, +0.2 ms
+		{10000, 2000, 300, 5300}, // round 2, disturbed: 20 %, +5 ms
+		{8000, 6400, 400, 550},   // round 3: 80 %, +0.15 ms
+	} {
+		lines = append(lines,
+			fmt.Sprintf(`{"label":"closed/nginx","mode":"closed","concurrency":32,"rps":%d,"latency_us":{"p50":1000,"p99":3000}}`, r.nginx),
+			fmt.Sprintf(`{"label":"closed/gateway","mode":"closed","concurrency":32,"rps":%d,"latency_us":{"p50":1000,"p99":3000}}`, r.gateway),
+			fmt.Sprintf(`{"label":"open/direct","mode":"open","rate":1000,"rps":1000,"latency_us":{"p50":%d,"p99":900}}`, r.direct50),
+			fmt.Sprintf(`{"label":"open/gateway","mode":"open","rate":1000,"rps":1000,"latency_us":{"p50":%d,"p99":1500},"procs":{"gateway":{"rss_peak_kib":%d}}}`, r.gateway50, 30000+r.gateway),
+		)
+	}
+	rs, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := writeReport(&out, rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| ≥ 75 % | 60 % (6,000 vs 10,000 req/s) (median of 3 rounds: 60 %, 20 %, 80 %) | **missed** |",
+		"| ≤ 0.2 ms | 0.200 ms (median of 3 rounds: 0.200 ms, 5.000 ms, 0.150 ms) | met |",
+		"| gateway RSS, peak at 1,000 req/s | ≤ 64 MiB | 35.5 MiB | met |", // the peak of all rounds
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

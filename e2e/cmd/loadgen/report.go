@@ -25,8 +25,13 @@ const noisyCores = 0.3
 // targets orders the measured targets in tables; labels are "<mode>/<target>".
 var targets = []string{"direct", "nginx", "gateway"}
 
-func readResults(r io.Reader) (map[string]*result, error) {
-	out := map[string]*result{}
+// results holds every run of each label, in the order they ran: the bench runs the
+// targets in rounds (direct, nginx, gateway back to back, repeated), and round i of
+// a comparison pairs the i-th runs of its labels.
+type results map[string][]*result
+
+func readResults(r io.Reader) (results, error) {
+	out := results{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -38,19 +43,81 @@ func readResults(r io.Reader) (map[string]*result, error) {
 		if err := json.Unmarshal([]byte(line), &res); err != nil {
 			return nil, fmt.Errorf("read results: %w", err)
 		}
-		out[res.Label] = &res
+		out[res.Label] = append(out[res.Label], &res)
 	}
 	return out, sc.Err()
 }
 
+// get returns the run of mode/target that represents it in the tables: the median
+// run by its main measure (throughput for closed loops, p50 latency otherwise).
+func get(rs results, mode, target string) *result {
+	runs := rs[mode+"/"+target]
+	if len(runs) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b *result) int {
+		return cmpFloat(primary(a), primary(b))
+	})
+	return sorted[(len(sorted)-1)/2]
+}
+
+func primary(r *result) float64 {
+	if r.Mode == "closed" || r.Latency == nil {
+		return r.RPS
+	}
+	return r.Latency.P50
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// perRound computes f on each round's runs of mode/a and mode/b and returns the
+// median and every value, in round order; ok is false without a complete round.
+func perRound(rs results, mode, a, b string, f func(x, y *result) (float64, bool)) (median float64, values []float64, ok bool) {
+	ra, rb := rs[mode+"/"+a], rs[mode+"/"+b]
+	for i := range min(len(ra), len(rb)) {
+		if v, ok := f(ra[i], rb[i]); ok {
+			values = append(values, v)
+		}
+	}
+	if len(values) == 0 {
+		return 0, nil, false
+	}
+	sorted := slices.Clone(values)
+	slices.Sort(sorted)
+	return sorted[(len(sorted)-1)/2], values, true
+}
+
+// rounds describes per-round values after a median: " (median of 3 rounds: a, b, c)".
+func rounds(values []float64, format func(float64) string) string {
+	if len(values) < 2 {
+		return ""
+	}
+	parts := make([]string, len(values))
+	for i, v := range values {
+		parts[i] = format(v)
+	}
+	return fmt.Sprintf(" (median of %d rounds: %s)", len(values), strings.Join(parts, ", "))
+}
+
 // writeReport prints the targets, then one table per mode. Missing results are
 // skipped; a failed measurement shows as "n/a".
-func writeReport(w io.Writer, rs map[string]*result) error {
+func writeReport(w io.Writer, rs results) error {
 	var b strings.Builder
 	worst, label := 0.0, ""
-	for l, r := range rs {
-		if r.Machine != nil && r.Machine.Other > worst {
-			worst, label = r.Machine.Other, l
+	for l, runs := range rs {
+		for _, r := range runs {
+			if r.Machine != nil && r.Machine.Other > worst {
+				worst, label = r.Machine.Other, l
+			}
 		}
 	}
 	if worst > noisyCores {
@@ -68,9 +135,7 @@ func writeReport(w io.Writer, rs map[string]*result) error {
 	return err
 }
 
-func get(rs map[string]*result, mode, target string) *result { return rs[mode+"/"+target] }
-
-func writeTargets(b *strings.Builder, rs map[string]*result) {
+func writeTargets(b *strings.Builder, rs results) {
 	b.WriteString("| measure | target | result | |\n| --- | --- | --- | --- |\n")
 	row := func(measure, target, result string, met *bool) {
 		verdict := "—"
@@ -82,28 +147,49 @@ func writeTargets(b *strings.Builder, rs map[string]*result) {
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", measure, target, result, verdict)
 	}
-	if gw, ng := get(rs, "closed", "gateway"), get(rs, "closed", "nginx"); gw != nil && ng != nil && ng.RPS > 0 {
-		ratio := gw.RPS / ng.RPS
+	if ratio, all, ok := perRound(rs, "closed", "gateway", "nginx", func(gw, ng *result) (float64, bool) {
+		return gw.RPS / ng.RPS, ng.RPS > 0
+	}); ok {
+		gw, ng := get(rs, "closed", "gateway"), get(rs, "closed", "nginx")
 		met := ratio >= targetThroughputRatio
+		pct := func(v float64) string { return fmt.Sprintf("%.0f %%", v*100) }
 		row(fmt.Sprintf("throughput, gateway ÷ nginx (closed loop, %d connections)", gw.Concurrency), "≥ 75 %",
-			fmt.Sprintf("%.0f %% (%s vs %s req/s)", ratio*100, num(gw.RPS), num(ng.RPS)), &met)
+			fmt.Sprintf("%s (%s vs %s req/s)%s", pct(ratio), num(gw.RPS), num(ng.RPS), rounds(all, pct)), &met)
 	}
-	if gw, d := get(rs, "open", "gateway"), get(rs, "open", "direct"); gw != nil && d != nil && gw.Latency != nil && d.Latency != nil {
-		rate := num(gw.Rate)
-		p50, p99 := gw.Latency.P50-d.Latency.P50, gw.Latency.P99-d.Latency.P99
-		met50, met99 := p50 <= targetAddedP50US && gw.Errors == 0, p99 <= targetAddedP99US && gw.Errors == 0
-		row("added latency p50 at "+rate+" req/s (gateway − direct)", "≤ 0.2 ms", ms(p50), &met50)
-		row("added latency p99 at "+rate+" req/s", "≤ 1 ms", ms(p99), &met99)
-		if p := gw.Procs["gateway"]; p != nil {
-			met := p.RSSPeakKiB <= targetRSSKiB
-			row("gateway RSS, peak at "+rate+" req/s", "≤ 64 MiB", mib(p.RSSPeakKiB), &met)
+	added := func(pick func(d *dist) float64) func(gw, d *result) (float64, bool) {
+		return func(gw, d *result) (float64, bool) {
+			if gw.Latency == nil || d.Latency == nil {
+				return 0, false
+			}
+			return pick(gw.Latency) - pick(d.Latency), true
 		}
 	}
-	if gw, d := get(rs, "ttfb", "gateway"), get(rs, "ttfb", "direct"); gw != nil && d != nil && gw.Latency != nil && d.Latency != nil {
-		p50 := gw.Latency.P50 - d.Latency.P50
+	p50of := func(d *dist) float64 { return d.P50 }
+	p99of := func(d *dist) float64 { return d.P99 }
+	if p50, all50, ok := perRound(rs, "open", "gateway", "direct", added(p50of)); ok {
+		gw := get(rs, "open", "gateway")
+		p99, all99, _ := perRound(rs, "open", "gateway", "direct", added(p99of))
+		rate := num(gw.Rate)
+		met50, met99 := p50 <= targetAddedP50US && gw.Errors == 0, p99 <= targetAddedP99US && gw.Errors == 0
+		row("added latency p50 at "+rate+" req/s (gateway − direct)", "≤ 0.2 ms", ms(p50)+rounds(all50, ms), &met50)
+		row("added latency p99 at "+rate+" req/s", "≤ 1 ms", ms(p99)+rounds(all99, ms), &met99)
+		var peak int64
+		for _, r := range rs["open/gateway"] {
+			if p := r.Procs["gateway"]; p != nil {
+				peak = max(peak, p.RSSPeakKiB)
+			}
+		}
+		if peak > 0 {
+			met := peak <= targetRSSKiB
+			row("gateway RSS, peak at "+rate+" req/s", "≤ 64 MiB", mib(peak), &met)
+		}
+	}
+	if p50, all, ok := perRound(rs, "ttfb", "gateway", "direct", added(p50of)); ok {
+		gw := get(rs, "ttfb", "gateway")
+		p99, _, _ := perRound(rs, "ttfb", "gateway", "direct", added(p99of))
 		met := p50 <= targetAddedTTFBUS && gw.Errors == 0
 		row("streaming: added time to first byte, p50", "≤ 0.2 ms",
-			fmt.Sprintf("%s (p99 %s)", ms(p50), ms(gw.Latency.P99-d.Latency.P99)), &met)
+			fmt.Sprintf("%s (p99 %s)%s", ms(p50), ms(p99), rounds(all, ms)), &met)
 	}
 	if st := get(rs, "streams", "gateway"); st != nil && st.Streams != nil {
 		s := st.Streams
@@ -117,7 +203,7 @@ func writeTargets(b *strings.Builder, rs map[string]*result) {
 	b.WriteString("\n")
 }
 
-func writeClosed(b *strings.Builder, rs map[string]*result) {
+func writeClosed(b *strings.Builder, rs results) {
 	var any *result
 	for _, t := range targets {
 		if r := get(rs, "closed", t); r != nil {
@@ -146,7 +232,7 @@ func writeClosed(b *strings.Builder, rs map[string]*result) {
 	b.WriteString("\n")
 }
 
-func writeOpen(b *strings.Builder, rs map[string]*result, mode, title, what string) {
+func writeOpen(b *strings.Builder, rs results, mode, title, what string) {
 	var any *result
 	for _, t := range targets {
 		if r := get(rs, mode, t); r != nil {
@@ -199,7 +285,7 @@ func writeOpen(b *strings.Builder, rs map[string]*result, mode, title, what stri
 	b.WriteString("\n")
 }
 
-func writeStreams(b *strings.Builder, rs map[string]*result) {
+func writeStreams(b *strings.Builder, rs results) {
 	r := get(rs, "streams", "gateway")
 	if r == nil || r.Streams == nil {
 		return
