@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
@@ -66,8 +67,8 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 		}
 	}
 	for _, t := range snap.Teams {
-		slices.SortFunc(t.Guardrails, func(a, b *gatehousev1.GuardrailRule) int { return cmpStr(a.Id, b.Id) })
-		slices.SortFunc(t.Aliases, func(a, b *gatehousev1.ModelAlias) int { return cmpStr(a.Alias, b.Alias) })
+		slices.SortFunc(t.Guardrails, func(a, b *gatehousev1.GuardrailRule) int { return strings.Compare(a.Id, b.Id) })
+		slices.SortFunc(t.Aliases, func(a, b *gatehousev1.ModelAlias) int { return strings.Compare(a.Alias, b.Alias) })
 	}
 	for _, k := range cfg.Keys {
 		var exp int64
@@ -259,23 +260,13 @@ func providerType(t string) gatehousev1.ProviderType {
 
 // sortSnapshot orders every list by id, so equal configurations encode to equal bytes.
 func sortSnapshot(s *gatehousev1.Snapshot) {
-	slices.SortFunc(s.Teams, func(a, b *gatehousev1.Team) int { return cmpStr(a.Id, b.Id) })
-	slices.SortFunc(s.Keys, func(a, b *gatehousev1.ApiKey) int { return cmpStr(a.Id, b.Id) })
-	slices.SortFunc(s.Providers, func(a, b *gatehousev1.Provider) int { return cmpStr(a.Id, b.Id) })
-	slices.SortFunc(s.Models, func(a, b *gatehousev1.Model) int { return cmpStr(a.Id, b.Id) })
-	slices.SortFunc(s.OtherRegionModels, func(a, b *gatehousev1.RegionalModel) int { return cmpStr(a.Name, b.Name) })
-	slices.SortFunc(s.McpServers, func(a, b *gatehousev1.McpServer) int { return cmpStr(a.Id, b.Id) })
-	slices.SortFunc(s.Agents, func(a, b *gatehousev1.A2AAgent) int { return cmpStr(a.Id, b.Id) })
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	slices.SortFunc(s.Teams, func(a, b *gatehousev1.Team) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(s.Keys, func(a, b *gatehousev1.ApiKey) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(s.Providers, func(a, b *gatehousev1.Provider) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(s.Models, func(a, b *gatehousev1.Model) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(s.OtherRegionModels, func(a, b *gatehousev1.RegionalModel) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.McpServers, func(a, b *gatehousev1.McpServer) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(s.Agents, func(a, b *gatehousev1.A2AAgent) int { return strings.Compare(a.Id, b.Id) })
 }
 
 // Validate checks a snapshot's referential integrity: what a gateway would refuse, the

@@ -178,22 +178,15 @@ func TestReport(t *testing.T) {
 		`{"label":"open/gateway","mode":"open","rate":1000,"seconds":15,"ok":15000,"rps":1000,"latency_us":{"p50":600,"p99":1500},` +
 			`"procs":{"gateway":{"rss_peak_kib":40000}}}`,
 	}
-	rs, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	if err := writeReport(&out, rs); err != nil {
-		t.Fatal(err)
-	}
+	out := report(t, lines)
 	for _, want := range []string{
 		"| throughput, gateway ÷ nginx (closed loop, 32 connections) | ≥ 75 % | 80 % (8,000 vs 10,000 req/s) | met |",
 		"| added latency p50 at 1,000 req/s (gateway − direct) | ≤ 0.2 ms | 0.300 ms | **missed** |",
 		"| added latency p99 at 1,000 req/s | ≤ 1 ms | 0.600 ms | met |",
 		"| gateway RSS, peak at 1,000 req/s | ≤ 64 MiB | 39.1 MiB | met |",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 }
@@ -215,6 +208,21 @@ func TestReportRounds(t *testing.T) {
 			fmt.Sprintf(`{"label":"open/gateway","mode":"open","rate":1000,"rps":1000,"latency_us":{"p50":%d,"p99":1500},"procs":{"gateway":{"rss_peak_kib":%d}}}`, r.gateway50, 30000+r.gateway),
 		)
 	}
+	out := report(t, lines)
+	for _, want := range []string{
+		"| ≥ 75 % | 60 % (6,000 vs 10,000 req/s) (median of 3 rounds: 60 %, 20 %, 80 %) | **missed** |",
+		"| ≤ 0.2 ms | 0.200 ms (median of 3 rounds: 0.200 ms, 5.000 ms, 0.150 ms) | met |",
+		"| gateway RSS, peak at 1,000 req/s | ≤ 64 MiB | 35.5 MiB | met |", // the peak of all rounds
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// report renders the report of result lines.
+func report(t *testing.T, lines []string) string {
+	t.Helper()
 	rs, err := readResults(strings.NewReader(strings.Join(lines, "\n")))
 	if err != nil {
 		t.Fatal(err)
@@ -223,13 +231,5 @@ func TestReportRounds(t *testing.T) {
 	if err := writeReport(&out, rs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"| ≥ 75 % | 60 % (6,000 vs 10,000 req/s) (median of 3 rounds: 60 %, 20 %, 80 %) | **missed** |",
-		"| ≤ 0.2 ms | 0.200 ms (median of 3 rounds: 0.200 ms, 5.000 ms, 0.150 ms) | met |",
-		"| gateway RSS, peak at 1,000 req/s | ≤ 64 MiB | 35.5 MiB | met |", // the peak of all rounds
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
-		}
-	}
+	return out.String()
 }

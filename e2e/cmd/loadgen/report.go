@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ func get(rs results, mode, target string) *result {
 	}
 	sorted := slices.Clone(runs)
 	slices.SortStableFunc(sorted, func(a, b *result) int {
-		return cmpFloat(primary(a), primary(b))
+		return cmp.Compare(primary(a), primary(b))
 	})
 	return sorted[(len(sorted)-1)/2]
 }
@@ -67,16 +68,6 @@ func primary(r *result) float64 {
 		return r.RPS
 	}
 	return r.Latency.P50
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // perRound computes f on each round's runs of mode/a and mode/b and returns the
