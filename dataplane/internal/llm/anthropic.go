@@ -31,6 +31,7 @@ type anthropicRequest struct {
 	TopK          *int64               `json:"top_k,omitempty"`
 	Stream        bool                 `json:"stream,omitempty"`
 	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
+	Thinking      json.RawMessage      `json:"thinking,omitempty"`
 }
 
 type anthropicMetadata struct {
@@ -52,6 +53,10 @@ type anthropicBlock struct {
 	ToolUseID string           `json:"tool_use_id,omitempty"`
 	Content   json.RawMessage  `json:"content,omitempty"`
 	IsError   bool             `json:"is_error,omitempty"`
+	// Thinking and Signature make a "thinking" block, Data a "redacted_thinking" one.
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
 }
 
 type anthropicSource struct {
@@ -120,6 +125,9 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 	if b.User != "" {
 		out.Metadata = &anthropicMetadata{UserID: b.User}
 	}
+	if err := anthropicThinking(b, out, b.MaxCompletionTokens != nil || b.MaxTokens != nil); err != nil {
+		return nil, err
+	}
 	var system []anthropicBlock
 	var msgs []anthropicMessage
 	// add appends blocks to the conversation, merging consecutive turns of one role:
@@ -185,6 +193,11 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 			}
 		case "assistant":
 			var blocks []anthropicBlock
+			for _, tb := range m.ThinkingBlocks {
+				if tb.Type == "thinking" || tb.Type == "redacted_thinking" {
+					blocks = append(blocks, anthropicBlock{Type: tb.Type, Thinking: tb.Thinking, Signature: tb.Signature, Data: tb.Data})
+				}
+			}
 			if t := contentText(m.Content); t != "" {
 				blocks = append(blocks, anthropicBlock{Type: "text", Text: t})
 			}
@@ -239,6 +252,44 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 		}
 	}
 	return out, nil
+}
+
+// thinkingBudgets are the thinking budgets (tokens) of the OpenAI reasoning efforts.
+var thinkingBudgets = map[string]int64{"low": 1024, "medium": 4096, "high": 16384}
+
+// minThinkingBudget is the smallest budget Anthropic accepts.
+const minThinkingBudget = 1024
+
+// anthropicThinking turns a chat request's reasoning settings into Anthropic's
+// thinking parameter: an Anthropic-style thinking object as it is, or
+// reasoning_effort as a budget (low 1024, medium 4096, high 16384 tokens; none and
+// minimal think not). The budget must stay below max_tokens: without a max_tokens
+// from the caller the default answer size is added on top of it; with one, the
+// budget is at most half of it (but at least Anthropic's minimum of 1024), and a
+// max_tokens that leaves no room for that is refused.
+func anthropicThinking(b *chatBody, out *anthropicRequest, maxSet bool) error {
+	if len(b.Thinking) > 0 && !isNull(b.Thinking) {
+		if !bytes.HasPrefix(bytes.TrimSpace(b.Thinking), []byte("{")) {
+			return invalidf("thinking", "`thinking` must be an object, e.g. {\"type\":\"enabled\",\"budget_tokens\":2048}.")
+		}
+		out.Thinking = b.Thinking
+		return nil
+	}
+	switch b.ReasoningEffort {
+	case "", "none", "minimal":
+		return nil
+	}
+	budget, ok := thinkingBudgets[b.ReasoningEffort]
+	if !ok {
+		return invalidf("reasoning_effort", "`reasoning_effort` must be one of none, minimal, low, medium or high.")
+	}
+	if !maxSet {
+		out.MaxTokens = budget + defaultAnthropicMaxTokens
+	} else if budget = min(budget, max(out.MaxTokens/2, minThinkingBudget)); budget >= out.MaxTokens {
+		return invalidf("max_tokens", "This model's provider needs `max_tokens` above %d to think (`reasoning_effort`).", minThinkingBudget)
+	}
+	out.Thinking, _ = json.Marshal(map[string]any{"type": "enabled", "budget_tokens": budget})
+	return nil
 }
 
 func anthropicToolChoiceOf(raw json.RawMessage) *anthropicToolChoice {
@@ -344,11 +395,17 @@ func anthropicToChat(r *anthropicResponse, created int64) *chatResponse {
 	msg := responseMessage{Role: "assistant"}
 	var text strings.Builder
 	hasText := false
+	var reasoning strings.Builder
 	for _, b := range r.Content {
 		switch b.Type {
 		case "text":
 			text.WriteString(b.Text)
 			hasText = true
+		case "thinking":
+			reasoning.WriteString(b.Thinking)
+			msg.ThinkingBlocks = append(msg.ThinkingBlocks, thinkingBlock{Type: "thinking", Thinking: b.Thinking, Signature: b.Signature})
+		case "redacted_thinking":
+			msg.ThinkingBlocks = append(msg.ThinkingBlocks, thinkingBlock{Type: "redacted_thinking", Data: b.Data})
 		case "tool_use":
 			input := b.Input
 			if len(input) == 0 {
@@ -359,6 +416,9 @@ func anthropicToChat(r *anthropicResponse, created int64) *chatResponse {
 	}
 	if hasText || len(msg.ToolCalls) == 0 {
 		msg.Content = ptr(text.String())
+	}
+	if reasoning.Len() > 0 {
+		msg.ReasoningContent = ptr(reasoning.String())
 	}
 	stop := ""
 	if r.StopReason != nil {
@@ -389,6 +449,9 @@ type anthropicStreamDecoder struct {
 	toolIndex map[int]int
 	tools     int
 	finish    string
+	// thinking is the text of the thinking block being streamed, sent again with
+	// its signature as a thinking block when that arrives.
+	thinking strings.Builder
 }
 
 type anthropicEvent struct {
@@ -400,6 +463,8 @@ type anthropicEvent struct {
 		Type        string  `json:"type"`
 		Text        string  `json:"text"`
 		PartialJSON string  `json:"partial_json"`
+		Thinking    string  `json:"thinking"`
+		Signature   string  `json:"signature"`
 		StopReason  *string `json:"stop_reason"`
 	} `json:"delta"`
 	Usage *anthropicUsage `json:"usage"`
@@ -423,7 +488,14 @@ func (d *anthropicStreamDecoder) decode(data []byte) (chunks []chatChunk, done b
 		d.toolIndex = map[int]int{}
 		return []chatChunk{d.chunk(chunkDelta{Role: "assistant", Content: ptr("")}, nil)}, false, nil
 	case "content_block_start":
-		if ev.Block.Type != "tool_use" {
+		switch ev.Block.Type {
+		case "thinking":
+			d.thinking.Reset()
+			return nil, false, nil
+		case "redacted_thinking":
+			return []chatChunk{d.chunk(chunkDelta{ThinkingBlocks: []thinkingBlock{{Type: "redacted_thinking", Data: ev.Block.Data}}}, nil)}, false, nil
+		case "tool_use":
+		default:
 			return nil, false, nil
 		}
 		i := d.tools
@@ -438,6 +510,13 @@ func (d *anthropicStreamDecoder) decode(data []byte) (chunks []chatChunk, done b
 		switch ev.Delta.Type {
 		case "text_delta":
 			return []chatChunk{d.chunk(chunkDelta{Content: ptr(ev.Delta.Text)}, nil)}, false, nil
+		case "thinking_delta":
+			d.thinking.WriteString(ev.Delta.Thinking)
+			return []chatChunk{d.chunk(chunkDelta{ReasoningContent: ptr(ev.Delta.Thinking)}, nil)}, false, nil
+		case "signature_delta":
+			tb := thinkingBlock{Type: "thinking", Thinking: d.thinking.String(), Signature: ev.Delta.Signature}
+			d.thinking.Reset()
+			return []chatChunk{d.chunk(chunkDelta{ThinkingBlocks: []thinkingBlock{tb}}, nil)}, false, nil
 		case "input_json_delta":
 			i, ok := d.toolIndex[ev.Index]
 			if !ok || ev.Delta.PartialJSON == "" {

@@ -26,6 +26,10 @@ type chatBody struct {
 	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
 	User                string          `json:"user,omitempty"`
 	N                   *int64          `json:"n,omitempty"`
+	// ReasoningEffort (OpenAI) or Thinking (Anthropic's own object, passed as it is)
+	// ask a model that can think to do so.
+	ReasoningEffort string          `json:"reasoning_effort,omitempty"`
+	Thinking        json.RawMessage `json:"thinking,omitempty"`
 }
 
 type streamOptions struct {
@@ -38,6 +42,19 @@ type chatMessage struct {
 	Name       string          `json:"name,omitempty"`
 	ToolCalls  []toolCall      `json:"tool_calls,omitempty"`
 	ToolCallID string          `json:"tool_call_id,omitempty"`
+	// ThinkingBlocks of an assistant turn, as an answer gave them: Anthropic wants
+	// them back (signed) when a conversation with thinking continues after tool calls.
+	ThinkingBlocks []thinkingBlock `json:"thinking_blocks,omitempty"`
+}
+
+// thinkingBlock is a model's reasoning as Anthropic returns it: "thinking" (text and
+// signature) or "redacted_thinking" (encrypted data). In chat form it travels in
+// thinking_blocks, the text also in reasoning_content, as other gateways do.
+type thinkingBlock struct {
+	Type      string `json:"type"`
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
 }
 
 type contentPart struct {
@@ -92,10 +109,12 @@ type chatChoice struct {
 }
 
 type responseMessage struct {
-	Role      string     `json:"role"`
-	Content   *string    `json:"content"`
-	ToolCalls []toolCall `json:"tool_calls,omitempty"`
-	Refusal   *string    `json:"refusal,omitempty"`
+	Role             string          `json:"role"`
+	Content          *string         `json:"content"`
+	ReasoningContent *string         `json:"reasoning_content,omitempty"`
+	ThinkingBlocks   []thinkingBlock `json:"thinking_blocks,omitempty"`
+	ToolCalls        []toolCall      `json:"tool_calls,omitempty"`
+	Refusal          *string         `json:"refusal,omitempty"`
 }
 
 // chatChunk is one chat.completion.chunk of a stream.
@@ -115,9 +134,11 @@ type chunkChoice struct {
 }
 
 type chunkDelta struct {
-	Role      string     `json:"role,omitempty"`
-	Content   *string    `json:"content,omitempty"`
-	ToolCalls []toolCall `json:"tool_calls,omitempty"`
+	Role             string          `json:"role,omitempty"`
+	Content          *string         `json:"content,omitempty"`
+	ReasoningContent *string         `json:"reasoning_content,omitempty"`
+	ThinkingBlocks   []thinkingBlock `json:"thinking_blocks,omitempty"`
+	ToolCalls        []toolCall      `json:"tool_calls,omitempty"`
 }
 
 type usageJSON struct {
