@@ -715,6 +715,11 @@ func chatToMessages(c *chatResponse, model string) *anthropicResponse {
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		finish = ch.FinishReason
+		if r := ch.Message.ReasoningContent; r != nil && *r != "" {
+			// An OpenAI-style server's reasoning (vLLM, DeepSeek): a thinking block,
+			// without the signature only Anthropic can make.
+			out.Content = append(out.Content, anthropicBlock{Type: "thinking", Thinking: *r})
+		}
 		if ch.Message.Content != nil && *ch.Message.Content != "" {
 			out.Content = append(out.Content, anthropicBlock{Type: "text", Text: *ch.Message.Content})
 		}
@@ -747,6 +752,7 @@ type blockDelta struct {
 type deltaBody struct {
 	Type        string `json:"type"`
 	Text        string `json:"text,omitempty"`
+	Thinking    string `json:"thinking,omitempty"`
 	PartialJSON string `json:"partial_json,omitempty"`
 }
 
@@ -800,6 +806,16 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
 			continue
+		}
+		if t := ch.Delta.ReasoningContent; t != nil && *t != "" {
+			if e.open != "thinking" {
+				e.closeBlock()
+				e.open, e.index = "thinking", e.next
+				e.next++
+				e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
+					"content_block": map[string]any{"type": "thinking", "thinking": ""}})
+			}
+			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "thinking_delta", Thinking: *t}})
 		}
 		if t := ch.Delta.Content; t != nil && *t != "" {
 			if e.open != "text" {
