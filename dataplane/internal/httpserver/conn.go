@@ -308,6 +308,12 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 	if len(req.TransferEncoding) > 0 && hasField(head, "Content-Length") {
 		return nil, errBadRequest
 	}
+	// http.ReadRequest ignores a Transfer-Encoding on HTTP/1.0 and frames the body
+	// by its Content-Length (or takes none), where a proxy in front may have read a
+	// chunked body: RFC 9112 section 6.1 calls the framing faulty.
+	if !req.ProtoAtLeast(1, 1) && hasField(head, "Transfer-Encoding") {
+		return nil, errBadRequest
+	}
 	req.RemoteAddr = c.remoteAddr
 	return req, nil
 }

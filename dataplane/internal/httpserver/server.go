@@ -29,8 +29,9 @@
 //     is dealt with after the handler returns: up to 256 KiB is read and dropped,
 //     past that the connection closes. Request.Body.Close reads nothing.
 //   - Answers up to 4 KiB get a Content-Length (net/http: up to 2 KiB).
-//   - Transfer-Encoding with Content-Length is refused (net/http drops the length);
-//     so is an empty Host on HTTP/1.1; an absolute URL without a Host header is
+//   - Transfer-Encoding with Content-Length is refused (net/http drops the length),
+//     and so is Transfer-Encoding on HTTP/1.0 (net/http ignores it); so is an empty
+//     Host on HTTP/1.1; an absolute URL without a Host header is
 //     accepted. "PRI * HTTP/2.0" gets 505.
 //   - 1xx answers are not sent to HTTP/1.0 clients.
 //   - Error answers carry only the status text, with a Content-Length.

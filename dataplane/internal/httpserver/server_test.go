@@ -128,6 +128,8 @@ func TestBadRequests(t *testing.T) {
 		{"TE and CL", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"TE and CL, large head", "POST / HTTP/1.1\r\nHost: test\r\nX-Pad: " + strings.Repeat("p", 4400) + "\r\ncontent-length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"TE with a space", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
+		{"TE and CL on HTTP/1.0", "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n5\r\nGET /\r\n0\r\n\r\n", 400},
+		{"TE on HTTP/1.0", "POST / HTTP/1.0\r\nConnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"two CL", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
 		{"garbage", "\x00\x01\x02 nonsense\r\n\r\n", 400},
 		{"bad request line", "GET /\r\nHost: test\r\n\r\n", 400},
