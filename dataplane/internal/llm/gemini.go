@@ -82,6 +82,14 @@ type geminiGenerationConfig struct {
 	CandidateCount   *int64          `json:"candidateCount,omitempty"`
 	ResponseMimeType string          `json:"responseMimeType,omitempty"`
 	ResponseSchema   json.RawMessage `json:"responseSchema,omitempty"`
+	ThinkingConfig   *geminiThinking `json:"thinkingConfig,omitempty"`
+}
+
+// geminiThinking asks a Gemini model that thinks for a budget and for its thought
+// summaries, which come back as parts marked thought.
+type geminiThinking struct {
+	ThinkingBudget  *int64 `json:"thinkingBudget,omitempty"`
+	IncludeThoughts bool   `json:"includeThoughts,omitempty"`
 }
 
 type geminiResponse struct {
@@ -135,7 +143,18 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 			}
 		}
 	}
-	if gen.Temperature != nil || gen.TopP != nil || gen.MaxOutputTokens != nil || len(gen.StopSequences) > 0 || gen.CandidateCount != nil || gen.ResponseMimeType != "" {
+	switch b.ReasoningEffort {
+	case "", "minimal", "none":
+		// The model's default: some Gemini models cannot stop thinking, and refuse
+		// a budget of 0.
+	default:
+		budget, ok := thinkingBudgets[b.ReasoningEffort]
+		if !ok {
+			return nil, invalidf("reasoning_effort", "`reasoning_effort` must be one of none, minimal, low, medium or high.")
+		}
+		gen.ThinkingConfig = &geminiThinking{ThinkingBudget: &budget, IncludeThoughts: true}
+	}
+	if gen.Temperature != nil || gen.TopP != nil || gen.MaxOutputTokens != nil || len(gen.StopSequences) > 0 || gen.CandidateCount != nil || gen.ResponseMimeType != "" || gen.ThinkingConfig != nil {
 		out.GenerationConfig = gen
 	}
 	// Tool results name the function only through the call id.
@@ -314,17 +333,22 @@ func geminiToChat(r *geminiResponse, model string, created int64) *chatResponse 
 	}
 	for _, c := range r.Candidates {
 		msg := responseMessage{Role: "assistant"}
-		var text strings.Builder
+		var text, thoughts strings.Builder
 		for i, p := range c.Content.Parts {
 			switch {
 			case p.FunctionCall != nil:
 				msg.ToolCalls = append(msg.ToolCalls, geminiToolCall(p.FunctionCall, i))
-			case p.Text != "" && !p.Thought:
+			case p.Text != "" && p.Thought:
+				thoughts.WriteString(p.Text)
+			case p.Text != "":
 				text.WriteString(p.Text)
 			}
 		}
 		if text.Len() > 0 || len(msg.ToolCalls) == 0 {
 			msg.Content = ptr(text.String())
+		}
+		if thoughts.Len() > 0 {
+			msg.ReasoningContent = ptr(thoughts.String())
 		}
 		finish := finishReasonOfGemini(c.FinishReason, len(msg.ToolCalls) > 0)
 		if finish == "" {
@@ -390,7 +414,9 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 				tc.Index = ptr(d.tools)
 				d.tools++
 				out = append(out, d.chunk(chunkDelta{ToolCalls: []toolCall{tc}}, nil))
-			case p.Text != "" && !p.Thought:
+			case p.Text != "" && p.Thought:
+				out = append(out, d.chunk(chunkDelta{ReasoningContent: ptr(p.Text)}, nil))
+			case p.Text != "":
 				out = append(out, d.chunk(chunkDelta{Content: ptr(p.Text)}, nil))
 			}
 		}

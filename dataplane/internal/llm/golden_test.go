@@ -47,6 +47,8 @@ func TestGoldenTranslations(t *testing.T) {
 		{"chat_thinking_to_anthropic_stream", SurfaceChat, "chat_thinking_stream.request.json", anthropicType, "anthropic_thinking.upstream_response.sse"},
 		{"messages_to_openai_reasoning", SurfaceMessages, "messages_tools.request.json", openAIType, "openai_reasoning.upstream_response.json"},
 		{"messages_to_openai_reasoning_stream", SurfaceMessages, "messages_tools_stream.request.json", openAIType, "openai_reasoning.upstream_response.sse"},
+		{"chat_thinking_to_gemini", SurfaceChat, "chat_thinking_plain.request.json", geminiType, "gemini_thinking.upstream_response.json"},
+		{"chat_thinking_to_gemini_stream", SurfaceChat, "chat_thinking_stream.request.json", geminiType, "gemini_thinking.upstream_response.sse"},
 		{"chat_to_gemini", SurfaceChat, "chat_tools.request.json", geminiType, "gemini_tools.upstream_response.json"},
 		{"chat_to_gemini_stream", SurfaceChat, "chat_tools_stream.request.json", geminiType, "gemini_tools.upstream_response.sse"},
 		{"chat_to_azure", SurfaceChat, "chat_tools.request.json", azureType, "openai_tools.upstream_response.json"},
