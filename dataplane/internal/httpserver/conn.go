@@ -314,6 +314,9 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 	if !req.ProtoAtLeast(1, 1) && hasField(head, "Transfer-Encoding") {
 		return nil, errBadRequest
 	}
+	if !strictLines(head) {
+		return nil, errBadRequest
+	}
 	req.RemoteAddr = c.remoteAddr
 	return req, nil
 }
@@ -643,6 +646,27 @@ func hasField(head []byte, name string) bool {
 		}
 	}
 	return false
+}
+
+// strictLines reports whether every line of the request head ends with CRLF and
+// none continues the one before (obs-fold). http.ReadRequest accepts a bare LF as a
+// line end and unfolds folded lines; a proxy in front that does neither would see
+// other fields than we do (a Transfer-Encoding hidden in another field's value),
+// so both are refused, as RFC 9112 sections 2.2 and 5.2 allow.
+func strictLines(head []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(head[i:], '\n')
+		if j < 0 {
+			return true
+		}
+		i += j
+		if i == 0 || head[i-1] != '\r' {
+			return false
+		}
+		if i++; i < len(head) && (head[i] == ' ' || head[i] == '\t') {
+			return false
+		}
+	}
 }
 
 // hasToken reports whether the comma-separated header value v lists token.

@@ -32,7 +32,8 @@
 //   - Transfer-Encoding with Content-Length is refused (net/http drops the length),
 //     and so is Transfer-Encoding on HTTP/1.0 (net/http ignores it); so is an empty
 //     Host on HTTP/1.1; an absolute URL without a Host header is
-//     accepted. "PRI * HTTP/2.0" gets 505.
+//     accepted. "PRI * HTTP/2.0" gets 505. A head with a line ending in a bare LF
+//     or a folded line (obs-fold) is refused; net/http accepts both.
 //   - 1xx answers are not sent to HTTP/1.0 clients.
 //   - Error answers carry only the status text, with a Content-Length.
 //   - A request read while Shutdown starts is answered (with Connection: close).
