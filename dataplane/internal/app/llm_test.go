@@ -15,6 +15,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // providerModels maps each wire format the fake upstream speaks to the model served
@@ -559,3 +560,53 @@ func TestOpenAISurfacesErrors(t *testing.T) {
 }
 
 var _ = gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI
+
+// TestThinkingThroughChatCompletions: an OpenAI SDK caller asks a Claude model to
+// reason; the upstream is asked to think with a budget, and the caller reads the
+// reasoning (reasoning_content) and the signed block to send back (thinking_blocks),
+// streamed and not.
+func TestThinkingThroughChatCompletions(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	params := chatParams("claude")
+	params.ReasoningEffort = shared.ReasoningEffortLow
+	params.MaxCompletionTokens = openai.Int(4000)
+
+	got, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, _ := h.upstream.lastCall()
+	if th, _ := call.Body["thinking"].(map[string]any); th["type"] != "enabled" || th["budget_tokens"] != float64(1024) {
+		t.Fatalf("upstream thinking = %v", call.Body["thinking"])
+	}
+	msg := got.Choices[0].Message
+	if msg.Content != "Hello" || msg.JSON.ExtraFields["reasoning_content"].Raw() != `"`+thought+`"` ||
+		!strings.Contains(msg.JSON.ExtraFields["thinking_blocks"].Raw(), `"signature":"sig-1"`) {
+		t.Fatalf("message %s", msg.RawJSON())
+	}
+
+	s := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), params)
+	var reasoning, content strings.Builder
+	signed := false
+	for s.Next() {
+		c := s.Current()
+		if len(c.Choices) == 0 {
+			continue
+		}
+		d := c.Choices[0].Delta
+		content.WriteString(d.Content)
+		if r := d.JSON.ExtraFields["reasoning_content"]; r.Raw() != "" {
+			var text string
+			_ = json.Unmarshal([]byte(r.Raw()), &text)
+			reasoning.WriteString(text)
+		}
+		signed = signed || strings.Contains(d.JSON.ExtraFields["thinking_blocks"].Raw(), `"signature":"sig-1"`)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if reasoning.String() != thought || content.String() != "Hello" || !signed {
+		t.Fatalf("streamed reasoning %q, content %q, signed block %v", reasoning.String(), content.String(), signed)
+	}
+}

@@ -24,6 +24,7 @@ import (
 const (
 	azureAPIVersion = "2024-10-21"
 	toolArgs        = `{"city":"Paris"}`
+	thought         = "The user greets me."
 )
 
 // wireCall is a parsed upstream request, whatever its format.
@@ -33,8 +34,11 @@ type wireCall struct {
 	model        string
 	stream       bool
 	includeUsage bool
-	credential   string
-	body         map[string]any
+	// thinking: an Anthropic request that asked to think; the answer then starts
+	// with a signed thinking block.
+	thinking   bool
+	credential string
+	body       map[string]any
 }
 
 func parseWireCall(r *http.Request, body map[string]any) (wireCall, bool) {
@@ -60,6 +64,7 @@ func parseWireCall(r *http.Request, body map[string]any) (wireCall, bool) {
 		c.op = map[string]string{"chat/completions": "chat", "embeddings": "embeddings"}[op]
 	case p == "/v1/messages":
 		c.format, c.op, c.credential = "anthropic", "chat", r.Header.Get("x-api-key")
+		_, c.thinking = body["thinking"]
 		if r.Header.Get("anthropic-version") == "" {
 			return c, false
 		}
@@ -164,6 +169,9 @@ func wireAnswer(c wireCall, tool bool) string {
 			content = `[{"type":"text","text":"Let me check."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":` + toolArgs + `}]`
 			stop = "tool_use"
 		}
+		if c.thinking {
+			content = `[{"type":"thinking","thinking":"` + thought + `","signature":"sig-1"},` + content[1:]
+		}
 		return fmt.Sprintf(`{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":%s,"stop_reason":%q,"stop_sequence":null,`+
 			`"usage":{"input_tokens":%d,"output_tokens":%d,"cache_read_input_tokens":%d,"cache_creation_input_tokens":0}}`,
 			c.model, content, stop, promptTokens-cachedTokens, outputTokens, cachedTokens)
@@ -199,12 +207,21 @@ func wireStream(c wireCall, tool bool) []string {
 		ev := func(name, data string) string { return "event: " + name + "\ndata: " + data + "\n\n" }
 		out := []string{
 			ev("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":%d,"output_tokens":1,"cache_read_input_tokens":%d,"cache_creation_input_tokens":0}}}`, c.model, promptTokens-cachedTokens, cachedTokens)),
+		}
+		if c.thinking {
+			out = append(out,
+				ev("content_block_start", `{"type":"content_block_start","index":9,"content_block":{"type":"thinking","thinking":""}}`),
+				ev("content_block_delta", `{"type":"content_block_delta","index":9,"delta":{"type":"thinking_delta","thinking":"`+thought+`"}}`),
+				ev("content_block_delta", `{"type":"content_block_delta","index":9,"delta":{"type":"signature_delta","signature":"sig-1"}}`),
+				ev("content_block_stop", `{"type":"content_block_stop","index":9}`))
+		}
+		out = append(out,
 			ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`),
 			ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}`),
 			ev("ping", `{"type":"ping"}`),
 			ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}`),
 			ev("content_block_stop", `{"type":"content_block_stop","index":0}`),
-		}
+		)
 		stop := "end_turn"
 		if tool {
 			stop = "tool_use"
