@@ -1,27 +1,41 @@
 package h1transport
 
 import (
-	"net"
 	"syscall"
 )
 
 // alive peeks at an idle connection without blocking: an upstream that closed it
-// (or, out of step, sent bytes) makes it unusable. One recvfrom syscall.
-func alive(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
+// (or, out of step, sent bytes) makes it unusable. One recvfrom syscall, and no
+// allocation after the first call on a connection.
+func alive(c *conn) bool {
+	if c.peek == nil {
+		sc, ok := c.nc.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.peek = &peeker{rc: rc}
+		c.peek.fn = c.peek.recv
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
-		return true // never wait for readiness
-	})
-	return err == nil && ok
+	p := c.peek
+	p.ok = false
+	err := p.rc.Read(p.fn)
+	return err == nil && p.ok
+}
+
+// peeker is a connection's liveness peek, built once.
+type peeker struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool
+	buf [1]byte
+	ok  bool
+}
+
+func (p *peeker) recv(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true // never wait for readiness
 }

@@ -2,8 +2,9 @@
 
 package h1transport
 
-import "net"
-
 // alive cannot peek without blocking on this platform: a stale connection shows as
-// a failed first read, which RoundTrip retries once on a fresh connection.
-func alive(net.Conn) bool { return true }
+// a failed first read, which RoundTrip retries on a fresh connection when that is
+// safe.
+func alive(*conn) bool { return true }
+
+type peeker struct{}

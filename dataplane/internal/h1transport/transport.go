@@ -12,9 +12,11 @@
 //
 // It does not speak HTTP/2, TLS or proxies: https upstreams (where HTTP/2 multiplexes
 // streams over one connection) and proxied requests go to the Fallback transport.
-// It does not follow redirects, decompress, or retry a request it has written: a
-// reused connection is checked before use, and a request that fails on one before a
-// byte was written is tried once on a fresh connection.
+// It does not follow redirects or decompress. A reused connection is checked before
+// use (always for a request that cannot be replayed, else after 100 ms idle), and a
+// request that fails on one is tried once more on a fresh connection only when it
+// cannot have reached the upstream (not a byte was written) or may safely be sent
+// twice (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key), as in net/http.
 package h1transport
 
 import (
@@ -101,6 +103,16 @@ type conn struct {
 	addr     string
 	reused   bool
 	idleFrom time.Time
+	wrote    int64   // bytes of the current request written to nc
+	peek     *peeker // for alive, made on first use
+}
+
+// Write writes to the connection, counting what went out: a request that failed
+// before its first byte left can be sent again.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	c.wrote += int64(n)
+	return n, err
 }
 
 // ErrHeaderInjection is returned for a request whose header names or values
@@ -109,9 +121,13 @@ var ErrHeaderInjection = errors.New("h1transport: line break in a request header
 
 // errStaleConn marks a reused connection the upstream had closed: the write failed
 // with a reset or a broken pipe, or the answer ended before its first byte. Servers
-// close idle connections before reading from them, so the request can be tried once
-// more on a fresh connection.
-type errStaleConn struct{ err error }
+// usually close idle connections before reading from them, but the upstream may
+// also have read the request and died before answering: only a request of which
+// nothing was written (unsent), or one that may be sent twice, is tried again.
+type errStaleConn struct {
+	err    error
+	unsent bool
+}
 
 func (e errStaleConn) Error() string { return e.err.Error() }
 func (e errStaleConn) Unwrap() error { return e.err }
@@ -136,8 +152,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	body := req.Body
+	replay := replayable(req)
 	for try := 0; ; try++ {
-		c, err := t.get(ctx, addr)
+		c, err := t.get(ctx, addr, !replay)
 		if err != nil {
 			closeBody(body)
 			return nil, err
@@ -147,7 +164,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		var stale errStaleConn
-		if try == 0 && c.reused && errors.As(err, &stale) && ctx.Err() == nil {
+		if try == 0 && c.reused && errors.As(err, &stale) && (stale.unsent || replay) && ctx.Err() == nil {
 			if body == nil || body == http.NoBody {
 				continue
 			}
@@ -159,6 +176,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+}
+
+// replayable reports whether req may be sent twice, with net/http's rule: an
+// idempotent method, or an Idempotency-Key, and a body that can be sent again.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, ok := req.Header["Idempotency-Key"]
+	if !ok {
+		_, ok = req.Header["X-Idempotency-Key"]
+	}
+	return ok
 }
 
 func closeBody(body io.ReadCloser) {
@@ -179,16 +213,16 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 		return nil, err
 	}
-	if err := writeRequest(c.nc, req, body); err != nil {
+	if err := writeRequest(c, req, body); err != nil {
 		if isConnReset(err) {
-			err = errStaleConn{err}
+			err = errStaleConn{err: err, unsent: c.wrote == 0}
 		}
 		return fail(err)
 	}
 	// The first byte of the answer tells a stale connection from a failed answer.
 	if _, err := c.br.Peek(1); err != nil {
 		if err == io.EOF || isConnReset(err) {
-			err = errStaleConn{err}
+			err = errStaleConn{err: err}
 		}
 		return fail(fmt.Errorf("read response: %w", err))
 	}
@@ -208,12 +242,13 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 
 // writeRequest writes req's head and body (req.Body or its replay) through a pooled
 // buffer, and closes body.
-func writeRequest(nc net.Conn, req *http.Request, body io.ReadCloser) error {
+func writeRequest(c *conn, req *http.Request, body io.ReadCloser) error {
 	if body != nil {
 		defer body.Close()
 	}
+	c.wrote = 0
 	bw := writeBuffers.Get().(*bufio.Writer)
-	bw.Reset(nc)
+	bw.Reset(c)
 	defer func() {
 		bw.Reset(nil)
 		writeBuffers.Put(bw)
@@ -312,8 +347,10 @@ func writeChunked(bw *bufio.Writer, r io.Reader) error {
 	}
 }
 
-// get returns an idle connection to addr that still looks alive, or dials one.
-func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
+// get returns an idle connection to addr that still looks alive, or dials one. With
+// check, a reused connection is always peeked at: the request cannot be retried
+// once written, so a connection the upstream just closed must not be taken.
+func (t *Transport) get(ctx context.Context, addr string, check bool) (*conn, error) {
 	now := t.now()
 	for {
 		t.mu.Lock()
@@ -333,7 +370,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 		}
 		// Under load a connection comes back within milliseconds; one that sat
 		// longer may have been closed by the upstream meanwhile.
-		if idle > 100*time.Millisecond && !alive(c.nc) {
+		if (check || idle > 100*time.Millisecond) && !alive(c) {
 			_ = c.nc.Close()
 			continue
 		}

@@ -256,6 +256,7 @@ func rawUpstream(t *testing.T, serve func(n int, c net.Conn, br *bufio.Reader)) 
 func TestStaleConnectionIsReplacedOnce(t *testing.T) {
 	t.Parallel()
 	var served atomic.Int64
+	closed := make(chan struct{}, 10)
 	url := rawUpstream(t, func(n int, c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -265,6 +266,8 @@ func TestStaleConnectionIsReplacedOnce(t *testing.T) {
 		served.Add(1)
 		// Keep-alive promised, then the connection is closed right after.
 		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close()
+		closed <- struct{}{}
 	})
 	tr := newTransport(t, nil)
 	for i := range 5 {
@@ -272,14 +275,80 @@ func TestStaleConnectionIsReplacedOnce(t *testing.T) {
 		if err != nil || status != 200 || got != "ok" {
 			t.Fatalf("request %d: %d %q %v", i, status, got, err)
 		}
-		// Right away (no liveness peek for a connection idle this short) and after
-		// a pause (peeked) alike.
+		<-closed
+		// Right away (a POST always peeks at a reused connection) and after a
+		// pause alike.
 		if i%2 == 1 {
 			time.Sleep(150 * time.Millisecond)
 		}
 	}
 	if n := served.Load(); n != 5 {
 		t.Fatalf("upstream served %d requests, want 5 (each once)", n)
+	}
+}
+
+// TestRetryOnlyWhatIsSafeToRepeat: an upstream that reads a request on a reused
+// connection and closes it unanswered may have acted on it; only a request that
+// may be sent twice is sent again.
+func TestRetryOnlyWhatIsSafeToRepeat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		method string
+		header http.Header
+		retry  bool
+	}{
+		{"POST", http.MethodPost, nil, false},
+		{"POST with an idempotency key", http.MethodPost, http.Header{"Idempotency-Key": {"k"}}, true},
+		{"GET", http.MethodGet, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var served atomic.Int64
+			url := rawUpstream(t, func(_ int, c net.Conn, br *bufio.Reader) {
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					served.Add(1)
+					if i == 1 {
+						return // the second request on a connection dies unanswered
+					}
+					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			tr := newTransport(t, nil)
+			do := func() error {
+				req, _ := http.NewRequest(tt.method, url, strings.NewReader("x"))
+				for k, v := range tt.header {
+					req.Header[k] = v
+				}
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				_, err = io.ReadAll(resp.Body)
+				return err
+			}
+			if err := do(); err != nil {
+				t.Fatal(err)
+			}
+			err := do()
+			if tt.retry != (err == nil) {
+				t.Fatalf("second request: %v, want retried %v", err, tt.retry)
+			}
+			want := int64(2)
+			if tt.retry {
+				want = 3
+			}
+			if n := served.Load(); n != want {
+				t.Fatalf("upstream read %d requests, want %d", n, want)
+			}
+		})
 	}
 }
 
