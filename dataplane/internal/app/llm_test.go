@@ -610,3 +610,46 @@ func TestThinkingThroughChatCompletions(t *testing.T) {
 		t.Fatalf("streamed reasoning %q, content %q, signed block %v", reasoning.String(), content.String(), signed)
 	}
 }
+
+// TestThinkingThroughResponses: reasoning asked on the Responses API comes back as a
+// reasoning output item with its summary, streamed and not.
+func TestThinkingThroughResponses(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	params := responses.ResponseNewParams{
+		Model:     "claude",
+		Input:     responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+		Reasoning: shared.ReasoningParam{Effort: shared.ReasoningEffortMedium},
+	}
+	got, err := h.client(h.fx.key).Responses.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, _ := h.upstream.lastCall()
+	if th, _ := call.Body["thinking"].(map[string]any); th["budget_tokens"] != float64(4096) {
+		t.Fatalf("upstream thinking = %v", call.Body["thinking"])
+	}
+	if len(got.Output) != 2 || got.Output[0].Type != "reasoning" || len(got.Output[0].Summary) != 1 ||
+		got.Output[0].Summary[0].Text != thought || got.OutputText() != "Hello" {
+		t.Fatalf("output %s", got.RawJSON())
+	}
+
+	s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), params)
+	var summary strings.Builder
+	var final responses.Response
+	for s.Next() {
+		ev := s.Current()
+		switch ev.Type {
+		case "response.reasoning_summary_text.delta":
+			summary.WriteString(ev.Delta)
+		case "response.completed":
+			final = ev.Response
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if summary.String() != thought || len(final.Output) != 2 || final.Output[0].Summary[0].Text != thought || final.OutputText() != "Hello" {
+		t.Fatalf("streamed summary %q, final output %s", summary.String(), final.RawJSON())
+	}
+}

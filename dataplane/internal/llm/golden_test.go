@@ -49,6 +49,8 @@ func TestGoldenTranslations(t *testing.T) {
 		{"messages_to_openai_reasoning_stream", SurfaceMessages, "messages_tools_stream.request.json", openAIType, "openai_reasoning.upstream_response.sse"},
 		{"chat_thinking_to_gemini", SurfaceChat, "chat_thinking_plain.request.json", geminiType, "gemini_thinking.upstream_response.json"},
 		{"chat_thinking_to_gemini_stream", SurfaceChat, "chat_thinking_stream.request.json", geminiType, "gemini_thinking.upstream_response.sse"},
+		{"responses_thinking_to_anthropic", SurfaceResponses, "responses_thinking.request.json", anthropicType, "anthropic_thinking.upstream_response.json"},
+		{"responses_thinking_to_anthropic_stream", SurfaceResponses, "responses_thinking_stream.request.json", anthropicType, "anthropic_thinking.upstream_response.sse"},
 		{"chat_to_gemini", SurfaceChat, "chat_tools.request.json", geminiType, "gemini_tools.upstream_response.json"},
 		{"chat_to_gemini_stream", SurfaceChat, "chat_tools_stream.request.json", geminiType, "gemini_tools.upstream_response.sse"},
 		{"chat_to_azure", SurfaceChat, "chat_tools.request.json", azureType, "openai_tools.upstream_response.json"},

@@ -27,6 +27,9 @@ type responsesBody struct {
 	} `json:"text"`
 	PreviousResponseID string `json:"previous_response_id"`
 	User               string `json:"user"`
+	Reasoning          *struct {
+		Effort string `json:"effort"`
+	} `json:"reasoning"`
 }
 
 type responsesTool struct {
@@ -63,6 +66,9 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 		Stream: r.Stream, ParallelToolCalls: r.ParallelToolCalls, User: r.User}
 	if r.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	if r.Reasoning != nil {
+		out.ReasoningEffort = r.Reasoning.Effort
 	}
 	if r.Instructions != "" {
 		out.Messages = append(out.Messages, chatMessage{Role: "system", Content: stringContent(r.Instructions)})
@@ -229,6 +235,13 @@ type responseOutputItem struct {
 	CallID    string               `json:"call_id,omitempty"`
 	Name      string               `json:"name,omitempty"`
 	Arguments *string              `json:"arguments,omitempty"`
+	// Summary is a reasoning item's text (a model's reasoning_content).
+	Summary []summaryPart `json:"summary,omitempty"`
+}
+
+type summaryPart struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
 }
 
 type responseOutputPart struct {
@@ -304,6 +317,10 @@ func chatToResponse(c *chatResponse, r *responsesBody, model string) *responseOb
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		finish = ch.FinishReason
+		if r := ch.Message.ReasoningContent; r != nil && *r != "" {
+			o.Output = append(o.Output, responseOutputItem{Type: "reasoning", ID: "rs_" + strings.TrimPrefix(o.ID, "resp_"), Status: "completed",
+				Summary: []summaryPart{{Type: "summary_text", Text: *r}}})
+		}
 		if ch.Message.Content != nil && *ch.Message.Content != "" {
 			o.Output = append(o.Output, responseOutputItem{Type: "message", ID: "msg_" + strings.TrimPrefix(o.ID, "resp_"), Status: "completed", Role: "assistant",
 				Content: []responseOutputPart{{Type: "output_text", Text: *ch.Message.Content, Annotations: []any{}}}})
@@ -400,6 +417,12 @@ func (e *responsesEncoder) closeItem() {
 		e.text.Reset()
 	case "function_call":
 		e.event("response.function_call_arguments.done", map[string]any{"item_id": item.ID, "output_index": i, "arguments": *item.Arguments})
+	case "reasoning":
+		text := e.text.String()
+		item.Summary[0].Text = text
+		e.event("response.reasoning_summary_text.done", map[string]any{"item_id": item.ID, "output_index": i, "summary_index": 0, "text": text})
+		e.event("response.reasoning_summary_part.done", map[string]any{"item_id": item.ID, "output_index": i, "summary_index": 0, "part": item.Summary[0]})
+		e.text.Reset()
 	}
 	e.event("response.output_item.done", map[string]any{"output_index": i, "item": *item})
 	e.open = -1
@@ -412,6 +435,19 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
 			continue
+		}
+		if t := ch.Delta.ReasoningContent; t != nil && *t != "" {
+			if e.open < 0 || e.obj.Output[e.open].Type != "reasoning" {
+				e.closeItem()
+				e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "reasoning", ID: fmt.Sprintf("rs_%s_%d", base, len(e.obj.Output)),
+					Status: "in_progress", Summary: []summaryPart{{Type: "summary_text"}}})
+				e.open = len(e.obj.Output) - 1
+				item := e.obj.Output[e.open]
+				e.event("response.output_item.added", map[string]any{"output_index": e.open, "item": map[string]any{"type": "reasoning", "id": item.ID, "summary": []any{}}})
+				e.event("response.reasoning_summary_part.added", map[string]any{"item_id": item.ID, "output_index": e.open, "summary_index": 0, "part": item.Summary[0]})
+			}
+			e.text.WriteString(*t)
+			e.event("response.reasoning_summary_text.delta", map[string]any{"item_id": e.obj.Output[e.open].ID, "output_index": e.open, "summary_index": 0, "delta": *t})
 		}
 		if t := ch.Delta.Content; t != nil && *t != "" {
 			if e.open < 0 || e.obj.Output[e.open].Type != "message" {
