@@ -115,9 +115,10 @@ func (c *conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ErrHeaderInjection is returned for a request whose header names or values
-// contain a line break.
-var ErrHeaderInjection = errors.New("h1transport: line break in a request header")
+// ErrHeaderInjection is returned for a request whose method, target, Host, header
+// names or values hold bytes that could end the field or line they are in (line
+// breaks, other control bytes, or separators where only a token may be).
+var ErrHeaderInjection = errors.New("h1transport: invalid byte in the request head")
 
 // errStaleConn marks a reused connection the upstream had closed: the write failed
 // with a reset or a broken pipe, or the answer ended before its first byte. Servers
@@ -261,25 +262,27 @@ func writeRequest(c *conn, req *http.Request, body io.ReadCloser) error {
 	if method == "" {
 		method = http.MethodGet
 	}
-	if strings.ContainsAny(host, "\r\n") || strings.ContainsAny(method, " \r\n") {
+	// The URL's RawQuery and Opaque are written as they are: a space or a line
+	// break there would end the request line early.
+	target := req.URL.RequestURI()
+	if !isToken(method) || !isVisible(host) || !isVisible(target) {
 		return ErrHeaderInjection
 	}
 	bw.WriteString(method)
 	bw.WriteByte(' ')
-	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(target)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	for k, vs := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Connection":
+		if ownField(k) {
 			continue // written from the request's fields
 		}
-		if strings.ContainsAny(k, "\r\n: ") {
+		if !isToken(k) {
 			return ErrHeaderInjection
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
+			if !isFieldValue(v) {
 				return ErrHeaderInjection
 			}
 			bw.WriteString(k)
@@ -325,6 +328,63 @@ func writeRequest(c *conn, req *http.Request, body io.ReadCloser) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// ownField reports whether k names a field written from the request's fields, in
+// any case: a "content-length" set straight into the map must not frame the body a
+// second way.
+func ownField(k string) bool {
+	switch len(k) {
+	case len("Host"):
+		return strings.EqualFold(k, "Host")
+	case len("Connection"):
+		return strings.EqualFold(k, "Connection")
+	case len("Content-Length"):
+		return strings.EqualFold(k, "Content-Length")
+	case len("Transfer-Encoding"):
+		return strings.EqualFold(k, "Transfer-Encoding")
+	}
+	return false
+}
+
+// isToken reports whether s is an RFC 9110 token (a method or a field name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' {
+			continue
+		}
+		if strings.IndexByte("!#$%&'*+-.^_`|~", b) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isVisible reports whether s is non-empty and has neither spaces nor control bytes.
+func isVisible(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b <= ' ' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isFieldValue reports whether s may be a field value: no control bytes but tab.
+func isFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func writeChunked(bw *bufio.Writer, r io.Reader) error {
