@@ -21,6 +21,7 @@ package h1transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -228,6 +229,14 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		return fail(fmt.Errorf("read response: %w", err))
 	}
 	for {
+		// The head as received, for what http.ReadResponse hides (it drops a
+		// Content-Length sent with a Transfer-Encoding); nil if not all buffered.
+		head, _ := c.br.Peek(c.br.Buffered())
+		if n := headEnd(head); n >= 0 {
+			head = head[:n]
+		} else {
+			head = nil
+		}
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			return fail(fmt.Errorf("read response: %w", err))
@@ -236,9 +245,67 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		if resp.StatusCode >= 100 && resp.StatusCode <= 199 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		resp.Body = &respBody{rc: resp.Body, c: c, t: t, stop: stop, reuse: !resp.Close && !req.Close}
+		reuse := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && !oddFraming(resp, head)
+		resp.Body = &respBody{rc: resp.Body, c: c, t: t, stop: stop, reuse: reuse}
 		return resp, nil
 	}
+}
+
+// oddFraming reports whether the answer's framing is one a server must not send
+// (RFC 9112 section 6): a Transfer-Encoding with a Content-Length, or on HTTP/1.0,
+// or a body announced on a 204; or a field name with a space. http.ReadResponse picks one reading; the upstream,
+// or a proxy on the way, may have meant another, and the bytes after the answer
+// would be read as the next one. The connection is not reused.
+func oddFraming(resp *http.Response, head []byte) bool {
+	for k := range resp.Header {
+		if strings.IndexByte(k, ' ') >= 0 {
+			// "Transfer-Encoding : chunked" is no field to http.ReadResponse,
+			// but may be one to a proxy on the way.
+			return true
+		}
+	}
+	is11 := resp.ProtoAtLeast(1, 1)
+	if len(resp.TransferEncoding) == 0 && resp.StatusCode != http.StatusNoContent && is11 {
+		return false // the common case: no need to look at the head
+	}
+	if head == nil {
+		return true // not seen whole: be safe
+	}
+	te := hasField(head, "Transfer-Encoding")
+	cl := hasField(head, "Content-Length")
+	return te && (cl || !is11) || resp.StatusCode == http.StatusNoContent && (te || cl)
+}
+
+// headEnd returns the length of the message head at the start of buf, or -1 if buf
+// does not hold all of it.
+func headEnd(buf []byte) int {
+	if i := bytes.Index(buf, []byte("\n\r\n")); i >= 0 {
+		if j := bytes.Index(buf[:i+1], []byte("\n\n")); j >= 0 {
+			return j + 2
+		}
+		return i + 3
+	}
+	if j := bytes.Index(buf, []byte("\n\n")); j >= 0 {
+		return j + 2
+	}
+	return -1
+}
+
+// hasField reports whether the head has a field called name (any case).
+func hasField(head []byte, name string) bool {
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			i = len(head) - 1
+		}
+		line := head[:i+1]
+		head = head[i+1:]
+		if len(line) > len(name) && (line[len(name)] == ':' || line[len(name)] == ' ' || line[len(name)] == '\t') &&
+			strings.EqualFold(string(line[:len(name)]), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeRequest writes req's head and body (req.Body or its replay) through a pooled

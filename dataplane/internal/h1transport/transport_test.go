@@ -374,6 +374,69 @@ func TestInformationalAnswersAreSkipped(t *testing.T) {
 	}
 }
 
+// TestOddFramingIsNotReused: answers whose framing a server must not send are read
+// one way by http.ReadResponse and may have been meant another: their connection
+// must not carry the next request.
+func TestOddFramingIsNotReused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		answer string
+		late   string // sent after a pause, once the answer has been read
+		status int
+		body   string
+	}{
+		{"TE and CL", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n2\r\nok\r\n0\r\n\r\n", "", 200, "ok"},
+		{"CL and TE with a space", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding : chunked\r\n\r\nok", "", 200, "ok"},
+		{"TE on HTTP/1.0", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok", "", 200, "ok"},
+		{"204 with a body", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "HTTP/", 204, ""},
+		{"101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", "HTTP/1.1 200 OK\r\n", 101, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var conns atomic.Int64
+			url := rawUpstream(t, func(n int, c net.Conn, br *bufio.Reader) {
+				conns.Add(1)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if i > 0 {
+						fmt.Fprint(c, "HTTP/1.1 500 Reused\r\nContent-Length: 0\r\n\r\n")
+						continue
+					}
+					fmt.Fprint(c, tt.answer)
+					if tt.late != "" {
+						time.Sleep(50 * time.Millisecond)
+						fmt.Fprint(c, tt.late)
+					}
+				}
+			})
+			tr := newTransport(t, nil)
+			for i := range 2 {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != tt.status || string(b) != tt.body {
+					t.Fatalf("request %d: %d %q %v, want %d %q", i, resp.StatusCode, b, err, tt.status, tt.body)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2", n)
+			}
+		})
+	}
+}
+
 func TestConnectionCloseIsHonoured(t *testing.T) {
 	t.Parallel()
 	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
