@@ -228,7 +228,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 		return fail(fmt.Errorf("read response: %w", err))
 	}
-	for {
+	for n1xx := 0; ; n1xx++ {
 		// The head as received, for what http.ReadResponse hides (it drops a
 		// Content-Length sent with a Transfer-Encoding); nil if not all buffered.
 		head, _ := c.br.Peek(c.br.Buffered())
@@ -243,6 +243,9 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		}
 		// 1xx answers (100 Continue, 103 Early Hints) precede the real one.
 		if resp.StatusCode >= 100 && resp.StatusCode <= 199 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if n1xx == max1xx {
+				return fail(errors.New("read response: too many 1xx answers"))
+			}
 			continue
 		}
 		reuse := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && !oddFraming(resp, head)
@@ -250,6 +253,10 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		return resp, nil
 	}
 }
+
+// max1xx bounds the informational answers skipped before the final one, as in
+// net/http.
+const max1xx = 5
 
 // oddFraming reports whether the answer's framing is one a server must not send
 // (RFC 9112 section 6): a Transfer-Encoding with a Content-Length, or on HTTP/1.0,

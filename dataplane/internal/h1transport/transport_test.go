@@ -437,6 +437,26 @@ func TestOddFramingIsNotReused(t *testing.T) {
 	}
 }
 
+func TestTooManyInformationalAnswers(t *testing.T) {
+	t.Parallel()
+	url := rawUpstream(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		for range 100 {
+			fmt.Fprint(c, "HTTP/1.1 103 Early Hints\r\n\r\n")
+		}
+		io.Copy(io.Discard, br) // and never a final answer
+	})
+	tr := newTransport(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if _, err := tr.RoundTrip(req); err == nil || ctx.Err() != nil {
+		t.Fatalf("err %v (context %v), want an error before the deadline", err, ctx.Err())
+	}
+}
+
 func TestConnectionCloseIsHonoured(t *testing.T) {
 	t.Parallel()
 	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
