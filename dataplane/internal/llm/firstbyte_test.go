@@ -141,3 +141,74 @@ func TestStreamEventsThatArriveTogetherLeaveTogether(t *testing.T) {
 		t.Errorf("second flush %q: want the lone event on its own", second)
 	}
 }
+
+func TestSSEReaderReady(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, buffered string
+		ready          bool
+	}{
+		{"nothing", "", false},
+		{"a whole event", "data: x\n\n", true},
+		{"a whole event, CRLF", "data: x\r\n\r\n", true},
+		{"half an event", "data: x\n", false},
+		{"blank lines only", "\n\n\n\n", false},
+		{"blank lines, then half an event", "\n\ndata: x\n", false},
+		{"blank lines, then an event", "\r\n\r\ndata: x\n\n", true},
+		{"a comment is an event", ": ping\n\n", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rd := newSSEReader(strings.NewReader(c.buffered))
+			_, _ = rd.br.Peek(len(c.buffered)) // fill the buffer as a read from the upstream would
+			if got := rd.ready(); got != c.ready {
+				t.Fatalf("ready() = %v, want %v", got, c.ready)
+			}
+		})
+	}
+}
+
+// TestStrippedEventDoesNotHoldBackTheOneBefore: a content event and a usage chunk
+// (stripped: the caller did not ask for usage) arrive together, then the upstream
+// pauses; the content must reach the caller during the pause.
+func TestStrippedEventDoesNotHoldBackTheOneBefore(t *testing.T) {
+	t.Parallel()
+	w := &flushRecorder{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 1)}
+	content := `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}]}` + "\n\n"
+	sawContent := make(chan bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(rw, content+`data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`+"\n\n")
+		rw.(http.Flusher).Flush()
+		deadline := time.After(5 * time.Second)
+		for seen := false; !seen; {
+			select {
+			case <-w.flushed:
+				w.mu.Lock()
+				seen = len(w.flushes) > 0 && strings.Contains(w.flushes[len(w.flushes)-1], `"content":"Hi"`)
+				w.mu.Unlock()
+			case <-deadline:
+				sawContent <- false
+				fmt.Fprint(rw, "data: [DONE]\n\n")
+				return
+			}
+		}
+		sawContent <- true
+		fmt.Fprint(rw, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	c := testClient(t)
+	m := testModel(t, openAIType, srv.URL)
+	chat, err := ParseChatRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Serve(context.Background(), w, &Request{Surface: SurfaceChat, Chat: chat, Candidates: []*runtime.Model{m}}); err != nil {
+		t.Fatal(err)
+	}
+	if !<-sawContent {
+		t.Fatal("the content waited for the upstream's next event")
+	}
+	if strings.Contains(w.Body.String(), `"usage":{`) {
+		t.Fatalf("the usage chunk the caller did not ask for was relayed: %q", w.Body.String())
+	}
+}

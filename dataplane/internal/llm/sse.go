@@ -73,9 +73,11 @@ func (s *sseReader) next() (raw, name, data []byte, err error) {
 }
 
 // ready reports whether a whole event is already buffered, so that the next call to
-// next will not wait for the upstream.
+// next will not wait for the upstream. Blank lines alone are no event: next skips
+// them and reads on.
 func (s *sseReader) ready() bool {
 	b, _ := s.br.Peek(s.br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n")
 	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
 }
 

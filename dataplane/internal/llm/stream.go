@@ -65,9 +65,12 @@ type streamRelay struct {
 	pending []sseEvent
 	// firstToken is called when the first token comes by, unless it had.
 	firstToken func()
-	sawUsage   bool
-	chars      int
-	text       strings.Builder
+	// unflushed: bytes were written and not flushed, because the next event was
+	// already buffered.
+	unflushed bool
+	sawUsage  bool
+	chars     int
+	text      strings.Builder
 }
 
 var (
@@ -109,8 +112,14 @@ func (s *streamRelay) send(b []byte) error {
 		return fmt.Errorf("stream: write: %w: %w", ErrClientGone, err)
 	}
 	if len(s.pending) > 0 || s.rd.ready() {
+		s.unflushed = true
 		return nil
 	}
+	return s.flush()
+}
+
+func (s *streamRelay) flush() error {
+	s.unflushed = false
 	if err := s.rc.Flush(); err != nil {
 		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
 	}
@@ -120,6 +129,8 @@ func (s *streamRelay) send(b []byte) error {
 // readErr classifies an error reading the upstream stream.
 func (s *streamRelay) readErr(err error) error {
 	switch {
+	case errors.Is(err, ErrClientGone):
+		return err
 	case s.ctx.Err() != nil:
 		return fmt.Errorf("stream: %w: %w", ErrClientGone, err)
 	case s.actx.Err() != nil:
@@ -164,8 +175,16 @@ func (s *streamRelay) raw(keys [][]byte) error {
 	}
 }
 
-// next returns the next upstream event: the held-back ones first.
+// next returns the next upstream event: the held-back ones first. What was written
+// and not flushed (its next event was already here) is flushed before next could
+// wait for the upstream: an event that was not forwarded (a stripped usage chunk)
+// must not leave the one before it waiting.
 func (s *streamRelay) next() (raw, name, data []byte, err error) {
+	if s.unflushed && len(s.pending) == 0 && !s.rd.ready() {
+		if err := s.flush(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	if len(s.pending) > 0 {
 		ev := s.pending[0]
 		s.pending = s.pending[1:]
