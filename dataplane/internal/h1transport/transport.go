@@ -21,7 +21,6 @@ package h1transport
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +33,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/h1head"
 )
 
 // Options configure a Transport. Zero values take the defaults.
@@ -232,7 +233,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, bo
 		// The head as received, for what http.ReadResponse hides (it drops a
 		// Content-Length sent with a Transfer-Encoding); nil if not all buffered.
 		head, _ := c.br.Peek(c.br.Buffered())
-		if n := headEnd(head); n >= 0 {
+		if n := h1head.End(head); n >= 0 {
 			head = head[:n]
 		} else {
 			head = nil
@@ -278,41 +279,9 @@ func oddFraming(resp *http.Response, head []byte) bool {
 	if head == nil {
 		return true // not seen whole: be safe
 	}
-	te := hasField(head, "Transfer-Encoding")
-	cl := hasField(head, "Content-Length")
+	te := h1head.HasField(head, "Transfer-Encoding")
+	cl := h1head.HasField(head, "Content-Length")
 	return te && (cl || !is11) || resp.StatusCode == http.StatusNoContent && (te || cl)
-}
-
-// headEnd returns the length of the message head at the start of buf, or -1 if buf
-// does not hold all of it.
-func headEnd(buf []byte) int {
-	if i := bytes.Index(buf, []byte("\n\r\n")); i >= 0 {
-		if j := bytes.Index(buf[:i+1], []byte("\n\n")); j >= 0 {
-			return j + 2
-		}
-		return i + 3
-	}
-	if j := bytes.Index(buf, []byte("\n\n")); j >= 0 {
-		return j + 2
-	}
-	return -1
-}
-
-// hasField reports whether the head has a field called name (any case).
-func hasField(head []byte, name string) bool {
-	for len(head) > 0 {
-		i := bytes.IndexByte(head, '\n')
-		if i < 0 {
-			i = len(head) - 1
-		}
-		line := head[:i+1]
-		head = head[i+1:]
-		if len(line) > len(name) && (line[len(name)] == ':' || line[len(name)] == ' ' || line[len(name)] == '\t') &&
-			strings.EqualFold(string(line[:len(name)]), name) {
-			return true
-		}
-	}
-	return false
 }
 
 // writeRequest writes req's head and body (req.Body or its replay) through a pooled

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/h1head"
 )
 
 const (
@@ -221,21 +223,6 @@ func (c *conn) awaitRequest(first bool) bool {
 	return c.state.CompareAndSwap(from, stateActive) // or closed by Shutdown
 }
 
-// headEnd returns the length of the request head at the start of buf, or -1 if buf
-// does not hold all of it.
-func headEnd(buf []byte) int {
-	if i := bytes.Index(buf, []byte("\n\r\n")); i >= 0 {
-		if j := bytes.Index(buf[:i+1], []byte("\n\n")); j >= 0 {
-			return j + 2
-		}
-		return i + 3
-	}
-	if j := bytes.Index(buf, []byte("\n\n")); j >= 0 {
-		return j + 2
-	}
-	return -1
-}
-
 func (c *conn) readRequest(first bool) (*http.Request, error) {
 	if c.lastPOST {
 		// RFC 9112 section 2.2: tolerate the CRLF some old clients send after a
@@ -253,7 +240,7 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 	// byte, and its bytes are recorded as they are read.
 	head, _ := c.br.Peek(c.br.Buffered())
 	complete := true
-	if n := headEnd(head); n >= 0 {
+	if n := h1head.End(head); n >= 0 {
 		head = head[:n]
 	} else {
 		complete = false
@@ -271,7 +258,7 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 	if !complete {
 		c.cr.recording = false
 		head = c.cr.rec
-		if n := headEnd(head); n >= 0 {
+		if n := h1head.End(head); n >= 0 {
 			head = head[:n] // not the body bytes read with it
 		}
 		if cap(c.cr.rec) > bufSize {
@@ -305,13 +292,13 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 			return nil, errBadRequest
 		}
 	}
-	if len(req.TransferEncoding) > 0 && hasField(head, "Content-Length") {
+	if len(req.TransferEncoding) > 0 && h1head.HasField(head, "Content-Length") {
 		return nil, errBadRequest
 	}
 	// http.ReadRequest ignores a Transfer-Encoding on HTTP/1.0 and frames the body
 	// by its Content-Length (or takes none), where a proxy in front may have read a
 	// chunked body: RFC 9112 section 6.1 calls the framing faulty.
-	if !req.ProtoAtLeast(1, 1) && hasField(head, "Transfer-Encoding") {
+	if !req.ProtoAtLeast(1, 1) && h1head.HasField(head, "Transfer-Encoding") {
 		return nil, errBadRequest
 	}
 	if !strictLines(head) {
@@ -629,23 +616,6 @@ func (cw connWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// hasField reports whether the request head has a field called name (which must
-// be in canonical form, like the keys of http.Header).
-func hasField(head []byte, name string) bool {
-	for len(head) > 0 {
-		i := bytes.IndexByte(head, '\n')
-		if i < 0 {
-			i = len(head) - 1
-		}
-		line := head[:i+1]
-		head = head[i+1:]
-		if len(line) > len(name) && line[len(name)] == ':' && strings.EqualFold(string(line[:len(name)]), name) {
-			return true
-		}
-	}
-	return false
 }
 
 // strictLines reports whether every line of the request head ends with CRLF and
