@@ -1,13 +1,13 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 )
 
 // accessLines holds the buffers access log lines are rendered into.
@@ -36,7 +36,7 @@ func appendAccessLine(b []byte, now time.Time, c *call, ev *gatehousev1.UsageEve
 		b = append(b, ',', '"')
 		b = append(b, k...)
 		b = append(b, '"', ':')
-		b = appendJSONString(b, v)
+		b = llm.AppendJSONString(b, v)
 	}
 	num := func(k string, v int64) {
 		b = append(b, ',', '"')
@@ -72,20 +72,4 @@ func appendAccessLine(b []byte, now time.Time, c *call, ev *gatehousev1.UsageEve
 		}
 	}
 	return append(b, '}', '\n')
-}
-
-// appendJSONString appends s as a JSON string. Printable ASCII without quotes,
-// backslashes or HTML characters is copied; anything else goes through
-// encoding/json, which also replaces invalid UTF-8 (a prompt cut at the size
-// bound) with U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // marshalling a string cannot fail
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

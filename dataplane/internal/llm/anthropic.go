@@ -257,6 +257,21 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 // thinkingBudgets are the thinking budgets (tokens) of the OpenAI reasoning efforts.
 var thinkingBudgets = map[string]int64{"low": 1024, "medium": 4096, "high": 16384}
 
+// thinkingBudget maps a chat reasoning_effort to a thinking budget for providers
+// that take one (Anthropic, Gemini): none, minimal and no effort at all ask for no
+// thinking (the provider's default); an unknown effort is refused.
+func thinkingBudget(effort string) (budget int64, think bool, err error) {
+	switch effort {
+	case "", "none", "minimal":
+		return 0, false, nil
+	}
+	budget, ok := thinkingBudgets[effort]
+	if !ok {
+		return 0, false, invalidf("reasoning_effort", "`reasoning_effort` must be one of none, minimal, low, medium or high.")
+	}
+	return budget, true, nil
+}
+
 // minThinkingBudget is the smallest budget Anthropic accepts.
 const minThinkingBudget = 1024
 
@@ -275,13 +290,9 @@ func anthropicThinking(b *chatBody, out *anthropicRequest, maxSet bool) error {
 		out.Thinking = b.Thinking
 		return nil
 	}
-	switch b.ReasoningEffort {
-	case "", "none", "minimal":
-		return nil
-	}
-	budget, ok := thinkingBudgets[b.ReasoningEffort]
-	if !ok {
-		return invalidf("reasoning_effort", "`reasoning_effort` must be one of none, minimal, low, medium or high.")
+	budget, think, err := thinkingBudget(b.ReasoningEffort)
+	if err != nil || !think {
+		return err
 	}
 	if !maxSet {
 		out.MaxTokens = budget + defaultAnthropicMaxTokens

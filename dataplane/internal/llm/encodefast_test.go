@@ -11,8 +11,8 @@ var encodeFastSeeds = []string{"", "model", "gpt-4o", "a<b", "a&b", "x>y", "q\"q
 func checkAppendJSONString(t *testing.T, s string) {
 	t.Helper()
 	want, _ := json.Marshal(s)
-	if got := appendJSONString([]byte("pre"), s); !bytes.Equal(got, append([]byte("pre"), want...)) {
-		t.Fatalf("appendJSONString(%q) = %s, want %s", s, got[3:], want)
+	if got := AppendJSONString([]byte("pre"), s); !bytes.Equal(got, append([]byte("pre"), want...)) {
+		t.Fatalf("AppendJSONString(%q) = %s, want %s", s, got[3:], want)
 	}
 }
 

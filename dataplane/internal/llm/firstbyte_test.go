@@ -52,11 +52,7 @@ func TestStreamRelaysBeforeTheFirstTokenWithoutTTFTBound(t *testing.T) {
 			c := testClient(t)
 			m := testModel(t, openAIType, srv.URL)
 			m.Routing.TTFTTimeout = bound
-			chat, err := ParseChatRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := c.Serve(context.Background(), w, &Request{Surface: SurfaceChat, Chat: chat, Candidates: []*runtime.Model{m}})
+			res, err := c.Serve(context.Background(), w, streamRequest(t, m))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,11 +118,7 @@ func TestStreamEventsThatArriveTogetherLeaveTogether(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := testClient(t)
 	m := testModel(t, openAIType, srv.URL)
-	chat, err := ParseChatRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Serve(context.Background(), w, &Request{Surface: SurfaceChat, Chat: chat, Candidates: []*runtime.Model{m}}); err != nil {
+	if _, err := c.Serve(context.Background(), w, streamRequest(t, m)); err != nil {
 		t.Fatal(err)
 	}
 	w.mu.Lock()
@@ -198,11 +190,7 @@ func TestStrippedEventDoesNotHoldBackTheOneBefore(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := testClient(t)
 	m := testModel(t, openAIType, srv.URL)
-	chat, err := ParseChatRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Serve(context.Background(), w, &Request{Surface: SurfaceChat, Chat: chat, Candidates: []*runtime.Model{m}}); err != nil {
+	if _, err := c.Serve(context.Background(), w, streamRequest(t, m)); err != nil {
 		t.Fatal(err)
 	}
 	if !<-sawContent {
@@ -211,4 +199,14 @@ func TestStrippedEventDoesNotHoldBackTheOneBefore(t *testing.T) {
 	if strings.Contains(w.Body.String(), `"usage":{`) {
 		t.Fatalf("the usage chunk the caller did not ask for was relayed: %q", w.Body.String())
 	}
+}
+
+// streamRequest is a streamed chat request served by model m.
+func streamRequest(t *testing.T, m *runtime.Model) *Request {
+	t.Helper()
+	chat, err := ParseChatRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Request{Surface: SurfaceChat, Chat: chat, Candidates: []*runtime.Model{m}}
 }

@@ -143,15 +143,13 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 			}
 		}
 	}
-	switch b.ReasoningEffort {
-	case "", "minimal", "none":
-		// The model's default: some Gemini models cannot stop thinking, and refuse
-		// a budget of 0.
-	default:
-		budget, ok := thinkingBudgets[b.ReasoningEffort]
-		if !ok {
-			return nil, invalidf("reasoning_effort", "`reasoning_effort` must be one of none, minimal, low, medium or high.")
-		}
+	// Without an effort the model's default stands: some Gemini models cannot stop
+	// thinking, and refuse a budget of 0.
+	budget, think, err := thinkingBudget(b.ReasoningEffort)
+	if err != nil {
+		return nil, err
+	}
+	if think {
 		gen.ThinkingConfig = &geminiThinking{ThinkingBudget: &budget, IncludeThoughts: true}
 	}
 	if gen.Temperature != nil || gen.TopP != nil || gen.MaxOutputTokens != nil || len(gen.StopSequences) > 0 || gen.CandidateCount != nil || gen.ResponseMimeType != "" || gen.ThinkingConfig != nil {

@@ -126,7 +126,7 @@ func writeObject(fields, override map[string]json.RawMessage) []byte {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(buf, k)
+		buf = AppendJSONString(buf, k)
 		buf = append(buf, ':')
 		if v, ok := override[k]; ok {
 			buf = append(buf, v...)
@@ -138,12 +138,13 @@ func writeObject(fields, override map[string]json.RawMessage) []byte {
 }
 
 func mustMarshal(s string) json.RawMessage {
-	return appendJSONString(nil, s)
+	return AppendJSONString(nil, s)
 }
 
-// appendJSONString appends s as json.Marshal renders it. Strings of printable ASCII
-// that json.Marshal leaves unescaped are copied directly; any other string is marshalled.
-func appendJSONString(buf []byte, s string) []byte {
+// AppendJSONString appends s as json.Marshal renders it. Strings of printable ASCII
+// that json.Marshal leaves unescaped are copied directly; any other string is
+// marshalled (which also replaces invalid UTF-8 with U+FFFD).
+func AppendJSONString(buf []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':

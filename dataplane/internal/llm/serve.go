@@ -376,9 +376,10 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 				return transportFailure(err, ErrUpstreamBadResponse)
 			}
 			if data != nil {
-				tokenSeen = firstToken(wk, data)
-				if tokenSeen || !holdBack || len(prelude) >= maxPrelude {
-					tokenSeen = tokenSeen || holdBack
+				token := firstToken(wk, data)
+				if token || !holdBack || len(prelude) >= maxPrelude {
+					// With the hold-back, whatever ends it counts as the first token.
+					tokenSeen = token || holdBack
 					// The reader's buffers stay valid until its next read, which
 					// comes after the relay handled this event: no copy needed.
 					prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
