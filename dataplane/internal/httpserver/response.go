@@ -46,7 +46,6 @@ type response struct {
 	noBody   bool // HEAD, or a status without body: body bytes are not sent
 	forbid   bool // a status without body: writes fail
 	done     bool
-	flushed  bool // asked for the background read
 
 	is11, isHEAD          bool
 	reqClose, keepAlive10 bool
@@ -212,9 +211,8 @@ func (w *response) FlushError() error {
 		return err
 	}
 	// A streaming answer is watched for the client leaving from slowRequest on, by
-	// the request's timer: starting the background read here, at the first flush,
-	// would wake another thread right when the first bytes go out.
-	w.flushed = true
+	// the watchdog: starting the background read here, at the first flush, would
+	// wake another thread right when the first bytes go out.
 	return nil
 }
 

@@ -24,7 +24,6 @@ type Writer struct {
 
 	mu     sync.Mutex
 	buf    []byte
-	spare  []byte
 	err    error
 	closed bool
 
@@ -36,7 +35,7 @@ type Writer struct {
 // New returns a Writer that writes to out every interval (and whenever 64 KiB are
 // waiting). Close flushes and stops it.
 func New(out io.Writer, interval time.Duration) *Writer {
-	w := &Writer{out: out, interval: interval, buf: make([]byte, 0, maxBuffered), spare: make([]byte, 0, maxBuffered),
+	w := &Writer{out: out, interval: interval, buf: make([]byte, 0, maxBuffered),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop()
 	return w
@@ -76,7 +75,7 @@ func (w *Writer) flushLocked() {
 	if _, err := w.out.Write(w.buf); err != nil && w.err == nil {
 		w.err = err
 	}
-	w.buf, w.spare = w.spare[:0], w.buf[:0]
+	w.buf = w.buf[:0]
 	if cap(w.buf) > 4*maxBuffered {
 		w.buf = make([]byte, 0, maxBuffered) // one huge line must not pin its buffer
 	}
