@@ -153,14 +153,20 @@ func TestReadyOnlyAfterInitialValues(t *testing.T) {
 	other := newOrg("elsewhere")
 	cp.PublishMeta(wire.ConfigKey("us-test", "elsewhere"), &gatehousev1.SnapshotMeta{OrgId: "elsewhere", Region: "us-test", Epoch: 1, Version: 1}, other.snap)
 
-	fakecp.Eventually(t, 10*time.Second, func() error {
-		if !s.Ready() {
-			return errors.New("not ready")
-		}
-		return nil
-	})
+	// s may have started watching while the values were being published (they were
+	// then updates to it, not initial values); a syncer started now finds all of them
+	// as initial values.
+	late := startSyncer(t, cp)
+	for _, sy := range []*syncer{s, late} {
+		fakecp.Eventually(t, 10*time.Second, func() error {
+			if !sy.Ready() {
+				return errors.New("not ready")
+			}
+			return nil
+		})
+	}
 	// Ready means every initial value was applied: no waiting from here on.
-	rt := s.store.Load()
+	rt := late.store.Load()
 	for _, org := range orgs {
 		if _, ok := rt.Org(org); !ok {
 			t.Errorf("ready without org %s", org)
