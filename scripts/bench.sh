@@ -15,7 +15,8 @@
 # open through the gateway (a second demo upstream with --token-delay) with its RSS and
 # goroutines. Client, proxy, upstream, gateway, control plane and Postgres share the
 # machine's cores; nothing is pinned. Every comparison runs in BENCH_ROUNDS rounds
-# (default 3); the report takes the median of the per-round comparisons. Installs nginx from Debian packages when missing.
+# (default 3); the report takes the median of the per-round comparisons. BENCH_ONLY picks
+# measurements (closed,open,ttfb,streams; default all). Installs nginx from Debian packages when missing.
 # Prints markdown; keeps the raw results in .dev/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,8 @@ ttfb_s=${BENCH_TTFB_SECONDS:-8}
 streams=${BENCH_STREAMS:-5000}
 hold_s=${BENCH_HOLD_SECONDS:-10}
 token_delay=${BENCH_TOKEN_DELAY:-200ms}
+only=${BENCH_ONLY:-closed,open,ttfb,streams} # which measurements, comma-separated
+wants() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -197,19 +200,19 @@ gateway_idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$gateway_pid/status")
 # Each comparison runs in rounds — direct, nginx, gateway back to back — and the report
 # compares within a round and takes the median of the rounds: on a shared machine the
 # speed drifts from minute to minute, and one disturbed run must not decide.
-for round in $(seq 1 "$rounds"); do
+wants closed && for round in $(seq 1 "$rounds"); do
   for t in direct nginx gateway; do
     # shellcheck disable=SC2046
     measure "closed/$t" -mode closed -c "$concurrency" -d "${closed_s}s" -warmup 2s $(target_args $t)
   done
 done
-for round in $(seq 1 "$rounds"); do
+wants open && for round in $(seq 1 "$rounds"); do
   for t in direct nginx gateway; do
     # shellcheck disable=SC2046
     measure "open/$t" -mode open -rate "$rate" -d "${open_s}s" -warmup 3s $(target_args $t)
   done
 done
-for round in $(seq 1 "$rounds"); do
+wants ttfb && for round in $(seq 1 "$rounds"); do
   for t in direct nginx gateway; do
     # shellcheck disable=SC2046
     measure "ttfb/$t" -mode ttfb -rate "$ttfb_rate" -d "${ttfb_s}s" -warmup 2s $(target_args $t)
@@ -218,7 +221,7 @@ done
 # Long replies: the demo upstream echoes the prompt a word a chunk (up to 200
 # characters), so 100 one-letter words make ~107 chunks, ~21 s at 200 ms.
 long_prompt=$(printf 'a %.0s' $(seq 1 100))
-measure "streams/gateway" -mode streams -c "$streams" -open-rate 1000 -hold "${hold_s}s" \
+wants streams && measure "streams/gateway" -mode streams -c "$streams" -open-rate 1000 -hold "${hold_s}s" \
   -model "$slow_model" -prompt "$long_prompt" -url "$gateway_url/v1/chat/completions" -key "$key" \
   -watch "gateway=$gateway_pid,upstream=$slow_pid" -metrics-url "$gateway_url/metrics"
 

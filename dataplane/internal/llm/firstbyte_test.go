@@ -80,6 +80,24 @@ type flushRecorder struct {
 	flushed chan struct{}
 }
 
+// waitFlushes waits (up to 5 s) until the relay flushed n times.
+func (w *flushRecorder) waitFlushes(n int) {
+	deadline := time.After(5 * time.Second)
+	for {
+		w.mu.Lock()
+		got := len(w.flushes)
+		w.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-w.flushed:
+		case <-deadline:
+			return
+		}
+	}
+}
+
 func (w *flushRecorder) Flush() {
 	w.mu.Lock()
 	w.flushes = append(w.flushes, w.Body.String())
@@ -90,9 +108,10 @@ func (w *flushRecorder) Flush() {
 	}
 }
 
-// TestStreamEventsThatArriveTogetherLeaveTogether: events the upstream sent in one
-// go are written with one flush; an event that comes alone is flushed alone, before
-// the upstream sends the next.
+// TestStreamEventsThatArriveTogetherLeaveTogether: the first event is flushed at once
+// (it is the caller's first byte); later events the upstream sent in one go are
+// written with one flush; an event that comes alone is flushed alone, before the
+// upstream sends the next.
 func TestStreamEventsThatArriveTogetherLeaveTogether(t *testing.T) {
 	t.Parallel()
 	w := &flushRecorder{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 1)}
@@ -103,16 +122,10 @@ func TestStreamEventsThatArriveTogetherLeaveTogether(t *testing.T) {
 		rw.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(rw, chunk("a")+chunk("b")+chunk("c"))
 		rw.(http.Flusher).Flush()
-		select { // the three must have reached the caller before "d" exists
-		case <-w.flushed:
-		case <-time.After(5 * time.Second):
-		}
+		w.waitFlushes(2) // "a" alone, then "b" and "c": all out before "d" exists
 		fmt.Fprint(rw, chunk("d"))
 		rw.(http.Flusher).Flush()
-		select {
-		case <-w.flushed:
-		case <-time.After(5 * time.Second):
-		}
+		w.waitFlushes(3)
 		fmt.Fprint(rw, `data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":4,"total_tokens":5}}`+"\n\ndata: [DONE]\n\n")
 	}))
 	t.Cleanup(srv.Close)
@@ -123,14 +136,17 @@ func TestStreamEventsThatArriveTogetherLeaveTogether(t *testing.T) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.flushes) < 2 {
+	if len(w.flushes) < 3 {
 		t.Fatalf("flushes %q", w.flushes)
 	}
-	if first := w.flushes[0]; first != chunk("a")+chunk("b")+chunk("c") {
-		t.Errorf("first flush %q: want the three events that came together", first)
+	if first := w.flushes[0]; first != chunk("a") {
+		t.Errorf("first flush %q: want the first event alone", first)
 	}
-	if second := w.flushes[1]; second != chunk("a")+chunk("b")+chunk("c")+chunk("d") {
-		t.Errorf("second flush %q: want the lone event on its own", second)
+	if second := w.flushes[1]; second != chunk("a")+chunk("b")+chunk("c") {
+		t.Errorf("second flush %q: want the two events that came with the first together", second)
+	}
+	if third := w.flushes[2]; third != chunk("a")+chunk("b")+chunk("c")+chunk("d") {
+		t.Errorf("third flush %q: want the lone event on its own", third)
 	}
 }
 

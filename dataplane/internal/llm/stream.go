@@ -68,6 +68,7 @@ type streamRelay struct {
 	// unflushed: bytes were written and not flushed, because the next event was
 	// already buffered.
 	unflushed bool
+	flushed   bool
 	sawUsage  bool
 	chars     int
 	text      strings.Builder
@@ -111,7 +112,7 @@ func (s *streamRelay) send(b []byte) error {
 	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("stream: write: %w: %w", ErrClientGone, err)
 	}
-	if len(s.pending) > 0 || s.rd.ready() {
+	if s.flushed && (len(s.pending) > 0 || s.rd.ready()) {
 		s.unflushed = true
 		return nil
 	}
@@ -119,7 +120,7 @@ func (s *streamRelay) send(b []byte) error {
 }
 
 func (s *streamRelay) flush() error {
-	s.unflushed = false
+	s.unflushed, s.flushed = false, true
 	if err := s.rc.Flush(); err != nil {
 		return fmt.Errorf("stream: flush: %w: %w", ErrClientGone, err)
 	}
