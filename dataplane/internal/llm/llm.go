@@ -451,6 +451,30 @@ func inspectData(data []byte, includeUsage bool, usage *Usage) (forward bool) {
 	if bytes.Equal(data, doneData) || !hasUsage(data) {
 		return true
 	}
+	// One scan for the common shape; json.Unmarshal decides the rest.
+	v, ok := members(data, "usage", "choices")
+	if ok && v[0] == nil {
+		return true
+	}
+	if ok {
+		u, uok := fastUsageJSON(v[0])
+		choices, cok := 0, v[1] == nil || string(v[1]) == "null"
+		if !cok {
+			cok = scanArray(v[1], func(_, _ int) bool { choices++; return true })
+		}
+		if uok && cok {
+			if u == nil {
+				return true
+			}
+			*usage = u.usage()
+			return includeUsage || choices > 0
+		}
+	}
+	return inspectDecoded(data, includeUsage, usage)
+}
+
+// inspectDecoded is inspectData by encoding/json.
+func inspectDecoded(data []byte, includeUsage bool, usage *Usage) (forward bool) {
 	var chunk struct {
 		Choices []json.RawMessage `json:"choices"`
 		Usage   *usageJSON        `json:"usage"`

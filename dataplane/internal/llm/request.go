@@ -46,11 +46,11 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	}
 	req := &ChatRequest{raw: body, fields: fields}
 	raw, ok := fields["model"]
-	if !ok || json.Unmarshal(raw, &req.Model) != nil || req.Model == "" {
+	if !ok || !decodeString(raw, &req.Model) || req.Model == "" {
 		return nil, &InvalidRequestError{Param: "model", Message: "`model` is required and must be a non-empty string."}
 	}
 	if raw, ok := fields["stream"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &req.Stream); err != nil {
+		if err := decodeBool(raw, &req.Stream); err != nil {
 			return nil, &InvalidRequestError{Param: "stream", Message: "`stream` must be a boolean."}
 		}
 	}
@@ -65,6 +65,29 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		}
 	}
 	return req, nil
+}
+
+// decodeString decodes the JSON string raw (a value splitObject found) into dst,
+// without encoding/json for a plain ASCII string.
+func decodeString(raw []byte, dst *string) bool {
+	if end, plain := scanString(raw, 0); len(raw) > 0 && raw[0] == '"' && end == len(raw) && plain {
+		*dst = string(raw[1 : len(raw)-1])
+		return true
+	}
+	return json.Unmarshal(raw, dst) == nil
+}
+
+// decodeBool decodes the JSON boolean raw into dst as json.Unmarshal does.
+func decodeBool(raw []byte, dst *bool) error {
+	switch string(raw) {
+	case "true":
+		*dst = true
+		return nil
+	case "false":
+		*dst = false
+		return nil
+	}
+	return json.Unmarshal(raw, dst)
 }
 
 // splitObject splits a JSON object into its members. The values alias body, which
@@ -216,15 +239,82 @@ func (r *ChatRequest) promptEstimate() int64 {
 }
 
 func (r *ChatRequest) estimate() (prompt, completion int64) {
-	// The body was split into its members by ParseChatRequest: decode only those
-	// the estimate reads, not the whole body again.
+	// The body was split into its members by ParseChatRequest: read only those the
+	// estimate needs, not the whole body again.
+	var chars int
+	if raw, ok := r.fields["messages"]; ok {
+		chars = messagesTextLen(raw)
+	}
+	out := int64(DefaultCompletionEstimate)
+	for _, name := range [...]string{"max_completion_tokens", "max_tokens"} {
+		raw, ok := r.fields[name]
+		if !ok {
+			continue
+		}
+		var n *int64
+		if v := int64(0); fastInt(raw, &v) {
+			n = &v
+		} else if json.Unmarshal(raw, &n) != nil {
+			n = nil
+		}
+		if n != nil {
+			out = *n
+			break
+		}
+	}
+	return int64(chars+3) / 4, max(out, 0)
+}
+
+// messagesTextLen counts the characters of a messages array that the token estimate
+// reads: content texts and tool call arguments. One scan decides the common shapes;
+// anything else (repeated or escaped keys, nulls or other types where an object or a
+// string belongs) is decoded by encoding/json, whose answer the scan matches.
+func messagesTextLen(raw []byte) int {
+	n := 0
+	if scanArray(raw, func(vs, ve int) bool {
+		m, ok := messageTextLen(raw[vs:ve])
+		n += m
+		return ok
+	}) {
+		return n
+	}
+	return decodedMessagesTextLen(raw)
+}
+
+func messageTextLen(msg []byte) (int, bool) {
+	v, ok := members(msg, "content", "tool_calls")
+	if !ok {
+		return 0, false
+	}
+	n := 0
+	if v[0] != nil {
+		n = contentTextLen(v[0])
+	}
+	if v[1] == nil {
+		return n, true
+	}
+	return n, scanArray(v[1], func(vs, ve int) bool {
+		call, ok := members(v[1][vs:ve], "function")
+		if !ok || call[0] == nil {
+			return ok
+		}
+		fn, ok := members(call[0], "arguments")
+		if !ok || fn[0] == nil {
+			return ok
+		}
+		args, ok := stringLen(fn[0])
+		n += args
+		return ok
+	})
+}
+
+// decodedMessagesTextLen is messagesTextLen by encoding/json.
+func decodedMessagesTextLen(raw []byte) int {
 	var msgs []struct {
 		Content   json.RawMessage `json:"content"`
 		ToolCalls []toolCall      `json:"tool_calls"`
 	}
-	if raw, ok := r.fields["messages"]; ok {
-		_ = json.Unmarshal(raw, &msgs)
-	}
+	_ = json.Unmarshal(raw, &msgs)
 	var chars int
 	for _, m := range msgs {
 		chars += contentTextLen(m.Content)
@@ -232,15 +322,7 @@ func (r *ChatRequest) estimate() (prompt, completion int64) {
 			chars += len(tc.Function.Arguments)
 		}
 	}
-	out := int64(DefaultCompletionEstimate)
-	for _, name := range [...]string{"max_completion_tokens", "max_tokens"} {
-		var n *int64
-		if raw, ok := r.fields[name]; ok && json.Unmarshal(raw, &n) == nil && n != nil {
-			out = *n
-			break
-		}
-	}
-	return int64(chars+3) / 4, max(out, 0)
+	return chars
 }
 
 // chatRequestOf renders a translated chat body and parses it back, so every surface

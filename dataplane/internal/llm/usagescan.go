@@ -102,19 +102,87 @@ func scanObject(b []byte, member func(key []byte, vs, ve int) bool) bool {
 		if i < 0 || !member(key, vs, i) {
 			return false
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return skipWS(b, i+1) == len(b)
-		default:
-			return false
+		var more bool
+		if i, more = afterValue(b, i, '}'); !more {
+			return i == len(b)
 		}
 	}
+}
+
+// afterValue moves past the separator after a member or element that ends at b[i]: more is
+// true at a comma, i then the start of the next one; at the closing bracket (which
+// must end b) more is false and i is len(b); anything else gives -1.
+func afterValue(b []byte, i int, closing byte) (int, bool) {
+	i = skipWS(b, i)
+	switch {
+	case i >= len(b):
+		return -1, false
+	case b[i] == ',':
+		return skipWS(b, i+1), true
+	case b[i] == closing && skipWS(b, i+1) == len(b):
+		return len(b), false
+	}
+	return -1, false
+}
+
+// scanArray checks in one pass that b is one valid JSON array and calls elem with the
+// span b[vs:ve] of each element, in order. It reports false, having possibly called
+// elem for some elements, when b is not such an array or when elem returns false.
+func scanArray(b []byte, elem func(vs, ve int) bool) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return skipWS(b, i+1) == len(b)
+	}
+	for {
+		vs := i
+		i = skipValue(b, i, 1)
+		if i < 0 || !elem(vs, i) {
+			return false
+		}
+		var more bool
+		if i, more = afterValue(b, i, ']'); !more {
+			return i == len(b)
+		}
+	}
+}
+
+// members returns the values of b's members named (ASCII case-insensitively, as
+// encoding/json matches field names) by names, in names' order, nil for a member not
+// there. ok is false when b is not a JSON object with plain keys or names a member
+// twice: the caller then decodes with encoding/json, which merges repeated members.
+func members(b []byte, names ...string) (vals [4][]byte, ok bool) {
+	ok = scanObject(b, func(key []byte, vs, ve int) bool {
+		for j, n := range names {
+			if asciiEqualFold(key, n) {
+				if vals[j] != nil {
+					return false
+				}
+				vals[j] = b[vs:ve]
+			}
+		}
+		return true
+	})
+	return vals, ok
+}
+
+// stringLen is the length of the JSON string value v once decoded; ok is false when v
+// is not a string.
+func stringLen(v []byte) (n int, ok bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return 0, false
+	}
+	if end, plain := scanString(v, 0); end == len(v) && plain {
+		return len(v) - 2, true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return 0, false
+	}
+	return len(s), true
 }
 
 func isUsageKey(k []byte) bool {

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -135,4 +136,89 @@ func TestFastUsageJSONShapes(t *testing.T) {
 		checkUsageSame(t, []byte(`{"id":"x","usage":`+u+`}`))
 		checkUsageSame(t, []byte(`{"usage":`+u+`,"id":"x"}`))
 	}
+}
+
+var streamChunkSeeds = []string{
+	`{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
+	`{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}`,
+	`{"id":"c","choices":null,"usage":{"prompt_tokens":1}}`,
+	`{"id":"c","choices":[],"usage":null}`,
+	`{"id":"c","choices":[{"delta":{"content":"usage"}}],"usage":null,"x":{"usage":1}}`,
+	`{"id":"c","choices":{},"usage":{"prompt_tokens":1}}`,
+	`{"id":"c","choices":[],"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}`,
+	`{"id":"c","Choices":[1],"USAGE":{"Prompt_Tokens":5}}`,
+	`{"id":"c","choices":[],"usage":{"prompt_tokens":"1"}}`,
+	`{"id":"c","choices":[],"usage":7}`,
+	`{"id":"c","choices":[],"us\u0061ge":{"prompt_tokens":1}}`,
+	`{"id":"c","choices":[],"usage":{"prompt_tokens":1}`,
+	`[{"usage":{"prompt_tokens":1}}]`,
+	`[DONE]`,
+}
+
+// TestInspectDataMatchesFullDecode: the scan reads a stream chunk's usage and decides
+// whether to forward it exactly as decoding the chunk with encoding/json does.
+func TestInspectDataMatchesFullDecode(t *testing.T) {
+	for _, s := range streamChunkSeeds {
+		checkInspectSame(t, []byte(s))
+	}
+}
+
+func FuzzInspectData(f *testing.F) {
+	for _, s := range streamChunkSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkInspectSame(t, data) })
+}
+
+func checkInspectSame(t *testing.T, data []byte) {
+	t.Helper()
+	for _, include := range []bool{false, true} {
+		var fast, full Usage
+		gotFwd := inspectData(data, include, &fast)
+		wantFwd := true
+		if !bytes.Equal(data, doneData) && hasUsage(data) {
+			wantFwd = inspectDecoded(data, include, &full)
+		}
+		if gotFwd != wantFwd || fast != full {
+			t.Fatalf("%s (include %v): scan forward %v usage %+v, decode forward %v usage %+v", data, include, gotFwd, fast, wantFwd, full)
+		}
+	}
+}
+
+var messagesSeeds = []string{
+	`[{"role":"user","content":"hello there"}]`,
+	`[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"bc"}]}]`,
+	`[{"role":"assistant","content":null,"tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","content":"r\u00e9sult"}]`,
+	`[{"role":"assistant","tool_calls":[{"function":{"arguments":null}}]}]`,
+	`[{"role":"assistant","tool_calls":[{"function":{"arguments":"ab"},"function":{"name":"x"}}]}]`,
+	`[{"role":"assistant","tool_calls":[{"function":null}]}]`,
+	`[{"role":"assistant","tool_calls":null,"content":"x"}]`,
+	`[{"content":"a","Content":"bbb"}]`,
+	`[{"content":"a"},null,"x",{"content":"bb"}]`,
+	`[{"content":"a"},{"tool_calls":[{"function":{"arguments":5}}]},{"content":"ccc"}]`,
+	`[{"content":"invalid \xff utf8"}]`,
+	`[]`,
+	`{"content":"x"}`,
+	`null`,
+}
+
+// TestMessagesTextLenMatchesFullDecode: the token estimate's scan counts what
+// decoding the messages with encoding/json counts.
+func TestMessagesTextLenMatchesFullDecode(t *testing.T) {
+	for _, s := range messagesSeeds {
+		if got, want := messagesTextLen([]byte(s)), decodedMessagesTextLen([]byte(s)); got != want {
+			t.Errorf("%s: scan %d, decode %d", s, got, want)
+		}
+	}
+}
+
+func FuzzMessagesTextLen(f *testing.F) {
+	for _, s := range messagesSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if got, want := messagesTextLen(raw), decodedMessagesTextLen(raw); got != want {
+			t.Fatalf("%q: scan %d, decode %d", raw, got, want)
+		}
+	})
 }
