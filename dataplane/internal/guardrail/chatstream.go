@@ -196,7 +196,7 @@ func (c *ChatStream) filter(idx int) *StreamFilter {
 		c.finished = append(c.finished, false)
 	}
 	if c.filters[idx] == nil {
-		c.filters[idx] = &StreamFilter{set: c.set, sc: newScanner(c.set)}
+		c.filters[idx] = newStreamFilter(c.set)
 	}
 	return c.filters[idx]
 }

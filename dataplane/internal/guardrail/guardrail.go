@@ -5,10 +5,13 @@
 //
 // Compile turns the snapshot's rules into an immutable Policy, safe for concurrent use.
 // Requests are checked whole (CheckRequest on texts, or CheckRequestJSON on a raw body);
-// responses whole (CheckResponse, CheckResponseJSON) or as a stream of content deltas
+// responses whole (CheckResponse, CheckResponseJSON) or as a stream of text deltas
 // through a StreamFilter (ChatStream wraps one per choice around OpenAI chat chunks),
 // which holds back only the tail that could still be part of a match and gives exactly
-// the output of the whole-text check for any split of the text.
+// the output of the whole-text check for any split of the text. Each text of a
+// response (its content, each block of reasoning) gets a StreamFilter of its own; the
+// JSON arguments of a tool call get an ArgumentsFilter, which blocks and counts but
+// never rewrites them.
 //
 // It reports what matched as usage GuardrailEvents (rule, detector, mode, direction,
 // count), never the matched text. It does not read SSE framing, render errors or record
@@ -30,6 +33,9 @@ import (
 type Policy struct {
 	request  *ruleSet // nil when no rule applies to requests
 	response *ruleSet // nil when no rule applies to responses
+	// arguments are the response rules that apply to tool call arguments: all but the
+	// REDACT ones (see NewArgumentsFilter); nil when there are none.
+	arguments *ruleSet
 }
 
 // ruleSet is the rules of one direction, in policy order.
@@ -123,6 +129,15 @@ func Compile(rules []*gatehousev1.GuardrailRule) (*Policy, error) {
 	}
 	if len(resp.rules) > 0 {
 		p.response = resp
+	}
+	args := &ruleSet{direction: resp.direction}
+	for _, r := range resp.rules {
+		if r.mode != gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT {
+			args.add(r)
+		}
+	}
+	if len(args.rules) > 0 {
+		p.arguments = args
 	}
 	return p, nil
 }

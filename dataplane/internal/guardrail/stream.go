@@ -38,12 +38,33 @@ const minBuffer = 1 << 10
 // NewStreamFilter returns a filter for one streamed response text. With no response
 // rules it passes deltas through untouched.
 func (p *Policy) NewStreamFilter() *StreamFilter {
-	f := &StreamFilter{}
-	if p != nil && p.response != nil {
-		f.set = p.response
-		f.sc = newScanner(p.response)
+	if p == nil {
+		return &StreamFilter{}
 	}
-	return f
+	return newStreamFilter(p.response)
+}
+
+// newStreamFilter returns a filter applying set, or passing text through if it is nil.
+func newStreamFilter(set *ruleSet) *StreamFilter {
+	if set == nil {
+		return &StreamFilter{}
+	}
+	return &StreamFilter{set: set, sc: newScanner(set)}
+}
+
+// NewArgumentsFilter returns a filter for the JSON arguments of one tool call, streamed
+// or whole: the BLOCK rules of the response cut them and the AUDIT rules count them,
+// like text, but REDACT rules do not apply. A placeholder written into JSON could end up
+// outside a string (a card number written as a JSON number) and break the arguments,
+// and a redacted argument would silently change what the tool does; a team that wants
+// secrets kept out of tool calls uses a BLOCK rule. The filter only holds text back for
+// BLOCK rules, and what it releases is always the text it was given. Escaped characters
+// are matched as written (a JSON escape such as \u0040 is not decoded).
+func (p *Policy) NewArgumentsFilter() *StreamFilter {
+	if p == nil {
+		return &StreamFilter{}
+	}
+	return newStreamFilter(p.arguments)
 }
 
 // HoldBack is the most bytes a StreamFilter of this policy ever buffers: over its

@@ -7,9 +7,10 @@ package httpapi
 //
 //	authenticate key → read and parse the body (caller's format) → resolve the model
 //	(aliases, allow-lists, region) → Admitter.Admit → Guard.Request → Guard.Response
-//	(the response filter) → route and call upstream (llm.Client.Serve: deployments,
-//	retries, fallbacks; the filter sees every content delta) → Ticket.Settle(usage) →
-//	usage event (with the guardrail events of both sides)
+//	(the response filters) → route and call upstream (llm.Client.Serve: deployments,
+//	retries, fallbacks; the filters see every delta of content, reasoning and tool
+//	call arguments) → Ticket.Settle(usage) → usage event (with the guardrail events of
+//	both sides)
 //
 // Wiring them is one field each in Config:
 //
@@ -79,6 +80,8 @@ type GuardInput struct {
 	Endpoint string
 	// Body is the request body in the caller's format, as received.
 	Body []byte
+	// Text is the text of the response a ResponseGuard is asked for (Guard.Response).
+	Text llm.TextKind
 }
 
 // Guard applies guardrails. A nil Guard applies none.
@@ -87,8 +90,12 @@ type Guard interface {
 	// unchanged; a rewritten body in the same format otherwise, which is parsed again),
 	// the triggers to record on the usage event, and a *llm.Refusal to block it.
 	Request(ctx context.Context, in GuardInput) ([]byte, []*gatehousev1.GuardrailEvent, error)
-	// Response returns the filter of this request's response text, or nil for none.
-	// It is called after Request, for every surface but embeddings.
+	// Response returns a filter for one text of this request's response (in.Text), or
+	// nil for none. It is called after Request, for every surface but embeddings: once
+	// for the content, and once for each block of reasoning and each tool call's
+	// arguments the answer holds, as they come; only when it returned a content
+	// filter is it asked for the others. The usage event gets the events of all of
+	// them, merged by rule and direction.
 	Response(ctx context.Context, in GuardInput) ResponseGuard
 }
 
@@ -99,4 +106,25 @@ type ResponseGuard interface {
 	// Events returns the triggers to record on the usage event, after the response
 	// ended.
 	Events() []*gatehousev1.GuardrailEvent
+}
+
+// mergeEvents merges events of one rule and direction into one, adding their matches:
+// a usage event records each rule at most once per direction.
+func mergeEvents(evs []*gatehousev1.GuardrailEvent) []*gatehousev1.GuardrailEvent {
+	type key struct{ rule, direction string }
+	out := evs[:0:0]
+	at := make(map[key]int, len(evs))
+	for _, e := range evs {
+		k := key{e.RuleId, e.Direction}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, e)
+			continue
+		}
+		m := out[i]
+		out[i] = &gatehousev1.GuardrailEvent{RuleId: m.RuleId, Detector: m.Detector, Mode: m.Mode, Direction: m.Direction,
+			Matches: int32(min(int64(m.Matches)+int64(e.Matches), 1<<31-1))}
+	}
+	return out
 }

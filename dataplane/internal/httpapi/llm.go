@@ -48,8 +48,9 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 			}
 		}
 
-		// Hook: request guardrails (block or rewrite), then the response filter.
+		// Hook: request guardrails (block or rewrite), then the response filters.
 		var filter llm.ContentFilter
+		var newFilter func(llm.TextKind) llm.ContentFilter
 		if s.guard != nil {
 			in := GuardInput{Key: c.key, Model: m, Surface: surface, Endpoint: c.endpoint, Body: body}
 			next, events, err := s.guard.Request(ctx, in)
@@ -66,13 +67,29 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 			if surface != llm.SurfaceEmbeddings {
 				if rg := s.guard.Response(ctx, in); rg != nil {
 					filter = rg
-					defer func() { c.guardEvents = append(c.guardEvents, rg.Events()...) }()
+					guards := []ResponseGuard{rg}
+					newFilter = func(t llm.TextKind) llm.ContentFilter {
+						in := in
+						in.Text = t
+						g := s.guard.Response(ctx, in)
+						if g == nil {
+							return nil
+						}
+						guards = append(guards, g)
+						return g
+					}
+					defer func() {
+						for _, g := range guards {
+							c.guardEvents = append(c.guardEvents, g.Events()...)
+						}
+						c.guardEvents = mergeEvents(c.guardEvents)
+					}()
 				}
 			}
 		}
 
 		req.Candidates = c.key.Candidates(m)
-		req.Filter = filter
+		req.Filter, req.NewFilter = filter, newFilter
 		req.Header = r.Header
 		req.Start = c.start
 		req.CaptureText = c.key.Team.LogContents

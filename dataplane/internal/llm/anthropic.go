@@ -194,7 +194,10 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 		case "assistant":
 			var blocks []anthropicBlock
 			for _, tb := range m.ThinkingBlocks {
-				if tb.Type == "thinking" || tb.Type == "redacted_thinking" {
+				// An unsigned thinking block (one a guardrail redacted: see
+				// answerFilters) would be refused; Anthropic needs none but those of a
+				// tool call being continued.
+				if tb.Type == "thinking" && tb.Signature != "" || tb.Type == "redacted_thinking" {
 					blocks = append(blocks, anthropicBlock{Type: tb.Type, Thinking: tb.Thinking, Signature: tb.Signature, Data: tb.Data})
 				}
 			}
@@ -726,7 +729,14 @@ func chatToMessages(c *chatResponse, model string) *anthropicResponse {
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		finish = ch.FinishReason
-		if r := ch.Message.ReasoningContent; r != nil && *r != "" {
+		switch r := ch.Message.ReasoningContent; {
+		case len(ch.Message.ThinkingBlocks) > 0:
+			// Anthropic's own blocks, signed (unless a guardrail changed their text)
+			// or encrypted.
+			for _, tb := range ch.Message.ThinkingBlocks {
+				out.Content = append(out.Content, anthropicBlock{Type: tb.Type, Thinking: tb.Thinking, Signature: tb.Signature, Data: tb.Data})
+			}
+		case r != nil && *r != "":
 			// An OpenAI-style server's reasoning (vLLM, DeepSeek): a thinking block,
 			// without the signature only Anthropic can make.
 			out.Content = append(out.Content, anthropicBlock{Type: "thinking", Thinking: *r})
@@ -765,6 +775,7 @@ type deltaBody struct {
 	Text        string `json:"text,omitempty"`
 	Thinking    string `json:"thinking,omitempty"`
 	PartialJSON string `json:"partial_json,omitempty"`
+	Signature   string `json:"signature,omitempty"`
 }
 
 // messagesEncoder renders chat chunks as a Messages event stream.
@@ -828,6 +839,9 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 			}
 			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "thinking_delta", Thinking: *t}})
 		}
+		for _, tb := range ch.Delta.ThinkingBlocks {
+			e.thinkingBlock(tb)
+		}
 		if t := ch.Delta.Content; t != nil && *t != "" {
 			if e.open != "text" {
 				e.closeBlock()
@@ -862,6 +876,25 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 		}
 	}
 	return e.buf
+}
+
+// thinkingBlock ends a thinking block streamed as reasoning deltas with its signature,
+// or writes a redacted_thinking block. A thinking block without a signature (none
+// was made, or a guardrail changed its text) ends unsigned when the next block
+// starts.
+func (e *messagesEncoder) thinkingBlock(tb thinkingBlock) {
+	switch {
+	case tb.Type == "thinking" && tb.Signature != "" && e.open == "thinking":
+		e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "signature_delta", Signature: tb.Signature}})
+		e.closeBlock()
+	case tb.Type == "redacted_thinking":
+		e.closeBlock()
+		e.index = e.next
+		e.next++
+		e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
+			"content_block": map[string]any{"type": "redacted_thinking", "data": tb.Data}})
+		e.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": e.index})
+	}
 }
 
 // end closes the message with the final usage.

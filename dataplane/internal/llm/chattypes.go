@@ -239,6 +239,15 @@ func stringContent(s string) json.RawMessage {
 
 func ptr[T any](v T) *T { return &v }
 
+// deref is *p, or the zero value when p is nil.
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
 // stopList reads `stop`: a string or a list of strings.
 func stopList(raw json.RawMessage) []string {
 	raw = bytes.TrimSpace(raw)

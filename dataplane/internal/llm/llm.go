@@ -110,13 +110,16 @@ type Refusal struct {
 
 func (e *Refusal) Error() string { return "refused: " + e.Code + ": " + e.Message }
 
-// ContentFilter sees the assistant's text as it is produced, for one response: each
-// content delta of a stream in order, or the whole text of an answer that is not
-// streamed. Filter returns the text to pass on instead (the same, redacted, or empty
-// while it holds text back); Flush returns what it held back when the text ends. An
-// error (a *Refusal to choose the message) cuts the response: a stream ends with an
-// error event in the caller's format, an answer not yet sent is refused. Tool call
-// arguments are not filtered.
+// ContentFilter sees one text of a response as it is produced: each delta of a stream
+// in order, or the whole text of an answer that is not streamed. Filter returns the
+// text to pass on instead (the same, redacted, or empty while it holds text back);
+// Flush returns what it held back when the text ends, and is called once. An error (a
+// *Refusal to choose the message) cuts the response: a stream ends with an error event
+// in the caller's format, an answer not yet sent is refused.
+//
+// The texts of a response are filtered apart, each by a filter of its own (a match
+// never spans two of them): the assistant's content (Request.Filter), each block of
+// the model's reasoning and the JSON arguments of each tool call (Request.NewFilter).
 type ContentFilter interface {
 	Filter(delta string) (string, error)
 	Flush() (string, error)
@@ -331,8 +334,12 @@ type Request struct {
 	// Candidates are the models to try in order: the one asked for, then its
 	// fallbacks. Never empty.
 	Candidates []*runtime.Model
-	// Filter, when set, filters the assistant's text (response guardrails).
+	// Filter, when set, filters the assistant's content (response guardrails).
 	Filter ContentFilter
+	// NewFilter, when set, returns a new filter for another text of the answer (see
+	// TextKind), or nil to leave it as it is. It is used only with Filter: an answer
+	// without a Filter may be relayed as the provider sent it.
+	NewFilter func(TextKind) ContentFilter
 	// Header is the caller's request header; anthropic-version and anthropic-beta are
 	// forwarded to Anthropic upstreams.
 	Header http.Header

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,23 +66,15 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 	if cr.Usage != nil {
 		res.Usage = cr.Usage.usage()
 	}
-	if len(cr.Choices) > 0 && cr.Choices[0].Message.Content != nil {
-		text := *cr.Choices[0].Message.Content
+	if len(cr.Choices) > 0 {
+		msg := &cr.Choices[0].Message
 		if req.Filter != nil {
-			filtered, err := req.Filter.Filter(text)
-			if err == nil {
-				var rest string
-				rest, err = req.Filter.Flush()
-				filtered += rest
-			}
-			if err != nil {
+			if err := filterMessage(req, msg); err != nil {
 				return fmt.Errorf("response filter: %w", err)
 			}
-			text = filtered
-			cr.Choices[0].Message.Content = &text
 		}
-		if req.CaptureText {
-			res.Text = text
+		if req.CaptureText && msg.Content != nil {
+			res.Text = *msg.Content
 		}
 	}
 	var out any = cr
@@ -96,6 +89,212 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 		return fmt.Errorf("render answer: %w", err)
 	}
 	return c.write(w, req, res, http.StatusOK, "application/json", b)
+}
+
+// filterMessage runs the response filters over the texts of a complete answer: its
+// content, its reasoning (each thinking block on its own, when the provider gave them)
+// and each tool call's arguments.
+func filterMessage(req *Request, msg *responseMessage) error {
+	if msg.Content != nil {
+		text, err := filterWhole(req.Filter, *msg.Content)
+		if err != nil {
+			return err
+		}
+		msg.Content = &text
+	}
+	af := answerFilters{newFilter: req.NewFilter}
+	thinking := false
+	for i := range msg.ThinkingBlocks {
+		thinking = thinking || msg.ThinkingBlocks[i].Type == "thinking"
+		if err := af.thinking(&msg.ThinkingBlocks[i]); err != nil {
+			return err
+		}
+	}
+	switch {
+	case thinking && msg.ReasoningContent != nil:
+		// The reasoning is the text of the thinking blocks (anthropicToChat): filtered
+		// once, block by block, as a stream is.
+		var b strings.Builder
+		for _, tb := range msg.ThinkingBlocks {
+			b.WriteString(tb.Thinking)
+		}
+		msg.ReasoningContent = ptr(b.String())
+	case msg.ReasoningContent != nil:
+		text, err := af.whole(TextReasoning, *msg.ReasoningContent)
+		if err != nil {
+			return err
+		}
+		msg.ReasoningContent = &text
+	}
+	for i := range msg.ToolCalls {
+		fn := &msg.ToolCalls[i].Function
+		args, err := af.whole(TextToolArguments, fn.Arguments)
+		if err != nil {
+			return err
+		}
+		fn.Arguments = args
+	}
+	return nil
+}
+
+// filterWhole runs f over one complete text.
+func filterWhole(f ContentFilter, text string) (string, error) {
+	out, err := f.Filter(text)
+	if err != nil {
+		return "", err
+	}
+	rest, err := f.Flush()
+	if err != nil {
+		return "", err
+	}
+	return out + rest, nil
+}
+
+// answerFilters runs a request's response filters over the texts of an answer other
+// than its content (Request.NewFilter): each block of reasoning and the arguments of
+// each tool call, each on its own, as a stream brings them or whole. Without
+// NewFilter it lets them through.
+//
+// Signed thinking. Anthropic signs each thinking block and refuses one whose text no
+// longer matches its signature, and the gateway cannot sign. A thinking block whose
+// text a filter changed (redacted) therefore reaches the caller with the filtered text
+// and without its signature: the unfiltered text never leaves the gateway, and the
+// caller cannot replay a block Anthropic would reject as tampered. Chat requests drop
+// unsigned thinking blocks on their way to Anthropic (chatToAnthropic), so the next
+// turn works unless it continues a tool call of that very turn, which Anthropic only
+// accepts with the original block. Blocks no filter changed keep their signature;
+// redacted_thinking blocks are encrypted by Anthropic and pass as they are.
+type answerFilters struct {
+	newFilter func(TextKind) ContentFilter
+	// reasoning filters the reasoning block being streamed (nil when none is open),
+	// released is what it let through so far.
+	reasoning ContentFilter
+	released  strings.Builder
+	// ended is what was released of the reasoning block that ended last, until the
+	// thinking block that carries its signature (Anthropic) claims it.
+	ended    string
+	hasEnded bool
+	// tools filters the arguments of the tool calls being streamed, by index.
+	tools map[int]ContentFilter
+}
+
+// on reports whether any text but the content is filtered.
+func (a *answerFilters) on() bool { return a.newFilter != nil }
+
+// whole filters one complete text of the kind.
+func (a *answerFilters) whole(kind TextKind, text string) (string, error) {
+	if !a.on() {
+		return text, nil
+	}
+	f := a.newFilter(kind)
+	if f == nil {
+		return text, nil
+	}
+	return filterWhole(f, text)
+}
+
+// reason filters the next delta of the reasoning block being streamed, opening one
+// when none is.
+func (a *answerFilters) reason(delta string) (string, error) {
+	if !a.on() {
+		return delta, nil
+	}
+	if a.reasoning == nil {
+		if a.reasoning = a.newFilter(TextReasoning); a.reasoning == nil {
+			return delta, nil
+		}
+		a.released.Reset()
+		a.hasEnded = false
+	}
+	out, err := a.reasoning.Filter(delta)
+	a.released.WriteString(out)
+	return out, err
+}
+
+// endReasoning ends the reasoning block being streamed and returns what its filter
+// held back.
+func (a *answerFilters) endReasoning() (string, error) {
+	if a.reasoning == nil {
+		return "", nil
+	}
+	tail, err := a.reasoning.Flush()
+	a.reasoning = nil
+	a.released.WriteString(tail)
+	a.ended, a.hasEnded = a.released.String(), true
+	a.released.Reset()
+	return tail, err
+}
+
+// thinking settles a thinking block (see the type's comment): its text becomes the
+// filtered text of the reasoning block it closes (streams) or its own filtered text,
+// and it loses its signature when that differs from what the provider signed.
+func (a *answerFilters) thinking(tb *thinkingBlock) error {
+	if tb.Type != "thinking" || !a.on() {
+		return nil
+	}
+	text := a.ended
+	if !a.hasEnded {
+		var err error
+		if text, err = a.whole(TextReasoning, tb.Thinking); err != nil {
+			return err
+		}
+	}
+	a.ended, a.hasEnded = "", false
+	if text != tb.Thinking {
+		tb.Thinking, tb.Signature = text, ""
+	}
+	return nil
+}
+
+// arguments filters the next delta of tool call i's arguments.
+func (a *answerFilters) arguments(i int, delta string) (string, error) {
+	if !a.on() || delta == "" {
+		return delta, nil
+	}
+	f, ok := a.tools[i]
+	if !ok {
+		f = a.newFilter(TextToolArguments)
+		if a.tools == nil {
+			a.tools = map[int]ContentFilter{}
+		}
+		a.tools[i] = f
+	}
+	if f == nil {
+		return delta, nil
+	}
+	return f.Filter(delta)
+}
+
+// endArguments ends the arguments of the tool calls being streamed but those named in
+// keep, and returns what their filters held back, by tool call index.
+func (a *answerFilters) endArguments(keep []toolCall) ([]toolCall, error) {
+	var tails []toolCall
+	for i, f := range a.tools {
+		if slices.ContainsFunc(keep, func(tc toolCall) bool { return toolIndex(tc) == i }) {
+			continue
+		}
+		delete(a.tools, i)
+		if f == nil {
+			continue
+		}
+		tail, err := f.Flush()
+		if err != nil {
+			return nil, err
+		}
+		if tail != "" {
+			tails = append(tails, toolCall{Index: ptr(i), Function: toolFunction{Arguments: tail}})
+		}
+	}
+	slices.SortFunc(tails, func(x, y toolCall) int { return *x.Index - *y.Index })
+	return tails, nil
+}
+
+// toolIndex is a streamed tool call's index (0 when the provider gave none).
+func toolIndex(tc toolCall) int {
+	if tc.Index != nil {
+		return *tc.Index
+	}
+	return 0
 }
 
 // decodeAnswer reads a complete upstream answer as a chat completion.

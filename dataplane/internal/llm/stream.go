@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -348,18 +349,99 @@ func (s *streamRelay) translate() error {
 		}
 		return err
 	}
-	flushed := false
-	flush := func(c *chatChunk) (*chatChunk, error) {
-		if s.req.Filter == nil || flushed {
-			return c, nil
+	// Each text is filtered on its own (see answerFilters): the content over the whole
+	// answer, a reasoning block until anything else comes, a tool call's arguments until
+	// anything but more of them comes.
+	af := answerFilters{newFilter: s.req.NewFilter}
+	if s.req.Filter == nil {
+		af.newFilter = nil
+	}
+	contentDone := false
+	endContent := func() (string, error) {
+		if s.req.Filter == nil || contentDone {
+			return "", nil
 		}
-		flushed = true
-		rest, err := s.req.Filter.Flush()
-		if err != nil || rest == "" {
-			return c, err
+		contentDone = true
+		return s.req.Filter.Flush()
+	}
+	// filter filters the texts of choice 0 of c in place; end (or a finish reason)
+	// ends them all. When tool calls this chunk does not continue end, it returns a
+	// chunk with what their filters held back, to send first.
+	filter := func(c *chatChunk, ch *chunkChoice, end bool) (before *chatChunk, err error) {
+		d := &ch.Delta
+		finish := end || ch.FinishReason != nil && *ch.FinishReason != ""
+		reasoning := d.ReasoningContent != nil && *d.ReasoningContent != ""
+		content := d.Content != nil && *d.Content != ""
+		other := content || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0 || finish
+		if reasoning || other {
+			tails, err := af.endArguments(d.ToolCalls)
+			if err != nil {
+				return nil, err
+			}
+			if tails != nil {
+				before = &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
+					Choices: []chunkChoice{{Delta: chunkDelta{ToolCalls: tails}}}}
+			}
 		}
-		return &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
-			Choices: []chunkChoice{{Delta: chunkDelta{Content: &rest}}}}, nil
+		if reasoning {
+			out, err := af.reason(*d.ReasoningContent)
+			if err != nil {
+				return nil, err
+			}
+			d.ReasoningContent = &out
+		}
+		if other {
+			tail, err := af.endReasoning()
+			if err != nil {
+				return nil, err
+			}
+			if tail != "" {
+				d.ReasoningContent = ptr(deref(d.ReasoningContent) + tail)
+			}
+		}
+		for i := range d.ThinkingBlocks {
+			if err := af.thinking(&d.ThinkingBlocks[i]); err != nil {
+				return nil, err
+			}
+		}
+		if content {
+			s.chars += len(*d.Content)
+			if s.req.Filter != nil {
+				out, err := s.req.Filter.Filter(*d.Content)
+				if err != nil {
+					return nil, err
+				}
+				d.Content = &out
+			}
+		}
+		for i := range d.ToolCalls {
+			fn := &d.ToolCalls[i].Function
+			s.chars += len(fn.Arguments)
+			if fn.Arguments, err = af.arguments(toolIndex(d.ToolCalls[i]), fn.Arguments); err != nil {
+				return nil, err
+			}
+		}
+		if finish {
+			tails, err := af.endArguments(nil)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tails {
+				j := slices.IndexFunc(d.ToolCalls, func(tc toolCall) bool { return toolIndex(tc) == *t.Index })
+				d.ToolCalls[j].Function.Arguments += t.Function.Arguments
+			}
+			tail, err := endContent()
+			if err != nil {
+				return nil, err
+			}
+			if tail != "" {
+				d.Content = ptr(deref(d.Content) + tail)
+			}
+		}
+		if d.Content != nil {
+			s.capture(*d.Content)
+		}
+		return before, nil
 	}
 	emit := func(c *chatChunk) error {
 		if c.ID != "" {
@@ -370,31 +452,14 @@ func (s *streamRelay) translate() error {
 			if ch.Index != 0 {
 				continue
 			}
-			if ch.FinishReason != nil && *ch.FinishReason != "" {
-				extra, err := flush(c)
-				if err != nil {
+			before, err := filter(c, ch, false)
+			if err != nil {
+				return err
+			}
+			if before != nil {
+				if err := s.send(enc.chunk(before)); err != nil {
 					return err
 				}
-				if extra != c {
-					if err := s.send(enc.chunk(extra)); err != nil {
-						return err
-					}
-					s.capture(*extra.Choices[0].Delta.Content)
-				}
-			}
-			if t := ch.Delta.Content; t != nil && *t != "" {
-				s.chars += len(*t)
-				if s.req.Filter != nil {
-					out, err := s.req.Filter.Filter(*t)
-					if err != nil {
-						return err
-					}
-					ch.Delta.Content = &out
-				}
-				s.capture(*ch.Delta.Content)
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				s.chars += len(tc.Function.Arguments)
 			}
 		}
 		if b := enc.chunk(c); len(b) > 0 {
@@ -431,13 +496,21 @@ func (s *streamRelay) translate() error {
 			}
 		}
 	}
-	if extra, err := flush(&chatChunk{ID: id, Object: "chat.completion.chunk"}); err != nil {
+	// The answer ended without a finish reason: release what the filters still hold.
+	last := chatChunk{ID: id, Object: "chat.completion.chunk", Choices: []chunkChoice{{}}}
+	before, err := filter(&last, &last.Choices[0], true)
+	if err != nil {
 		return cut(err)
-	} else if extra.Choices != nil {
-		if err := s.send(enc.chunk(extra)); err != nil {
-			return err
+	}
+	for _, c := range []*chatChunk{before, &last} {
+		if c == nil {
+			continue
 		}
-		s.capture(*extra.Choices[0].Delta.Content)
+		if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil {
+			if err := s.send(enc.chunk(c)); err != nil {
+				return err
+			}
+		}
 	}
 	if u, ok := dec.usage(); ok {
 		s.res.Usage, s.sawUsage = u, true

@@ -19,6 +19,21 @@ const (
 	SurfaceEmbeddings
 )
 
+// TextKind names a text of an answer that response filters see on its own.
+type TextKind uint8
+
+const (
+	// TextContent is the assistant's content: message text, text deltas, output text.
+	TextContent TextKind = iota
+	// TextReasoning is one block of the model's reasoning: reasoning_content (chat),
+	// an Anthropic thinking block, Gemini thought parts, a Responses reasoning summary.
+	// Reasoning reaches callers as text even when the model signed it.
+	TextReasoning
+	// TextToolArguments is the JSON arguments of one tool call. A filter must not
+	// change them except to cut the answer: they stay the JSON the model wrote.
+	TextToolArguments
+)
+
 // MessagesRequest is a parsed Anthropic Messages body: kept as fields, to be relayed
 // to Anthropic upstreams as it came (model replaced), and translated into Chat for the
 // others.

@@ -159,6 +159,10 @@ func (g *Guardrails) Response(_ context.Context, in httpapi.GuardInput) httpapi.
 	if !p.HasResponseRules() {
 		return nil
 	}
+	if in.Text == llm.TextToolArguments {
+		return &responseGuard{f: p.NewArgumentsFilter()}
+	}
+	// Content and reasoning: the same rules, each text on its own.
 	return &responseGuard{f: p.NewStreamFilter()}
 }
 
