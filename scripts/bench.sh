@@ -48,8 +48,9 @@ fi
 
 work=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$work"
-stack_pid="" nginx_pid="" ok=0
+stack_pid="" nginx_pid="" floor_pid="" ok=0
 cleanup() {
+  if [ -n "$floor_pid" ]; then kill -TERM "$floor_pid" 2>/dev/null || true; wait "$floor_pid" 2>/dev/null || true; fi
   if [ -n "$nginx_pid" ]; then kill -TERM "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; fi
   if [ -n "$stack_pid" ]; then kill -TERM "$stack_pid" 2>/dev/null || true; wait "$stack_pid" 2>/dev/null || true; fi
   if [ "$ok" = 1 ]; then rm -rf "$work"; else log "logs kept in $work"; fi
@@ -62,6 +63,7 @@ log "building"
 make --no-print-directory build >&2
 go build -trimpath -o bin/loadgen ./e2e/cmd/loadgen
 go build -trimpath -o bin/benchstack ./e2e/cmd/benchstack
+go build -trimpath -o bin/floorproxy ./dataplane/cmd/floorproxy
 ./scripts/db-up.sh
 set -a; source .dev/db.env; set +a
 
@@ -156,6 +158,14 @@ watch_nginx="upstream=$upstream_pid"
 for w in $nginx_workers; do watch_nginx+=",nginx=$w"; done
 watch_gateway="gateway=$gateway_pid,upstream=$upstream_pid,controlplane=$cp_pid"
 
+# 3b. The floor: the gateway's HTTP server and upstream transport, forwarding without
+# any of the gateway's work (dataplane/cmd/floorproxy) — what a Go proxy costs here.
+bin/floorproxy --listen 127.0.0.1:0 --upstream "http://$upstream_addr" >"$work/floor.addr" 2>"$work/floor.log" &
+floor_pid=$!
+for _ in $(seq 1 100); do [ -s "$work/floor.addr" ] && break; sleep 0.1; done
+[ -s "$work/floor.addr" ] || die "floorproxy failed: $(tail -n 5 "$work/floor.log")"
+floor_url="http://$(cat "$work/floor.addr")/v1"
+
 # 4. Measurements, one after another. Before each, wait until the gateway and the
 # control plane are idle again (the control plane writes the usage events of the
 # previous run to Postgres) and, for up to BENCH_QUIET_WAIT seconds, until the machine
@@ -186,6 +196,7 @@ target_args() { # target -> loadgen flags
   case $1 in
     direct) echo "-url $upstream_url/chat/completions -key $upstream_key -watch upstream=$upstream_pid" ;;
     nginx) echo "-url $nginx_url/chat/completions -key $upstream_key -watch $watch_nginx" ;;
+    floor) echo "-url $floor_url/chat/completions -key $upstream_key -watch upstream=$upstream_pid,floor=$floor_pid" ;;
     gateway) echo "-url $gateway_url/v1/chat/completions -key $key -watch $watch_gateway" ;;
   esac
 }
@@ -201,19 +212,19 @@ gateway_idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$gateway_pid/status")
 # compares within a round and takes the median of the rounds: on a shared machine the
 # speed drifts from minute to minute, and one disturbed run must not decide.
 wants closed && for round in $(seq 1 "$rounds"); do
-  for t in direct nginx gateway; do
+  for t in direct nginx floor gateway; do
     # shellcheck disable=SC2046
     measure "closed/$t" -mode closed -c "$concurrency" -d "${closed_s}s" -warmup 2s $(target_args $t)
   done
 done
 wants open && for round in $(seq 1 "$rounds"); do
-  for t in direct nginx gateway; do
+  for t in direct nginx floor gateway; do
     # shellcheck disable=SC2046
     measure "open/$t" -mode open -rate "$rate" -d "${open_s}s" -warmup 3s $(target_args $t)
   done
 done
 wants ttfb && for round in $(seq 1 "$rounds"); do
-  for t in direct nginx gateway; do
+  for t in direct nginx floor gateway; do
     # shellcheck disable=SC2046
     measure "ttfb/$t" -mode ttfb -rate "$ttfb_rate" -d "${ttfb_s}s" -warmup 2s $(target_args $t)
   done

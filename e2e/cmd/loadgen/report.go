@@ -24,7 +24,10 @@ const (
 const noisyCores = 0.3
 
 // targets orders the measured targets in tables; labels are "<mode>/<target>".
-var targets = []string{"direct", "nginx", "gateway"}
+// "floor" is dataplane/cmd/floorproxy: the gateway's HTTP server and upstream
+// transport forwarding without any of the gateway's work, a reference for what a Go
+// proxy costs on the machine.
+var targets = []string{"direct", "nginx", "floor", "gateway"}
 
 // results holds every run of each label, in the order they ran: the bench runs the
 // targets in rounds (direct, nginx, gateway back to back, repeated), and round i of
@@ -190,6 +193,20 @@ func writeTargets(b *strings.Builder, rs results) {
 		}
 		res += fmt.Sprintf(", %s goroutines", num(float64(s.GoroutinesMax)))
 		row(fmt.Sprintf("%s concurrent slow streams through the gateway", num(float64(s.Requested))), "report", res, nil)
+	}
+	// The floor: the same measures for a Go proxy that does none of the gateway's work.
+	if ratio, all, ok := perRound(rs, "closed", "floor", "nginx", func(fl, ng *result) (float64, bool) {
+		return fl.RPS / ng.RPS, ng.RPS > 0
+	}); ok {
+		pct := func(v float64) string { return fmt.Sprintf("%.0f %%", v*100) }
+		row("reference — throughput, Go floor proxy ÷ nginx", "", pct(ratio)+rounds(all, pct), nil)
+	}
+	if p50, all, ok := perRound(rs, "open", "floor", "direct", added(p50of)); ok {
+		p99, all99, _ := perRound(rs, "open", "floor", "direct", added(p99of))
+		row("reference — added latency p50 / p99, Go floor proxy", "", ms(p50)+rounds(all, ms)+" / "+ms(p99)+rounds(all99, ms), nil)
+	}
+	if p50, all, ok := perRound(rs, "ttfb", "floor", "direct", added(p50of)); ok {
+		row("reference — added time to first byte p50, Go floor proxy", "", ms(p50)+rounds(all, ms), nil)
 	}
 	b.WriteString("\n")
 }
