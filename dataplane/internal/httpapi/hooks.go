@@ -92,9 +92,9 @@ type Guard interface {
 	Request(ctx context.Context, in GuardInput) ([]byte, []*gatehousev1.GuardrailEvent, error)
 	// Response returns a filter for one text of this request's response (in.Text), or
 	// nil for none. It is called after Request, for every surface but embeddings: once
-	// for the content, and once for each block of reasoning and each tool call's
-	// arguments the answer holds, as they come; only when it returned a content
-	// filter is it asked for the others. The usage event gets the events of all of
+	// for the content, and once for the content of each further choice (n > 1), each
+	// block of reasoning and each tool call's arguments the answer holds, as they
+	// come; only when it returned a content filter is it asked for the others. The usage event gets the events of all of
 	// them, merged by rule and direction.
 	Response(ctx context.Context, in GuardInput) ResponseGuard
 }

@@ -372,14 +372,16 @@ func geminiToolCall(fc *geminiFunctionCall, i int) toolCall {
 	return toolCall{ID: id, Type: "function", Function: toolFunction{Name: fc.Name, Arguments: args}}
 }
 
-// geminiStreamDecoder turns streamGenerateContent (alt=sse) events into chat chunks.
+// geminiStreamDecoder turns streamGenerateContent (alt=sse) events into chat chunks,
+// each candidate (candidateCount, from n) a choice of its index.
 type geminiStreamDecoder struct {
 	id      string
 	model   string
 	created int64
 	started bool
-	tools   int
-	usage   *geminiUsage
+	// tools counts the tool calls of each candidate so far.
+	tools map[int]int
+	usage *geminiUsage
 }
 
 func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
@@ -399,35 +401,36 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 	var out []chatChunk
 	if !d.started {
 		d.started = true
-		out = append(out, d.chunk(chunkDelta{Role: "assistant", Content: ptr("")}, nil))
+		out = append(out, d.chunk(0, chunkDelta{Role: "assistant", Content: ptr("")}, nil))
 	}
 	for _, c := range r.Candidates {
-		if c.Index != 0 {
-			continue
-		}
 		for _, p := range c.Content.Parts {
 			switch {
 			case p.FunctionCall != nil:
-				tc := geminiToolCall(p.FunctionCall, d.tools)
-				tc.Index = ptr(d.tools)
-				d.tools++
-				out = append(out, d.chunk(chunkDelta{ToolCalls: []toolCall{tc}}, nil))
+				if d.tools == nil {
+					d.tools = map[int]int{}
+				}
+				n := d.tools[c.Index]
+				tc := geminiToolCall(p.FunctionCall, n)
+				tc.Index = ptr(n)
+				d.tools[c.Index] = n + 1
+				out = append(out, d.chunk(c.Index, chunkDelta{ToolCalls: []toolCall{tc}}, nil))
 			case p.Text != "" && p.Thought:
-				out = append(out, d.chunk(chunkDelta{ReasoningContent: ptr(p.Text)}, nil))
+				out = append(out, d.chunk(c.Index, chunkDelta{ReasoningContent: ptr(p.Text)}, nil))
 			case p.Text != "":
-				out = append(out, d.chunk(chunkDelta{Content: ptr(p.Text)}, nil))
+				out = append(out, d.chunk(c.Index, chunkDelta{Content: ptr(p.Text)}, nil))
 			}
 		}
-		if f := finishReasonOfGemini(c.FinishReason, d.tools > 0); f != "" {
-			out = append(out, d.chunk(chunkDelta{}, ptr(f)))
+		if f := finishReasonOfGemini(c.FinishReason, d.tools[c.Index] > 0); f != "" {
+			out = append(out, d.chunk(c.Index, chunkDelta{}, ptr(f)))
 		}
 	}
 	return out, nil
 }
 
-func (d *geminiStreamDecoder) chunk(delta chunkDelta, finish *string) chatChunk {
+func (d *geminiStreamDecoder) chunk(choice int, delta chunkDelta, finish *string) chatChunk {
 	return chatChunk{ID: d.id, Object: "chat.completion.chunk", Created: d.created, Model: d.model,
-		Choices: []chunkChoice{{Index: 0, Delta: delta, FinishReason: finish}}}
+		Choices: []chunkChoice{{Index: choice, Delta: delta, FinishReason: finish}}}
 }
 
 // Gemini embeddings (batchEmbedContents).

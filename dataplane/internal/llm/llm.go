@@ -118,8 +118,9 @@ func (e *Refusal) Error() string { return "refused: " + e.Code + ": " + e.Messag
 // in the caller's format, an answer not yet sent is refused.
 //
 // The texts of a response are filtered apart, each by a filter of its own (a match
-// never spans two of them): the assistant's content (Request.Filter), each block of
-// the model's reasoning and the JSON arguments of each tool call (Request.NewFilter).
+// never spans two of them): the first choice's content (Request.Filter), and through
+// Request.NewFilter the content of every other choice (n > 1), each block of each
+// choice's reasoning and the JSON arguments of each tool call.
 type ContentFilter interface {
 	Filter(delta string) (string, error)
 	Flush() (string, error)
@@ -334,11 +335,15 @@ type Request struct {
 	// Candidates are the models to try in order: the one asked for, then its
 	// fallbacks. Never empty.
 	Candidates []*runtime.Model
-	// Filter, when set, filters the assistant's content (response guardrails).
+	// Filter, when set, filters the assistant's content (response guardrails): that
+	// of the first choice.
 	Filter ContentFilter
 	// NewFilter, when set, returns a new filter for another text of the answer (see
-	// TextKind), or nil to leave it as it is. It is used only with Filter: an answer
-	// without a Filter may be relayed as the provider sent it.
+	// TextKind), or nil to leave it as it is: the content of another choice, a block
+	// of reasoning, a tool call's arguments. It is used only with Filter: an answer
+	// without a Filter may be relayed as the provider sent it. With a Filter and no
+	// NewFilter, an answer with a second choice is refused rather than relayed
+	// unchecked.
 	NewFilter func(TextKind) ContentFilter
 	// Header is the caller's request header; anthropic-version and anthropic-beta are
 	// forwarded to Anthropic upstreams.

@@ -66,16 +66,25 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 	if cr.Usage != nil {
 		res.Usage = cr.Usage.usage()
 	}
-	if len(cr.Choices) > 0 {
-		msg := &cr.Choices[0].Message
-		if req.Filter != nil {
-			if err := filterMessage(req, msg); err != nil {
+	if req.Surface != SurfaceChat && len(cr.Choices) > 1 {
+		// A Message or a Response is one answer: the first choice. The others (an
+		// upstream that answered more than it was asked for) are neither shown nor
+		// checked.
+		cr.Choices = cr.Choices[:1]
+	}
+	if req.Filter != nil {
+		for i := range cr.Choices {
+			af, err := choiceFilters(req, i == 0)
+			if err == nil {
+				err = af.message(&cr.Choices[i].Message)
+			}
+			if err != nil {
 				return fmt.Errorf("response filter: %w", err)
 			}
 		}
-		if req.CaptureText && msg.Content != nil {
-			res.Text = *msg.Content
-		}
+	}
+	if req.CaptureText && len(cr.Choices) > 0 && cr.Choices[0].Message.Content != nil {
+		res.Text = *cr.Choices[0].Message.Content
 	}
 	var out any = cr
 	switch req.Surface {
@@ -91,22 +100,22 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 	return c.write(w, req, res, http.StatusOK, "application/json", b)
 }
 
-// filterMessage runs the response filters over the texts of a complete answer: its
+// message runs the choice's filters over the texts of its complete answer: its
 // content, its reasoning (each thinking block on its own, when the provider gave them)
 // and each tool call's arguments.
-func filterMessage(req *Request, msg *responseMessage) error {
-	if msg.Content != nil {
-		text, err := filterWhole(req.Filter, *msg.Content)
+func (a *answerFilters) message(msg *responseMessage) error {
+	if msg.Content != nil && a.content != nil {
+		text, err := filterWhole(a.content, *msg.Content)
 		if err != nil {
 			return err
 		}
+		a.contentDone = true
 		msg.Content = &text
 	}
-	af := answerFilters{newFilter: req.NewFilter}
 	thinking := false
 	for i := range msg.ThinkingBlocks {
 		thinking = thinking || msg.ThinkingBlocks[i].Type == "thinking"
-		if err := af.thinking(&msg.ThinkingBlocks[i]); err != nil {
+		if err := a.thinking(&msg.ThinkingBlocks[i]); err != nil {
 			return err
 		}
 	}
@@ -120,7 +129,7 @@ func filterMessage(req *Request, msg *responseMessage) error {
 		}
 		msg.ReasoningContent = ptr(b.String())
 	case msg.ReasoningContent != nil:
-		text, err := af.whole(TextReasoning, *msg.ReasoningContent)
+		text, err := a.whole(TextReasoning, *msg.ReasoningContent)
 		if err != nil {
 			return err
 		}
@@ -128,13 +137,45 @@ func filterMessage(req *Request, msg *responseMessage) error {
 	}
 	for i := range msg.ToolCalls {
 		fn := &msg.ToolCalls[i].Function
-		args, err := af.whole(TextToolArguments, fn.Arguments)
+		args, err := a.whole(TextToolArguments, fn.Arguments)
 		if err != nil {
 			return err
 		}
 		fn.Arguments = args
 	}
 	return nil
+}
+
+// maxChoices bounds the choices of an answer the response filters follow (OpenAI
+// allows n up to 128).
+const maxChoices = 128
+
+// errTooManyChoices refuses a filtered answer with a choice beyond maxChoices.
+var errTooManyChoices = fmt.Errorf("%w: more than %d choices", ErrUpstreamBadResponse, maxChoices)
+
+// errNoChoiceFilter means an answer has a choice besides the first and the request
+// gives no way to filter it (Filter without NewFilter): the answer is refused rather
+// than passed unchecked.
+var errNoChoiceFilter = errors.New("no response filter for a second choice")
+
+// choiceFilters returns the filters of one choice of req's answer (n > 1 gives
+// several, whose texts are filtered apart: a match never spans two choices). The
+// first choice's content goes through req.Filter, every other choice's through a
+// filter of its own; the other texts of each choice get their own (answerFilters).
+// Without a Filter nothing is filtered.
+func choiceFilters(req *Request, first bool) (*answerFilters, error) {
+	if req.Filter == nil {
+		return &answerFilters{}, nil
+	}
+	af := &answerFilters{content: req.Filter, newFilter: req.NewFilter}
+	if first {
+		return af, nil
+	}
+	if req.NewFilter == nil {
+		return nil, errNoChoiceFilter
+	}
+	af.content = req.NewFilter(TextContent)
+	return af, nil
 }
 
 // filterWhole runs f over one complete text.
@@ -150,10 +191,10 @@ func filterWhole(f ContentFilter, text string) (string, error) {
 	return out + rest, nil
 }
 
-// answerFilters runs a request's response filters over the texts of an answer other
-// than its content (Request.NewFilter): each block of reasoning and the arguments of
-// each tool call, each on its own, as a stream brings them or whole. Without
-// NewFilter it lets them through.
+// answerFilters runs a request's response filters over the texts of one choice of an
+// answer: its content, and through filters from Request.NewFilter each block of
+// reasoning and the arguments of each tool call, each on its own, as a stream brings
+// them or whole. Without NewFilter it lets the texts but the content through.
 //
 // Signed thinking. Anthropic signs each thinking block and refuses one whose text no
 // longer matches its signature, and the gateway cannot sign. A thinking block whose
@@ -165,7 +206,11 @@ func filterWhole(f ContentFilter, text string) (string, error) {
 // accepts with the original block. Blocks no filter changed keep their signature;
 // redacted_thinking blocks are encrypted by Anthropic and pass as they are.
 type answerFilters struct {
-	newFilter func(TextKind) ContentFilter
+	// content filters the choice's content (nil when it is not filtered);
+	// contentDone says it was flushed.
+	content     ContentFilter
+	contentDone bool
+	newFilter   func(TextKind) ContentFilter
 	// reasoning filters the reasoning block being streamed (nil when none is open),
 	// released is what it let through so far.
 	reasoning ContentFilter
@@ -176,6 +221,15 @@ type answerFilters struct {
 	hasEnded bool
 	// tools filters the arguments of the tool calls being streamed, by index.
 	tools map[int]ContentFilter
+}
+
+// endContent ends the choice's content and returns what its filter held back.
+func (a *answerFilters) endContent() (string, error) {
+	if a.content == nil || a.contentDone {
+		return "", nil
+	}
+	a.contentDone = true
+	return a.content.Flush()
 }
 
 // on reports whether any text but the content is filtered.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -349,110 +350,38 @@ func (s *streamRelay) translate() error {
 		}
 		return err
 	}
-	// Each text is filtered on its own (see answerFilters): the content over the whole
-	// answer, a reasoning block until anything else comes, a tool call's arguments until
-	// anything but more of them comes.
-	af := answerFilters{newFilter: s.req.NewFilter}
-	if s.req.Filter == nil {
-		af.newFilter = nil
-	}
-	contentDone := false
-	endContent := func() (string, error) {
-		if s.req.Filter == nil || contentDone {
-			return "", nil
+	// Each choice is filtered on its own (see choiceFilters), by index.
+	choices := map[int]*answerFilters{}
+	filters := func(i int) (*answerFilters, error) {
+		if af, ok := choices[i]; ok {
+			return af, nil
 		}
-		contentDone = true
-		return s.req.Filter.Flush()
-	}
-	// filter filters the texts of choice 0 of c in place; end (or a finish reason)
-	// ends them all. When tool calls this chunk does not continue end, it returns a
-	// chunk with what their filters held back, to send first.
-	filter := func(c *chatChunk, ch *chunkChoice, end bool) (before *chatChunk, err error) {
-		d := &ch.Delta
-		finish := end || ch.FinishReason != nil && *ch.FinishReason != ""
-		reasoning := d.ReasoningContent != nil && *d.ReasoningContent != ""
-		content := d.Content != nil && *d.Content != ""
-		other := content || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0 || finish
-		if reasoning || other {
-			tails, err := af.endArguments(d.ToolCalls)
-			if err != nil {
-				return nil, err
-			}
-			if tails != nil {
-				before = &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
-					Choices: []chunkChoice{{Delta: chunkDelta{ToolCalls: tails}}}}
-			}
+		if i < 0 || i >= maxChoices {
+			return nil, errTooManyChoices
 		}
-		if reasoning {
-			out, err := af.reason(*d.ReasoningContent)
-			if err != nil {
-				return nil, err
-			}
-			d.ReasoningContent = &out
+		af, err := choiceFilters(s.req, i == 0)
+		if err != nil {
+			return nil, err
 		}
-		if other {
-			tail, err := af.endReasoning()
-			if err != nil {
-				return nil, err
-			}
-			if tail != "" {
-				d.ReasoningContent = ptr(deref(d.ReasoningContent) + tail)
-			}
-		}
-		for i := range d.ThinkingBlocks {
-			if err := af.thinking(&d.ThinkingBlocks[i]); err != nil {
-				return nil, err
-			}
-		}
-		if content {
-			s.chars += len(*d.Content)
-			if s.req.Filter != nil {
-				out, err := s.req.Filter.Filter(*d.Content)
-				if err != nil {
-					return nil, err
-				}
-				d.Content = &out
-			}
-		}
-		for i := range d.ToolCalls {
-			fn := &d.ToolCalls[i].Function
-			s.chars += len(fn.Arguments)
-			if fn.Arguments, err = af.arguments(toolIndex(d.ToolCalls[i]), fn.Arguments); err != nil {
-				return nil, err
-			}
-		}
-		if finish {
-			tails, err := af.endArguments(nil)
-			if err != nil {
-				return nil, err
-			}
-			for _, t := range tails {
-				j := slices.IndexFunc(d.ToolCalls, func(tc toolCall) bool { return toolIndex(tc) == *t.Index })
-				d.ToolCalls[j].Function.Arguments += t.Function.Arguments
-			}
-			tail, err := endContent()
-			if err != nil {
-				return nil, err
-			}
-			if tail != "" {
-				d.Content = ptr(deref(d.Content) + tail)
-			}
-		}
-		if d.Content != nil {
-			s.capture(*d.Content)
-		}
-		return before, nil
+		choices[i] = af
+		return af, nil
 	}
 	emit := func(c *chatChunk) error {
 		if c.ID != "" {
 			id = c.ID
 		}
+		if s.req.Surface != SurfaceChat {
+			// A Message or a Response is one answer: the first choice (the encoders
+			// show no other).
+			c.Choices = slices.DeleteFunc(c.Choices, func(ch chunkChoice) bool { return ch.Index != 0 })
+		}
 		for i := range c.Choices {
 			ch := &c.Choices[i]
-			if ch.Index != 0 {
-				continue
+			af, err := filters(ch.Index)
+			if err != nil {
+				return err
 			}
-			before, err := filter(c, ch, false)
+			before, err := s.filterChoice(af, c, ch, false)
 			if err != nil {
 				return err
 			}
@@ -496,19 +425,22 @@ func (s *streamRelay) translate() error {
 			}
 		}
 	}
-	// The answer ended without a finish reason: release what the filters still hold.
-	last := chatChunk{ID: id, Object: "chat.completion.chunk", Choices: []chunkChoice{{}}}
-	before, err := filter(&last, &last.Choices[0], true)
-	if err != nil {
-		return cut(err)
-	}
-	for _, c := range []*chatChunk{before, &last} {
-		if c == nil {
-			continue
+	// The answer ended without a finish reason: release what the filters still hold,
+	// choice by choice.
+	for _, i := range slices.Sorted(maps.Keys(choices)) {
+		last := chatChunk{ID: id, Object: "chat.completion.chunk", Choices: []chunkChoice{{Index: i}}}
+		before, err := s.filterChoice(choices[i], &last, &last.Choices[0], true)
+		if err != nil {
+			return cut(err)
 		}
-		if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil {
-			if err := s.send(enc.chunk(c)); err != nil {
-				return err
+		for _, c := range []*chatChunk{before, &last} {
+			if c == nil {
+				continue
+			}
+			if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil {
+				if err := s.send(enc.chunk(c)); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -520,6 +452,89 @@ func (s *streamRelay) translate() error {
 		s.sawUsage = true
 	}
 	return s.send(enc.end(id, s.res.Usage))
+}
+
+// filterChoice filters the texts of one choice ch of c in place, through the choice's
+// filters af; end (or a finish reason) ends them all. A reasoning block lasts until
+// anything else comes, a tool call's arguments until anything but more of them come,
+// the content until the choice ends. When tool calls this chunk does not continue end,
+// it returns a chunk with what their filters held back, to send first.
+func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkChoice, end bool) (before *chatChunk, err error) {
+	d := &ch.Delta
+	finish := end || ch.FinishReason != nil && *ch.FinishReason != ""
+	reasoning := d.ReasoningContent != nil && *d.ReasoningContent != ""
+	content := d.Content != nil && *d.Content != ""
+	other := content || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0 || finish
+	if reasoning || other {
+		tails, err := af.endArguments(d.ToolCalls)
+		if err != nil {
+			return nil, err
+		}
+		if tails != nil {
+			before = &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
+				Choices: []chunkChoice{{Index: ch.Index, Delta: chunkDelta{ToolCalls: tails}}}}
+		}
+	}
+	if reasoning {
+		out, err := af.reason(*d.ReasoningContent)
+		if err != nil {
+			return nil, err
+		}
+		d.ReasoningContent = &out
+	}
+	if other {
+		tail, err := af.endReasoning()
+		if err != nil {
+			return nil, err
+		}
+		if tail != "" {
+			d.ReasoningContent = ptr(deref(d.ReasoningContent) + tail)
+		}
+	}
+	for i := range d.ThinkingBlocks {
+		if err := af.thinking(&d.ThinkingBlocks[i]); err != nil {
+			return nil, err
+		}
+	}
+	if content {
+		s.chars += len(*d.Content)
+		if af.content != nil {
+			out, err := af.content.Filter(*d.Content)
+			if err != nil {
+				return nil, err
+			}
+			d.Content = &out
+		}
+	}
+	for i := range d.ToolCalls {
+		fn := &d.ToolCalls[i].Function
+		s.chars += len(fn.Arguments)
+		if fn.Arguments, err = af.arguments(toolIndex(d.ToolCalls[i]), fn.Arguments); err != nil {
+			return nil, err
+		}
+	}
+	if finish {
+		tails, err := af.endArguments(nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tails {
+			j := slices.IndexFunc(d.ToolCalls, func(tc toolCall) bool { return toolIndex(tc) == *t.Index })
+			d.ToolCalls[j].Function.Arguments += t.Function.Arguments
+		}
+		tail, err := af.endContent()
+		if err != nil {
+			return nil, err
+		}
+		if tail != "" {
+			d.Content = ptr(deref(d.Content) + tail)
+		}
+	}
+	if d.Content != nil && ch.Index == 0 {
+		// Content logging keeps the first choice's text.
+		s.capture(*d.Content)
+	}
+	return before, nil
 }
 
 // sawAny reports whether an OpenAI or Anthropic stream ended properly: OpenAI streams
