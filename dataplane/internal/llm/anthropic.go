@@ -200,11 +200,9 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 		case "assistant":
 			var blocks []anthropicBlock
 			for _, tb := range m.ThinkingBlocks {
-				// An unsigned thinking block (one a guardrail redacted: see
-				// answerFilters) would be refused; Anthropic needs none but those of a
-				// tool call being continued.
-				if tb.Type == "thinking" && tb.Signature != "" || tb.Type == "redacted_thinking" {
-					blocks = append(blocks, anthropicBlock{Type: tb.Type, Thinking: tb.Thinking, Signature: tb.Signature, Data: tb.Data})
+				b := anthropicBlock{Type: tb.Type, Thinking: tb.Thinking, Signature: tb.Signature, Data: tb.Data}
+				if (b.Type == "thinking" || b.Type == "redacted_thinking") && !b.unsigned() {
+					blocks = append(blocks, b)
 				}
 			}
 			if t := contentText(m.Content); t != "" {
@@ -261,6 +259,59 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 		}
 	}
 	return out, nil
+}
+
+// unsigned reports whether b is a thinking block without a signature: one a guardrail
+// redacted (see answerFilters), or the reasoning of an OpenAI-style server. Anthropic
+// refuses such a block in a request, and needs none but the signed blocks of a tool
+// call being continued: on their way to Anthropic they are dropped, from chat
+// requests (chatToAnthropic) and Messages requests (MessagesRequest.upstreamBody)
+// alike.
+func (b *anthropicBlock) unsigned() bool { return b.Type == "thinking" && b.Signature == "" }
+
+// withoutUnsignedThinking returns a Messages `messages` array without the unsigned
+// thinking blocks of its assistant turns, and whether it dropped any; everything else
+// (other blocks, unknown fields) stays as the caller wrote it.
+func withoutUnsignedThinking(raw json.RawMessage) (json.RawMessage, bool) {
+	if !bytes.Contains(raw, []byte(`"thinking"`)) {
+		return raw, false
+	}
+	var msgs []json.RawMessage
+	if json.Unmarshal(raw, &msgs) != nil {
+		return raw, false
+	}
+	dropped := false
+	for i, m := range msgs {
+		var fields map[string]json.RawMessage
+		var role string
+		if json.Unmarshal(m, &fields) != nil || json.Unmarshal(fields["role"], &role) != nil || role != "assistant" {
+			continue
+		}
+		var blocks []json.RawMessage
+		if json.Unmarshal(fields["content"], &blocks) != nil {
+			continue // a string, or what Anthropic will refuse anyway
+		}
+		kept := blocks[:0:0]
+		for _, b := range blocks {
+			// Only what decides: a block's other fields can be large (images).
+			var head struct{ Type, Signature string }
+			if json.Unmarshal(b, &head) == nil && (&anthropicBlock{Type: head.Type, Signature: head.Signature}).unsigned() {
+				continue
+			}
+			kept = append(kept, b)
+		}
+		if len(kept) == len(blocks) {
+			continue
+		}
+		content, _ := json.Marshal(kept)
+		msgs[i] = writeObject(fields, map[string]json.RawMessage{"content": content})
+		dropped = true
+	}
+	if !dropped {
+		return raw, false
+	}
+	out, _ := json.Marshal(msgs)
+	return out, true
 }
 
 // thinkingBudgets are the thinking budgets (tokens) of the OpenAI reasoning efforts.

@@ -1,9 +1,18 @@
 package llm
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
 // TestAnthropicThinking maps the chat reasoning settings to Anthropic's thinking.
@@ -46,6 +55,77 @@ func TestAnthropicThinking(t *testing.T) {
 			}
 			if out.MaxTokens != c.maxTokens || string(out.Thinking) != c.thinking {
 				t.Fatalf("max_tokens %d thinking %s, want %d %s", out.MaxTokens, out.Thinking, c.maxTokens, c.thinking)
+			}
+		})
+	}
+}
+
+// TestMessagesReplayRedactedThinking: a Messages caller that sends back a conversation
+// whose thinking block a guardrail redacted (and so unsigned) reaches Anthropic
+// without that block, which Anthropic would refuse; signed and redacted_thinking
+// blocks, and everything else, go as the caller wrote them.
+func TestMessagesReplayRedactedThinking(t *testing.T) {
+	t.Parallel()
+	const answer = `{"id":"msg_2","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}`
+	for _, tt := range []struct {
+		name string
+		// messages is what the caller sends, want what Anthropic must get.
+		messages, want string
+	}{
+		{
+			name: "unsigned blocks dropped",
+			messages: `[{"role":"user","content":"Mail Ann."},` +
+				`{"role":"assistant","content":[` +
+				`{"type":"thinking","thinking":"Mail [REDACTED:email] then."},` +
+				`{"type":"thinking","thinking":"Nothing to hide.","signature":"sig-clean"},` +
+				`{"type":"redacted_thinking","data":"enc"},` +
+				`{"type":"thinking","thinking":"Again [REDACTED:email].","signature":""},` +
+				`{"type":"text","text":"Sending.","cache_control":{"type":"ephemeral"}},` +
+				`{"type":"tool_use","id":"toolu_1","name":"mail","input":{"to":"[REDACTED:email]"}}],"x_extra":1},` +
+				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sent"}]}]`,
+			want: `[{"role":"user","content":"Mail Ann."},` +
+				`{"content":[` +
+				`{"type":"thinking","thinking":"Nothing to hide.","signature":"sig-clean"},` +
+				`{"type":"redacted_thinking","data":"enc"},` +
+				`{"type":"text","text":"Sending.","cache_control":{"type":"ephemeral"}},` +
+				`{"type":"tool_use","id":"toolu_1","name":"mail","input":{"to":"[REDACTED:email]"}}],"role":"assistant","x_extra":1},` +
+				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sent"}]}]`,
+		},
+		{
+			name:     "signed blocks and user text untouched",
+			messages: `[{"role":"user","content":[{"type":"text","text":"{\"type\":\"thinking\"}"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"text","text":"a"}]},{"role":"user","content":"b"}]`,
+			want:     `[{"role":"user","content":[{"type":"text","text":"{\"type\":\"thinking\"}"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"text","text":"a"}]},{"role":"user","content":"b"}]`,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan []byte, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				got <- b
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, answer)
+			}))
+			t.Cleanup(srv.Close)
+			c := testClient(t)
+			req := parseGoldenRequest(t, SurfaceMessages, []byte(`{"model":"m","max_tokens":100,"thinking":{"type":"enabled","budget_tokens":1024},"messages":`+tt.messages+`}`))
+			req.Candidates = []*runtime.Model{testModel(t, anthropicType, srv.URL)}
+			rec := httptest.NewRecorder()
+			if _, err := c.Serve(context.Background(), rec, req); err != nil || rec.Code != http.StatusOK {
+				t.Fatalf("serve: %v: %d %s", err, rec.Code, rec.Body)
+			}
+			var sent struct {
+				Messages json.RawMessage `json:"messages"`
+				Thinking json.RawMessage `json:"thinking"`
+			}
+			if err := json.Unmarshal(<-got, &sent); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(sent.Messages)); diff != "" {
+				t.Errorf("messages sent to Anthropic (-want +got):\n%s", diff)
+			}
+			if string(sent.Thinking) != `{"type":"enabled","budget_tokens":1024}` {
+				t.Errorf("thinking sent: %s", sent.Thinking)
 			}
 		})
 	}

@@ -56,6 +56,7 @@ func FuzzParseMessagesRequest(f *testing.F) {
 		`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":null}]}]}`,
 		`{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","input":null}]}],"tool_choice":{"type":"tool"}}`,
 		`{"model":"m","max_tokens":1,"messages":[],"system":5}`,
+		`{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"x"},{"type":"thinking","thinking":"y","signature":"s"}]}]}`,
 		`{"model":"m","max_tokens":-1,"messages":[]}`, `{}`, `[]`, `null`, ``,
 	} {
 		f.Add([]byte(s))

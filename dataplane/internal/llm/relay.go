@@ -200,10 +200,10 @@ func filterWhole(f ContentFilter, text string) (string, error) {
 // longer matches its signature, and the gateway cannot sign. A thinking block whose
 // text a filter changed (redacted) therefore reaches the caller with the filtered text
 // and without its signature: the unfiltered text never leaves the gateway, and the
-// caller cannot replay a block Anthropic would reject as tampered. Chat requests drop
-// unsigned thinking blocks on their way to Anthropic (chatToAnthropic), so the next
-// turn works unless it continues a tool call of that very turn, which Anthropic only
-// accepts with the original block. Blocks no filter changed keep their signature;
+// caller cannot replay a block Anthropic would reject as tampered. Chat and Messages
+// requests drop unsigned thinking blocks on their way to Anthropic (see
+// anthropicBlock.unsigned), so the next turn works unless it continues a tool call of
+// that very turn, which Anthropic only accepts with the original block. Blocks no filter changed keep their signature;
 // redacted_thinking blocks are encrypted by Anthropic and pass as they are.
 type answerFilters struct {
 	// content filters the choice's content (nil when it is not filtered);

@@ -84,9 +84,16 @@ func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
 	return req, nil
 }
 
-// upstreamBody renders the body relayed to an Anthropic upstream.
+// upstreamBody renders the body relayed to an Anthropic upstream: as it came, but for
+// the model and the unsigned thinking blocks of assistant turns (see
+// anthropicBlock.unsigned), which Anthropic would refuse. A caller that sends back a
+// thinking block a guardrail redacted (and so unsigned) continues the conversation.
 func (r *MessagesRequest) upstreamBody(upstreamModel string) []byte {
-	return writeObject(r.fields, map[string]json.RawMessage{"model": mustMarshal(upstreamModel)})
+	override := map[string]json.RawMessage{"model": mustMarshal(upstreamModel)}
+	if msgs, ok := withoutUnsignedThinking(r.fields["messages"]); ok {
+		override["messages"] = msgs
+	}
+	return writeObject(r.fields, override)
 }
 
 // ResponsesRequest is a parsed OpenAI Responses body, translated into chat completions
