@@ -15,6 +15,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -140,20 +141,25 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 	var guardRows [][]any
 	months := map[time.Time]bool{}
 	for _, e := range events {
-		if !validUUID(e.EventId) || !validUUID(e.OrgId) || (e.TeamId != "" && !validUUID(e.TeamId)) {
+		// UUIDs go to COPY as binary values: as strings, pgx would try (and fail) an
+		// encode plan and then parse each one, most of the ingester's CPU.
+		eventID, ok1 := parseUUID(e.EventId)
+		orgID, ok2 := parseUUID(e.OrgId)
+		teamID, ok3 := parseUUID(e.TeamId)
+		if !ok1 || !ok2 || (e.TeamId != "" && !ok3) {
 			in.log.Warn("usage event malformed; skipped", "event_id", e.EventId, "org_id", e.OrgId)
 			continue
 		}
 		started := time.UnixMilli(e.StartedAtUnixMs).UTC()
 		months[monthStart(started)] = true
 		rows = append(rows, []any{
-			e.EventId, started, e.RequestId, e.OrgId, nullIfEmpty(e.TeamId), nullIfEmpty(e.KeyId), e.Model, e.UpstreamModel,
+			eventID, started, e.RequestId, orgID, teamID, nullIfEmpty(e.KeyId), e.Model, e.UpstreamModel,
 			e.ProviderId, e.Endpoint, e.Region, e.GatewayId, e.LatencyMs, e.TimeToFirstTokenMs, e.StatusCode,
 			e.ErrorClass, e.Streamed, e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicros,
 			e.AgentIdentity, e.DeploymentId, e.Retries, e.FallbackModel, e.OverheadUs,
 		})
 		for _, g := range e.GuardrailEvents {
-			guardRows = append(guardRows, []any{e.EventId, g.RuleId, started, e.OrgId, nullIfEmpty(e.TeamId), e.RequestId,
+			guardRows = append(guardRows, []any{eventID, g.RuleId, started, orgID, teamID, e.RequestId,
 				g.Detector, g.Mode, g.Direction, g.Matches})
 		}
 	}
@@ -243,21 +249,43 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-func validUUID(s string) bool {
+// parseUUID parses a UUID in its 8-4-4-4-12 hex form; the zero (NULL) UUID and false
+// for anything else.
+func parseUUID(s string) (pgtype.UUID, bool) {
+	var u pgtype.UUID
 	if len(s) != 36 {
-		return false
+		return u, false
 	}
-	for i, c := range s {
+	j := 0
+	for i := 0; i < len(s); {
 		switch i {
 		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
+			if s[i] != '-' {
+				return u, false
 			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
+			i++
+			continue
 		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u.Bytes[j] = hi<<4 | lo
+		i, j = i+2, j+1
 	}
-	return true
+	u.Valid = true
+	return u, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +116,57 @@ func TestIngestExactlyOnce(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestWriteStoresIDs: event, org and team ids (any hex case) are stored as the UUIDs
+// they name, an empty team as NULL, and events with malformed ids are skipped.
+func TestWriteStoresIDs(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ctx := context.Background()
+	org, err := st.CreateOrg(ctx, "test", "ids", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := usageingest.New(st.Pool(), nil, slog.New(slog.DiscardHandler))
+	now := time.Now().UnixMilli()
+	team, upper := uuid(), uuid()
+	ev := func(id, teamID string) *gatehousev1.UsageEvent {
+		return &gatehousev1.UsageEvent{EventId: id, RequestId: "r-" + id, OrgId: org.ID, TeamId: teamID, Endpoint: "chat.completions",
+			StartedAtUnixMs: now, StatusCode: 200, Region: "local", GatewayId: "gw"}
+	}
+	withTeam, noTeam := uuid(), uuid()
+	n, err := ing.Write(ctx, []*gatehousev1.UsageEvent{
+		ev(withTeam, team),
+		ev(noTeam, ""),
+		ev(strings.ToUpper(upper), ""),
+		ev("not-a-uuid", ""),
+		ev(uuid(), "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"),
+		ev(strings.Replace(uuid(), "-", "x", 1), ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("inserted %d, want 3 (three malformed skipped)", n)
+	}
+	rows, err := st.Pool().Query(ctx, "select event_id::text, coalesce(team_id::text, 'NULL') from usage_events where org_id = $1 order by request_id", org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var id, tm string
+		if err := rows.Scan(&id, &tm); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = tm
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{withTeam: team, noTeam: "NULL", upper: "NULL"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
 }
