@@ -53,6 +53,8 @@ type anthropicBlock struct {
 	ToolUseID string           `json:"tool_use_id,omitempty"`
 	Content   json.RawMessage  `json:"content,omitempty"`
 	IsError   bool             `json:"is_error,omitempty"`
+	// Title names a "document" block.
+	Title string `json:"title,omitempty"`
 	// Thinking and Signature make a "thinking" block, Data a "redacted_thinking" one.
 	Thinking  string `json:"thinking,omitempty"`
 	Signature string `json:"signature,omitempty"`
@@ -64,6 +66,8 @@ type anthropicSource struct {
 	MediaType string `json:"media_type,omitempty"`
 	Data      string `json:"data,omitempty"`
 	URL       string `json:"url,omitempty"`
+	// Content is a document's own content blocks (type "content").
+	Content json.RawMessage `json:"content,omitempty"`
 }
 
 type anthropicTool struct {
@@ -174,12 +178,18 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 				return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "`messages[%d].content` must be a string or an array of content parts.", i)
 			}
 			var blocks []anthropicBlock
-			for _, p := range parts {
+			for j, p := range parts {
 				switch p.Type {
 				case "text":
 					if p.Text != "" {
 						blocks = append(blocks, anthropicBlock{Type: "text", Text: p.Text})
 					}
+				case "file":
+					doc, err := anthropicDocument(p.File, documentParam(i, j))
+					if err != nil {
+						return nil, err
+					}
+					blocks = append(blocks, doc)
 				case "image_url":
 					if p.ImageURL == nil {
 						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "An `image_url` part needs `image_url.url`.")
@@ -408,10 +418,9 @@ func argumentsObject(args string) json.RawMessage {
 // into an image source; an error names the offending message.
 func anthropicImageSource(u string, i int) (*anthropicSource, error) {
 	param := fmt.Sprintf("messages[%d].content", i)
-	if rest, ok := strings.CutPrefix(u, "data:"); ok {
-		meta, data, ok := strings.Cut(rest, ",")
-		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
-		if !ok || !isBase64 || mediaType == "" {
+	if strings.HasPrefix(u, "data:") {
+		mediaType, data, ok := parseDataURL(u)
+		if !ok {
 			return nil, invalidf(param, "Image data URLs must look like data:<media type>;base64,<data>.")
 		}
 		return &anthropicSource{Type: "base64", MediaType: mediaType, Data: data}, nil
@@ -684,9 +693,12 @@ func blocksText(blocks []anthropicBlock) string {
 	return b.String()
 }
 
-// messagesToChat translates a Messages request into a chat completions request.
-func messagesToChat(m *messagesBody) (*chatBody, error) {
-	out := &chatBody{Model: m.Model, MaxTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
+// messagesToChat translates a Messages request into a chat completions request. What
+// the chat form cannot carry (documents by URL or uploaded to Anthropic) is left out
+// and described by unsupported, for the upstreams that need the chat form to refuse:
+// Anthropic upstreams get the request as it came.
+func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequestError, err error) {
+	out = &chatBody{Model: m.Model, MaxTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
 	if m.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
 	}
@@ -697,27 +709,40 @@ func messagesToChat(m *messagesBody) (*chatBody, error) {
 		out.User = m.Metadata.UserID
 	}
 	if sys, err := anthropicBlocks(m.System); err != nil {
-		return nil, invalidf("system", "`system` must be a string or an array of text blocks.")
+		return nil, nil, invalidf("system", "`system` must be a string or an array of text blocks.")
 	} else if t := blocksText(sys); t != "" {
 		out.Messages = append(out.Messages, chatMessage{Role: "system", Content: stringContent(t)})
 	}
 	for i, msg := range m.Messages {
 		blocks, err := anthropicBlocks(msg.Content)
 		if err != nil {
-			return nil, invalidf(fmt.Sprintf("messages.%d.content", i), "messages.%d.content: must be a string or an array of content blocks.", i)
+			return nil, nil, invalidf(fmt.Sprintf("messages.%d.content", i), "messages.%d.content: must be a string or an array of content blocks.", i)
 		}
 		switch msg.Role {
 		case "user":
 			var parts []contentPart
-			for _, b := range blocks {
+			for j, b := range blocks {
 				switch b.Type {
 				case "text":
 					parts = append(parts, contentPart{Type: "text", Text: b.Text})
 				case "image":
 					if b.Source == nil {
-						return nil, invalidf(fmt.Sprintf("messages.%d.content", i), "messages.%d.content: image blocks need a source.", i)
+						return nil, nil, invalidf(fmt.Sprintf("messages.%d.content", i), "messages.%d.content: image blocks need a source.", i)
 					}
 					parts = append(parts, contentPart{Type: "image_url", ImageURL: &imageURL{URL: imageURLOf(b.Source)}})
+				case "document":
+					param := fmt.Sprintf("messages.%d.content.%d.source", i, j)
+					if b.Source == nil {
+						return nil, nil, invalidf(param, "%s: document blocks need a source.", param)
+					}
+					part, refused := chatDocument(&b, param)
+					if refused != nil {
+						if unsupported == nil {
+							unsupported = refused
+						}
+						continue
+					}
+					parts = append(parts, part)
 				case "tool_result":
 					text := ""
 					if inner, err := anthropicBlocks(b.Content); err == nil {
@@ -751,7 +776,7 @@ func messagesToChat(m *messagesBody) (*chatBody, error) {
 			}
 			out.Messages = append(out.Messages, cm)
 		default:
-			return nil, invalidf(fmt.Sprintf("messages.%d.role", i), "messages.%d.role: must be \"user\" or \"assistant\".", i)
+			return nil, nil, invalidf(fmt.Sprintf("messages.%d.role", i), "messages.%d.role: must be \"user\" or \"assistant\".", i)
 		}
 	}
 	for _, t := range m.Tools {
@@ -760,7 +785,7 @@ func messagesToChat(m *messagesBody) (*chatBody, error) {
 	if raw := bytes.TrimSpace(m.ToolChoice); len(raw) > 0 && !isNull(raw) {
 		var tc anthropicToolChoice
 		if json.Unmarshal(raw, &tc) != nil {
-			return nil, invalidf("tool_choice", "`tool_choice` must be an object.")
+			return nil, nil, invalidf("tool_choice", "`tool_choice` must be an object.")
 		}
 		switch tc.Type {
 		case "any":
@@ -776,7 +801,7 @@ func messagesToChat(m *messagesBody) (*chatBody, error) {
 			out.ParallelToolCalls = ptr(false)
 		}
 	}
-	return out, nil
+	return out, unsupported, nil
 }
 
 // chatToMessages translates a chat completion into a Messages response.

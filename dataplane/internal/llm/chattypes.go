@@ -61,6 +61,7 @@ type contentPart struct {
 	Type     string    `json:"type"`
 	Text     string    `json:"text,omitempty"`
 	ImageURL *imageURL `json:"image_url,omitempty"`
+	File     *fileRef  `json:"file,omitempty"`
 }
 
 type imageURL struct {

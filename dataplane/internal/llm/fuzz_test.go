@@ -50,7 +50,7 @@ func seeds(f *testing.F, files ...string) {
 }
 
 func FuzzParseMessagesRequest(f *testing.F) {
-	seeds(f, "messages_tools.request.json", "messages_tools_stream.request.json")
+	seeds(f, "messages_tools.request.json", "messages_tools_stream.request.json", "messages_documents.request.json")
 	for _, s := range []string{
 		`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":null}]}]}`,
@@ -82,7 +82,7 @@ func FuzzParseMessagesRequest(f *testing.F) {
 }
 
 func FuzzParseResponsesRequest(f *testing.F) {
-	seeds(f, "responses_tools.request.json", "responses_tools_stream.request.json")
+	seeds(f, "responses_tools.request.json", "responses_tools_stream.request.json", "responses_documents.request.json")
 	for _, s := range []string{
 		`{"model":"m","input":"hi"}`,
 		`{"model":"m","input":[{"type":"function_call_output","output":{"a":1}}]}`,

@@ -177,12 +177,18 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 				return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "`messages[%d].content` must be a string or an array of content parts.", i)
 			}
 			var gp []geminiPart
-			for _, p := range parts {
+			for j, p := range parts {
 				switch p.Type {
 				case "text":
 					if p.Text != "" {
 						gp = append(gp, geminiPart{Text: p.Text})
 					}
+				case "file":
+					doc, err := geminiDocument(p.File, documentParam(i, j))
+					if err != nil {
+						return nil, err
+					}
+					gp = append(gp, doc)
 				case "image_url":
 					if p.ImageURL == nil {
 						return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "An `image_url` part needs `image_url.url`.")

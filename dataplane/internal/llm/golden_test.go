@@ -65,6 +65,13 @@ func TestGoldenTranslations(t *testing.T) {
 		{"responses_to_openai_stream", SurfaceResponses, "responses_tools_stream.request.json", openAIType, "openai_tools.upstream_response.sse"},
 		{"responses_to_anthropic", SurfaceResponses, "responses_tools.request.json", anthropicType, "anthropic_tools.upstream_response.json"},
 		{"responses_to_anthropic_stream", SurfaceResponses, "responses_tools_stream.request.json", anthropicType, "anthropic_tools.upstream_response.sse"},
+		{"chat_documents_to_anthropic", SurfaceChat, "chat_documents.request.json", anthropicType, "anthropic_tools.upstream_response.json"},
+		{"chat_documents_to_gemini", SurfaceChat, "chat_documents.request.json", geminiType, "gemini_tools.upstream_response.json"},
+		{"chat_documents_to_openai", SurfaceChat, "chat_documents.request.json", openAIType, "openai_tools.upstream_response.json"},
+		{"messages_documents_to_openai", SurfaceMessages, "messages_documents.request.json", openAIType, "openai_tools.upstream_response.json"},
+		{"messages_documents_to_gemini", SurfaceMessages, "messages_documents.request.json", geminiType, "gemini_tools.upstream_response.json"},
+		{"messages_documents_to_anthropic", SurfaceMessages, "messages_documents.request.json", anthropicType, "anthropic_tools.upstream_response.json"},
+		{"responses_documents_to_anthropic", SurfaceResponses, "responses_documents.request.json", anthropicType, "anthropic_tools.upstream_response.json"},
 		{"embeddings_to_gemini", SurfaceEmbeddings, "embeddings.request.json", geminiType, "gemini_embeddings.upstream_response.json"},
 		{"embeddings_to_azure", SurfaceEmbeddings, "embeddings.request.json", azureType, "openai_embeddings.upstream_response.json"},
 	}

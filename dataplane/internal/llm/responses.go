@@ -55,6 +55,11 @@ type responsesPart struct {
 	Text     string          `json:"text"`
 	ImageURL json.RawMessage `json:"image_url"`
 	Detail   string          `json:"detail"`
+	// An input_file: inline, uploaded to OpenAI, or by URL.
+	FileData string `json:"file_data"`
+	FileID   string `json:"file_id"`
+	Filename string `json:"filename"`
+	FileURL  string `json:"file_url"`
 }
 
 // responsesToChat translates a Responses request into a chat completions request.
@@ -175,7 +180,7 @@ func responsesMessage(i int, it responsesItem) (chatMessage, error) {
 		return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "Input message content must be a string or an array of content parts.")
 	}
 	var out []contentPart
-	for _, p := range parts {
+	for j, p := range parts {
 		switch p.Type {
 		case "input_text", "output_text", "text":
 			out = append(out, contentPart{Type: "text", Text: p.Text})
@@ -185,6 +190,13 @@ func responsesMessage(i int, it responsesItem) (chatMessage, error) {
 				return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "`input_image` parts need an `image_url`.")
 			}
 			out = append(out, contentPart{Type: "image_url", ImageURL: &imageURL{URL: u, Detail: p.Detail}})
+		case "input_file":
+			// A chat `file` part; the adapters of providers that cannot read it refuse it.
+			if p.FileData == "" && p.FileID == "" {
+				return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content[%d].file_url", i, j),
+					"`input_file` parts need `file_data` (a base64 data URL) or `file_id`: this gateway serves Responses over chat completions, which take no file URLs.")
+			}
+			out = append(out, contentPart{Type: "file", File: &fileRef{FileData: p.FileData, FileID: p.FileID, Filename: p.Filename}})
 		case "refusal":
 		default:
 			return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "Content parts of type %q are not supported by this gateway.", p.Type)

@@ -44,6 +44,9 @@ type MessagesRequest struct {
 	Chat *ChatRequest
 
 	fields map[string]json.RawMessage
+	// unsupported, when set, refuses the request to upstreams that need the chat form:
+	// it holds what that form cannot carry (see messagesToChat).
+	unsupported *InvalidRequestError
 }
 
 // ParseMessagesRequest parses a Messages body. It needs a JSON object with a non-empty
@@ -74,10 +77,11 @@ func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
 	if err := json.Unmarshal(body, &mb); err != nil {
 		return nil, invalidf("messages", "The request does not match the Messages schema: %s.", schemaError(err))
 	}
-	cb, err := messagesToChat(&mb)
+	cb, unsupported, err := messagesToChat(&mb)
 	if err != nil {
 		return nil, err
 	}
+	req.unsupported = unsupported
 	if req.Chat, err = chatRequestOf(cb); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 			target = openAIURL(p, d.UpstreamModel, "embeddings")
 		}
 	} else {
+		if req.Surface == SurfaceMessages && wk != wireAnthropic && req.Messages.unsupported != nil {
+			return nil, req.Messages.unsupported
+		}
 		switch wk {
 		case wireOpenAI:
 			body = req.Chat.UpstreamBody(d.UpstreamModel)
