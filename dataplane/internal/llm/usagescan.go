@@ -215,6 +215,13 @@ func skipWS(b []byte, i int) int {
 func scanString(b []byte, i int) (next int, plain bool) {
 	plain = true
 	for i++; i < len(b); {
+		// Skip the run of plain characters first: most of a string's bytes.
+		for i < len(b) && !notPlain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -251,6 +258,15 @@ func scanString(b []byte, i int) (next int, plain bool) {
 	}
 	return -1, false
 }
+
+// notPlain marks the bytes that end a string's plain run: the closing quote, an escape,
+// control characters and bytes beyond ASCII.
+var notPlain = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
