@@ -9,7 +9,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -151,15 +150,13 @@ type call struct {
 // handler is an API handler: it answers, or returns an error for the adapter to render.
 type handler func(w http.ResponseWriter, r *http.Request, c *call) error
 
-type requestIDKey struct{}
-
 // base gives every request an id, counts it in flight and turns a panic outside an API
 // handler into a 500 answer.
 func (s *Server) base(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header()["X-Request-Id"] = []string{id}
-		rw := &responseWriter{ResponseWriter: w, start: time.Now()}
+		rw := &responseWriter{ResponseWriter: w, start: time.Now(), requestID: id}
 		s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
 		defer func() {
@@ -174,7 +171,7 @@ func (s *Server) base(next http.Handler) http.Handler {
 				}
 			}
 		}()
-		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		next.ServeHTTP(rw, r)
 	})
 }
 
@@ -184,12 +181,13 @@ func (s *Server) api(endpoint string, h handler) http.Handler {
 	surface := surfaceOf(endpoint)
 	spanName := "gatehouse " + endpoint
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := r.Context().Value(requestIDKey{}).(string)
-		c := &call{requestID: id, endpoint: endpoint, surface: surface, start: time.Now()}
+		c := &call{endpoint: endpoint, surface: surface, start: time.Now()}
 		rw, ok := w.(*responseWriter)
 		if !ok {
 			rw = &responseWriter{ResponseWriter: w, start: c.start}
 		}
+		id := rw.requestID
+		c.requestID = id
 		// The caller's trace context continues upstream; with tracing on, the request
 		// also gets its own span.
 		span := trace.SpanFromContext(r.Context())
@@ -478,9 +476,12 @@ func statusClass(status int) string {
 // upstream).
 type responseWriter struct {
 	http.ResponseWriter
-	start  time.Time
-	status int
-	wrote  bool
+	start time.Time
+	// requestID is the id base gave the request (carried here, not in the request's
+	// context: that would copy the request).
+	requestID string
+	status    int
+	wrote     bool
 }
 
 func (w *responseWriter) WriteHeader(status int) {
