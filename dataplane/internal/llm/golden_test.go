@@ -51,6 +51,11 @@ func TestGoldenTranslations(t *testing.T) {
 		{"chat_thinking_to_gemini_stream", SurfaceChat, "chat_thinking_stream.request.json", geminiType, "gemini_thinking.upstream_response.sse"},
 		{"responses_thinking_to_anthropic", SurfaceResponses, "responses_thinking.request.json", anthropicType, "anthropic_thinking.upstream_response.json"},
 		{"responses_thinking_to_anthropic_stream", SurfaceResponses, "responses_thinking_stream.request.json", anthropicType, "anthropic_thinking.upstream_response.sse"},
+		// Turn two: the reasoning items of turn one carry Anthropic's signed blocks back;
+		// other upstreams, and other providers' encrypted_content, leave them out.
+		{"responses_thinking_turn2_to_anthropic", SurfaceResponses, "responses_thinking_turn2.request.json", anthropicType, "anthropic_thinking.upstream_response.json"},
+		{"responses_thinking_turn2_to_openai", SurfaceResponses, "responses_thinking_turn2.request.json", openAIType, "openai_tools.upstream_response.json"},
+		{"responses_thinking_turn2_to_gemini", SurfaceResponses, "responses_thinking_turn2.request.json", geminiType, "gemini_tools.upstream_response.json"},
 		{"chat_to_gemini", SurfaceChat, "chat_tools.request.json", geminiType, "gemini_tools.upstream_response.json"},
 		{"chat_to_gemini_stream", SurfaceChat, "chat_tools_stream.request.json", geminiType, "gemini_tools.upstream_response.sse"},
 		{"chat_to_azure", SurfaceChat, "chat_tools.request.json", azureType, "openai_tools.upstream_response.json"},

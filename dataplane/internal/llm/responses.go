@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -48,6 +49,9 @@ type responsesItem struct {
 	Name      string          `json:"name"`
 	Arguments string          `json:"arguments"`
 	Output    json.RawMessage `json:"output"`
+	// EncryptedContent is a reasoning item's state: ours (see thinkingState) or
+	// another provider's.
+	EncryptedContent string `json:"encrypted_content"`
 }
 
 type responsesPart struct {
@@ -88,6 +92,9 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 		if err := json.Unmarshal(input, &items); err != nil {
 			return nil, invalidf("input", "`input` must be a string or an array of input items.")
 		}
+		// thinking is what the reasoning items since the last message restored: it
+		// opens the assistant turn that follows them, before its text and tool calls.
+		var thinking []thinkingBlock
 		for i, it := range items {
 			switch it.Type {
 			case "", "message":
@@ -95,15 +102,23 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 				if err != nil {
 					return nil, err
 				}
+				if msg.Role == "assistant" {
+					msg.ThinkingBlocks = thinking
+				}
+				thinking = nil
 				out.Messages = append(out.Messages, msg)
 			case "function_call":
 				tc := toolCall{ID: it.CallID, Type: "function", Function: toolFunction{Name: it.Name, Arguments: it.Arguments}}
 				if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == "assistant" && len(out.Messages[n-1].ToolCalls) > 0 {
-					out.Messages[n-1].ToolCalls = append(out.Messages[n-1].ToolCalls, tc)
+					last := &out.Messages[n-1]
+					last.ToolCalls = append(last.ToolCalls, tc)
+					last.ThinkingBlocks = append(last.ThinkingBlocks, thinking...)
 				} else {
-					out.Messages = append(out.Messages, chatMessage{Role: "assistant", ToolCalls: []toolCall{tc}})
+					out.Messages = append(out.Messages, chatMessage{Role: "assistant", ToolCalls: []toolCall{tc}, ThinkingBlocks: thinking})
 				}
+				thinking = nil
 			case "function_call_output":
+				thinking = nil
 				text := string(it.Output)
 				var s string
 				if json.Unmarshal(it.Output, &s) == nil {
@@ -116,7 +131,16 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 				}
 				out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: it.CallID, Content: stringContent(text)})
 			case "reasoning":
-				// Reasoning items of earlier turns are the provider's own state.
+				// Our state of an Anthropic thinking block is restored; anything else
+				// (summaries, another provider's state) no upstream here can use.
+				tb, ok, err := thinkingOfState(it.EncryptedContent)
+				if err != nil {
+					return nil, invalidf(fmt.Sprintf("input[%d].encrypted_content", i),
+						"`input[%d].encrypted_content` is not reasoning state this gateway issued, or it was altered: send reasoning items back as they came.", i)
+				}
+				if ok {
+					thinking = append(thinking, tb)
+				}
 			default:
 				return nil, invalidf(fmt.Sprintf("input[%d].type", i), "Input items of type %q are not supported by this gateway.", it.Type)
 			}
@@ -214,6 +238,55 @@ func responsesMessage(i int, it responsesItem) (chatMessage, error) {
 	return chatMessage{Role: role, Content: raw}, nil
 }
 
+// thinkingStatePrefix starts the encrypted_content this gateway gives the reasoning
+// items it makes of Anthropic thinking blocks: the block (thinking text and signature,
+// or a redacted_thinking block's data) as base64url JSON. Anthropic wants the blocks
+// of a turn back, signed and unchanged, when the conversation continues after its tool
+// calls, and the gateway stores nothing: the caller carries them, the way OpenAI's
+// stateless reasoning (include: ["reasoning.encrypted_content"], store: false) works.
+// Answers carry it whether `include` asks for "reasoning.encrypted_content" or not:
+// OpenAI fills it by default as well, callers that did not ask ignore it, and without
+// it a tool call Claude made while thinking cannot be continued (Anthropic answers
+// 400). The state is not secret: its text is the summary the caller was shown (a
+// block a guardrail changed gets none, see reasoningItem), and Anthropic checks the
+// signature of what comes back.
+const thinkingStatePrefix = "gatehouse.thinking.v1."
+
+// thinkingState is the encrypted_content of tb: empty for a block that cannot go back
+// to Anthropic (unsigned: a guardrail changed it, or no Anthropic model wrote it).
+func thinkingState(tb thinkingBlock) string {
+	switch {
+	case tb.Type == "thinking" && tb.Signature != "":
+		tb.Data = ""
+	case tb.Type == "redacted_thinking" && tb.Data != "":
+		tb.Thinking, tb.Signature = "", ""
+	default:
+		return ""
+	}
+	b, _ := json.Marshal(tb)
+	return thinkingStatePrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// thinkingOfState reads the encrypted_content of an input reasoning item: ok when it
+// is thinkingState's, an error when it says so but is not.
+func thinkingOfState(s string) (tb thinkingBlock, ok bool, err error) {
+	rest, ours := strings.CutPrefix(s, thinkingStatePrefix)
+	if !ours {
+		return thinkingBlock{}, false, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return thinkingBlock{}, false, fmt.Errorf("thinking state: %w", err)
+	}
+	if err := json.Unmarshal(raw, &tb); err != nil {
+		return thinkingBlock{}, false, fmt.Errorf("thinking state: %w", err)
+	}
+	if thinkingState(tb) != s {
+		return thinkingBlock{}, false, fmt.Errorf("thinking state: not a signed thinking or a redacted_thinking block")
+	}
+	return tb, true, nil
+}
+
 // responseObject is a Responses API response.
 type responseObject struct {
 	ID                string               `json:"id"`
@@ -247,8 +320,36 @@ type responseOutputItem struct {
 	CallID    string               `json:"call_id,omitempty"`
 	Name      string               `json:"name,omitempty"`
 	Arguments *string              `json:"arguments,omitempty"`
-	// Summary is a reasoning item's text (a model's reasoning_content).
-	Summary []summaryPart `json:"summary,omitempty"`
+	// Summary is a reasoning item's text (a model's reasoning_content), and
+	// EncryptedContent its state to send back (see thinkingStatePrefix).
+	Summary          []summaryPart `json:"summary,omitempty"`
+	EncryptedContent string        `json:"encrypted_content,omitempty"`
+}
+
+// MarshalJSON writes a reasoning item's summary even when it has none (a
+// redacted_thinking block): the Responses API always gives one.
+func (it responseOutputItem) MarshalJSON() ([]byte, error) {
+	type item responseOutputItem
+	if it.Type != "reasoning" {
+		return json.Marshal(item(it))
+	}
+	return json.Marshal(struct {
+		item
+		Summary          []summaryPart `json:"summary"`
+		EncryptedContent string        `json:"encrypted_content,omitempty"`
+	}{item(it), append([]summaryPart{}, it.Summary...), it.EncryptedContent})
+}
+
+// reasoningItem is the reasoning item of one thinking block: its text as the summary,
+// its state as encrypted_content. A block a guardrail changed (unsigned) keeps its
+// filtered text and gets no state: what the caller could send back would carry text
+// it was never shown, or be refused by Anthropic as tampered.
+func reasoningItem(id string, tb thinkingBlock) responseOutputItem {
+	out := responseOutputItem{Type: "reasoning", ID: id, Status: "completed", EncryptedContent: thinkingState(tb)}
+	if tb.Type == "thinking" && tb.Thinking != "" {
+		out.Summary = []summaryPart{{Type: "summary_text", Text: tb.Thinking}}
+	}
+	return out
 }
 
 type summaryPart struct {
@@ -329,8 +430,21 @@ func chatToResponse(c *chatResponse, r *responsesBody, model string) *responseOb
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		finish = ch.FinishReason
-		if r := ch.Message.ReasoningContent; r != nil && *r != "" {
-			o.Output = append(o.Output, responseOutputItem{Type: "reasoning", ID: "rs_" + strings.TrimPrefix(o.ID, "resp_"), Status: "completed",
+		base := strings.TrimPrefix(o.ID, "resp_")
+		switch r := ch.Message.ReasoningContent; {
+		case len(ch.Message.ThinkingBlocks) > 0:
+			// Anthropic's blocks, an item each, to be sent back one by one.
+			for _, tb := range ch.Message.ThinkingBlocks {
+				id := "rs_" + base
+				if n := len(o.Output); n > 0 {
+					id = fmt.Sprintf("rs_%s_%d", base, n)
+				}
+				if item := reasoningItem(id, tb); item.Summary != nil || item.EncryptedContent != "" {
+					o.Output = append(o.Output, item)
+				}
+			}
+		case r != nil && *r != "":
+			o.Output = append(o.Output, responseOutputItem{Type: "reasoning", ID: "rs_" + base, Status: "completed",
 				Summary: []summaryPart{{Type: "summary_text", Text: *r}}})
 		}
 		if ch.Message.Content != nil && *ch.Message.Content != "" {
@@ -449,17 +563,10 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 			continue
 		}
 		if t := ch.Delta.ReasoningContent; t != nil && *t != "" {
-			if e.open < 0 || e.obj.Output[e.open].Type != "reasoning" {
-				e.closeItem()
-				e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "reasoning", ID: fmt.Sprintf("rs_%s_%d", base, len(e.obj.Output)),
-					Status: "in_progress", Summary: []summaryPart{{Type: "summary_text"}}})
-				e.open = len(e.obj.Output) - 1
-				item := e.obj.Output[e.open]
-				e.event("response.output_item.added", map[string]any{"output_index": e.open, "item": map[string]any{"type": "reasoning", "id": item.ID, "summary": []any{}}})
-				e.event("response.reasoning_summary_part.added", map[string]any{"item_id": item.ID, "output_index": e.open, "summary_index": 0, "part": item.Summary[0]})
-			}
-			e.text.WriteString(*t)
-			e.event("response.reasoning_summary_text.delta", map[string]any{"item_id": e.obj.Output[e.open].ID, "output_index": e.open, "summary_index": 0, "delta": *t})
+			e.reason(base, *t)
+		}
+		for _, tb := range ch.Delta.ThinkingBlocks {
+			e.thinkingBlock(base, tb)
 		}
 		if t := ch.Delta.Content; t != nil && *t != "" {
 			if e.open < 0 || e.obj.Output[e.open].Type != "message" {
@@ -500,6 +607,55 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 		}
 	}
 	return e.buf
+}
+
+// reason writes a delta of the reasoning item being written, opening one when none is.
+func (e *responsesEncoder) reason(base, t string) {
+	if !e.reasoning() {
+		e.closeItem()
+		e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "reasoning", ID: fmt.Sprintf("rs_%s_%d", base, len(e.obj.Output)),
+			Status: "in_progress", Summary: []summaryPart{{Type: "summary_text"}}})
+		e.open = len(e.obj.Output) - 1
+		item := e.obj.Output[e.open]
+		e.event("response.output_item.added", map[string]any{"output_index": e.open, "item": map[string]any{"type": "reasoning", "id": item.ID, "summary": []any{}}})
+		e.event("response.reasoning_summary_part.added", map[string]any{"item_id": item.ID, "output_index": e.open, "summary_index": 0, "part": item.Summary[0]})
+	}
+	e.text.WriteString(t)
+	e.event("response.reasoning_summary_text.delta", map[string]any{"item_id": e.obj.Output[e.open].ID, "output_index": e.open, "summary_index": 0, "delta": t})
+}
+
+// reasoning reports whether the item being written is a reasoning item.
+func (e *responsesEncoder) reasoning() bool {
+	return e.open >= 0 && e.obj.Output[e.open].Type == "reasoning"
+}
+
+// thinkingBlock ends the reasoning item whose text was streamed with the state of its
+// thinking block (Anthropic's, which comes once the text did), or writes the item of a
+// block that brought no text (a redacted_thinking block). A block whose text is not
+// what the item showed gets no state (see reasoningItem).
+func (e *responsesEncoder) thinkingBlock(base string, tb thinkingBlock) {
+	state := thinkingState(tb)
+	if tb.Type == "thinking" && tb.Thinking != "" {
+		if !e.reasoning() {
+			e.reason(base, tb.Thinking)
+		}
+		if tb.Thinking != e.text.String() {
+			state = ""
+		}
+		e.obj.Output[e.open].EncryptedContent = state
+		e.closeItem()
+		return
+	}
+	if state == "" {
+		return
+	}
+	e.closeItem()
+	item := responseOutputItem{Type: "reasoning", ID: fmt.Sprintf("rs_%s_%d", base, len(e.obj.Output)), Status: "in_progress", EncryptedContent: state}
+	i := len(e.obj.Output)
+	e.event("response.output_item.added", map[string]any{"output_index": i, "item": item})
+	item.Status = "completed"
+	e.obj.Output = append(e.obj.Output, item)
+	e.event("response.output_item.done", map[string]any{"output_index": i, "item": item})
 }
 
 func (e *responsesEncoder) end(id string, u Usage) []byte {

@@ -476,6 +476,8 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 		}
 	}
 	if reasoning {
+		// Reasoning is output too: a stream cut short before usage is charged for it.
+		s.chars += len(*d.ReasoningContent)
 		out, err := af.reason(*d.ReasoningContent)
 		if err != nil {
 			return nil, err

@@ -138,10 +138,37 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
 		return nil, err
 	}
 	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb}
-	if req.Chat, err = chatRequestOf(cb); err != nil {
+	if req.Chat, err = responsesChatRequest(cb); err != nil {
 		return nil, err
 	}
 	return req, nil
+}
+
+// responsesChatRequest renders the chat form of a Responses request. The Anthropic
+// thinking blocks its reasoning items restored stay out of the rendered body, which
+// OpenAI-style upstreams get as it is and could not use; only the decoded form the
+// translations read (ChatRequest.body, decoded once and kept) carries them, for
+// chatToAnthropic (chatToGemini leaves them out).
+func responsesChatRequest(cb *chatBody) (*ChatRequest, error) {
+	thinking := map[int][]thinkingBlock{}
+	for i := range cb.Messages {
+		if tbs := cb.Messages[i].ThinkingBlocks; len(tbs) > 0 {
+			thinking[i] = tbs
+		}
+		cb.Messages[i].ThinkingBlocks = nil
+	}
+	cr, err := chatRequestOf(cb)
+	if err != nil || len(thinking) == 0 {
+		return cr, err
+	}
+	decoded, err := cr.body()
+	if err != nil {
+		return nil, err
+	}
+	for i, tbs := range thinking {
+		decoded.Messages[i].ThinkingBlocks = tbs
+	}
+	return cr, nil
 }
 
 // EmbeddingsRequest is a parsed embeddings body.
