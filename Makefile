@@ -27,11 +27,15 @@ dev: db-up build ## Run everything locally: Postgres, control plane + embedded N
 	@$(DB_ENV); ./bin/devstack
 
 .PHONY: test
-test: db-up ## Run every test against a real Postgres and embedded NATS.
+test: db-up chromium-up ## Run every test against a real Postgres, embedded NATS and headless Chromium.
 	@$(DB_ENV); go test $(GOTEST_FLAGS) $(PKGS)
 
+.PHONY: chromium-up
+chromium-up: ## Make sure headless Chromium is installed for the console tests (installs the Debian package when missing).
+	@./scripts/chromium-up.sh
+
 .PHONY: e2e
-e2e: db-up ## Run the end-to-end tests only (real binaries, real SDK clients).
+e2e: db-up chromium-up ## Run the end-to-end tests only (real binaries, real SDK clients).
 	@$(DB_ENV); go test $(GOTEST_FLAGS) -v ./e2e/...
 
 .PHONY: bench

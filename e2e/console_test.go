@@ -23,7 +23,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	t.Fatal("headless Chromium is required for the console tests: install the Debian package chromium (.ci/run does)")
+	t.Fatal("headless Chromium is required for the console tests: install the Debian package chromium (make test does)")
 	return ""
 }
 
