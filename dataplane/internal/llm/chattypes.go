@@ -140,6 +140,7 @@ type chunkDelta struct {
 	ReasoningContent *string         `json:"reasoning_content,omitempty"`
 	ThinkingBlocks   []thinkingBlock `json:"thinking_blocks,omitempty"`
 	ToolCalls        []toolCall      `json:"tool_calls,omitempty"`
+	Refusal          *string         `json:"refusal,omitempty"`
 }
 
 type usageJSON struct {

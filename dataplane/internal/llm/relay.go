@@ -112,6 +112,14 @@ func (a *answerFilters) message(msg *responseMessage) error {
 		a.contentDone = true
 		msg.Content = &text
 	}
+	if msg.Refusal != nil && a.content != nil {
+		// A refusal is the model's words too: its own text, checked on its own.
+		text, err := a.refusalWhole(*msg.Refusal)
+		if err != nil {
+			return err
+		}
+		msg.Refusal = text
+	}
 	thinking := false
 	for i := range msg.ThinkingBlocks {
 		thinking = thinking || msg.ThinkingBlocks[i].Type == "thinking"
@@ -210,7 +218,15 @@ type answerFilters struct {
 	// contentDone says it was flushed.
 	content     ContentFilter
 	contentDone bool
-	newFilter   func(TextKind) ContentFilter
+	// contentOpen: the content filter was given text since it began.
+	contentOpen bool
+	// refusal filters the choice's streamed refusal (chat `delta.refusal`), opened
+	// with its first delta (refusalOpen).
+	refusal     ContentFilter
+	refusalOpen bool
+	// finished: the choice's finish reason came; what follows for it is dropped.
+	finished  bool
+	newFilter func(TextKind) ContentFilter
 	// reasoning filters the reasoning block being streamed (nil when none is open),
 	// released is what it let through so far.
 	reasoning ContentFilter
@@ -228,8 +244,72 @@ func (a *answerFilters) endContent() (string, error) {
 	if a.content == nil || a.contentDone {
 		return "", nil
 	}
-	a.contentDone = true
+	a.contentDone, a.contentOpen = true, false
 	return a.content.Flush()
+}
+
+// filterContent filters the next delta of the choice's content. Content that comes
+// after the content ended (a tool call or reasoning came between) is a text of its
+// own, with a filter of its own.
+func (a *answerFilters) filterContent(delta string) (string, error) {
+	if a.content == nil {
+		return delta, nil
+	}
+	if a.contentDone {
+		if !a.on() {
+			return "", errNoChoiceFilter
+		}
+		f := a.newFilter(TextContent)
+		if f == nil {
+			return delta, nil
+		}
+		a.content, a.contentDone = f, false
+	}
+	a.contentOpen = true
+	return a.content.Filter(delta)
+}
+
+// refusalWhole filters a complete refusal; without a filter for it (no NewFilter) it
+// is dropped rather than passed unchecked.
+func (a *answerFilters) refusalWhole(text string) (*string, error) {
+	if !a.on() {
+		return nil, nil
+	}
+	f := a.newFilter(TextContent)
+	if f == nil {
+		return &text, nil
+	}
+	out, err := filterWhole(f, text)
+	return &out, err
+}
+
+// filterRefusal filters the next delta of the choice's streamed refusal; ok is false
+// when it must be dropped (no filter for it).
+func (a *answerFilters) filterRefusal(delta string) (out string, ok bool, err error) {
+	if a.content == nil {
+		return delta, true, nil
+	}
+	if !a.on() {
+		return "", false, nil
+	}
+	if !a.refusalOpen {
+		a.refusal, a.refusalOpen = a.newFilter(TextContent), true
+	}
+	if a.refusal == nil {
+		return delta, true, nil
+	}
+	out, err = a.refusal.Filter(delta)
+	return out, true, err
+}
+
+// endRefusal ends the choice's streamed refusal and returns what its filter held back.
+func (a *answerFilters) endRefusal() (string, error) {
+	f := a.refusal
+	a.refusal = nil
+	if f == nil {
+		return "", nil
+	}
+	return f.Flush()
 }
 
 // on reports whether any text but the content is filtered.

@@ -437,7 +437,7 @@ func (s *streamRelay) translate() error {
 			if c == nil {
 				continue
 			}
-			if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil {
+			if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil || d.Refusal != nil {
 				if err := s.send(enc.chunk(c)); err != nil {
 					return err
 				}
@@ -508,6 +508,17 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 			d.Content = &out
 		}
 	}
+	if d.Refusal != nil && *d.Refusal != "" {
+		s.chars += len(*d.Refusal)
+		out, ok, err := af.filterRefusal(*d.Refusal)
+		if err != nil {
+			return nil, err
+		}
+		d.Refusal = nil
+		if ok {
+			d.Refusal = &out
+		}
+	}
 	for i := range d.ToolCalls {
 		fn := &d.ToolCalls[i].Function
 		s.chars += len(fn.Arguments)
@@ -530,6 +541,12 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 		}
 		if tail != "" {
 			d.Content = ptr(deref(d.Content) + tail)
+		}
+		if tail, err = af.endRefusal(); err != nil {
+			return nil, err
+		}
+		if tail != "" {
+			d.Refusal = ptr(deref(d.Refusal) + tail)
 		}
 	}
 	if d.Content != nil && ch.Index == 0 {
