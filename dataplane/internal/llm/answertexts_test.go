@@ -92,3 +92,42 @@ func TestRefusalGoesThroughTheResponseFilters(t *testing.T) {
 		}
 	})
 }
+
+func TestThinkingBlocksFromOpenAIStyleUpstreams(t *testing.T) {
+	t.Parallel()
+	// What an OpenAI-style upstream claims are Anthropic blocks: text outside a
+	// "thinking" block, redacted_thinking data and unknown types reach no filter.
+	blocks := `[{"type":"redacted_thinking","thinking":"secret A","data":"secret B"},{"type":"thinking","thinking":"plain","signature":"sig","data":"secret C"},{"type":"mystery","thinking":"secret D","data":"secret E"}]`
+	answer := `{"id":"c1","object":"chat.completion","model":"up","choices":[{"index":0,"message":{"role":"assistant","content":"ok","thinking_blocks":` + blocks + `},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
+	events := []string{
+		chunkHead + `{"index":0,"delta":{"role":"assistant","thinking_blocks":` + blocks + `},"finish_reason":null}]}`,
+		chunkHead + `{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}`, `[DONE]`,
+	}
+	for _, surface := range []Surface{SurfaceChat, SurfaceMessages, SurfaceResponses} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("surface %d stream %t", surface, stream), func(t *testing.T) {
+				t.Parallel()
+				upstream := answerJSON(answer)
+				if stream {
+					upstream = answerSSE(events...)
+				}
+				got := serveFiltered(t, surface, openAIType, surfaceBody(surface, stream), upstream)
+				if strings.Contains(got, "secret") || strings.Contains(got, "redacted_thinking") || strings.Contains(got, "mystery") {
+					t.Errorf("unchecked thinking reached the caller: %s", got)
+				}
+				if surface != SurfaceResponses && !strings.Contains(got, "plain") {
+					t.Errorf("the thinking block's text is lost: %s", got)
+				}
+			})
+		}
+	}
+}
+
+func TestRedactedThinkingFromAnthropicPasses(t *testing.T) {
+	t.Parallel()
+	got := serveFiltered(t, SurfaceChat, anthropicType, surfaceBody(SurfaceChat, false), answerJSON(
+		`{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"redacted_thinking","data":"ENCRYPTED"},{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`))
+	if !strings.Contains(got, `"data":"ENCRYPTED"`) {
+		t.Errorf("Anthropic's redacted_thinking was dropped: %s", got)
+	}
+}

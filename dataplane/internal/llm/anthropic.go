@@ -961,13 +961,26 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 }
 
 // thinkingBlock ends a thinking block streamed as reasoning deltas with its signature,
-// or writes a redacted_thinking block. A thinking block without a signature (none
+// writes one that came whole, or writes a redacted_thinking block. A thinking block without a signature (none
 // was made, or a guardrail changed its text) ends unsigned when the next block
 // starts.
 func (e *messagesEncoder) thinkingBlock(tb thinkingBlock) {
 	switch {
 	case tb.Type == "thinking" && tb.Signature != "" && e.open == "thinking":
 		e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "signature_delta", Signature: tb.Signature}})
+		e.closeBlock()
+	case tb.Type == "thinking" && e.open != "thinking" && tb.Thinking != "":
+		// A block that came whole (an OpenAI-style upstream's thinking_blocks), not
+		// as reasoning deltas.
+		e.closeBlock()
+		e.open, e.index = "thinking", e.next
+		e.next++
+		e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
+			"content_block": map[string]any{"type": "thinking", "thinking": ""}})
+		e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "thinking_delta", Thinking: tb.Thinking}})
+		if tb.Signature != "" {
+			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "signature_delta", Signature: tb.Signature}})
+		}
 		e.closeBlock()
 	case tb.Type == "redacted_thinking":
 		e.closeBlock()

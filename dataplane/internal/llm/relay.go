@@ -212,7 +212,8 @@ func filterWhole(f ContentFilter, text string) (string, error) {
 // requests drop unsigned thinking blocks on their way to Anthropic (see
 // anthropicBlock.unsigned), so the next turn works unless it continues a tool call of
 // that very turn, which Anthropic only accepts with the original block. Blocks no filter changed keep their signature;
-// redacted_thinking blocks are encrypted by Anthropic and pass as they are.
+// redacted_thinking blocks are encrypted by Anthropic and pass as they are; from
+// other upstreams they are dropped (see foreignThinking).
 type answerFilters struct {
 	// content filters the choice's content (nil when it is not filtered);
 	// contentDone says it was flushed.
@@ -451,7 +452,34 @@ func decodeAnswer(wk wire, body []byte, upstreamModel string, now int64) (*chatR
 	if err := json.Unmarshal(body, &cr); err != nil {
 		return nil, fmt.Errorf("%w: chat answer: %w", ErrUpstreamBadResponse, err)
 	}
+	for i := range cr.Choices {
+		m := &cr.Choices[i].Message
+		m.ThinkingBlocks = foreignThinking(m.ThinkingBlocks)
+	}
 	return &cr, nil
+}
+
+// foreignThinking keeps of the thinking blocks an OpenAI-style upstream gave (another
+// gateway in front of Claude, say) only what the gateway can check: the text of
+// "thinking" blocks, which the response filters see. The `data` of a
+// redacted_thinking block is Anthropic's encryption only when Anthropic sent it; from
+// elsewhere it is unverified text no filter reads, so such blocks, the `data` of any
+// other, the `thinking` of any other type and blocks of unknown types are dropped.
+func foreignThinking(tbs []thinkingBlock) []thinkingBlock {
+	if len(tbs) == 0 {
+		return tbs
+	}
+	kept := tbs[:0]
+	for _, tb := range tbs {
+		if tb.Type == "thinking" {
+			tb.Data = ""
+			kept = append(kept, tb)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return kept
 }
 
 func geminiEmbeddings(body []byte, req *EmbeddingsRequest, model string) ([]byte, Usage, error) {

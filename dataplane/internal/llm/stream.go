@@ -604,10 +604,12 @@ func (d *openAIDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
 	if c.Usage != nil {
 		d.u, d.sawUsage = c.Usage.usage(), true
 	}
-	for _, ch := range c.Choices {
+	for i := range c.Choices {
+		ch := &c.Choices[i]
 		if ch.FinishReason != nil {
 			d.sawFinish = true
 		}
+		ch.Delta.ThinkingBlocks = foreignThinking(ch.Delta.ThinkingBlocks)
 	}
 	return []chatChunk{c}, false, nil
 }
