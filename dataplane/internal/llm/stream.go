@@ -375,13 +375,19 @@ func (s *streamRelay) translate() error {
 			// show no other).
 			c.Choices = slices.DeleteFunc(c.Choices, func(ch chunkChoice) bool { return ch.Index != 0 })
 		}
-		for i := range c.Choices {
-			ch := &c.Choices[i]
+		had := len(c.Choices) > 0
+		kept := c.Choices[:0]
+		for _, ch := range c.Choices {
 			af, err := filters(ch.Index)
 			if err != nil {
 				return err
 			}
-			before, err := s.filterChoice(af, c, ch, false)
+			if af.finished {
+				// The choice ended: what an upstream sends for it after its finish
+				// reason is dropped.
+				continue
+			}
+			before, err := s.filterChoice(af, c, &ch, false)
 			if err != nil {
 				return err
 			}
@@ -390,6 +396,10 @@ func (s *streamRelay) translate() error {
 					return err
 				}
 			}
+			kept = append(kept, ch)
+		}
+		if c.Choices = kept; had && len(kept) == 0 {
+			return nil
 		}
 		if b := enc.chunk(c); len(b) > 0 {
 			return s.send(b)
@@ -428,6 +438,9 @@ func (s *streamRelay) translate() error {
 	// The answer ended without a finish reason: release what the filters still hold,
 	// choice by choice.
 	for _, i := range slices.Sorted(maps.Keys(choices)) {
+		if choices[i].finished {
+			continue
+		}
 		last := chatChunk{ID: id, Object: "chat.completion.chunk", Choices: []chunkChoice{{Index: i}}}
 		before, err := s.filterChoice(choices[i], &last, &last.Choices[0], true)
 		if err != nil {
@@ -456,23 +469,42 @@ func (s *streamRelay) translate() error {
 
 // filterChoice filters the texts of one choice ch of c in place, through the choice's
 // filters af; end (or a finish reason) ends them all. A reasoning block lasts until
-// anything else comes, a tool call's arguments until anything but more of them come,
-// the content until the choice ends. When tool calls this chunk does not continue end,
-// it returns a chunk with what their filters held back, to send first.
+// anything else comes, a tool call's arguments until anything but more of them come
+// (another tool call in the same delta too), the content until a tool call, a thinking
+// block or reasoning comes, or the choice ends: what a filter held back leaves before
+// what ended it. When texts this chunk does not continue end, it returns a chunk with
+// what their filters held back, to send first.
 func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkChoice, end bool) (before *chatChunk, err error) {
 	d := &ch.Delta
 	finish := end || ch.FinishReason != nil && *ch.FinishReason != ""
 	reasoning := d.ReasoningContent != nil && *d.ReasoningContent != ""
 	content := d.Content != nil && *d.Content != ""
 	other := content || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0 || finish
+	breaksContent := reasoning || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0
+	var tails []toolCall
 	if reasoning || other {
-		tails, err := af.endArguments(d.ToolCalls)
+		if len(d.ToolCalls) > 0 {
+			tails, err = af.endArguments(d.ToolCalls[:1])
+		} else {
+			tails, err = af.endArguments(nil)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if tails != nil {
-			before = &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
-				Choices: []chunkChoice{{Index: ch.Index, Delta: chunkDelta{ToolCalls: tails}}}}
+	}
+	contentTail := ""
+	if breaksContent && !content && af.contentOpen {
+		// The content ends before what this chunk begins: what its filter held back
+		// goes first, not after a tool call or a thinking block.
+		if contentTail, err = af.endContent(); err != nil {
+			return nil, err
+		}
+	}
+	if tails != nil || contentTail != "" {
+		before = &chatChunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
+			Choices: []chunkChoice{{Index: ch.Index, Delta: chunkDelta{ToolCalls: tails}}}}
+		if contentTail != "" {
+			before.Choices[0].Delta.Content = &contentTail
 		}
 	}
 	if reasoning {
@@ -500,13 +532,19 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 	}
 	if content {
 		s.chars += len(*d.Content)
-		if af.content != nil {
-			out, err := af.content.Filter(*d.Content)
+		out, err := af.filterContent(*d.Content)
+		if err != nil {
+			return nil, err
+		}
+		if breaksContent && !finish {
+			// A tool call or reasoning comes in this very chunk, after the content.
+			tail, err := af.endContent()
 			if err != nil {
 				return nil, err
 			}
-			d.Content = &out
+			out += tail
 		}
+		d.Content = &out
 	}
 	if d.Refusal != nil && *d.Refusal != "" {
 		s.chars += len(*d.Refusal)
@@ -520,10 +558,23 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 		}
 	}
 	for i := range d.ToolCalls {
-		fn := &d.ToolCalls[i].Function
-		s.chars += len(fn.Arguments)
-		if fn.Arguments, err = af.arguments(toolIndex(d.ToolCalls[i]), fn.Arguments); err != nil {
+		tc := &d.ToolCalls[i]
+		s.chars += len(tc.Function.Arguments)
+		if tc.Function.Arguments, err = af.arguments(toolIndex(*tc), tc.Function.Arguments); err != nil {
 			return nil, err
+		}
+		if i+1 < len(d.ToolCalls) && toolIndex(d.ToolCalls[i+1]) != toolIndex(*tc) {
+			// The next tool call of this delta begins: this one's arguments end here,
+			// whole in its own block.
+			tails, err := af.endArguments(d.ToolCalls[i+1:])
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range tails {
+				if *t.Index == toolIndex(*tc) {
+					tc.Function.Arguments += t.Function.Arguments
+				}
+			}
 		}
 	}
 	if finish {
@@ -532,8 +583,11 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 			return nil, err
 		}
 		for _, t := range tails {
-			j := slices.IndexFunc(d.ToolCalls, func(tc toolCall) bool { return toolIndex(tc) == *t.Index })
-			d.ToolCalls[j].Function.Arguments += t.Function.Arguments
+			if j := slices.IndexFunc(d.ToolCalls, func(tc toolCall) bool { return toolIndex(tc) == *t.Index }); j >= 0 {
+				d.ToolCalls[j].Function.Arguments += t.Function.Arguments
+			} else {
+				d.ToolCalls = append(d.ToolCalls, t)
+			}
 		}
 		tail, err := af.endContent()
 		if err != nil {
@@ -548,6 +602,7 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 		if tail != "" {
 			d.Refusal = ptr(deref(d.Refusal) + tail)
 		}
+		af.finished = !end
 	}
 	if d.Content != nil && ch.Index == 0 {
 		// Content logging keeps the first choice's text.
@@ -582,6 +637,42 @@ func (r *Result) modelName() string {
 type openAIDecoder struct {
 	u                            Usage
 	sawUsage, sawDone, sawFinish bool
+	// calls numbers the tool calls of each choice that come without an index.
+	calls map[int]*toolNumbers
+}
+
+// toolNumbers numbers the streamed tool calls of one choice. OpenAI gives each an
+// index; a server that gives none is numbered here, so that the filters, the encoders
+// and the relayed chunks agree on which call a delta continues: a call with a new id
+// (or a second call in one delta) is the next one, a delta with neither index nor id
+// continues the last.
+type toolNumbers struct {
+	ids  map[string]int
+	next int
+	last int
+}
+
+func (n *toolNumbers) number(tcs []toolCall) {
+	for i := range tcs {
+		tc := &tcs[i]
+		switch {
+		case tc.Index != nil:
+		case tc.ID != "":
+			if j, ok := n.ids[tc.ID]; ok {
+				tc.Index = ptr(j)
+			} else {
+				tc.Index = ptr(n.next)
+			}
+		case i == 0 && n.next > 0:
+			tc.Index = ptr(n.last)
+		default:
+			tc.Index = ptr(n.next)
+		}
+		if tc.ID != "" {
+			n.ids[tc.ID] = *tc.Index
+		}
+		n.last, n.next = *tc.Index, max(n.next, *tc.Index+1)
+	}
 }
 
 func (d *openAIDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
@@ -610,6 +701,17 @@ func (d *openAIDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
 			d.sawFinish = true
 		}
 		ch.Delta.ThinkingBlocks = foreignThinking(ch.Delta.ThinkingBlocks)
+		if len(ch.Delta.ToolCalls) > 0 {
+			n := d.calls[ch.Index]
+			if n == nil {
+				if d.calls == nil {
+					d.calls = map[int]*toolNumbers{}
+				}
+				n = &toolNumbers{ids: map[string]int{}}
+				d.calls[ch.Index] = n
+			}
+			n.number(ch.Delta.ToolCalls)
+		}
 	}
 	return []chatChunk{c}, false, nil
 }

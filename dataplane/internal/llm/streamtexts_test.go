@@ -1,0 +1,145 @@
+package llm
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// chatStreamChoices reads a chat stream as the caller would: per choice, its content
+// and the arguments of each tool call by index; and whether a chunk came after the
+// choice's finish reason.
+func chatStreamChoices(t *testing.T, body string) (content map[int]string, args map[int]map[int]string, afterFinish bool) {
+	t.Helper()
+	content, args = map[int]string{}, map[int]map[int]string{}
+	finished := map[int]bool{}
+	for _, line := range strings.Split(body, "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var c chatChunk
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			t.Fatalf("chunk %s: %v", data, err)
+		}
+		for _, ch := range c.Choices {
+			if finished[ch.Index] {
+				afterFinish = true
+			}
+			content[ch.Index] += deref(ch.Delta.Content)
+			for _, tc := range ch.Delta.ToolCalls {
+				if tc.Index == nil {
+					t.Fatalf("a relayed tool call without an index: %s", data)
+				}
+				if args[ch.Index] == nil {
+					args[ch.Index] = map[int]string{}
+				}
+				args[ch.Index][*tc.Index] += tc.Function.Arguments
+			}
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				finished[ch.Index] = true
+			}
+		}
+	}
+	return content, args, afterFinish
+}
+
+func TestToolCallsWithoutIndexAreFilteredApart(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		events []string
+	}{
+		{"one delta", []string{
+			chunkHead + `{"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":\"secret\"}"}},{"id":"b","type":"function","function":{"name":"g","arguments":"{\"y\":2}"}}]},"finish_reason":null}]}`,
+			chunkHead + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`, `[DONE]`,
+		}},
+		{"deltas", []string{
+			chunkHead + `{"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":\"sec"}}]},"finish_reason":null}]}`,
+			chunkHead + `{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"ret\"}"}}]},"finish_reason":null}]}`,
+			chunkHead + `{"index":0,"delta":{"tool_calls":[{"id":"b","type":"function","function":{"name":"g","arguments":"{\"y\":"}}]},"finish_reason":null}]}`,
+			chunkHead + `{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"2}"}}]},"finish_reason":"tool_calls"}]}`, `[DONE]`,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := serveFiltered(t, SurfaceChat, openAIType, surfaceBody(SurfaceChat, true), answerSSE(tc.events...))
+			_, args, _ := chatStreamChoices(t, got)
+			want := map[int]map[int]string{0: {0: `{"x":"[REDACTED]"}`, 1: `{"y":2}`}}
+			if diff := cmp.Diff(want, args); diff != "" {
+				t.Errorf("tool call arguments (-want +got):\n%s\n%s", diff, got)
+			}
+			for _, surface := range []Surface{SurfaceMessages, SurfaceResponses} {
+				got := serveFiltered(t, surface, openAIType, surfaceBody(surface, true), answerSSE(tc.events...))
+				if !strings.Contains(got, `{\"x\":\"[REDACTED]\"}`) || !strings.Contains(got, `{\"y\":2}`) {
+					t.Errorf("surface %d: each call's arguments whole in its own block:\n%s", surface, got)
+				}
+			}
+		})
+	}
+}
+
+// anthropicTextThenTool streams a text block, then a tool_use block.
+var anthropicTextThenTool = []string{
+	`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}`,
+	`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"I will look up the secret."}}`,
+	`{"type":"content_block_stop","index":0}`,
+	`{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"look","input":{}}}`,
+	`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"q\":1}"}}`,
+	`{"type":"content_block_stop","index":1}`,
+	`{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":7}}`,
+	`{"type":"message_stop"}`,
+}
+
+func TestContentEndsBeforeAToolCall(t *testing.T) {
+	t.Parallel()
+	t.Run("messages", func(t *testing.T) {
+		t.Parallel()
+		got := serveFiltered(t, SurfaceMessages, anthropicType, surfaceBody(SurfaceMessages, true), answerSSE(anthropicTextThenTool...))
+		text := strings.LastIndex(got, `"text_delta"`)
+		tool := strings.Index(got, `"type":"tool_use"`)
+		if text < 0 || tool < 0 || text > tool || strings.Count(got, `"type":"text"`) != 1 {
+			t.Errorf("the text must come whole before the tool_use block:\n%s", got)
+		}
+		if !strings.Contains(got, "I will look up the [REDACTED].") {
+			t.Errorf("text lost:\n%s", got)
+		}
+	})
+	t.Run("responses", func(t *testing.T) {
+		t.Parallel()
+		got := serveFiltered(t, SurfaceResponses, anthropicType, surfaceBody(SurfaceResponses, true), answerSSE(anthropicTextThenTool...))
+		added := strings.Count(got, "event: response.output_item.added")
+		message := strings.Index(got, `"item":{"type":"message"`)
+		call := strings.Index(got, `"type":"function_call"`)
+		if added != 2 || message < 0 || call < 0 || message > call {
+			t.Errorf("want one message item, then the function_call:\n%s", got)
+		}
+	})
+	t.Run("chat", func(t *testing.T) {
+		t.Parallel()
+		got := serveFiltered(t, SurfaceChat, openAIType, surfaceBody(SurfaceChat, true), answerSSE(
+			chunkHead+`{"index":0,"delta":{"role":"assistant","content":"a secret"},"finish_reason":null}]}`,
+			chunkHead+`{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":null}]}`,
+			chunkHead+`{"index":0,"delta":{"content":" more secret"},"finish_reason":"tool_calls"}]}`, `[DONE]`))
+		text := strings.Index(got, `"content":"a [REDACTED]"`)
+		tool := strings.Index(got, `"tool_calls"`)
+		if text < 0 || tool < 0 || text > tool || !strings.Contains(got, `"content":" more [REDACTED]"`) {
+			t.Errorf("content before the tool call, the rest after it, each filtered:\n%s", got)
+		}
+	})
+}
+
+func TestDeltasAfterFinishAreDropped(t *testing.T) {
+	t.Parallel()
+	got := serveFiltered(t, SurfaceChat, openAIType, surfaceBody(SurfaceChat, true), answerSSE(
+		chunkHead+`{"index":0,"delta":{"role":"assistant","content":"hello "},"finish_reason":"stop"}]}`,
+		chunkHead+`{"index":0,"delta":{"content":"world"},"finish_reason":null}]}`, `[DONE]`))
+	content, _, after := chatStreamChoices(t, got)
+	if after || content[0] != "hello " || strings.Contains(got, "world") {
+		t.Errorf("want only the answer up to its finish reason:\n%s", got)
+	}
+}
