@@ -130,7 +130,7 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 		// The Messages API makes one answer per request. Answering n > 1 with one
 		// choice would leave the caller to find out; several calls would bill n times
 		// the prompt without the caller knowing.
-		return nil, invalidf("n", "This model's provider (Anthropic) returns one choice per request: `n` must be 1. Send several requests for several answers.")
+		return nil, cannotCarry(invalidf("n", "This model's provider (Anthropic) returns one choice per request: `n` must be 1. Send several requests for several answers."))
 	}
 	if b.User != "" {
 		out.Metadata = &anthropicMetadata{UserID: b.User}

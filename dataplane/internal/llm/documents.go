@@ -15,7 +15,8 @@ import (
 // URL or as a file uploaded to Anthropic; Gemini takes inline data of any type. A
 // stateless gateway cannot read a file uploaded to one provider for another, and chat
 // completions take PDFs only, inline or by id: what a target cannot carry is refused
-// with a 400 naming the parameter, never dropped.
+// with a 400 naming the parameter, never dropped, when no other deployment or
+// fallback of the model can carry it (see errCannotCarry).
 
 // fileRef is the `file` of a chat `file` content part.
 type fileRef struct {
@@ -52,7 +53,7 @@ func inlineFile(f *fileRef, param string) (mediaType, data string, err error) {
 	case f == nil || f.FileData == "" && f.FileID == "":
 		return "", "", invalidf(param, "A `file` part needs `file.file_data` (a base64 data URL).")
 	case f.FileData == "":
-		return "", "", invalidf(param+".file_id", "`file_id` names a file uploaded to OpenAI, which this model's provider cannot read. Send the document inline as `file_data` (data:application/pdf;base64,...).")
+		return "", "", cannotCarry(invalidf(param+".file_id", "`file_id` names a file uploaded to OpenAI, which this model's provider cannot read. Send the document inline as `file_data` (data:application/pdf;base64,...)."))
 	}
 	mediaType, data, ok := parseDataURL(f.FileData)
 	if !ok {
@@ -88,7 +89,7 @@ func anthropicDocument(f *fileRef, param string) (anthropicBlock, error) {
 		}
 		doc.Source = &anthropicSource{Type: "text", MediaType: mediaText, Data: string(text)}
 	default:
-		return anthropicBlock{}, invalidf(param+".file_data", "This model's provider (Anthropic) reads PDF and plain-text documents, not %s.", mediaType)
+		return anthropicBlock{}, cannotCarry(invalidf(param+".file_data", "This model's provider (Anthropic) reads PDF and plain-text documents, not %s.", mediaType))
 	}
 	return doc, nil
 }

@@ -64,6 +64,9 @@ type failure struct {
 	retryAfter time.Duration
 	model      *runtime.Model
 	deployment *runtime.Deployment
+	// local: the attempt was refused before any upstream call (the provider cannot
+	// carry the request); it is not counted as an attempt or a retry.
+	local bool
 }
 
 // maxErrorBody bounds the error bodies kept for relaying.
@@ -175,6 +178,10 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 				return res, nil
 			}
 			f.model, f.deployment = cand, d
+			if f.local {
+				attempts--
+				try--
+			}
 			last = f
 			tried = append(tried, d)
 			if out == skip || f.retryAfter > c.cfg.MaxBackoff {
@@ -278,8 +285,8 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	hreq, err := c.upstreamRequest(actx, req, d, wk, stream)
 	if err != nil {
 		release(routing.Neutral, 0)
-		if errors.Is(err, ErrOperationNotSupported) {
-			return skip, &failure{err: err, reason: "unsupported"}
+		if errors.Is(err, ErrOperationNotSupported) || errors.Is(err, errCannotCarry) {
+			return skip, &failure{err: err, reason: "unsupported", local: true}
 		}
 		return done, &failure{err: err}
 	}

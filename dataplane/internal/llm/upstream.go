@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +14,18 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
+
+// errCannotCarry marks a refusal of what one provider's API cannot carry (n > 1 for
+// Anthropic, a document a target cannot read): the deployment is skipped, not
+// failed, and the refusal is the answer only when no other deployment or fallback
+// can serve the request.
+var errCannotCarry = errors.New("the provider cannot carry the request")
+
+// cannotCarry marks err (an *InvalidRequestError, which the caller is shown) as one
+// provider's refusal (see errCannotCarry).
+func cannotCarry(err *InvalidRequestError) error {
+	return fmt.Errorf("%w: %w", errCannotCarry, err)
+}
 
 // upstreamRequest builds the request for d.
 func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.Deployment, wk wire, stream bool) (*http.Request, error) {
@@ -40,7 +53,7 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		}
 	} else {
 		if req.Surface == SurfaceMessages && wk != wireAnthropic && req.Messages.unsupported != nil {
-			return nil, req.Messages.unsupported
+			return nil, cannotCarry(req.Messages.unsupported)
 		}
 		switch wk {
 		case wireOpenAI:
