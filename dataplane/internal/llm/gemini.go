@@ -385,6 +385,8 @@ type geminiStreamDecoder struct {
 	model   string
 	created int64
 	started bool
+	// roled: the candidates whose first chunk (the role) went out.
+	roled map[int]bool
 	// tools counts the tool calls of each candidate so far.
 	tools map[int]int
 	usage *geminiUsage
@@ -405,11 +407,20 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 		d.usage = r.UsageMetadata
 	}
 	var out []chatChunk
+	if d.roled == nil {
+		d.roled = map[int]bool{}
+	}
 	if !d.started {
 		d.started = true
+		d.roled[0] = true
 		out = append(out, d.chunk(0, chunkDelta{Role: "assistant", Content: ptr("")}, nil))
 	}
 	for _, c := range r.Candidates {
+		if !d.roled[c.Index] && c.Index >= 0 && c.Index < maxChoices {
+			// Each choice's first chunk names its role, as OpenAI's do (n > 1).
+			d.roled[c.Index] = true
+			out = append(out, d.chunk(c.Index, chunkDelta{Role: "assistant", Content: ptr("")}, nil))
+		}
 		for _, p := range c.Content.Parts {
 			switch {
 			case p.FunctionCall != nil:

@@ -1,11 +1,15 @@
 package llm
 
 import (
+	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
 // chatStreamChoices reads a chat stream as the caller would: per choice, its content
@@ -141,5 +145,35 @@ func TestDeltasAfterFinishAreDropped(t *testing.T) {
 	content, _, after := chatStreamChoices(t, got)
 	if after || content[0] != "hello " || strings.Contains(got, "world") {
 		t.Errorf("want only the answer up to its finish reason:\n%s", got)
+	}
+}
+
+func TestGeminiChoicesEachNameTheirRole(t *testing.T) {
+	t.Parallel()
+	srv := manyChoicesUpstream(t, wireGemini)
+	req := parseGoldenRequest(t, SurfaceChat, []byte(`{"model":"m","n":3,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Candidates = []*runtime.Model{testModel(t, geminiType, srv.URL)}
+	rec := httptest.NewRecorder()
+	if _, err := testClient(t).Serve(context.Background(), rec, req); err != nil {
+		t.Fatal(err)
+	}
+	first := map[int]string{}
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var c chatChunk
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range c.Choices {
+			if _, seen := first[ch.Index]; !seen {
+				first[ch.Index] = ch.Delta.Role
+			}
+		}
+	}
+	if diff := cmp.Diff(map[int]string{0: "assistant", 1: "assistant", 2: "assistant"}, first); diff != "" {
+		t.Errorf("the role of each choice's first chunk (-want +got):\n%s\n%s", diff, rec.Body.String())
 	}
 }
