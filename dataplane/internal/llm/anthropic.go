@@ -279,9 +279,16 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 // alike.
 func (b *anthropicBlock) unsigned() bool { return b.Type == "thinking" && b.Signature == "" }
 
+// omittedThinking stands for an assistant turn that held nothing but unsigned
+// thinking: Anthropic refuses an empty turn but a final one, and a text block that is
+// empty or only whitespace.
+var omittedThinking = json.RawMessage(`[{"type":"text","text":"[thinking omitted]"}]`)
+
 // withoutUnsignedThinking returns a Messages `messages` array without the unsigned
 // thinking blocks of its assistant turns, and whether it dropped any; everything else
-// (other blocks, unknown fields) stays as the caller wrote it.
+// (other blocks, unknown fields) stays as the caller wrote it. A turn left empty is
+// dropped when the turns around it still alternate (it was first or last, say), and
+// otherwise says omittedThinking.
 func withoutUnsignedThinking(raw json.RawMessage) (json.RawMessage, bool) {
 	if !bytes.Contains(raw, []byte(`"thinking"`)) {
 		return raw, false
@@ -290,38 +297,73 @@ func withoutUnsignedThinking(raw json.RawMessage) (json.RawMessage, bool) {
 	if json.Unmarshal(raw, &msgs) != nil {
 		return raw, false
 	}
-	dropped := false
+	roles := make([]string, len(msgs))
 	for i, m := range msgs {
-		var fields map[string]json.RawMessage
-		var role string
-		if json.Unmarshal(m, &fields) != nil || json.Unmarshal(fields["role"], &role) != nil || role != "assistant" {
-			continue
+		var head struct{ Role string }
+		if json.Unmarshal(m, &head) == nil {
+			roles[i] = head.Role
 		}
-		var blocks []json.RawMessage
-		if json.Unmarshal(fields["content"], &blocks) != nil {
-			continue // a string, or what Anthropic will refuse anyway
-		}
-		kept := blocks[:0:0]
-		for _, b := range blocks {
-			// Only what decides: a block's other fields can be large (images).
-			var head struct{ Type, Signature string }
-			if json.Unmarshal(b, &head) == nil && (&anthropicBlock{Type: head.Type, Signature: head.Signature}).unsigned() {
-				continue
+	}
+	dropped := false
+	out := msgs[:0:0]
+	prev := "" // the role of the last turn in out
+	for i, m := range msgs {
+		if content, changed := withoutUnsigned(m, roles[i]); changed {
+			dropped = true
+			if content == nil {
+				next := ""
+				if i+1 < len(msgs) {
+					next = roles[i+1]
+				}
+				if prev == "" || next == "" || prev != next {
+					continue
+				}
+				content = omittedThinking
 			}
-			kept = append(kept, b)
+			var fields map[string]json.RawMessage
+			_ = json.Unmarshal(m, &fields) // withoutUnsigned read it
+			m = writeObject(fields, map[string]json.RawMessage{"content": content})
 		}
-		if len(kept) == len(blocks) {
-			continue
-		}
-		content, _ := json.Marshal(kept)
-		msgs[i] = writeObject(fields, map[string]json.RawMessage{"content": content})
-		dropped = true
+		out = append(out, m)
+		prev = roles[i]
 	}
 	if !dropped {
 		return raw, false
 	}
-	out, _ := json.Marshal(msgs)
-	return out, true
+	b, _ := json.Marshal(out)
+	return b, true
+}
+
+// withoutUnsigned returns the content of turn m (of role) without its unsigned
+// thinking blocks (nil when none is left), and whether it dropped any.
+func withoutUnsigned(m json.RawMessage, role string) (json.RawMessage, bool) {
+	if role != "assistant" {
+		return nil, false
+	}
+	var turn struct {
+		Content json.RawMessage `json:"content"`
+	}
+	var blocks []json.RawMessage
+	if json.Unmarshal(m, &turn) != nil || json.Unmarshal(turn.Content, &blocks) != nil {
+		return nil, false // a string, or what Anthropic will refuse anyway
+	}
+	kept := blocks[:0:0]
+	for _, b := range blocks {
+		// Only what decides: a block's other fields can be large (images).
+		var head struct{ Type, Signature string }
+		if json.Unmarshal(b, &head) == nil && (&anthropicBlock{Type: head.Type, Signature: head.Signature}).unsigned() {
+			continue
+		}
+		kept = append(kept, b)
+	}
+	switch {
+	case len(kept) == len(blocks):
+		return nil, false
+	case len(kept) == 0:
+		return nil, true
+	}
+	content, _ := json.Marshal(kept)
+	return content, true
 }
 
 // thinkingBudgets are the thinking budgets (tokens) of the OpenAI reasoning efforts.

@@ -96,6 +96,28 @@ func TestMessagesReplayRedactedThinking(t *testing.T) {
 			messages: `[{"role":"user","content":[{"type":"text","text":"{\"type\":\"thinking\"}"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"text","text":"a"}]},{"role":"user","content":"b"}]`,
 			want:     `[{"role":"user","content":[{"type":"text","text":"{\"type\":\"thinking\"}"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"text","text":"a"}]},{"role":"user","content":"b"}]`,
 		},
+		{
+			// Dropping the turn would leave two user turns in a row; an empty turn
+			// is refused (only a final assistant turn may be empty).
+			name:     "emptied turn between user turns keeps a placeholder",
+			messages: `[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"[REDACTED]"}]},{"role":"user","content":"b"}]`,
+			want:     `[{"role":"user","content":"a"},{"content":[{"type":"text","text":"[thinking omitted]"}],"role":"assistant"},{"role":"user","content":"b"}]`,
+		},
+		{
+			name:     "emptied final turn dropped",
+			messages: `[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"x"}]}]`,
+			want:     `[{"role":"user","content":"a"}]`,
+		},
+		{
+			name:     "two emptied turns in a row",
+			messages: `[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"x"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"y"}]},{"role":"user","content":"b"}]`,
+			want:     `[{"role":"user","content":"a"},{"content":[{"type":"text","text":"[thinking omitted]"}],"role":"assistant"},{"role":"user","content":"b"}]`,
+		},
+		{
+			name:     "emptied first turn dropped",
+			messages: `[{"role":"assistant","content":[{"type":"thinking","thinking":"x"}]},{"role":"user","content":"a"}]`,
+			want:     `[{"role":"user","content":"a"}]`,
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
