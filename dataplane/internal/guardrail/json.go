@@ -2,9 +2,13 @@ package guardrail
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"mime"
+	"path"
 	"slices"
+	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 )
@@ -28,8 +32,12 @@ type BodyOutcome struct {
 
 // Which strings of a body are text. A text value is a string, or an array whose string
 // elements, and whose objects' "text" (string), "content" (a text value) and "output"
-// (string) members, are text; other members (image URLs and data, tool call arguments,
-// ids, roles) are not checked.
+// (string) members, are text; so are documents (see walkDocument): the text of an
+// Anthropic document block (a text source's data, a content source's content, its
+// context) and the decoded text of a text/* file in base64 (a chat `file` part's
+// file_data, a Responses input_file's). Other members (images, PDFs and other binary
+// files, tool call arguments, ids, roles) are not checked: a PDF's contents are not
+// inspected.
 var (
 	// Chat completions and Anthropic messages (messages[*].content, system), the
 	// Responses API (input, instructions), legacy completions and embeddings (prompt,
@@ -41,8 +49,9 @@ var (
 )
 
 // CheckRequestJSON applies the request rules to the text of an LLM request body:
-// messages[*].content (a string or an array of parts), system, input, instructions and
-// prompt — see requestTextFields. Each string is checked on its own. It returns
+// messages[*].content (a string or an array of parts, documents' text included),
+// system, input, instructions and prompt — see requestTextFields. Each string is
+// checked on its own; a redacted text file is encoded again in base64. It returns
 // ErrNotJSONObject when body is not a JSON object.
 func (p *Policy) CheckRequestJSON(body []byte) (BodyOutcome, error) {
 	if !p.HasRequestRules() {
@@ -176,10 +185,79 @@ func walkText(v any, visit func(string) string) any {
 				if _, ok := el["output"].(string); ok {
 					walkMember(el, "output", visit)
 				}
+				walkDocument(el, visit)
 			}
 		}
 	}
 	return v
+}
+
+// walkDocument visits the texts of a document content part: an Anthropic document
+// block's text or content source and its context, or a text file in base64 (chat
+// `file` parts, Responses input_file).
+func walkDocument(el map[string]any, visit func(string) string) {
+	if el["type"] == "document" {
+		if src, ok := el["source"].(map[string]any); ok {
+			switch src["type"] {
+			case "text":
+				if _, ok := src["data"].(string); ok {
+					walkMember(src, "data", visit)
+				}
+			case "content":
+				walkMember(src, "content", visit)
+			}
+		}
+		if _, ok := el["context"].(string); ok {
+			walkMember(el, "context", visit)
+		}
+	}
+	if f, ok := el["file"].(map[string]any); ok {
+		walkFileData(f, visit)
+	}
+	walkFileData(el, visit)
+}
+
+// walkFileData visits the text of a file in base64 (obj's file_data: a data URL, or
+// bare base64 whose filename tells a text type) and writes back what visit returns,
+// encoded again; a file that is not text is left alone.
+func walkFileData(obj map[string]any, visit func(string) string) {
+	fd, ok := obj["file_data"].(string)
+	if !ok {
+		return
+	}
+	prefix, data := "", fd
+	if rest, ok := strings.CutPrefix(fd, "data:"); ok {
+		meta, payload, ok := strings.Cut(rest, ",")
+		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !isBase64 {
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(mediaType); err == nil {
+			mediaType = mt
+		}
+		if !strings.HasPrefix(mediaType, "text/") {
+			return
+		}
+		prefix, data = fd[:len(fd)-len(payload)], payload
+	} else {
+		name, _ := obj["filename"].(string)
+		switch strings.ToLower(path.Ext(name)) {
+		case ".txt", ".text", ".md":
+		default:
+			return
+		}
+	}
+	text, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		// Providers differ in how strictly they read base64: what any of them
+		// would read is checked.
+		if text, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(data, "=")); err != nil {
+			return
+		}
+	}
+	if out := visit(string(text)); out != string(text) {
+		obj["file_data"] = prefix + base64.StdEncoding.EncodeToString([]byte(out))
+	}
 }
 
 // marshal encodes v without escaping <, > and & (the body is not HTML).

@@ -1,6 +1,7 @@
 package guardrail
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -36,6 +37,21 @@ func TestCheckRequestJSON(t *testing.T) {
 		{"tool call arguments are not text",
 			`{"messages":[{"role":"assistant","tool_calls":[{"id":"1","function":{"name":"f","arguments":"{\"to\":\"a@b.io\"}"}}]}]}`, ""},
 		{"nothing found", `{"model":"m",  "messages":[{"role":"user","content":"hello"}]}`, ""},
+		{"anthropic text document",
+			`{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"mail bob@example.com"},"context":"from a@b.io"}]}]}`,
+			`{"messages":[{"content":[{"context":"from [REDACTED:email]","source":{"data":"mail [REDACTED:email]","media_type":"text/plain","type":"text"},"type":"document"}],"role":"user"}]}`},
+		{"anthropic content document",
+			`{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"content","content":[{"type":"text","text":"bob@example.com"}]}}]}]}`,
+			`{"messages":[{"content":[{"source":{"content":[{"text":"[REDACTED:email]","type":"text"}],"type":"content"},"type":"document"}],"role":"user"}]}`},
+		// "mail bob@example.com" → "mail [REDACTED:email]", in base64.
+		{"chat text file",
+			`{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.txt","file_data":"data:text/plain;base64,bWFpbCBib2JAZXhhbXBsZS5jb20="}}]}]}`,
+			`{"messages":[{"content":[{"file":{"file_data":"data:text/plain;base64,bWFpbCBbUkVEQUNURUQ6ZW1haWxd","filename":"a.txt"},"type":"file"}],"role":"user"}]}`},
+		{"responses text file, bare base64",
+			`{"input":[{"role":"user","content":[{"type":"input_file","filename":"a.md","file_data":"bWFpbCBib2JAZXhhbXBsZS5jb20="}]}]}`,
+			`{"input":[{"content":[{"file_data":"bWFpbCBbUkVEQUNURUQ6ZW1haWxd","filename":"a.md","type":"input_file"}],"role":"user"}]}`},
+		{"pdf is not inspected",
+			`{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,bWFpbCBib2JAZXhhbXBsZS5jb20="}}]}]}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,6 +86,15 @@ func TestCheckRequestJSONBlocksAndCounts(t *testing.T) {
 	o, err := p.CheckRequestJSON([]byte(body))
 	if err != nil || o.Blocked != nil || o.Changed || len(o.Events) != 1 || o.Events[0].Matches != 3 {
 		t.Fatalf("outcome %+v, %v", o, err)
+	}
+	for _, doc := range []string{
+		`{"type":"document","source":{"type":"text","media_type":"text/plain","data":"use ` + githubToken + `"}}`,
+		`{"type":"file","file":{"file_data":"data:text/plain;charset=utf-8;base64,` + base64.StdEncoding.EncodeToString([]byte("use "+githubToken)) + `"}}`,
+	} {
+		o, err = p.CheckRequestJSON([]byte(`{"messages":[{"role":"user","content":[` + doc + `]}]}`))
+		if err != nil || o.Blocked == nil {
+			t.Errorf("document %s: outcome %+v, %v; want blocked", doc, o, err)
+		}
 	}
 	body = `{"messages":[{"role":"user","content":"use ` + githubToken + `"}]}`
 	o, err = p.CheckRequestJSON([]byte(body))
