@@ -94,6 +94,25 @@ func TestWhatATargetCannotCarryTriesTheOthers(t *testing.T) {
 			t.Errorf("calls: anthropic %d, openai %d", claudeCalls.Load(), gptCalls.Load())
 		}
 	})
+	t.Run("an upstream failed before", func(t *testing.T) {
+		t.Parallel()
+		// The OpenAI deployment answers 503; the Anthropic fallback cannot carry n > 1:
+		// the caller gets the provider's 503, not the fallback's 400.
+		var calls atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"message":"overloaded","type":"server_error"}}`))
+		}))
+		t.Cleanup(srv.Close)
+		gpt := testModel(t, openAIType, srv.URL)
+		claude, claudeCalls := countingUpstream(t, anthropicType)
+		code, err := serve(t, SurfaceChat, manyChoices, gpt, claude)
+		if err != nil || code != http.StatusServiceUnavailable || calls.Load() == 0 || claudeCalls.Load() != 0 {
+			t.Errorf("got %d, %v (openai calls %d, anthropic calls %d); want the relayed 503", code, err, calls.Load(), claudeCalls.Load())
+		}
+	})
 	t.Run("none can", func(t *testing.T) {
 		t.Parallel()
 		claude, claudeCalls := countingUpstream(t, anthropicType)

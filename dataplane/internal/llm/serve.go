@@ -144,7 +144,9 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 			if !Speaks(d.Provider.Type) {
 				lease.Done(routing.Neutral, 0)
 				excluded = append(excluded, d)
-				last = &failure{err: fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: d.Provider.ID, Type: d.Provider.Type}), model: cand, deployment: d}
+				if last == nil || last.local {
+					last = &failure{err: fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: d.Provider.ID, Type: d.Provider.Type}), model: cand, deployment: d, local: true}
+				}
 				continue
 			}
 			if try > 0 && last != nil && last.deployment == d {
@@ -182,7 +184,11 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 				attempts--
 				try--
 			}
-			last = f
+			// What a deployment could not carry is the answer only if no upstream
+			// answered: a provider's own failure says more.
+			if !f.local || last == nil || last.local {
+				last = f
+			}
 			tried = append(tried, d)
 			if out == skip || f.retryAfter > c.cfg.MaxBackoff {
 				excluded = append(excluded, d)
