@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"path"
 	"slices"
@@ -71,28 +72,29 @@ func (p *Policy) CheckResponseJSON(body []byte) (BodyOutcome, error) {
 }
 
 func checkJSON(set *ruleSet, body []byte, fields []string) (BodyOutcome, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil || top == nil {
+	top, ok := splitMembers(body)
+	if !ok {
 		return BodyOutcome{}, ErrNotJSONObject
 	}
-	trees := make(map[string]any, len(fields))
+	// encoding/json, which the translators decode with, fills a field from every member
+	// whose name matches it case-insensitively (keys unescaped first), the later ones
+	// over the earlier; so is every such member checked, repeated ones too.
+	trees := make([]any, len(top))
 	var texts []string
 	collect := func(s string) string {
 		texts = append(texts, s)
 		return s
 	}
-	for _, f := range fields {
-		raw, ok := top[f]
-		if !ok {
+	for i, m := range top {
+		f := fieldNamed(fields, m.key)
+		if f == "" {
 			continue
 		}
-		var v any
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&v); err != nil {
+		v, err := decodeTree(m.raw)
+		if err != nil {
 			return BodyOutcome{}, ErrNotJSONObject
 		}
-		trees[f] = v
+		trees[i] = v
 		walkField(f, v, collect)
 	}
 	o := set.check(texts)
@@ -110,20 +112,168 @@ func checkJSON(set *ruleSet, body []byte, fields []string) (BodyOutcome, error) 
 		next++
 		return o.Texts[next-1]
 	}
-	for _, f := range fields {
-		v, ok := trees[f]
-		if !ok {
+	for i, m := range top {
+		if trees[i] == nil {
 			continue
 		}
-		v = walkField(f, v, replace)
+		v := walkField(fieldNamed(fields, m.key), trees[i], replace)
 		raw, err := marshal(v)
 		if err != nil {
 			return BodyOutcome{}, err
 		}
-		top[f] = raw
+		top[i].raw = raw
 	}
-	out.Body, out.Changed = writeObject(top), true
+	out.Body, out.Changed = writeMembers(top), true
 	return out, nil
+}
+
+// fieldNamed returns the field of fields that key names, as encoding/json matches
+// names, or "".
+func fieldNamed(fields []string, key string) string {
+	for _, f := range fields {
+		if strings.EqualFold(f, key) {
+			return f
+		}
+	}
+	return ""
+}
+
+// rawMember is a member of a JSON object, its key unescaped and its value as it was.
+type rawMember struct {
+	key string
+	raw json.RawMessage
+}
+
+// splitMembers splits a JSON object into its members, in order, repeated keys kept.
+func splitMembers(body []byte) ([]rawMember, bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	var members []rawMember
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return nil, false
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
+			return nil, false
+		}
+		members = append(members, rawMember{key, raw})
+	}
+	if t, err := d.Token(); err != nil || t != json.Delim('}') {
+		return nil, false
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, false
+	}
+	return members, true
+}
+
+// object is a decoded JSON object that keeps its members in order and its repeated
+// keys: encoding/json decodes each repeated member into the same field (merging
+// objects, and array elements within the capacity already decoded), so each is checked.
+type object []member
+
+type member struct {
+	key string
+	val any
+}
+
+// walk replaces the value of each member that encoding/json would decode into a field
+// named key by what fn returns for it.
+func (o object) walk(key string, fn func(any) any) {
+	for i := range o {
+		if strings.EqualFold(o[i].key, key) {
+			o[i].val = fn(o[i].val)
+		}
+	}
+}
+
+// strings returns the string values of the members named key.
+func (o object) strings(key string) []string {
+	var out []string
+	for _, m := range o {
+		if s, ok := m.val.(string); ok && strings.EqualFold(m.key, key) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// is reports whether a member named key has the string value want.
+func (o object) is(key, want string) bool {
+	return slices.Contains(o.strings(key), want)
+}
+
+// MarshalJSON writes the members with keys in sorted order, repeated keys in their
+// order.
+func (o object) MarshalJSON() ([]byte, error) {
+	sorted := slices.Clone(o)
+	slices.SortStableFunc(sorted, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	buf := []byte{'{'}
+	for i, m := range sorted {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		key, err := marshal(m.key)
+		if err != nil {
+			return nil, err
+		}
+		val, err := marshal(m.val)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(append(append(buf, key...), ':'), val...)
+	}
+	return append(buf, '}'), nil
+}
+
+// decodeTree decodes a valid JSON value (raw came from a Decoder, which bounds its
+// nesting) into strings, json.Numbers, bools, nils, []any and objects.
+func decodeTree(raw json.RawMessage) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	return decodeValue(d)
+}
+
+func decodeValue(d *json.Decoder) (any, error) {
+	t, err := d.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case json.Delim('{'):
+		o := object{}
+		for d.More() {
+			k, err := d.Token()
+			if err != nil {
+				return nil, err
+			}
+			key, _ := k.(string)
+			v, err := decodeValue(d)
+			if err != nil {
+				return nil, err
+			}
+			o = append(o, member{key, v})
+		}
+		_, err := d.Token()
+		return o, err
+	case json.Delim('['):
+		a := []any{}
+		for d.More() {
+			v, err := decodeValue(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := d.Token()
+		return a, err
+	}
+	return t, nil
 }
 
 // walkField calls visit on each text string of a top-level field, in a fixed order,
@@ -132,23 +282,24 @@ func walkField(field string, v any, visit func(string) string) any {
 	switch field {
 	case "messages":
 		for _, el := range asArray(v) {
-			if msg, ok := el.(map[string]any); ok {
+			if msg, ok := el.(object); ok {
 				walkMember(msg, "content", visit)
 			}
 		}
 		return v
 	case "choices":
 		for _, el := range asArray(v) {
-			choice, ok := el.(map[string]any)
+			choice, ok := el.(object)
 			if !ok {
 				continue
 			}
-			if msg, ok := choice["message"].(map[string]any); ok {
-				walkMember(msg, "content", visit)
-			}
-			if _, ok := choice["text"].(string); ok {
-				walkMember(choice, "text", visit)
-			}
+			choice.walk("message", func(m any) any {
+				if msg, ok := m.(object); ok {
+					walkMember(msg, "content", visit)
+				}
+				return m
+			})
+			walkString(choice, "text", visit)
 		}
 		return v
 	}
@@ -160,10 +311,19 @@ func asArray(v any) []any {
 	return a
 }
 
-func walkMember(obj map[string]any, key string, visit func(string) string) {
-	if v, ok := obj[key]; ok {
-		obj[key] = walkText(v, visit)
-	}
+// walkMember walks the text values of obj's members named key.
+func walkMember(obj object, key string, visit func(string) string) {
+	obj.walk(key, func(v any) any { return walkText(v, visit) })
+}
+
+// walkString visits obj's string members named key.
+func walkString(obj object, key string, visit func(string) string) {
+	obj.walk(key, func(v any) any {
+		if s, ok := v.(string); ok {
+			return visit(s)
+		}
+		return v
+	})
 }
 
 // walkText walks a text value: a string, or an array of strings and of objects with
@@ -177,14 +337,10 @@ func walkText(v any, visit func(string) string) any {
 			switch el := el.(type) {
 			case string:
 				v[i] = visit(el)
-			case map[string]any:
-				if _, ok := el["text"].(string); ok {
-					walkMember(el, "text", visit)
-				}
+			case object:
+				walkString(el, "text", visit)
 				walkMember(el, "content", visit)
-				if _, ok := el["output"].(string); ok {
-					walkMember(el, "output", visit)
-				}
+				walkString(el, "output", visit)
 				walkDocument(el, visit)
 			}
 		}
@@ -195,69 +351,90 @@ func walkText(v any, visit func(string) string) any {
 // walkDocument visits the texts of a document content part: an Anthropic document
 // block's text or content source and its context, or a text file in base64 (chat
 // `file` parts, Responses input_file).
-func walkDocument(el map[string]any, visit func(string) string) {
-	if el["type"] == "document" {
-		if src, ok := el["source"].(map[string]any); ok {
-			switch src["type"] {
-			case "text":
-				if _, ok := src["data"].(string); ok {
-					walkMember(src, "data", visit)
-				}
-			case "content":
+func walkDocument(el object, visit func(string) string) {
+	if el.is("type", "document") {
+		// Repeated sources merge into one: a type in one applies to the data of all.
+		var types []string
+		el.walk("source", func(v any) any {
+			if src, ok := v.(object); ok {
+				types = append(types, src.strings("type")...)
+			}
+			return v
+		})
+		el.walk("source", func(v any) any {
+			src, ok := v.(object)
+			if !ok {
+				return v
+			}
+			if slices.Contains(types, "text") {
+				walkString(src, "data", visit)
+			}
+			if slices.Contains(types, "content") {
 				walkMember(src, "content", visit)
 			}
-		}
-		if _, ok := el["context"].(string); ok {
-			walkMember(el, "context", visit)
-		}
+			return v
+		})
+		walkString(el, "context", visit)
 	}
-	if f, ok := el["file"].(map[string]any); ok {
-		walkFileData(f, visit)
-	}
+	el.walk("file", func(v any) any {
+		if f, ok := v.(object); ok {
+			walkFileData(f, visit)
+		}
+		return v
+	})
 	walkFileData(el, visit)
 }
 
 // walkFileData visits the text of a file in base64 (obj's file_data: a data URL, or
 // bare base64 whose filename tells a text type) and writes back what visit returns,
 // encoded again; a file that is not text is left alone.
-func walkFileData(obj map[string]any, visit func(string) string) {
-	fd, ok := obj["file_data"].(string)
-	if !ok {
-		return
-	}
+func walkFileData(obj object, visit func(string) string) {
+	textName := slices.ContainsFunc(obj.strings("filename"), func(name string) bool {
+		switch strings.ToLower(path.Ext(name)) {
+		case ".txt", ".text", ".md":
+			return true
+		}
+		return false
+	})
+	obj.walk("file_data", func(v any) any {
+		fd, ok := v.(string)
+		if !ok {
+			return v
+		}
+		return visitFileData(fd, textName, visit)
+	})
+}
+
+func visitFileData(fd string, textName bool, visit func(string) string) string {
 	prefix, data := "", fd
 	if rest, ok := strings.CutPrefix(fd, "data:"); ok {
 		meta, payload, ok := strings.Cut(rest, ",")
 		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
 		if !ok || !isBase64 {
-			return
+			return fd
 		}
 		if mt, _, err := mime.ParseMediaType(mediaType); err == nil {
 			mediaType = mt
 		}
 		if !strings.HasPrefix(mediaType, "text/") {
-			return
+			return fd
 		}
 		prefix, data = fd[:len(fd)-len(payload)], payload
-	} else {
-		name, _ := obj["filename"].(string)
-		switch strings.ToLower(path.Ext(name)) {
-		case ".txt", ".text", ".md":
-		default:
-			return
-		}
+	} else if !textName {
+		return fd
 	}
 	text, err := base64.StdEncoding.DecodeString(data)
 	if err != nil {
 		// Providers differ in how strictly they read base64: what any of them
 		// would read is checked.
 		if text, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(data, "=")); err != nil {
-			return
+			return fd
 		}
 	}
 	if out := visit(string(text)); out != string(text) {
-		obj["file_data"] = prefix + base64.StdEncoding.EncodeToString([]byte(out))
+		return prefix + base64.StdEncoding.EncodeToString([]byte(out))
 	}
+	return fd
 }
 
 // marshal encodes v without escaping <, > and & (the body is not HTML).
@@ -269,6 +446,28 @@ func marshal(v any) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// writeMembers writes a JSON object from raw members, keys in sorted order, repeated
+// keys in their order.
+func writeMembers(members []rawMember) []byte {
+	size := 2
+	for _, m := range members {
+		size += len(m.key) + len(m.raw) + 4
+	}
+	slices.SortStableFunc(members, func(a, b rawMember) int { return strings.Compare(a.key, b.key) })
+	buf := make([]byte, 0, size)
+	buf = append(buf, '{')
+	for i, m := range members {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		key, _ := marshal(m.key) // a string always encodes
+		buf = append(buf, key...)
+		buf = append(buf, ':')
+		buf = append(buf, m.raw...)
+	}
+	return append(buf, '}')
 }
 
 // writeObject writes a JSON object from raw members, keys in sorted order.
