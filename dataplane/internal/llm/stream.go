@@ -470,9 +470,11 @@ func (s *streamRelay) translate() error {
 // filterChoice filters the texts of one choice ch of c in place, through the choice's
 // filters af; end (or a finish reason) ends them all. A reasoning block lasts until
 // anything else comes, a tool call's arguments until anything but more of them come
-// (another tool call in the same delta too), the content until a tool call, a thinking
-// block or reasoning comes, or the choice ends: what a filter held back leaves before
-// what ended it. When texts this chunk does not continue end, it returns a chunk with
+// (another tool call in the same delta too). The content lasts until the choice ends
+// on the chat surface, whose callers join all of a choice's content into one string
+// whatever comes between; on the others it ends where a tool call, a thinking block or
+// reasoning begins a block (Messages) or output item (Responses) of its own. What a
+// filter held back leaves before what ended it. When texts this chunk does not continue end, it returns a chunk with
 // what their filters held back, to send first.
 func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkChoice, end bool) (before *chatChunk, err error) {
 	d := &ch.Delta
@@ -480,7 +482,7 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 	reasoning := d.ReasoningContent != nil && *d.ReasoningContent != ""
 	content := d.Content != nil && *d.Content != ""
 	other := content || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0 || finish
-	breaksContent := reasoning || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0
+	breaksContent := s.req.Surface != SurfaceChat && (reasoning || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0)
 	var tails []toolCall
 	if reasoning || other {
 		if len(d.ToolCalls) > 0 {
