@@ -284,6 +284,15 @@ func walkField(field string, v any, visit func(string) string) any {
 		for _, el := range asArray(v) {
 			if msg, ok := el.(object); ok {
 				walkMember(msg, "content", visit)
+				// Chat assistant turns carry thinking blocks back (thinking_blocks).
+				msg.walk("thinking_blocks", func(v any) any {
+					for _, el := range asArray(v) {
+						if tb, ok := el.(object); ok {
+							walkThinking(tb, visit)
+						}
+					}
+					return v
+				})
 			}
 		}
 		return v
@@ -342,10 +351,80 @@ func walkText(v any, visit func(string) string) any {
 				walkMember(el, "content", visit)
 				walkString(el, "output", visit)
 				walkDocument(el, visit)
+				walkThinking(el, visit)
+				walkThinkingState(el, visit)
 			}
 		}
 	}
 	return v
+}
+
+// walkThinking visits the text of a thinking block a caller sends back (a Messages
+// content block, a chat thinking_blocks element). A block whose text a rule changed
+// loses its signature: the gateway cannot sign, Anthropic refuses a signed block whose
+// text changed, and the translators drop unsigned blocks on their way to Anthropic. A
+// redacted_thinking block's data is Anthropic's encrypted text and is not checked.
+func walkThinking(el object, visit func(string) string) {
+	if !el.is("type", "thinking") {
+		return
+	}
+	changed := false
+	el.walk("thinking", func(v any) any {
+		s, ok := v.(string)
+		if !ok {
+			return v
+		}
+		out := visit(s)
+		changed = changed || out != s
+		return out
+	})
+	if changed {
+		el.walk("signature", func(any) any { return "" })
+	}
+}
+
+// thinkingStatePrefix starts the encrypted_content the gateway gives the Responses
+// reasoning items it makes of Anthropic thinking blocks: the block as base64url JSON
+// (see the llm package), which the caller sends back and the gateway restores into a
+// thinking block for Anthropic.
+const thinkingStatePrefix = "gatehouse.thinking.v1."
+
+// walkThinkingState visits the thinking text in the encrypted_content of a Responses
+// reasoning item. A state whose text a rule changed is emptied, dropping the block:
+// the gateway cannot sign the changed text, and Anthropic would refuse it.
+func walkThinkingState(el object, visit func(string) string) {
+	el.walk("encrypted_content", func(v any) any {
+		s, ok := v.(string)
+		if !ok {
+			return v
+		}
+		rest, ours := strings.CutPrefix(s, thinkingStatePrefix)
+		if !ours {
+			return v
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(rest)
+		if err != nil || !json.Valid(raw) {
+			return v // the translator refuses it
+		}
+		tb, err := decodeTree(raw)
+		if err != nil {
+			return v
+		}
+		obj, ok := tb.(object)
+		if !ok {
+			return v
+		}
+		changed := false
+		walkString(obj, "thinking", func(t string) string {
+			out := visit(t)
+			changed = changed || out != t
+			return out
+		})
+		if changed {
+			return ""
+		}
+		return v
+	})
 }
 
 // walkDocument visits the texts of a document content part: an Anthropic document

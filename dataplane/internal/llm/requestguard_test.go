@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -77,6 +79,25 @@ func TestRequestRulesSeeKeysAsTranslatorsDecodeThem(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			requestEscapes(t, tc.s, tc.typ, tc.body, "bob@example.com")
+		})
+	}
+}
+
+// Thinking a caller sends back reaches the upstream: the request rules check it.
+func TestRequestRulesCheckThinkingSentBack(t *testing.T) {
+	tb, _ := json.Marshal(thinkingBlock{Type: "thinking", Thinking: "the CEO is bob@example.com", Signature: "forged"})
+	state := thinkingStatePrefix + base64.RawURLEncoding.EncodeToString(tb)
+	for _, tc := range []struct {
+		name string
+		s    Surface
+		body string
+	}{
+		{"responses reasoning state", SurfaceResponses, `{"model":"m","input":[{"role":"user","content":"hi"},{"type":"reasoning","summary":[],"encrypted_content":"` + state + `"},{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":"ok"}]}`},
+		{"chat thinking_blocks", SurfaceChat, `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"ok","thinking_blocks":[{"type":"thinking","thinking":"the CEO is bob@example.com","signature":"forged"}]},{"role":"user","content":"go on"}]}`},
+		{"messages thinking block", SurfaceMessages, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"the CEO is bob@example.com","signature":"forged"},{"type":"text","text":"ok"}]},{"role":"user","content":"go on"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			requestEscapes(t, tc.s, anthropicType, tc.body, "bob@example.com")
 		})
 	}
 }
