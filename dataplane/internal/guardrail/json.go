@@ -33,7 +33,7 @@ type BodyOutcome struct {
 
 // Which strings of a body are text. A text value is a string, or an array whose string
 // elements, and whose objects' "text" (string), "content" (a text value) and "output"
-// (string) members, are text; so are documents (see walkDocument): the text of an
+// (every string in it: a tool's output) members, are text; so are documents (see walkDocument): the text of an
 // Anthropic document block (a text source's data, a content source's content, its
 // context) and the decoded text of a text/* file in base64 (a chat `file` part's
 // file_data, a Responses input_file's). Other members (images, PDFs and other binary
@@ -349,11 +349,30 @@ func walkText(v any, visit func(string) string) any {
 			case object:
 				walkString(el, "text", visit)
 				walkMember(el, "content", visit)
-				walkString(el, "output", visit)
+				el.walk("output", func(v any) any { return walkStrings(v, visit) })
 				walkDocument(el, visit)
 				walkThinking(el, visit)
 				walkThinkingState(el, visit)
 			}
+		}
+	}
+	return v
+}
+
+// walkStrings visits every string in v: a tool's output (a Responses
+// function_call_output's) goes upstream as a string, the texts of an array of parts,
+// or the JSON text of anything else.
+func walkStrings(v any, visit func(string) string) any {
+	switch v := v.(type) {
+	case string:
+		return visit(v)
+	case []any:
+		for i := range v {
+			v[i] = walkStrings(v[i], visit)
+		}
+	case object:
+		for i := range v {
+			v[i].val = walkStrings(v[i].val, visit)
 		}
 	}
 	return v

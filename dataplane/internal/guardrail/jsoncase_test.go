@@ -40,3 +40,20 @@ func TestCheckRequestJSONKeysAsDecoded(t *testing.T) {
 		})
 	}
 }
+
+// A Responses function_call_output that is not a string goes upstream as the texts of
+// its parts or as JSON text: every string in it is checked.
+func TestCheckRequestJSONToolOutputNotAString(t *testing.T) {
+	t.Parallel()
+	block := mustCompile(t, newRule("email", detEmail, modeBlock, dirRequest))
+	redact := mustCompile(t, newRule("email", detEmail, modeRedact, dirRequest))
+	for _, out := range []string{`[{"type":"input_text","text":"bob@example.com"}]`, `{"mail":"bob@example.com"}`, `{"a":[{"b":"bob@example.com"}]}`} {
+		body := `{"input":[{"type":"function_call_output","call_id":"c1","output":` + out + `}]}`
+		if o, err := block.CheckRequestJSON([]byte(body)); err != nil || o.Blocked == nil {
+			t.Errorf("%s: blocked=%v err=%v, want blocked", out, o.Blocked != nil, err)
+		}
+		if o, err := redact.CheckRequestJSON([]byte(body)); err != nil || strings.Contains(string(o.Body), "bob@example.com") {
+			t.Errorf("%s: err=%v, not redacted: %s", out, err, o.Body)
+		}
+	}
+}

@@ -101,3 +101,10 @@ func TestRequestRulesCheckThinkingSentBack(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestRulesCheckToolOutputsNotStrings(t *testing.T) {
+	for _, out := range []string{`[{"type":"input_text","text":"bob@example.com"}]`, `{"mail":"bob@example.com"}`} {
+		body := `{"model":"m","input":[{"role":"user","content":"hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":` + out + `}]}`
+		requestEscapes(t, SurfaceResponses, openAIType, body, "bob@example.com")
+	}
+}
