@@ -33,12 +33,13 @@ type BodyOutcome struct {
 
 // Which strings of a body are text. A text value is a string, or an array whose string
 // elements, and whose objects' "text" (string), "content" (a text value) and "output"
-// (every string in it: a tool's output) members, are text; so are documents (see walkDocument): the text of an
-// Anthropic document block (a text source's data, a content source's content, its
-// context) and the decoded text of a text/* file in base64 (a chat `file` part's
-// file_data, a Responses input_file's). Other members (images, PDFs and other binary
-// files, tool call arguments, ids, roles) are not checked: a PDF's contents are not
-// inspected.
+// (every string in it: a tool's output) members, are text; so are documents (see
+// walkDocument): the text of an Anthropic document block (a text source's data, a
+// content source's content, its context, a base64 source's decoded text when textual)
+// and the decoded text of a textual file in base64 (a chat `file` part's file_data, a
+// Responses input_file's), and the thinking callers send back (see walkThinking).
+// Other members (images, PDFs and other binary files, tool call arguments, ids, roles)
+// are not checked: a PDF's contents are not inspected.
 var (
 	// Chat completions and Anthropic messages (messages[*].content, system), the
 	// Responses API (input, instructions), legacy completions and embeddings (prompt,
@@ -452,10 +453,11 @@ func walkThinkingState(el object, visit func(string) string) {
 func walkDocument(el object, visit func(string) string) {
 	if el.is("type", "document") {
 		// Repeated sources merge into one: a type in one applies to the data of all.
-		var types []string
+		var types, mediaTypes []string
 		el.walk("source", func(v any) any {
 			if src, ok := v.(object); ok {
 				types = append(types, src.strings("type")...)
+				mediaTypes = append(mediaTypes, src.strings("media_type")...)
 			}
 			return v
 		})
@@ -469,6 +471,16 @@ func walkDocument(el object, visit func(string) string) {
 			}
 			if slices.Contains(types, "content") {
 				walkMember(src, "content", visit)
+			}
+			if slices.Contains(types, "base64") && slices.ContainsFunc(mediaTypes, textual) {
+				// Text in base64: other upstreams get it as a file (Gemini as
+				// inline data).
+				src.walk("data", func(v any) any {
+					if data, ok := v.(string); ok {
+						return visitBase64(data, visit)
+					}
+					return v
+				})
 			}
 			return v
 		})
@@ -511,28 +523,50 @@ func visitFileData(fd string, textName bool, visit func(string) string) string {
 		if !ok || !isBase64 {
 			return fd
 		}
-		if mt, _, err := mime.ParseMediaType(mediaType); err == nil {
-			mediaType = mt
-		}
-		if !strings.HasPrefix(mediaType, "text/") {
+		if !textual(mediaType) {
 			return fd
 		}
 		prefix, data = fd[:len(fd)-len(payload)], payload
 	} else if !textName {
 		return fd
 	}
-	text, err := base64.StdEncoding.DecodeString(data)
-	if err != nil {
-		// Providers differ in how strictly they read base64: what any of them
-		// would read is checked.
-		if text, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(data, "=")); err != nil {
-			return fd
-		}
-	}
-	if out := visit(string(text)); out != string(text) {
-		return prefix + base64.StdEncoding.EncodeToString([]byte(out))
+	if out := visitBase64(data, visit); out != data {
+		return prefix + out
 	}
 	return fd
+}
+
+// textual reports whether a media type is text: text/*, JSON, XML (+json and +xml
+// too). Parameters and case do not matter.
+func textual(mediaType string) bool {
+	mt, _, err := mime.ParseMediaType(mediaType)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(mediaType))
+	}
+	return strings.HasPrefix(mt, "text/") || mt == "application/json" || mt == "application/xml" ||
+		strings.HasSuffix(mt, "+json") || strings.HasSuffix(mt, "+xml")
+}
+
+// visitBase64 visits the text that data encodes and returns data, or what visit
+// returned encoded again when it changed the text. Providers differ in how strictly
+// they read base64: what any of them would read (standard or URL-safe alphabet, padded
+// or not) is checked.
+func visitBase64(data string, visit func(string) string) string {
+	unpadded := strings.TrimRight(data, "=")
+	var text []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if text, err = enc.DecodeString(unpadded); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return data
+	}
+	if out := visit(string(text)); out != string(text) {
+		return base64.StdEncoding.EncodeToString([]byte(out))
+	}
+	return data
 }
 
 // marshal encodes v without escaping <, > and & (the body is not HTML).

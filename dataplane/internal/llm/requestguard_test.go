@@ -108,3 +108,19 @@ func TestRequestRulesCheckToolOutputsNotStrings(t *testing.T) {
 		requestEscapes(t, SurfaceResponses, openAIType, body, "bob@example.com")
 	}
 }
+
+func TestRequestRulesCheckTextFilesGoingToGemini(t *testing.T) {
+	text := "contact bob@example.com ??? ~~~ >>>"
+	std := base64.StdEncoding.EncodeToString([]byte(text))
+	url := base64.URLEncoding.EncodeToString([]byte(text))
+	t.Run("messages base64 text document", func(t *testing.T) {
+		body := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"text/plain","data":"` + std + `"}}]}]}`
+		requestEscapes(t, SurfaceMessages, geminiType, body, std)
+	})
+	for _, fd := range []string{"data:text/plain;base64," + url, "data:application/json;base64," + std} {
+		t.Run(fd[:24], func(t *testing.T) {
+			body := `{"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.txt","file_data":"` + fd + `"}}]}]}`
+			requestEscapes(t, SurfaceChat, geminiType, body, fd[strings.Index(fd, ",")+1:])
+		})
+	}
+}
