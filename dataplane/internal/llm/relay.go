@@ -400,12 +400,26 @@ func (a *answerFilters) arguments(i int, delta string) (string, error) {
 	return f.Filter(delta)
 }
 
-// endArguments ends the arguments of the tool calls being streamed but those named in
-// keep, and returns what their filters held back, by tool call index.
-func (a *answerFilters) endArguments(keep []toolCall) ([]toolCall, error) {
+// endArgument ends the arguments of tool call i and returns what its filter held back.
+func (a *answerFilters) endArgument(i int) (string, error) {
+	f, ok := a.tools[i]
+	if !ok {
+		return "", nil
+	}
+	delete(a.tools, i)
+	if f == nil {
+		return "", nil
+	}
+	return f.Flush()
+}
+
+// endArguments ends the arguments of the tool calls being streamed but those keep
+// (nil: none) reports by index, and returns what their filters held back, by tool
+// call index.
+func (a *answerFilters) endArguments(keep func(index int) bool) ([]toolCall, error) {
 	var tails []toolCall
 	for i, f := range a.tools {
-		if slices.ContainsFunc(keep, func(tc toolCall) bool { return toolIndex(tc) == i }) {
+		if keep != nil && keep(i) {
 			continue
 		}
 		delete(a.tools, i)

@@ -483,13 +483,18 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 	content := d.Content != nil && *d.Content != ""
 	other := content || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0 || finish
 	breaksContent := s.req.Surface != SurfaceChat && (reasoning || len(d.ToolCalls) > 0 || len(d.ThinkingBlocks) > 0)
+	// Where each tool call of this delta comes last: its arguments end there when
+	// another call's come next, and those of calls it does not continue end before it.
+	var last map[int]int
+	if len(d.ToolCalls) > 0 {
+		last = make(map[int]int, len(d.ToolCalls))
+		for i, tc := range d.ToolCalls {
+			last[toolIndex(tc)] = i
+		}
+	}
 	var tails []toolCall
 	if reasoning || other {
-		if len(d.ToolCalls) > 0 {
-			tails, err = af.endArguments(d.ToolCalls[:1])
-		} else {
-			tails, err = af.endArguments(nil)
-		}
+		tails, err = af.endArguments(func(i int) bool { _, ok := last[i]; return ok })
 		if err != nil {
 			return nil, err
 		}
@@ -565,18 +570,14 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 		if tc.Function.Arguments, err = af.arguments(toolIndex(*tc), tc.Function.Arguments); err != nil {
 			return nil, err
 		}
-		if i+1 < len(d.ToolCalls) && toolIndex(d.ToolCalls[i+1]) != toolIndex(*tc) {
-			// The next tool call of this delta begins: this one's arguments end here,
-			// whole in its own block.
-			tails, err := af.endArguments(d.ToolCalls[i+1:])
+		if i+1 < len(d.ToolCalls) && last[toolIndex(*tc)] == i {
+			// Another tool call of this delta comes next and this one does not come
+			// again: its arguments end here, whole in its own block.
+			tail, err := af.endArgument(toolIndex(*tc))
 			if err != nil {
 				return nil, err
 			}
-			for _, t := range tails {
-				if *t.Index == toolIndex(*tc) {
-					tc.Function.Arguments += t.Function.Arguments
-				}
-			}
+			tc.Function.Arguments += tail
 		}
 	}
 	if finish {

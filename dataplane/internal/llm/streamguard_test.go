@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/guardrail"
@@ -146,6 +147,53 @@ func TestInterleavedToolCallArgumentsAreOneText(t *testing.T) {
 		var r *Refusal
 		if !errors.As(err, &r) {
 			t.Errorf("surface %d: err=%v, want the arguments blocked", s, err)
+		}
+	}
+}
+
+// A tool call continued in a later delta after another call's arguments keeps its
+// filter: a chat caller joins each call's arguments by index.
+func TestToolCallArgumentsAreOneTextAcrossDeltas(t *testing.T) {
+	t.Parallel()
+	block := responseRule(gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_EMAIL, gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK)
+	srv := httptest.NewServer(answerSSE(
+		chatDelta(`{"tool_calls":[{"index":0,"id":"a","type":"function","function":{"name":"f","arguments":"{\"p\":\"bob@"}}]}`, ""),
+		chatDelta(`{"tool_calls":[{"index":1,"id":"b","type":"function","function":{"name":"g","arguments":"{}"}},{"index":0,"function":{"arguments":"example.com\"}"}}]}`, "tool_calls"), `[DONE]`))
+	defer srv.Close()
+	req := parseGoldenRequest(t, SurfaceChat, []byte(surfaceBody(SurfaceChat, true)))
+	req.Candidates = []*runtime.Model{testModel(t, openAIType, srv.URL)}
+	realFiltered(t, req, block)
+	_, err := testClient(t).Serve(context.Background(), httptest.NewRecorder(), req)
+	var r *Refusal
+	if !errors.As(err, &r) {
+		t.Errorf("err=%v, want the arguments blocked", err)
+	}
+}
+
+// Many tool calls in one delta each keep their arguments, whole (each ends where the
+// next begins, in one pass over the delta).
+func TestManyToolCallsInOneDelta(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"c%d","type":"function","function":{"name":"f","arguments":"{\"n\":%d}"}}`, i, i)
+	}
+	got, err := serveRedacted(t, SurfaceChat, openAIType, surfaceBody(SurfaceChat, true), answerSSE(
+		chatDelta(`{"tool_calls":[`+b.String()+`]}`, ""), chatDelta(`{}`, "tool_calls"), `[DONE]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, args, _ := chatStreamChoices(t, got)
+	if len(args[0]) != n {
+		t.Fatalf("%d tool calls, want %d", len(args[0]), n)
+	}
+	for i := range n {
+		if want := fmt.Sprintf(`{"n":%d}`, i); args[0][i] != want {
+			t.Fatalf("call %d: %q, want %q", i, args[0][i], want)
 		}
 	}
 }
