@@ -163,11 +163,18 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 					return res, fmt.Errorf("retry backoff: %w: %w", ErrClientGone, err)
 				}
 			}
-			if attempts > 0 && last != nil {
-				c.metrics.retries.WithLabelValues(last.reason).Inc()
+			retryOf := ""
+			retry := attempts > 0 && last != nil
+			if retry {
+				retryOf = last.reason
 			}
 			attempts++
 			out, f := c.attempt(ctx, w, req, cand, d, rt, lease, res)
+			if retry && (f == nil || !f.local) {
+				// Only what reached the deployment is a retry: a request it cannot
+				// carry was skipped, not tried.
+				c.metrics.retries.WithLabelValues(retryOf).Inc()
+			}
 			if out == done {
 				res.Retries = attempts - 1
 				res.Model, res.Deployment, res.Fallback = cand, d, mi > 0
