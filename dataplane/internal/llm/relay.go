@@ -101,8 +101,9 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 }
 
 // message runs the choice's filters over the texts of its complete answer: its
-// content, its reasoning (each thinking block on its own, when the provider gave them)
-// and each tool call's arguments.
+// content, its reasoning (each thinking block on its own, when the provider gave them,
+// but on the chat surface one text across them: see settleThinking) and each tool
+// call's arguments.
 func (a *answerFilters) message(msg *responseMessage) error {
 	if msg.Content != nil && a.content != nil {
 		text, err := filterWhole(a.content, *msg.Content)
@@ -121,27 +122,50 @@ func (a *answerFilters) message(msg *responseMessage) error {
 		msg.Refusal = text
 	}
 	thinking := false
-	for i := range msg.ThinkingBlocks {
-		thinking = thinking || msg.ThinkingBlocks[i].Type == "thinking"
-		if err := a.thinking(&msg.ThinkingBlocks[i]); err != nil {
-			return err
-		}
+	for _, tb := range msg.ThinkingBlocks {
+		thinking = thinking || tb.Type == "thinking"
 	}
 	switch {
+	case thinking && msg.ReasoningContent != nil && a.span && a.on():
+		// Chat callers read the reasoning as one text: filtered whole, then shared
+		// out among the thinking blocks as a stream's is (settleThinking).
+		for _, tb := range msg.ThinkingBlocks {
+			a.spanRaw.WriteString(tb.Thinking)
+			a.holdThinking(tb)
+		}
+		text, err := a.whole(TextReasoning, a.spanRaw.String())
+		if err != nil {
+			return err
+		}
+		a.spanOut.WriteString(text)
+		if msg.ThinkingBlocks, err = a.settleThinking(); err != nil {
+			return err
+		}
+		msg.ReasoningContent = &text
 	case thinking && msg.ReasoningContent != nil:
 		// The reasoning is the text of the thinking blocks (anthropicToChat): filtered
 		// once, block by block, as a stream is.
 		var b strings.Builder
-		for _, tb := range msg.ThinkingBlocks {
-			b.WriteString(tb.Thinking)
+		for i := range msg.ThinkingBlocks {
+			if err := a.thinking(&msg.ThinkingBlocks[i]); err != nil {
+				return err
+			}
+			b.WriteString(msg.ThinkingBlocks[i].Thinking)
 		}
 		msg.ReasoningContent = ptr(b.String())
-	case msg.ReasoningContent != nil:
-		text, err := a.whole(TextReasoning, *msg.ReasoningContent)
-		if err != nil {
-			return err
+	default:
+		for i := range msg.ThinkingBlocks {
+			if err := a.thinking(&msg.ThinkingBlocks[i]); err != nil {
+				return err
+			}
 		}
-		msg.ReasoningContent = &text
+		if msg.ReasoningContent != nil {
+			text, err := a.whole(TextReasoning, *msg.ReasoningContent)
+			if err != nil {
+				return err
+			}
+			msg.ReasoningContent = &text
+		}
 	}
 	for i := range msg.ToolCalls {
 		fn := &msg.ToolCalls[i].Function
@@ -175,7 +199,7 @@ func choiceFilters(req *Request, first bool) (*answerFilters, error) {
 	if req.Filter == nil {
 		return &answerFilters{}, nil
 	}
-	af := &answerFilters{content: req.Filter, newFilter: req.NewFilter}
+	af := &answerFilters{content: req.Filter, newFilter: req.NewFilter, span: req.Surface == SurfaceChat}
 	if first {
 		return af, nil
 	}
@@ -238,6 +262,80 @@ type answerFilters struct {
 	hasEnded bool
 	// tools filters the arguments of the tool calls being streamed, by index.
 	tools map[int]ContentFilter
+	// span: the choice's reasoning is one text, filtered whole across its blocks and
+	// whatever comes between (the chat surface, whose callers join it into one
+	// string); spanRaw is what came of it, spanOut what was released, and held the
+	// thinking blocks kept until it ends (see settleThinking).
+	span    bool
+	spanRaw strings.Builder
+	spanOut strings.Builder
+	held    []heldThinking
+}
+
+// heldThinking is a thinking block of a spanning reasoning text, which ends where
+// the reasoning came to end (a length of spanRaw).
+type heldThinking struct {
+	tb  thinkingBlock
+	end int
+}
+
+// holdThinking keeps a streamed thinking block until the spanning reasoning ends.
+func (a *answerFilters) holdThinking(tb thinkingBlock) {
+	a.held = append(a.held, heldThinking{tb: tb, end: a.spanRaw.Len()})
+}
+
+// settleThinking returns the held thinking blocks, settled against the filtered
+// spanning reasoning. One filter ran across all the blocks of the choice, so what
+// it released cannot always be told apart block by block: the released text equals
+// the raw text but for one region, from the first change to the last, and a block
+// outside that region keeps its text and signature while a block touching it loses
+// its signature; the first such block carries the whole changed region and the
+// others what is left of them outside it. Joined, the blocks' texts are the
+// released reasoning: a match split across two blocks is redacted in both views.
+// A block whose text never came as reasoning is filtered on its own.
+func (a *answerFilters) settleThinking() ([]thinkingBlock, error) {
+	if len(a.held) == 0 {
+		return nil, nil
+	}
+	raw, out := a.spanRaw.String(), a.spanOut.String()
+	p := 0
+	for p < len(raw) && p < len(out) && raw[p] == out[p] {
+		p++
+	}
+	s := 0
+	for s < len(raw)-p && s < len(out)-p && raw[len(raw)-1-s] == out[len(out)-1-s] {
+		s++
+	}
+	at := func(x int) int {
+		switch {
+		case raw == out || x <= p:
+			return x
+		case x >= len(raw)-s:
+			return x - len(raw) + len(out)
+		}
+		return len(out) - s
+	}
+	tbs := make([]thinkingBlock, 0, len(a.held))
+	start := 0
+	for _, h := range a.held {
+		tb := h.tb
+		if tb.Type == "thinking" && a.on() {
+			text := out[at(start):at(h.end)]
+			if start == h.end && tb.Thinking != "" {
+				var err error
+				if text, err = a.whole(TextReasoning, tb.Thinking); err != nil {
+					return nil, err
+				}
+			}
+			if text != tb.Thinking || raw[start:h.end] != tb.Thinking && start != h.end {
+				tb.Thinking, tb.Signature = text, ""
+			}
+			start = h.end
+		}
+		tbs = append(tbs, tb)
+	}
+	a.held = nil
+	return tbs, nil
 }
 
 // endContent ends the choice's content and returns what its filter held back.
@@ -334,8 +432,14 @@ func (a *answerFilters) reason(delta string) (string, error) {
 	if !a.on() {
 		return delta, nil
 	}
+	if a.span {
+		a.spanRaw.WriteString(delta)
+	}
 	if a.reasoning == nil {
 		if a.reasoning = a.newFilter(TextReasoning); a.reasoning == nil {
+			if a.span {
+				a.spanOut.WriteString(delta)
+			}
 			return delta, nil
 		}
 		a.released.Reset()
@@ -343,6 +447,9 @@ func (a *answerFilters) reason(delta string) (string, error) {
 	}
 	out, err := a.reasoning.Filter(delta)
 	a.released.WriteString(out)
+	if a.span {
+		a.spanOut.WriteString(out)
+	}
 	return out, err
 }
 
@@ -355,6 +462,9 @@ func (a *answerFilters) endReasoning() (string, error) {
 	tail, err := a.reasoning.Flush()
 	a.reasoning = nil
 	a.released.WriteString(tail)
+	if a.span {
+		a.spanOut.WriteString(tail)
+	}
 	a.ended, a.hasEnded = a.released.String(), true
 	a.released.Reset()
 	return tail, err

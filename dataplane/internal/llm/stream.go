@@ -450,7 +450,7 @@ func (s *streamRelay) translate() error {
 			if c == nil {
 				continue
 			}
-			if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil || d.Refusal != nil {
+			if d := c.Choices[0].Delta; d.Content != nil || d.ReasoningContent != nil || d.ToolCalls != nil || d.Refusal != nil || d.ThinkingBlocks != nil {
 				if err := s.send(enc.chunk(c)); err != nil {
 					return err
 				}
@@ -468,12 +468,14 @@ func (s *streamRelay) translate() error {
 }
 
 // filterChoice filters the texts of one choice ch of c in place, through the choice's
-// filters af; end (or a finish reason) ends them all. A reasoning block lasts until
-// anything else comes, a tool call's arguments until anything but more of them come
-// (another tool call in the same delta too). The content lasts until the choice ends
-// on the chat surface, whose callers join all of a choice's content into one string
-// whatever comes between; on the others it ends where a tool call, a thinking block or
-// reasoning begins a block (Messages) or output item (Responses) of its own. What a
+// filters af; end (or a finish reason) ends them all. A tool call's arguments last
+// until anything but more of them come (another tool call in the same delta too).
+// The content and the reasoning last until the choice ends on the chat surface, whose
+// callers join all of a choice's content, and all of its reasoning, into one string
+// whatever comes between (its thinking blocks wait for the end: settleThinking); on
+// the others the content ends where a tool call, a thinking block or reasoning begins
+// a block (Messages) or output item (Responses) of its own, and a reasoning block
+// where anything else comes. What a
 // filter held back leaves before what ended it. When texts this chunk does not continue end, it returns a chunk with
 // what their filters held back, to send first.
 func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkChoice, end bool) (before *chatChunk, err error) {
@@ -523,7 +525,7 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 		}
 		d.ReasoningContent = &out
 	}
-	if other {
+	if finish || other && !af.span {
 		tail, err := af.endReasoning()
 		if err != nil {
 			return nil, err
@@ -532,9 +534,23 @@ func (s *streamRelay) filterChoice(af *answerFilters, c *chatChunk, ch *chunkCho
 			d.ReasoningContent = ptr(deref(d.ReasoningContent) + tail)
 		}
 	}
-	for i := range d.ThinkingBlocks {
-		if err := af.thinking(&d.ThinkingBlocks[i]); err != nil {
-			return nil, err
+	if af.span && af.on() {
+		// The chat surface's reasoning is one text until the choice ends: its thinking
+		// blocks wait for it (settleThinking).
+		for _, tb := range d.ThinkingBlocks {
+			af.holdThinking(tb)
+		}
+		d.ThinkingBlocks = nil
+		if finish {
+			if d.ThinkingBlocks, err = af.settleThinking(); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		for i := range d.ThinkingBlocks {
+			if err := af.thinking(&d.ThinkingBlocks[i]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if content {
