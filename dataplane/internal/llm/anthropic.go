@@ -868,6 +868,12 @@ func chatToMessages(c *chatResponse, model string) *anthropicResponse {
 		if ch.Message.Content != nil && *ch.Message.Content != "" {
 			out.Content = append(out.Content, anthropicBlock{Type: "text", Text: *ch.Message.Content})
 		}
+		if r := ch.Message.Refusal; r != nil && *r != "" {
+			// Messages has no refusal block: the model's refusal is a text block of its
+			// own, and the stop reason says it refused.
+			out.Content = append(out.Content, anthropicBlock{Type: "text", Text: *r})
+			finish = "content_filter"
+		}
 		for _, tc := range ch.Message.ToolCalls {
 			out.Content = append(out.Content, anthropicBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: argumentsObject(tc.Function.Arguments)})
 		}
@@ -913,7 +919,9 @@ type messagesEncoder struct {
 	next   int
 	tools  map[int]int
 	finish string
-	buf    []byte
+	// refused: the model refused (a refusal came), which the stop reason says.
+	refused bool
+	buf     []byte
 }
 
 func (e *messagesEncoder) event(name string, v any) {
@@ -931,6 +939,15 @@ func (e *messagesEncoder) start(id string) {
 		"id": messageID(id), "type": "message", "role": "assistant", "model": e.model, "content": []any{},
 		"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
 	}})
+}
+
+// openBlock starts a content block of the kind (what open says), after the one
+// being written.
+func (e *messagesEncoder) openBlock(kind string, block map[string]any) {
+	e.closeBlock()
+	e.open, e.index = kind, e.next
+	e.next++
+	e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index, "content_block": block})
 }
 
 func (e *messagesEncoder) closeBlock() {
@@ -955,11 +972,7 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 		}
 		if t := ch.Delta.ReasoningContent; t != nil && *t != "" {
 			if e.open != "thinking" {
-				e.closeBlock()
-				e.open, e.index = "thinking", e.next
-				e.next++
-				e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
-					"content_block": map[string]any{"type": "thinking", "thinking": ""}})
+				e.openBlock("thinking", map[string]any{"type": "thinking", "thinking": ""})
 			}
 			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "thinking_delta", Thinking: *t}})
 		}
@@ -968,12 +981,16 @@ func (e *messagesEncoder) chunk(c *chatChunk) []byte {
 		}
 		if t := ch.Delta.Content; t != nil && *t != "" {
 			if e.open != "text" {
-				e.closeBlock()
-				e.open, e.index = "text", e.next
-				e.next++
-				e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
-					"content_block": map[string]any{"type": "text", "text": ""}})
+				e.openBlock("text", map[string]any{"type": "text", "text": ""})
 			}
+			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "text_delta", Text: *t}})
+		}
+		if t := ch.Delta.Refusal; t != nil && *t != "" {
+			// The model's refusal: a text block of its own (see chatToMessages).
+			if e.open != "refusal" {
+				e.openBlock("refusal", map[string]any{"type": "text", "text": ""})
+			}
+			e.refused = true
 			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "text_delta", Text: *t}})
 		}
 		for _, tc := range ch.Delta.ToolCalls {
@@ -1014,11 +1031,7 @@ func (e *messagesEncoder) thinkingBlock(tb thinkingBlock) {
 	case tb.Type == "thinking" && e.open != "thinking" && tb.Thinking != "":
 		// A block that came whole (an OpenAI-style upstream's thinking_blocks), not
 		// as reasoning deltas.
-		e.closeBlock()
-		e.open, e.index = "thinking", e.next
-		e.next++
-		e.event("content_block_start", map[string]any{"type": "content_block_start", "index": e.index,
-			"content_block": map[string]any{"type": "thinking", "thinking": ""}})
+		e.openBlock("thinking", map[string]any{"type": "thinking", "thinking": ""})
 		e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "thinking_delta", Thinking: tb.Thinking}})
 		if tb.Signature != "" {
 			e.event("content_block_delta", blockDelta{Type: "content_block_delta", Index: e.index, Delta: deltaBody{Type: "signature_delta", Signature: tb.Signature}})
@@ -1040,8 +1053,12 @@ func (e *messagesEncoder) end(id string, u Usage) []byte {
 	e.start(id)
 	e.closeBlock()
 	au := anthropicUsageOf(u)
+	stop := stopReasonOfChat(e.finish)
+	if e.refused {
+		stop = "refusal"
+	}
 	e.event("message_delta", map[string]any{"type": "message_delta",
-		"delta": map[string]any{"stop_reason": stopReasonOfChat(e.finish), "stop_sequence": nil},
+		"delta": map[string]any{"stop_reason": stop, "stop_sequence": nil},
 		"usage": map[string]any{"input_tokens": au.InputTokens, "output_tokens": au.OutputTokens, "cache_read_input_tokens": au.CacheReadInputTokens}})
 	e.event("message_stop", map[string]any{"type": "message_stop"})
 	return e.buf

@@ -357,10 +357,25 @@ type summaryPart struct {
 	Text string `json:"text"`
 }
 
+// responseOutputPart is a part of an output message: output_text (Text and
+// Annotations) or refusal (Refusal).
 type responseOutputPart struct {
 	Type        string `json:"type"`
 	Text        string `json:"text"`
 	Annotations []any  `json:"annotations"`
+	Refusal     string `json:"-"`
+}
+
+// MarshalJSON writes a refusal part as Responses has it: its type and its refusal.
+func (p responseOutputPart) MarshalJSON() ([]byte, error) {
+	if p.Type == "refusal" {
+		return json.Marshal(struct {
+			Type    string `json:"type"`
+			Refusal string `json:"refusal"`
+		}{p.Type, p.Refusal})
+	}
+	type part responseOutputPart
+	return json.Marshal(part(p))
 }
 
 type responsesUsage struct {
@@ -451,6 +466,11 @@ func chatToResponse(c *chatResponse, r *responsesBody, model string) *responseOb
 			o.Output = append(o.Output, responseOutputItem{Type: "message", ID: "msg_" + strings.TrimPrefix(o.ID, "resp_"), Status: "completed", Role: "assistant",
 				Content: []responseOutputPart{{Type: "output_text", Text: *ch.Message.Content, Annotations: []any{}}}})
 		}
+		if r := ch.Message.Refusal; r != nil && *r != "" {
+			// The model's refusal: a message of its own, a refusal part.
+			o.Output = append(o.Output, responseOutputItem{Type: "message", ID: fmt.Sprintf("msg_%s_%d", base, len(o.Output)), Status: "completed", Role: "assistant",
+				Content: []responseOutputPart{{Type: "refusal", Refusal: *r}}})
+		}
 		for i, tc := range ch.Message.ToolCalls {
 			o.Output = append(o.Output, responseOutputItem{Type: "function_call", ID: fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(o.ID, "resp_"), i),
 				Status: "completed", CallID: tc.ID, Name: tc.Function.Name, Arguments: ptr(tc.Function.Arguments)})
@@ -537,6 +557,13 @@ func (e *responsesEncoder) closeItem() {
 	switch item.Type {
 	case "message":
 		text := e.text.String()
+		if item.Content[0].Type == "refusal" {
+			item.Content[0].Refusal = text
+			e.event("response.refusal.done", map[string]any{"item_id": item.ID, "output_index": i, "content_index": 0, "refusal": text})
+			e.event("response.content_part.done", map[string]any{"item_id": item.ID, "output_index": i, "content_index": 0, "part": item.Content[0]})
+			e.text.Reset()
+			break
+		}
 		item.Content[0].Text = text
 		e.event("response.output_text.done", map[string]any{"item_id": item.ID, "output_index": i, "content_index": 0, "text": text})
 		e.event("response.content_part.done", map[string]any{"item_id": item.ID, "output_index": i, "content_index": 0, "part": item.Content[0]})
@@ -569,7 +596,7 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 			e.thinkingBlock(base, tb)
 		}
 		if t := ch.Delta.Content; t != nil && *t != "" {
-			if e.open < 0 || e.obj.Output[e.open].Type != "message" {
+			if e.open < 0 || e.obj.Output[e.open].Type != "message" || e.obj.Output[e.open].Content[0].Type != "output_text" {
 				e.closeItem()
 				e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "message", ID: fmt.Sprintf("msg_%s_%d", base, len(e.obj.Output)),
 					Status: "in_progress", Role: "assistant", Content: []responseOutputPart{{Type: "output_text", Annotations: []any{}}}})
@@ -580,6 +607,9 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 			}
 			e.text.WriteString(*t)
 			e.typed(textDelta{Type: "response.output_text.delta", SequenceNumber: e.seq, ItemID: e.obj.Output[e.open].ID, OutputIndex: e.open, Delta: *t, Logprobs: []any{}})
+		}
+		if t := ch.Delta.Refusal; t != nil && *t != "" {
+			e.refuse(base, *t)
 		}
 		for _, tc := range ch.Delta.ToolCalls {
 			ti := 0
@@ -607,6 +637,22 @@ func (e *responsesEncoder) chunk(c *chatChunk) []byte {
 		}
 	}
 	return e.buf
+}
+
+// refuse writes a delta of the model's refusal: a message item of its own, whose one
+// part is a refusal, opened when the item being written is not one.
+func (e *responsesEncoder) refuse(base, t string) {
+	if e.open < 0 || e.obj.Output[e.open].Type != "message" || e.obj.Output[e.open].Content[0].Type != "refusal" {
+		e.closeItem()
+		e.obj.Output = append(e.obj.Output, responseOutputItem{Type: "message", ID: fmt.Sprintf("msg_%s_%d", base, len(e.obj.Output)),
+			Status: "in_progress", Role: "assistant", Content: []responseOutputPart{{Type: "refusal"}}})
+		e.open = len(e.obj.Output) - 1
+		item := e.obj.Output[e.open]
+		e.event("response.output_item.added", map[string]any{"output_index": e.open, "item": responseOutputItem{Type: "message", ID: item.ID, Status: "in_progress", Role: "assistant", Content: []responseOutputPart{}}})
+		e.event("response.content_part.added", map[string]any{"item_id": item.ID, "output_index": e.open, "content_index": 0, "part": item.Content[0]})
+	}
+	e.text.WriteString(t)
+	e.event("response.refusal.delta", map[string]any{"item_id": e.obj.Output[e.open].ID, "output_index": e.open, "content_index": 0, "delta": t})
 }
 
 // reason writes a delta of the reasoning item being written, opening one when none is.
