@@ -113,8 +113,9 @@ func splitObject(body []byte) (map[string]json.RawMessage, bool) {
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
 
 // UpstreamBody renders the body sent to the provider: `model` replaced by the upstream
-// model id and, for streams, `stream_options.include_usage` forced on so the gateway can
-// meter the request. Keys are written in sorted order.
+// model id, for streams `stream_options.include_usage` forced on so the gateway can
+// meter the request, and Anthropic's redacted thinking left out of the messages
+// (withoutAnthropicThinking). Keys are written in sorted order.
 func (r *ChatRequest) UpstreamBody(upstreamModel string) []byte {
 	fields := r.fields
 	override := map[string]json.RawMessage{"model": mustMarshal(upstreamModel)}
@@ -123,6 +124,9 @@ func (r *ChatRequest) UpstreamBody(upstreamModel string) []byte {
 		maps.Copy(opts, r.streamOptions)
 		opts["include_usage"] = json.RawMessage("true")
 		override["stream_options"] = writeObject(opts, nil)
+	}
+	if msgs, ok := withoutAnthropicThinking(fields["messages"]); ok {
+		override["messages"] = msgs
 	}
 	return writeObject(fields, override)
 }

@@ -158,3 +158,76 @@ func geminiModelPath(model string) string {
 	}
 	return "models/" + model
 }
+
+// withoutAnthropicThinking returns chat messages raw, bound for an upstream that is not
+// Anthropic, without Anthropic's encrypted thinking: a caller's redacted_thinking
+// blocks (and the `data` of any other block) in thinking_blocks are Anthropic's
+// encryption, which only Anthropic reads and no request rule checks, so they go to
+// Anthropic only. What is left of a turn's thinking_blocks is written as encoding/json
+// reads it (see foreignThinking), under its one spelling: an upstream reads the key in
+// no other case. ok is false when nothing changed.
+func withoutAnthropicThinking(raw json.RawMessage) (json.RawMessage, bool) {
+	if !containsASCIIFold(raw, "ing_bloc") && !bytes.Contains(raw, []byte(`\u`)) {
+		// The key cannot be there: none of these letters has a spelling beyond
+		// ASCII case that encoding/json would fold to it, unless escaped.
+		return raw, false
+	}
+	var msgs []json.RawMessage
+	if json.Unmarshal(raw, &msgs) != nil {
+		return raw, false
+	}
+	changed := false
+	for i, m := range msgs {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(m, &fields) != nil {
+			continue
+		}
+		var keys []string
+		for k := range fields {
+			if strings.EqualFold(k, "thinking_blocks") {
+				keys = append(keys, k)
+			}
+		}
+		var turn struct {
+			ThinkingBlocks []thinkingBlock `json:"thinking_blocks"`
+		}
+		if len(keys) == 0 || json.Unmarshal(m, &turn) != nil {
+			continue
+		}
+		for _, k := range keys {
+			delete(fields, k)
+		}
+		var override map[string]json.RawMessage
+		if tbs := foreignThinking(turn.ThinkingBlocks); len(tbs) > 0 {
+			b, _ := json.Marshal(tbs)
+			override = map[string]json.RawMessage{"thinking_blocks": b}
+		}
+		msgs[i] = writeObject(fields, override)
+		changed = true
+	}
+	if !changed {
+		return raw, false
+	}
+	b, _ := json.Marshal(msgs)
+	return b, true
+}
+
+// containsASCIIFold reports whether b contains s (lower-case ASCII) in any ASCII case.
+func containsASCIIFold(b []byte, s string) bool {
+	for i := 0; i+len(s) <= len(b); i++ {
+		j := 0
+		for ; j < len(s); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != s[j] {
+				break
+			}
+		}
+		if j == len(s) {
+			return true
+		}
+	}
+	return false
+}
