@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,8 +95,9 @@ func TestEveryChoiceThroughResponseGuardrails(t *testing.T) {
 				}
 			}
 			ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
-			if len(ev.GuardrailEvents) != 1 || ev.GuardrailEvents[0].RuleId != "g-email" || ev.GuardrailEvents[0].Matches != 2 {
-				t.Errorf("guardrail events %v, want g-email matching twice", ev.GuardrailEvents)
+			if len(ev.GuardrailEvents) != 1 || ev.GuardrailEvents[0].RuleId != "g-email" || ev.GuardrailEvents[0].Matches != 2 ||
+				!slices.Equal(ev.GuardrailEvents[0].Texts, []string{"content"}) {
+				t.Errorf("guardrail events %v, want g-email matching twice, in content", ev.GuardrailEvents)
 			}
 		})
 	}

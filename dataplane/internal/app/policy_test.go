@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,7 +123,7 @@ func TestGuardrailsThroughTheGateway(t *testing.T) {
 		t.Fatalf("blocked request: %d %s", resp.StatusCode, b)
 	}
 	ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
-	if len(ev.GuardrailEvents) == 0 || ev.GuardrailEvents[0].RuleId != "g-keys" {
+	if len(ev.GuardrailEvents) == 0 || ev.GuardrailEvents[0].RuleId != "g-keys" || !slices.Equal(ev.GuardrailEvents[0].Texts, []string{"request"}) {
 		t.Fatalf("usage event guardrails = %v", ev.GuardrailEvents)
 	}
 

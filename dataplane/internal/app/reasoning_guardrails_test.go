@@ -157,10 +157,12 @@ func TestReasoningGuardrailsThroughTheGateway(t *testing.T) {
 		// events are the rule ids and matches on the usage event; errorClass its error.
 		events     map[string]int32
 		errorClass string
+		// where, when set, is the texts each rule matched in, comma-joined.
+		where map[string]string
 	}{
 		{name: "chat stream redacts reasoning", path: "/v1/chat/completions", body: chat("echo", "hi", true),
 			want: []string{`"reasoning_content":"Mail `, "[REDACTED:email]", `"content":"Done."`}, absent: []string{"john.doe", "hn.doe", "doe@"},
-			events: map[string]int32{"g-email": 1}},
+			events: map[string]int32{"g-email": 1}, where: map[string]string{"g-email": "reasoning"}},
 		{name: "chat answer redacts reasoning_content", path: "/v1/chat/completions", body: chat("echo", "hi", false),
 			want: []string{`"reasoning_content":"Mail [REDACTED:email] then."`}, absent: []string{"john.doe"}, events: map[string]int32{"g-email": 1}},
 		{name: "responses stream redacts the reasoning summary", path: "/v1/responses", body: `{"model":"echo","stream":true,"input":"hi"}`,
@@ -172,7 +174,7 @@ func TestReasoningGuardrailsThroughTheGateway(t *testing.T) {
 			want: []string{"thinking_delta", "[REDACTED:email]"}, absent: []string{"john.doe", "hn.doe"}, events: map[string]int32{"g-email": 1}},
 		{name: "messages stream from Anthropic redacts thinking and drops its signature", path: "/v1/messages", body: messages("claude", "hi", true),
 			want: []string{"thinking_delta", "[REDACTED:email]", `"text":"Done."`}, absent: []string{"john.doe", "hn.doe", "signature_delta", "sig-upstream"},
-			events: map[string]int32{"g-email": 1}},
+			events: map[string]int32{"g-email": 1}, where: map[string]string{"g-email": "reasoning"}},
 		{name: "messages answer from Anthropic keeps clean signatures only", path: "/v1/messages", body: messages("claude", "hi", false),
 			want: []string{`"thinking":"Mail [REDACTED:email] then."`, `"signature":"sig-clean"`}, absent: []string{"john.doe", "sig-upstream"},
 			events: map[string]int32{"g-email": 1}},
@@ -194,12 +196,12 @@ func TestReasoningGuardrailsThroughTheGateway(t *testing.T) {
 			want: []string{"content_blocked"}, absent: []string{cardDigits}, events: map[string]int32{"g-card": 1}, errorClass: "content_blocked"},
 		{name: "audit passes reasoning and tool arguments and counts both", path: "/v1/chat/completions", body: chat("echo", "key", true),
 			want:   []string{"Use " + apiKey + " here.", `{"key":"` + apiKey + `","to":"ana@example.org"}`},
-			events: map[string]int32{"g-key": 2}},
+			events: map[string]int32{"g-key": 2}, where: map[string]string{"g-key": "arguments,reasoning"}},
 		{name: "tool arguments stay valid JSON under redact rules", path: "/v1/chat/completions", body: chat("echo", "key", false),
-			want: []string{`\"to\":\"ana@example.org\"}`}, events: map[string]int32{"g-key": 2}},
+			want: []string{`\"to\":\"ana@example.org\"}`}, events: map[string]int32{"g-key": 2}, where: map[string]string{"g-key": "arguments,reasoning"}},
 		{name: "chat stream blocks a card in tool arguments", path: "/v1/chat/completions", body: chat("echo", "toolcard", true),
 			want: []string{`"code":"content_blocked"`}, absent: []string{"4111 1111 1111"},
-			events: map[string]int32{"g-card": 1}, errorClass: "content_blocked"},
+			events: map[string]int32{"g-card": 1}, where: map[string]string{"g-card": "arguments"}, errorClass: "content_blocked"},
 		{name: "messages stream blocks a card in tool arguments", path: "/v1/messages", body: messages("echo", "toolcard", true),
 			want: []string{"event: error"}, absent: []string{"4111 1111 1111"}, events: map[string]int32{"g-card": 1}, errorClass: "content_blocked"},
 	}
@@ -218,12 +220,15 @@ func TestReasoningGuardrailsThroughTheGateway(t *testing.T) {
 				}
 			}
 			ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
-			events := map[string]int32{}
+			events, where := map[string]int32{}, map[string]string{}
 			for _, g := range ev.GuardrailEvents {
 				if _, dup := events[g.RuleId]; dup {
 					t.Errorf("rule %s recorded twice: %v", g.RuleId, ev.GuardrailEvents)
 				}
-				events[g.RuleId] = g.Matches
+				events[g.RuleId], where[g.RuleId] = g.Matches, strings.Join(g.Texts, ",")
+			}
+			if tt.where != nil && fmt.Sprint(where) != fmt.Sprint(tt.where) {
+				t.Errorf("usage event: guardrails matched in %v, want %v", where, tt.where)
 			}
 			if fmt.Sprint(events) != fmt.Sprint(tt.events) || ev.ErrorClass != tt.errorClass {
 				t.Errorf("usage event: guardrails %v, error %q; want %v, %q", events, ev.ErrorClass, tt.events, tt.errorClass)

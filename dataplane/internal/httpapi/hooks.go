@@ -27,6 +27,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 
@@ -93,9 +94,10 @@ type Guard interface {
 	// Response returns a filter for one text of this request's response (in.Text), or
 	// nil for none. It is called after Request, for every surface but embeddings: once
 	// for the content, and once for the content of each further choice (n > 1), each
-	// block of reasoning and each tool call's arguments the answer holds, as they
-	// come; only when it returned a content filter is it asked for the others. The usage event gets the events of all of
-	// them, merged by rule and direction.
+	// block of reasoning, each tool call's arguments and each refusal the answer
+	// holds, as they come; only when it returned a content filter is it asked for the
+	// others. The usage event gets the events of all of them, merged by rule and
+	// direction, each listing the texts it matched in (TextKind.String).
 	Response(ctx context.Context, in GuardInput) ResponseGuard
 }
 
@@ -108,8 +110,9 @@ type ResponseGuard interface {
 	Events() []*gatehousev1.GuardrailEvent
 }
 
-// mergeEvents merges events of one rule and direction into one, adding their matches:
-// a usage event records each rule at most once per direction.
+// mergeEvents merges events of one rule and direction into one, adding their matches
+// and joining where they matched (texts): a usage event records each rule at most once
+// per direction.
 func mergeEvents(evs []*gatehousev1.GuardrailEvent) []*gatehousev1.GuardrailEvent {
 	type key struct{ rule, direction string }
 	out := evs[:0:0]
@@ -124,7 +127,16 @@ func mergeEvents(evs []*gatehousev1.GuardrailEvent) []*gatehousev1.GuardrailEven
 		}
 		m := out[i]
 		out[i] = &gatehousev1.GuardrailEvent{RuleId: m.RuleId, Detector: m.Detector, Mode: m.Mode, Direction: m.Direction,
-			Matches: int32(min(int64(m.Matches)+int64(e.Matches), 1<<31-1))}
+			Matches: int32(min(int64(m.Matches)+int64(e.Matches), 1<<31-1)),
+			Texts:   unionTexts(m.Texts, e.Texts)}
 	}
 	return out
+}
+
+// unionTexts returns the texts of a and b, sorted, each once, in a new slice.
+func unionTexts(a, b []string) []string {
+	u := make([]string, 0, len(a)+len(b))
+	u = append(append(u, a...), b...)
+	slices.Sort(u)
+	return slices.Compact(u)
 }

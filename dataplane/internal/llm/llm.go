@@ -120,7 +120,7 @@ func (e *Refusal) Error() string { return "refused: " + e.Code + ": " + e.Messag
 // The texts of a response are filtered apart, each by a filter of its own (a match
 // never spans two of them): the first choice's content (Request.Filter), and through
 // Request.NewFilter the content of every other choice (n > 1), each block of each
-// choice's reasoning and the JSON arguments of each tool call.
+// choice's reasoning, the JSON arguments of each tool call and each refusal.
 type ContentFilter interface {
 	Filter(delta string) (string, error)
 	Flush() (string, error)
@@ -340,7 +340,7 @@ type Request struct {
 	Filter ContentFilter
 	// NewFilter, when set, returns a new filter for another text of the answer (see
 	// TextKind), or nil to leave it as it is: the content of another choice, a block
-	// of reasoning, a tool call's arguments. It is used only with Filter: an answer
+	// of reasoning, a tool call's arguments, a refusal. It is used only with Filter: an answer
 	// without a Filter may be relayed as the provider sent it. With a Filter and no
 	// NewFilter, an answer with a second choice is refused rather than relayed
 	// unchecked.

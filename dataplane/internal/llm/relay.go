@@ -374,7 +374,7 @@ func (a *answerFilters) refusalWhole(text string) (*string, error) {
 	if !a.on() {
 		return nil, nil
 	}
-	f := a.newFilter(TextContent)
+	f := a.newFilter(TextRefusal)
 	if f == nil {
 		return &text, nil
 	}
@@ -392,7 +392,7 @@ func (a *answerFilters) filterRefusal(delta string) (out string, ok bool, err er
 		return "", false, nil
 	}
 	if !a.refusalOpen {
-		a.refusal, a.refusalOpen = a.newFilter(TextContent), true
+		a.refusal, a.refusalOpen = a.newFilter(TextRefusal), true
 	}
 	if a.refusal == nil {
 		return delta, true, nil

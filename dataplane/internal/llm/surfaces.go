@@ -32,7 +32,25 @@ const (
 	// TextToolArguments is the JSON arguments of one tool call. A filter must not
 	// change them except to cut the answer: they stay the JSON the model wrote.
 	TextToolArguments
+	// TextRefusal is the model's refusal (chat message.refusal, an OpenAI refusal
+	// part): filtered as content is, but recorded apart.
+	TextRefusal
 )
+
+// String names the kind as guardrail events record where a rule matched.
+func (k TextKind) String() string {
+	switch k {
+	case TextContent:
+		return "content"
+	case TextReasoning:
+		return "reasoning"
+	case TextToolArguments:
+		return "arguments"
+	case TextRefusal:
+		return "refusal"
+	}
+	return "unknown"
+}
 
 // MessagesRequest is a parsed Anthropic Messages body: kept as fields, to be relayed
 // to Anthropic upstreams as it came (model replaced), and translated into Chat for the

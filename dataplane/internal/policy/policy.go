@@ -137,6 +137,11 @@ func mustFailClosed() *guardrail.Policy {
 
 var contentBlocked = "content_blocked"
 
+// requestText is where request rules match, as events record it: the request check
+// does not tell which of the request's texts (messages, documents, tool outputs) a
+// match was in.
+const requestText = "request"
+
 // Request implements httpapi.Guard.
 func (g *Guardrails) Request(_ context.Context, in httpapi.GuardInput) ([]byte, []*gatehousev1.GuardrailEvent, error) {
 	p := g.policy(in.Key.Team)
@@ -146,6 +151,9 @@ func (g *Guardrails) Request(_ context.Context, in httpapi.GuardInput) ([]byte, 
 	out, err := p.CheckRequestJSON(in.Body)
 	if err != nil {
 		return in.Body, nil, nil // not a JSON object: the parser answers that
+	}
+	for _, e := range out.Events {
+		e.Texts = []string{requestText}
 	}
 	if out.Blocked != nil {
 		return nil, out.Events, &llm.Refusal{Status: http.StatusBadRequest, Code: contentBlocked, Message: out.Blocked.Error()}
@@ -160,13 +168,17 @@ func (g *Guardrails) Response(_ context.Context, in httpapi.GuardInput) httpapi.
 		return nil
 	}
 	if in.Text == llm.TextToolArguments {
-		return &responseGuard{f: p.NewArgumentsFilter()}
+		return &responseGuard{f: p.NewArgumentsFilter(), text: in.Text.String()}
 	}
-	// Content and reasoning: the same rules, each text on its own.
-	return &responseGuard{f: p.NewStreamFilter()}
+	// Content, reasoning and refusals: the same rules, each text on its own.
+	return &responseGuard{f: p.NewStreamFilter(), text: in.Text.String()}
 }
 
-type responseGuard struct{ f *guardrail.StreamFilter }
+type responseGuard struct {
+	f *guardrail.StreamFilter
+	// text is where the filter's matches are, recorded on its events.
+	text string
+}
 
 func (r *responseGuard) Filter(delta string) (string, error) {
 	out, blocked := r.f.Write(delta)
@@ -184,4 +196,10 @@ func (r *responseGuard) Flush() (string, error) {
 	return out, nil
 }
 
-func (r *responseGuard) Events() []*gatehousev1.GuardrailEvent { return r.f.Events() }
+func (r *responseGuard) Events() []*gatehousev1.GuardrailEvent {
+	evs := r.f.Events()
+	for _, e := range evs {
+		e.Texts = []string{r.text}
+	}
+	return evs
+}

@@ -363,12 +363,17 @@ func (x *UsageEvent) GetOverheadUs() int64 {
 
 // GuardrailEvent records one guardrail trigger (never the matched text).
 type GuardrailEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RuleId        string                 `protobuf:"bytes,1,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
-	Detector      string                 `protobuf:"bytes,2,opt,name=detector,proto3" json:"detector,omitempty"`
-	Mode          string                 `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
-	Direction     string                 `protobuf:"bytes,4,opt,name=direction,proto3" json:"direction,omitempty"`
-	Matches       int32                  `protobuf:"varint,5,opt,name=matches,proto3" json:"matches,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RuleId    string                 `protobuf:"bytes,1,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	Detector  string                 `protobuf:"bytes,2,opt,name=detector,proto3" json:"detector,omitempty"`
+	Mode      string                 `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Direction string                 `protobuf:"bytes,4,opt,name=direction,proto3" json:"direction,omitempty"`
+	Matches   int32                  `protobuf:"varint,5,opt,name=matches,proto3" json:"matches,omitempty"`
+	// Where the rule matched, sorted, each once. Responses: "content", "reasoning",
+	// "arguments" (a tool call's arguments) and "refusal"; requests: "request" (the
+	// request's texts: messages, documents, thinking sent back, tool outputs). Empty
+	// from gateways older than this field.
+	Texts         []string `protobuf:"bytes,6,rep,name=texts,proto3" json:"texts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,6 +443,13 @@ func (x *GuardrailEvent) GetMatches() int32 {
 	return 0
 }
 
+func (x *GuardrailEvent) GetTexts() []string {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
 var File_gatehouse_v1_usage_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_usage_proto_rawDesc = "" +
@@ -488,13 +500,14 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"\x0efallback_model\x18\x19 \x01(\tR\rfallbackModel\x12G\n" +
 	"\x10guardrail_events\x18\x1a \x03(\v2\x1c.gatehouse.v1.GuardrailEventR\x0fguardrailEvents\x12\x1f\n" +
 	"\voverhead_us\x18\x1b \x01(\x03R\n" +
-	"overheadUs\"\x91\x01\n" +
+	"overheadUs\"\xa7\x01\n" +
 	"\x0eGuardrailEvent\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x1a\n" +
 	"\bdetector\x18\x02 \x01(\tR\bdetector\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x1c\n" +
 	"\tdirection\x18\x04 \x01(\tR\tdirection\x12\x18\n" +
-	"\amatches\x18\x05 \x01(\x05R\amatchesBCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
+	"\amatches\x18\x05 \x01(\x05R\amatches\x12\x14\n" +
+	"\x05texts\x18\x06 \x03(\tR\x05textsBCZAgithub.com/gatehouse-dev/gatehouse/proto/gatehouse/v1;gatehousev1b\x06proto3"
 
 var (
 	file_gatehouse_v1_usage_proto_rawDescOnce sync.Once
