@@ -99,7 +99,8 @@ func fullTeam() TeamView {
 			{ID: "g3", Name: "injection", Detector: DetectorPromptInjection, Mode: GuardrailAudit, Direction: DirectionRequest},
 		},
 		GuardrailTriggers: []TriggerRow{
-			{At: "10:02:03", RuleName: "no cards", Detector: DetectorCard, Mode: GuardrailBlock, Direction: DirectionRequest, Matches: "2", RequestID: "req-9"},
+			{At: "10:02:03", RuleName: "no cards", Detector: DetectorCard, Mode: GuardrailBlock, Direction: DirectionRequest, Matches: "2", RequestID: "req-9",
+				Texts: []string{"arguments", "reasoning"}},
 			{At: "09:58:00", Detector: DetectorEmail, Mode: GuardrailRedact, Direction: DirectionResponse, Matches: "1", RequestID: "req-8"},
 		},
 	}

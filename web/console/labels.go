@@ -174,6 +174,30 @@ func GuardrailDirectionLabel(d string) string {
 	return d
 }
 
+// GuardrailTextsLabel says where a trigger's rule matched, from the texts its event
+// lists (content, reasoning, arguments, refusal, request); empty when the gateway
+// did not say.
+func GuardrailTextsLabel(texts []string) string {
+	labels := make([]string, len(texts))
+	for i, t := range texts {
+		switch t {
+		case "content":
+			labels[i] = "Answer"
+		case "reasoning":
+			labels[i] = "Reasoning"
+		case "arguments":
+			labels[i] = "Tool-call arguments"
+		case "refusal":
+			labels[i] = "Refusal"
+		case "request":
+			labels[i] = "Request"
+		default:
+			labels[i] = t
+		}
+	}
+	return strings.Join(labels, ", ")
+}
+
 // UsageRangeLabel is the human name of a usage range; empty is the default, 24h.
 func UsageRangeLabel(r string) string {
 	switch r {

@@ -171,6 +171,8 @@ func TestTeamLimitsAndGuardrails(t *testing.T) {
 				// triggers
 				testID("triggers-table"), `data-testid="trigger-row" data-request-id="req-9"`, "<code>req-9</code>", ">no cards<",
 				`<td class="num">2</td>`, `<td>—</td>`,
+				`<th scope="col">Where</th>`, `<td data-testid="trigger-where">Tool-call arguments, Reasoning</td>`,
+				`<td data-testid="trigger-where">—</td>`,
 				// logging
 				`data-testid="log-contents-state"`, ">Off<", "never prompts or completions", testID("log-contents-warning"),
 				"stores every prompt and completion of this team in the request logs",

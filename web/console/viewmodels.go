@@ -651,6 +651,9 @@ type TriggerRow struct {
 	Direction string
 	Matches   string
 	RequestID string
+	// Texts is where the rule matched (see GuardrailTextsLabel); empty when the
+	// gateway did not say.
+	Texts []string
 }
 
 // ---- Model detail: deployments and routing ----

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/adminapi"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/cptest"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
@@ -19,6 +20,14 @@ import (
 const token = "test-admin-token"
 
 func newServer(t *testing.T) (*httptest.Server, chi.Router) {
+	t.Helper()
+	srv, r, _ := newServerStore(t)
+	return srv, r
+}
+
+// newServerStore is newServer that also returns its store, for tests that write rows
+// the API only reads (gateways' guardrail triggers).
+func newServerStore(t *testing.T) (*httptest.Server, chi.Router, *store.Store) {
 	t.Helper()
 	st := cptest.Store(t)
 	authz := cptest.Authorizer(t, st)
@@ -28,7 +37,7 @@ func newServer(t *testing.T) (*httptest.Server, chi.Router) {
 	r.Route("/api/v1", api.Routes)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return srv, r
+	return srv, r, st
 }
 
 type client struct {

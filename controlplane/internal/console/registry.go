@@ -531,7 +531,8 @@ func (c *Console) teamView(r *http.Request, tv v.TeamView) (v.TeamView, error) {
 	}
 	for _, tr := range triggers {
 		tv.GuardrailTriggers = append(tv.GuardrailTriggers, v.TriggerRow{At: tr.At.Format("2006-01-02 15:04:05"), RuleName: tr.RuleName,
-			Detector: tr.Detector, Mode: tr.Mode, Direction: tr.Direction, Matches: strconv.Itoa(int(tr.Matches)), RequestID: tr.RequestID})
+			Detector: tr.Detector, Mode: tr.Mode, Direction: tr.Direction, Matches: strconv.Itoa(int(tr.Matches)), RequestID: tr.RequestID,
+			Texts: tr.Texts})
 	}
 	tv.GatewayURL = c.GatewayURL
 	if tv.OrgRegions, err = c.regionOptions(r); err != nil {

@@ -375,6 +375,9 @@ type GuardrailTrigger struct {
 	Direction string    `json:"direction"`
 	Matches   int32     `json:"matches"`
 	RequestID string    `json:"request_id"`
+	// Texts is where the rule matched: "content", "reasoning", "arguments", "refusal"
+	// or "request"; empty when the gateway did not say.
+	Texts []string `json:"texts"`
 }
 
 // RecentGuardrailTriggers lists a team's triggers since since (newest 50).
@@ -386,7 +389,10 @@ func (s *Store) RecentGuardrailTriggers(ctx context.Context, teamID string, sinc
 	out := make([]GuardrailTrigger, len(rows))
 	for i, r := range rows {
 		out[i] = GuardrailTrigger{At: r.StartedAt.Time.UTC(), RuleID: r.RuleID, RuleName: r.RuleName, Detector: r.Detector, Mode: r.Mode,
-			Direction: r.Direction, Matches: r.Matches, RequestID: r.RequestID}
+			Direction: r.Direction, Matches: r.Matches, RequestID: r.RequestID, Texts: r.Texts}
+		if out[i].Texts == nil {
+			out[i].Texts = []string{} // JSON [] rather than null
+		}
 	}
 	return out, nil
 }

@@ -132,7 +132,7 @@ var columns = []string{
 	"agent_identity", "deployment_id", "retries", "fallback_model", "overhead_us",
 }
 
-var guardrailColumns = []string{"event_id", "rule_id", "started_at", "org_id", "team_id", "request_id", "detector", "mode", "direction", "matches"}
+var guardrailColumns = []string{"event_id", "rule_id", "started_at", "org_id", "team_id", "request_id", "detector", "mode", "direction", "matches", "texts"}
 
 // Write inserts events idempotently and returns how many were new. Malformed events
 // (no id, bad uuids) are skipped and logged rather than blocking the stream.
@@ -159,8 +159,12 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 			e.AgentIdentity, e.DeploymentId, e.Retries, e.FallbackModel, e.OverheadUs,
 		})
 		for _, g := range e.GuardrailEvents {
+			texts := g.Texts
+			if texts == nil {
+				texts = []string{} // a nil slice is NULL; older gateways send no texts
+			}
 			guardRows = append(guardRows, []any{eventID, g.RuleId, started, orgID, teamID, e.RequestId,
-				g.Detector, g.Mode, g.Direction, g.Matches})
+				g.Detector, g.Mode, g.Direction, g.Matches, texts})
 		}
 	}
 	if len(rows) == 0 {

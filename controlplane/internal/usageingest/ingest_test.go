@@ -40,11 +40,15 @@ func TestIngestExactlyOnce(t *testing.T) {
 	jan := time.Date(2026, 1, 31, 23, 59, 0, 0, time.UTC)
 	feb := time.Date(2026, 2, 1, 0, 1, 0, 0, time.UTC)
 	var events []*gatehousev1.UsageEvent
-	guard := []*gatehousev1.GuardrailEvent{{RuleId: "r1", Detector: "email", Mode: "redact", Direction: "request", Matches: 2}}
 	for i := range 10 {
 		at := jan
+		// Where the rule matched: half the events say, as from an older gateway the
+		// others do not.
+		guard := []*gatehousev1.GuardrailEvent{{RuleId: "r1", Detector: "email", Mode: "redact", Direction: "response", Matches: 2,
+			Texts: []string{"arguments", "reasoning"}}}
 		if i%2 == 1 {
 			at = feb
+			guard[0].Texts = nil
 		}
 		events = append(events, &gatehousev1.UsageEvent{
 			EventId: uuid(), RequestId: fmt.Sprintf("req-%d", i), OrgId: org.ID, Model: "m", Endpoint: "chat.completions",
@@ -93,6 +97,14 @@ func TestIngestExactlyOnce(t *testing.T) {
 	}
 	if triggers != 10 || overhead != 1200 {
 		t.Fatalf("guardrail rows = %d (want 10), overhead sum = %d (want 1200)", triggers, overhead)
+	}
+	var said, unsaid int64
+	if err := st.Pool().QueryRow(ctx, `select count(*) filter (where texts = '{arguments,reasoning}'), count(*) filter (where texts = '{}')
+		from guardrail_events where org_id = $1`, org.ID).Scan(&said, &unsaid); err != nil {
+		t.Fatal(err)
+	}
+	if said != 5 || unsaid != 5 {
+		t.Fatalf("guardrail rows with texts {arguments,reasoning} = %d, with none = %d; want 5 and 5", said, unsaid)
 	}
 	var parts int
 	if err := st.Pool().QueryRow(ctx, "select count(*) from pg_inherits where inhparent = 'usage_events'::regclass").Scan(&parts); err != nil {

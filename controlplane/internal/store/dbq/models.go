@@ -104,6 +104,8 @@ type GuardrailEvent struct {
 	Mode      string
 	Direction string
 	Matches   int32
+	// Where the rule matched, sorted: content, reasoning, arguments, refusal (responses) or request; empty when the gateway did not say.
+	Texts []string
 }
 
 // A team's guardrails: detector, mode (block, redact, audit) and direction.

@@ -243,7 +243,7 @@ func (q *Queries) ListGuardrails(ctx context.Context, orgID string) ([]Guardrail
 }
 
 const recentGuardrailEvents = `-- name: RecentGuardrailEvents :many
-select e.event_id, e.rule_id, e.started_at, e.org_id, e.team_id, e.request_id, e.detector, e.mode, e.direction, e.matches, coalesce(r.name, '')::text as rule_name from guardrail_events e left join guardrail_rules r on r.id::text = e.rule_id
+select e.event_id, e.rule_id, e.started_at, e.org_id, e.team_id, e.request_id, e.detector, e.mode, e.direction, e.matches, e.texts, coalesce(r.name, '')::text as rule_name from guardrail_events e left join guardrail_rules r on r.id::text = e.rule_id
 where e.team_id = $1 and e.started_at >= $2 order by e.started_at desc limit 50
 `
 
@@ -263,6 +263,7 @@ type RecentGuardrailEventsRow struct {
 	Mode      string
 	Direction string
 	Matches   int32
+	Texts     []string
 	RuleName  string
 }
 
@@ -286,6 +287,7 @@ func (q *Queries) RecentGuardrailEvents(ctx context.Context, arg RecentGuardrail
 			&i.Mode,
 			&i.Direction,
 			&i.Matches,
+			&i.Texts,
 			&i.RuleName,
 		); err != nil {
 			return nil, err
