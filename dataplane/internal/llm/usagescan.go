@@ -467,49 +467,9 @@ func unknownField(key []byte, names ...string) bool {
 	return true
 }
 
-// fastObject calls member for each member of the valid JSON object b, in order; keys
-// must be plain (no escapes, ASCII). It reports false if b is not such an object or a
-// call returns false.
+// fastObject is scanObject handing member each value itself.
 func fastObject(b []byte, member func(key, v []byte) bool) bool {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return true
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		ke, plain := scanString(b, i)
-		if ke < 0 || !plain {
-			return false
-		}
-		key := b[i+1 : ke-1]
-		i = skipWS(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		vs := skipWS(b, i+1)
-		ve := skipValue(b, vs, 1)
-		if ve < 0 || !member(key, b[vs:ve]) {
-			return false
-		}
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return true
-		default:
-			return false
-		}
-	}
+	return scanObject(b, func(key []byte, vs, ve int) bool { return member(key, b[vs:ve]) })
 }
 
 // fastInt stores an integer literal that fits in int64, as encoding/json does.
