@@ -45,3 +45,22 @@ func TestRedactedThinkingGoesToAnthropicOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestMayHoldThinking: only a thinking_blocks member (any case, or a key the scan cannot
+// read plainly) sends the messages through the full decode; escaped text values, as
+// clients that escape every non-ASCII character send them, do not.
+func TestMayHoldThinking(t *testing.T) {
+	for raw, want := range map[string]bool{
+		`[{"role":"user","content":"hello"}]`:                                 false,
+		`[{"role":"user","content":"caf\u00e9 \u65e5\u672c"}]`:                false,
+		`[{"role":"user","content":"about thinking_blocks"}]`:                 false,
+		`[{"role":"assistant","content":"x","thinking_blocks":[]}]`:           true,
+		`[{"role":"assistant","content":"x","Thinking_Blocks":[]}]`:           true,
+		`[{"role":"assistant","content":"\u00e9","thinking_bl\u006fcks":[]}]`: true,
+		`[{"role":"user","content":"\u00e9"},"odd"]`:                          true,
+	} {
+		if got := mayHoldThinking([]byte(raw)); got != want {
+			t.Errorf("%s: %v, want %v", raw, got, want)
+		}
+	}
+}

@@ -167,9 +167,7 @@ func geminiModelPath(model string) string {
 // reads it (see foreignThinking), under its one spelling: an upstream reads the key in
 // no other case. ok is false when nothing changed.
 func withoutAnthropicThinking(raw json.RawMessage) (json.RawMessage, bool) {
-	if !containsASCIIFold(raw, "ing_bloc") && !bytes.Contains(raw, []byte(`\u`)) {
-		// The key cannot be there: none of these letters has a spelling beyond
-		// ASCII case that encoding/json would fold to it, unless escaped.
+	if !mayHoldThinking(raw) {
 		return raw, false
 	}
 	var msgs []json.RawMessage
@@ -213,6 +211,26 @@ func withoutAnthropicThinking(raw json.RawMessage) (json.RawMessage, bool) {
 }
 
 // containsASCIIFold reports whether b contains s (lower-case ASCII) in any ASCII case.
+// mayHoldThinking reports whether messages may carry thinking_blocks, in one pass: a
+// member of that name in any ASCII case, or a key the scan cannot read plainly (escaped
+// or beyond ASCII: encoding/json may fold it to that name). Escapes in text values —
+// every non-ASCII prompt from a client that escapes it — do not count.
+func mayHoldThinking(raw []byte) bool {
+	if !containsASCIIFold(raw, "ing_bloc") && !bytes.Contains(raw, []byte(`\u`)) {
+		// The key cannot be there: none of these letters has a spelling beyond
+		// ASCII case that encoding/json would fold to it, unless escaped.
+		return false
+	}
+	found := false
+	plain := scanArray(raw, func(vs, ve int) bool {
+		return scanObject(raw[vs:ve], func(key []byte, _, _ int) bool {
+			found = found || asciiEqualFold(key, "thinking_blocks")
+			return true
+		})
+	})
+	return found || !plain
+}
+
 func containsASCIIFold(b []byte, s string) bool {
 	for i := 0; i+len(s) <= len(b); i++ {
 		j := 0
