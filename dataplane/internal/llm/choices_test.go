@@ -176,15 +176,7 @@ func answerChoices(t *testing.T, body string, stream bool) map[int][3]string {
 		}
 		return out
 	}
-	for line := range strings.Lines(body) {
-		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
-		if !ok || data == "[DONE]" {
-			continue
-		}
-		var c chatChunk
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			t.Fatalf("chunk: %v: %s", err, data)
-		}
+	for _, c := range chatChunks(t, body) {
 		for _, ch := range c.Choices {
 			texts := out[ch.Index]
 			texts[0] += deref(ch.Delta.Content)

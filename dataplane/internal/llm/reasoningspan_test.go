@@ -29,15 +29,7 @@ func chatReasoning(t *testing.T, body string) (string, []thinkingBlock) {
 	}
 	var reasoning strings.Builder
 	var tbs []thinkingBlock
-	for _, line := range strings.Split(body, "\n") {
-		data, ok := strings.CutPrefix(line, "data: ")
-		if !ok || data == "[DONE]" {
-			continue
-		}
-		var c chatChunk
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			t.Fatalf("chunk %q: %v", data, err)
-		}
+	for _, c := range chatChunks(t, body) {
 		for _, ch := range c.Choices {
 			if ch.Index == 0 {
 				reasoning.WriteString(deref(ch.Delta.ReasoningContent))

@@ -12,13 +12,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
-// chatStreamChoices reads a chat stream as the caller would: per choice, its content
-// and the arguments of each tool call by index; and whether a chunk came after the
-// choice's finish reason.
-func chatStreamChoices(t *testing.T, body string) (content map[int]string, args map[int]map[int]string, afterFinish bool) {
+// chatChunks decodes the chunks of a chat stream, [DONE] left out.
+func chatChunks(t *testing.T, body string) []chatChunk {
 	t.Helper()
-	content, args = map[int]string{}, map[int]map[int]string{}
-	finished := map[int]bool{}
+	var out []chatChunk
 	for _, line := range strings.Split(body, "\n") {
 		data, ok := strings.CutPrefix(line, "data: ")
 		if !ok || data == "[DONE]" {
@@ -28,6 +25,19 @@ func chatStreamChoices(t *testing.T, body string) (content map[int]string, args 
 		if err := json.Unmarshal([]byte(data), &c); err != nil {
 			t.Fatalf("chunk %s: %v", data, err)
 		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// chatStreamChoices reads a chat stream as the caller would: per choice, its content
+// and the arguments of each tool call by index; and whether a chunk came after the
+// choice's finish reason.
+func chatStreamChoices(t *testing.T, body string) (content map[int]string, args map[int]map[int]string, afterFinish bool) {
+	t.Helper()
+	content, args = map[int]string{}, map[int]map[int]string{}
+	finished := map[int]bool{}
+	for _, c := range chatChunks(t, body) {
 		for _, ch := range c.Choices {
 			if finished[ch.Index] {
 				afterFinish = true
@@ -35,7 +45,7 @@ func chatStreamChoices(t *testing.T, body string) (content map[int]string, args 
 			content[ch.Index] += deref(ch.Delta.Content)
 			for _, tc := range ch.Delta.ToolCalls {
 				if tc.Index == nil {
-					t.Fatalf("a relayed tool call without an index: %s", data)
+					t.Fatalf("a relayed tool call without an index: %+v", c)
 				}
 				if args[ch.Index] == nil {
 					args[ch.Index] = map[int]string{}
