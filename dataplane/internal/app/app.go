@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/peers"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/rawconn"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/routing"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/usage"
@@ -139,6 +140,9 @@ func New(cfg Config) (*App, error) {
 		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+		// Usage events go out on this connection after every request: raw writes,
+		// as the HTTP connections', keep them from waking the runtime's monitor.
+		nats.SetCustomDialer(rawDialer{&net.Dialer{Timeout: 2 * time.Second}}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("app: connect nats: %w", err)
@@ -325,4 +329,15 @@ func (a *App) Run(ctx context.Context) error {
 	a.nc.Close()
 	a.log.Info("gateway stopped")
 	return runErr
+}
+
+// rawDialer dials NATS servers over rawconn connections.
+type rawDialer struct{ d *net.Dialer }
+
+func (r rawDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := r.d.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return rawconn.Wrap(c), nil
 }

@@ -2,6 +2,7 @@ package h1transport
 
 import (
 	"syscall"
+	"unsafe"
 )
 
 // alive peeks at an idle connection without blocking: an upstream that closed it
@@ -35,7 +36,10 @@ type peeker struct {
 }
 
 func (p *peeker) recv(fd uintptr) bool {
-	_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	// Raw: a non-blocking peek need not tell the scheduler, which would wake its
+	// monitor thread when the process was idle (see package rawconn).
+	_, _, err := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.buf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 	return true // never wait for readiness
 }

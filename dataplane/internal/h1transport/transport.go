@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/h1head"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/rawconn"
 )
 
 // Options configure a Transport. Zero values take the defaults.
@@ -487,6 +488,7 @@ func (t *Transport) get(ctx context.Context, addr string, check bool) (*conn, er
 		}
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	nc = rawconn.Wrap(nc)
 	return &conn{nc: nc, br: bufio.NewReaderSize(nc, t.readBuf), addr: addr}, nil
 }
 

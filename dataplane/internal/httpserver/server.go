@@ -50,6 +50,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/rawconn"
 )
 
 // Server serves HTTP/1.1 on the listeners given to Serve. Set its fields before the
@@ -111,7 +113,7 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		c := newConn(s, rwc)
+		c := newConn(s, rawconn.Wrap(rwc))
 		if !s.trackConn(c, true) {
 			rwc.Close()
 			return http.ErrServerClosed
