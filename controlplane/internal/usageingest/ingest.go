@@ -1,7 +1,9 @@
 // Package usageingest consumes usage batches from the USAGE stream with a durable
 // consumer and writes their events into Postgres exactly once: events are staged with
-// COPY and inserted with ON CONFLICT DO NOTHING on their id, and messages are acked
-// only after the transaction commits. A redelivered batch therefore changes nothing.
+// COPY straight into their tables, and a batch that collides with events already
+// there (a redelivery) is staged and inserted with ON CONFLICT DO NOTHING on their
+// id instead; messages are acked only after the transaction commits. A redelivered
+// batch therefore changes nothing.
 package usageingest
 
 import (
@@ -15,6 +17,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -175,9 +178,45 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 			return 0, err
 		}
 	}
+	// Almost every batch is new: COPY it straight into the tables. A batch seen
+	// before (redelivered after a crash or a lost ack) fails that on its primary key
+	// and takes the staged path, which skips what is already there.
+	inserted, err := in.copyDirect(ctx, rows, guardRows)
+	if isUniqueViolation(err) {
+		inserted, err = in.copyStaged(ctx, rows, guardRows)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write usage: %w", err)
+	}
+	return inserted, nil
+}
+
+// copyDirect copies the rows into usage_events and guardrail_events in one
+// transaction; a row already there fails it with a unique violation.
+func (in *Ingester) copyDirect(ctx context.Context, rows, guardRows [][]any) (int64, error) {
 	var inserted int64
 	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
-		// Staging table per connection: COPY cannot resolve conflicts itself.
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_events"}, columns, pgx.CopyFromRows(rows))
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		inserted = n
+		if len(guardRows) == 0 {
+			return nil
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"guardrail_events"}, guardrailColumns, pgx.CopyFromRows(guardRows)); err != nil {
+			return fmt.Errorf("copy guardrails: %w", err)
+		}
+		return nil
+	})
+	return inserted, err
+}
+
+// copyStaged copies the rows into per-connection staging tables and inserts what
+// is not there yet (COPY cannot resolve conflicts itself).
+func (in *Ingester) copyStaged(ctx context.Context, rows, guardRows [][]any) (int64, error) {
+	var inserted int64
+	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `create temp table if not exists usage_stage
 			(like usage_events including defaults) on commit delete rows`); err != nil {
 			return fmt.Errorf("stage: %w", err)
@@ -206,10 +245,12 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("write usage: %w", err)
-	}
-	return inserted, nil
+	return inserted, err
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // ensurePartition creates the monthly partition holding month. Partition DDL is built

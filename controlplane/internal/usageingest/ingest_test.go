@@ -182,3 +182,53 @@ func TestWriteStoresIDs(t *testing.T) {
 		t.Fatalf("stored %v, want %v", got, want)
 	}
 }
+
+// TestWriteAgainChangesNothing: events come straight in by COPY; a batch that
+// repeats some of them (a redelivery), or repeats one within itself, stores each
+// event and each guardrail trigger once and counts only the new ones.
+func TestWriteAgainChangesNothing(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ctx := context.Background()
+	org, err := st.CreateOrg(ctx, "test", "again", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := usageingest.New(st.Pool(), nil, slog.New(slog.DiscardHandler))
+	now := time.Now().UnixMilli()
+	ev := func(id string) *gatehousev1.UsageEvent {
+		return &gatehousev1.UsageEvent{EventId: id, RequestId: "r-" + id, OrgId: org.ID, Endpoint: "chat.completions",
+			StartedAtUnixMs: now, StatusCode: 200, Region: "local", GatewayId: "gw", PromptTokens: 10,
+			GuardrailEvents: []*gatehousev1.GuardrailEvent{{RuleId: "r1", Detector: "email", Mode: "audit", Direction: "request", Matches: 1}}}
+	}
+	a, b, c, d := uuid(), uuid(), uuid(), uuid()
+	for _, step := range []struct {
+		events []string
+		want   int64
+	}{
+		{[]string{a, b}, 2},
+		{[]string{a, b}, 0},    // redelivered whole
+		{[]string{b, c}, 1},    // partly new
+		{[]string{d, d, a}, 1}, // a repeat within the batch
+	} {
+		var batch []*gatehousev1.UsageEvent
+		for _, id := range step.events {
+			batch = append(batch, ev(id))
+		}
+		n, err := ing.Write(ctx, batch)
+		if err != nil {
+			t.Fatalf("%v: %v", step.events, err)
+		}
+		if n != step.want {
+			t.Fatalf("%v: inserted %d, want %d", step.events, n, step.want)
+		}
+	}
+	var rows, tokens, triggers int64
+	if err := st.Pool().QueryRow(ctx, `select count(*), sum(prompt_tokens),
+		(select count(*) from guardrail_events where org_id = $1) from usage_events where org_id = $1`, org.ID).Scan(&rows, &tokens, &triggers); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 4 || tokens != 40 || triggers != 4 {
+		t.Fatalf("rows %d, tokens %d, guardrail rows %d; want 4, 40, 4", rows, tokens, triggers)
+	}
+}
