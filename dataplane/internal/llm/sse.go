@@ -16,11 +16,16 @@ type sseReader struct {
 	name  []byte
 }
 
+// sseBufSize is a stream reader's buffer: what a relay holds for each open stream
+// (times 5,000 streams). An event or line larger than it is still read whole, into
+// the event buffer; it only caps how much one read takes in.
+const sseBufSize = 4 << 10
+
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{br: bufio.NewReaderSize(r, 16<<10), event: make([]byte, 0, 4<<10)}
+	return &sseReader{br: bufio.NewReaderSize(r, sseBufSize), event: make([]byte, 0, 1<<10)}
 }
 
-// sseReaders keeps the readers (20 KiB of buffers each) of streams that ended.
+// sseReaders keeps the readers (5 KiB of buffers each) of streams that ended.
 var sseReaders = sync.Pool{New: func() any { return newSSEReader(nil) }}
 
 // getSSEReader returns a pooled reader of r; putSSEReader gives it back once
