@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/h1transport"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/rawconn"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	gatewire "github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -226,8 +227,10 @@ func NewClient(cfg Config) (*Client, error) {
 		dialer.ControlContext = refuseForbiddenAddr
 	}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		Proxy: http.ProxyFromEnvironment,
+		// TLS upstreams too read and write without waking the runtime's monitor
+		// (see package rawconn); plain-http ones go through h1transport, which wraps.
+		DialContext:           rawconn.WrapDial(dialer.DialContext),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          2048,
 		MaxIdleConnsPerHost:   512,
