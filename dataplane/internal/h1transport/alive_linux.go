@@ -2,7 +2,6 @@ package h1transport
 
 import (
 	"syscall"
-	"unsafe"
 )
 
 // alive peeks at an idle connection without blocking: an upstream that closed it
@@ -36,10 +35,7 @@ type peeker struct {
 }
 
 func (p *peeker) recv(fd uintptr) bool {
-	// Raw: a non-blocking peek need not tell the scheduler, which would wake its
-	// monitor thread when the process was idle (see package rawconn).
-	_, _, err := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.buf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	err := peekRecv(fd, p.buf[:])
 	p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 	return true // never wait for readiness
 }

@@ -14,5 +14,9 @@
 // it), so read(2) and write(2) on it return at once; Conn makes them with
 // RawSyscall, which skips entersyscall, and waits through the poller
 // (syscall.RawConn) exactly as net does. Deadlines, Close and every other method
-// are the TCPConn's own. Elsewhere than Linux, Wrap returns the connection as is.
+// are the TCPConn's own, except File, which is refused: the descriptor it
+// duplicates would turn blocking, and a raw read on a blocking socket would stall
+// the scheduler. Under the race detector the calls go through package syscall, whose
+// annotations the detector needs. Elsewhere than Linux, Wrap returns the connection
+// as is.
 package rawconn

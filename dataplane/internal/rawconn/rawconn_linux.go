@@ -1,12 +1,12 @@
 package rawconn
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"syscall"
-	"unsafe"
 )
 
 // Conn is a TCP connection whose Read and Write call read(2) and write(2) without
@@ -15,6 +15,7 @@ import (
 type Conn struct {
 	*net.TCPConn
 	r, w half
+	ctl  func(func(fd uintptr)) error // RawConn.Control: fails once the conn is closed
 }
 
 // half is one direction's state, handed to its RawConn callback, which is built
@@ -24,6 +25,7 @@ type half struct {
 	buf   []byte
 	n     int
 	errno syscall.Errno
+	zero  bool                              // a write wrote nothing and said nothing
 	wait  func(func(fd uintptr) bool) error // RawConn.Read or RawConn.Write
 	fn    func(fd uintptr) bool             // called by wait with the descriptor
 	op    string                            // "read" or "write"
@@ -39,7 +41,7 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	x := &Conn{TCPConn: tc}
+	x := &Conn{TCPConn: tc, ctl: rc.Control}
 	x.r = half{wait: rc.Read, op: "read"}
 	x.r.fn = x.r.read
 	x.w = half{wait: rc.Write, op: "write"}
@@ -49,6 +51,9 @@ func Wrap(c net.Conn) net.Conn {
 
 // Read reads like net.TCPConn's Read: what is there, or waits until something is.
 func (c *Conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, c.zeroLength("read")
+	}
 	n, err := c.do(&c.r, b)
 	if err == nil && n == 0 {
 		return 0, io.EOF
@@ -57,39 +62,74 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 // Write writes all of b, waiting for room when the socket buffer is full.
-func (c *Conn) Write(b []byte) (int, error) { return c.do(&c.w, b) }
+func (c *Conn) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, c.zeroLength("write")
+	}
+	return c.do(&c.w, b)
+}
+
+// zeroLength answers a read or write of nothing as net does: nothing, or that the
+// connection is closed.
+func (c *Conn) zeroLength(op string) error {
+	if err := c.ctl(func(uintptr) {}); err != nil {
+		return c.opError(op, err)
+	}
+	return nil
+}
+
+// File is not supported: the descriptor it duplicates would be put in blocking
+// mode, and a raw read on a blocking socket would stall the Go scheduler.
+func (c *Conn) File() (*os.File, error) {
+	return nil, c.opError("file", errors.ErrUnsupported)
+}
+
+// ReadFrom copies r into the connection through Write (TCPConn's own would write
+// around it).
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(writerOnly{c}, r) }
+
+// WriteTo copies what the connection reads into w through Read.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, readerOnly{c}) }
+
+type writerOnly struct{ io.Writer }
+
+type readerOnly struct{ io.Reader }
 
 func (c *Conn) do(h *half, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
 	h.mu.Lock()
-	h.buf, h.n, h.errno = b, 0, 0
+	h.buf, h.n, h.errno, h.zero = b, 0, 0, false
 	err := h.wait(h.fn)
-	n, errno := h.n, h.errno
+	n, errno, zero := h.n, h.errno, h.zero
 	h.buf = nil
 	h.mu.Unlock()
 	switch {
 	case err != nil:
-		// RawConn's OpError says "raw-read"/"raw-write"; ours says what net's would.
-		if oe, ok := err.(*net.OpError); ok {
-			err = oe.Err
-		}
 	case errno != 0:
 		err = os.NewSyscallError(h.op, errno)
+	case zero:
+		return n, io.ErrUnexpectedEOF
 	default:
 		return n, nil
 	}
-	return n, &net.OpError{Op: h.op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	return n, c.opError(h.op, err)
+}
+
+// opError wraps err as net's would for op; RawConn's own OpError (saying "raw-read",
+// "raw-write" or "raw-control") gives up its cause.
+func (c *Conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
 // read is the read callback: false asks the poller to wait for readability.
 func (h *half) read(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&h.buf[0])), uintptr(len(h.buf)))
+		n, e := sysRead(fd, h.buf)
 		switch e {
 		case 0:
-			h.n = int(n)
+			h.n = n
 			return true
 		case syscall.EINTR:
 			continue
@@ -105,13 +145,15 @@ func (h *half) read(fd uintptr) bool {
 // (wait for writability) when the socket buffer is full.
 func (h *half) write(fd uintptr) bool {
 	for h.n < len(h.buf) {
-		rest := h.buf[h.n:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
-		switch e {
-		case 0:
-			h.n += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		n, e := sysWrite(fd, h.buf[h.n:])
+		switch {
+		case e == 0 && n == 0:
+			h.zero = true // as net: io.ErrUnexpectedEOF rather than spinning
+			return true
+		case e == 0:
+			h.n += n
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false
 		default:
 			h.errno = e

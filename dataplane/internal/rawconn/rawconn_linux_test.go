@@ -306,3 +306,86 @@ func BenchmarkPingPong(b *testing.B) {
 		})
 	}
 }
+
+func TestZeroLengthReadAndWrite(t *testing.T) {
+	both(t, func(t *testing.T, wrap func(net.Conn) net.Conn) {
+		c, _ := pair(t, wrap)
+		if n, err := c.Read(nil); n != 0 || err != nil {
+			t.Fatalf("Read(nil) on an open conn = %d, %v; want 0, nil", n, err)
+		}
+		if n, err := c.Write(nil); n != 0 || err != nil {
+			t.Fatalf("Write(nil) on an open conn = %d, %v; want 0, nil", n, err)
+		}
+		c.Close()
+		if _, err := c.Read(nil); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read(nil) after Close = %v; want net.ErrClosed", err)
+		}
+		if _, err := c.Write(nil); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Write(nil) after Close = %v; want net.ErrClosed", err)
+		}
+	})
+}
+
+func TestCopyBothWays(t *testing.T) {
+	both(t, func(t *testing.T, wrap func(net.Conn) net.Conn) {
+		c, p := pair(t, wrap)
+		body := bytes.Repeat([]byte("0123456789"), 100_000)
+		// Into the conn: from a reader with WriteTo, and one without (a LimitReader).
+		go func() {
+			io.Copy(c, bytes.NewReader(body))                                   // ReadFrom
+			io.Copy(c, io.LimitReader(bytes.NewReader(body), int64(len(body)))) // ReadFrom
+			c.(interface{ CloseWrite() error }).CloseWrite()
+		}()
+		got, err := io.ReadAll(p)
+		if err != nil || !bytes.Equal(got, append(append([]byte(nil), body...), body...)) {
+			t.Fatalf("peer read %d bytes, %v; want %d", len(got), err, 2*len(body))
+		}
+		// Out of the conn into a writer (WriteTo).
+		go func() { p.Write(body); p.Close() }()
+		var buf bytes.Buffer
+		if n, err := io.Copy(&buf, c); err != nil || n != int64(len(body)) || !bytes.Equal(buf.Bytes(), body) {
+			t.Fatalf("copied %d bytes out, %v; want %d", n, err, len(body))
+		}
+	})
+}
+
+func TestFileRefused(t *testing.T) {
+	c, _ := pair(t, rawconn.Wrap)
+	f, err := c.(interface{ File() (*os.File, error) }).File()
+	if f != nil || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("File() = %v, %v; want an unsupported error (it would make the socket blocking)", f, err)
+	}
+	// The connection still works.
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriteHappensBeforePeerRead: what a goroutine did before writing to the raw
+// conn is visible to the goroutine that read it on the other end (through net). Under
+// -race this fails if the raw calls hide the write and the read from the detector.
+func TestWriteHappensBeforePeerRead(t *testing.T) {
+	c, p := pair(t, rawconn.Wrap)
+	shared := 0
+	go func() {
+		shared = 42
+		c.Write([]byte{1})
+	}()
+	if _, err := io.ReadFull(p, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if shared != 42 {
+		t.Fatalf("shared = %d after the read", shared)
+	}
+	// And the other way: the peer writes through net, the raw conn reads.
+	go func() {
+		shared = 43
+		p.Write([]byte{2})
+	}()
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if shared != 43 {
+		t.Fatalf("shared = %d after the read", shared)
+	}
+}
