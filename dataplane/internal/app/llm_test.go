@@ -515,7 +515,7 @@ func TestMessagesErrors(t *testing.T) {
 		t.Errorf("SDK error = %v", err)
 	}
 	// Unknown paths and methods under /v1/messages answer in Anthropic's format too.
-	for _, c := range []struct{ method, path string }{{"POST", "/v1/messages/count_tokens"}, {"GET", "/v1/messages"}} {
+	for _, c := range []struct{ method, path string }{{"POST", "/v1/messages/batches"}, {"GET", "/v1/messages"}} {
 		resp, body := h.do(t, c.method, c.path, key, msg("echo"))
 		var e anthropicErrorShape
 		if resp.StatusCode != 404 || json.Unmarshal(body, &e) != nil || e.Error.Type != "not_found_error" {

@@ -127,6 +127,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/embeddings", s.api("embeddings", s.requireKey(s.serveLLM(llm.SurfaceEmbeddings))))
 	mux.Handle("POST /v1/responses", s.api("responses", s.requireKey(s.serveLLM(llm.SurfaceResponses))))
 	mux.Handle("POST /v1/messages", s.api("messages", s.requireKey(s.serveLLM(llm.SurfaceMessages))))
+	mux.Handle("POST /v1/messages/count_tokens", s.api("messages.count_tokens", s.requireKey(s.countTokens)))
 	mux.Handle("/", s.api("unknown", s.notFound))
 	return s.base(mux)
 }
@@ -164,7 +165,7 @@ func (s *Server) base(next http.Handler) http.Handler {
 				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !rw.wrote {
 					surface := llm.SurfaceChat
-					if r.URL.Path == "/v1/messages" {
+					if strings.HasPrefix(r.URL.Path, "/v1/messages") {
 						surface = llm.SurfaceMessages
 					}
 					writeAPIError(rw, surface, errInternal)
@@ -257,7 +258,7 @@ func (s *Server) api(endpoint string, h handler) http.Handler {
 // surfaceOf is the API an endpoint speaks, which decides the error format.
 func surfaceOf(endpoint string) llm.Surface {
 	switch endpoint {
-	case "messages":
+	case "messages", "messages.count_tokens":
 		return llm.SurfaceMessages
 	case "responses":
 		return llm.SurfaceResponses
@@ -388,7 +389,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ *call) error {
 }
 
 // notFound refuses unknown paths, in Anthropic's format under /v1/messages (e.g.
-// count_tokens, which the gateway does not serve).
+// /v1/messages/batches, which the gateway does not serve).
 func (s *Server) notFound(_ http.ResponseWriter, r *http.Request, c *call) error {
 	if strings.HasPrefix(r.URL.Path, "/v1/messages") {
 		c.surface = llm.SurfaceMessages

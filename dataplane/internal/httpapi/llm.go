@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
 // serveLLM serves an LLM endpoint of the given surface.
@@ -53,16 +55,14 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 		var newFilter func(llm.TextKind) llm.ContentFilter
 		if s.guard != nil {
 			in := GuardInput{Key: c.key, Model: m, Surface: surface, Endpoint: c.endpoint, Body: body}
-			next, events, err := s.guard.Request(ctx, in)
-			c.guardEvents = append(c.guardEvents, events...)
+			next, err := s.guardRequest(ctx, c, in)
 			if err != nil {
-				return fmt.Errorf("request guardrail: %w", err)
+				return err
 			}
-			if next != nil && !bytes.Equal(next, body) {
+			if next != nil {
 				if req, err = parseLLM(surface, next); err != nil {
 					return fmt.Errorf("request guardrail rewrite: %w", err)
 				}
-				c.body = next
 			}
 			if surface != llm.SurfaceEmbeddings {
 				if rg := s.guard.Response(ctx, in); rg != nil {
@@ -154,4 +154,58 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// countTokens serves /v1/messages/count_tokens: authorised like /v1/messages (the
+// key must be allowed the model), the request guardrails applied (the prompt goes to
+// an Anthropic upstream to be counted), and no limits or cost: nothing is generated.
+func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, c *call) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	c.body = body
+	mr, err := llm.ParseCountTokensRequest(body)
+	if err != nil {
+		return err
+	}
+	c.modelName = mr.Model
+	m, err := c.key.Model(mr.Model)
+	if err != nil {
+		return err
+	}
+	c.model = m
+	ctx := r.Context()
+	if s.guard != nil {
+		next, err := s.guardRequest(ctx, c, GuardInput{Key: c.key, Model: m, Surface: llm.SurfaceMessages, Endpoint: c.endpoint, Body: body})
+		if err != nil {
+			return err
+		}
+		if next != nil {
+			if mr, err = llm.ParseCountTokensRequest(next); err != nil {
+				return fmt.Errorf("request guardrail rewrite: %w", err)
+			}
+		}
+	}
+	req := &llm.Request{Surface: llm.SurfaceMessages, Messages: mr, Chat: mr.Chat,
+		Candidates: []*runtime.Model{m}, Header: r.Header, Start: c.start}
+	res, err := s.llm.CountTokens(ctx, w, req)
+	c.result = res
+	return err
+}
+
+// guardRequest runs the team's request rules on in.Body and records what they
+// found. It returns the rewritten body (also kept as the call's body), or nil when
+// the rules left it as it was; a block is an error.
+func (s *Server) guardRequest(ctx context.Context, c *call, in GuardInput) ([]byte, error) {
+	next, events, err := s.guard.Request(ctx, in)
+	c.guardEvents = append(c.guardEvents, events...)
+	if err != nil {
+		return nil, fmt.Errorf("request guardrail: %w", err)
+	}
+	if next == nil || bytes.Equal(next, in.Body) {
+		return nil, nil
+	}
+	c.body = next
+	return next, nil
 }

@@ -71,6 +71,16 @@ type MessagesRequest struct {
 // string `model`, a positive integer `max_tokens` and a `messages` array whose entries
 // are user or assistant turns; `stream` must be a boolean when present.
 func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
+	return parseMessages(body, true)
+}
+
+// ParseCountTokensRequest parses a body of /v1/messages/count_tokens: a Messages body
+// without max_tokens (any it has is not checked).
+func ParseCountTokensRequest(body []byte) (*MessagesRequest, error) {
+	return parseMessages(body, false)
+}
+
+func parseMessages(body []byte, needMaxTokens bool) (*MessagesRequest, error) {
 	fields, ok := splitObject(body)
 	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
@@ -80,7 +90,7 @@ func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
 		return nil, invalidf("model", "model: Field required (a non-empty string).")
 	}
 	var maxTokens int64
-	if raw, ok := fields["max_tokens"]; !ok || json.Unmarshal(raw, &maxTokens) != nil || maxTokens < 1 {
+	if raw, ok := fields["max_tokens"]; needMaxTokens && (!ok || json.Unmarshal(raw, &maxTokens) != nil || maxTokens < 1) {
 		return nil, invalidf("max_tokens", "max_tokens: Field required (a positive integer).")
 	}
 	if raw, ok := fields["messages"]; !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {

@@ -114,25 +114,31 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 			h.Set("Api-Key", p.APIKey)
 		}
 	case gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC:
-		if p.APIKey != "" {
-			h.Set("X-Api-Key", p.APIKey)
-		}
-		version := anthropicVersion
-		if req.Surface == SurfaceMessages && req.Header != nil {
-			if v := req.Header.Get("Anthropic-Version"); v != "" {
-				version = v
-			}
-			if v := req.Header.Get("Anthropic-Beta"); v != "" {
-				h.Set("Anthropic-Beta", v)
-			}
-		}
-		h.Set("Anthropic-Version", version)
+		setAnthropicHeaders(h, p, req)
 	case gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI:
 		if p.APIKey != "" {
 			h.Set("X-Goog-Api-Key", p.APIKey)
 		}
 	}
 	return hreq, nil
+}
+
+// setAnthropicHeaders sets the credential and version headers of a request to an
+// Anthropic upstream; a Messages caller's anthropic-version and anthropic-beta pass on.
+func setAnthropicHeaders(h http.Header, p *runtime.Provider, req *Request) {
+	if p.APIKey != "" {
+		h.Set("X-Api-Key", p.APIKey)
+	}
+	version := anthropicVersion
+	if req.Surface == SurfaceMessages && req.Header != nil {
+		if v := req.Header.Get("Anthropic-Version"); v != "" {
+			version = v
+		}
+		if v := req.Header.Get("Anthropic-Beta"); v != "" {
+			h.Set("Anthropic-Beta", v)
+		}
+	}
+	h.Set("Anthropic-Version", version)
 }
 
 // openAIURL is the URL of an OpenAI-style operation: under the base URL, or under the
