@@ -254,6 +254,46 @@ func TestModelsList(t *testing.T) {
 	}
 }
 
+// TestRetrieveModel: GET /v1/models/{model} through the OpenAI SDK answers a model or
+// alias as the list shows it to this key; one it may not use, or that is not there,
+// is a 404 model_not_found in OpenAI's format.
+func TestRetrieveModel(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-slash", Name: "meta/llama-3", ProviderId: "up", UpstreamModel: "up-echo"})
+	}})
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name, key, model, want string
+	}{
+		{"org model", h.fx.key, "claude", "claude acme"},
+		{"a name with a slash", h.fx.key, "meta/llama-3", "meta/llama-3 acme"},
+		{"team alias", h.fx.limited, "fast", "fast alias"},
+		{"allow-listed model", h.fx.limited, "echo", "echo acme"},
+		{"model the key may not use", h.fx.limited, "claude", ""},
+		{"another team's model", h.fx.key, "team-b-only", ""},
+		{"offered only in another region", h.fx.key, "far", ""},
+		{"unknown, with slashes", h.fx.key, "meta-llama/Llama-3-8B", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := h.client(tt.key).Models.Get(ctx, tt.model)
+			if tt.want != "" {
+				if err != nil || m.ID+" "+m.OwnedBy != tt.want || m.Object != "model" || m.Created == 0 {
+					t.Fatalf("Get(%q) = %+v, %v; want %s", tt.model, m, err, tt.want)
+				}
+				return
+			}
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "model_not_found" || apiErr.Param != "model" {
+				t.Fatalf("Get(%q) = %+v, %v; want a 404 model_not_found", tt.model, m, err)
+			}
+		})
+	}
+	if resp, _ := h.do(t, "GET", "/v1/models/echo", nil, ""); resp.StatusCode != 401 {
+		t.Errorf("without a key: %d", resp.StatusCode)
+	}
+}
+
 // errorShape is the exact OpenAI error body.
 type errorShape struct {
 	Error struct {

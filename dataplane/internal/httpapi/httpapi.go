@@ -123,6 +123,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/models", s.api("models", s.requireKey(s.listModels)))
+	mux.Handle("GET /v1/models/{model...}", s.api("models", s.requireKey(s.retrieveModel)))
 	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.serveLLM(llm.SurfaceChat))))
 	mux.Handle("POST /v1/embeddings", s.api("embeddings", s.requireKey(s.serveLLM(llm.SurfaceEmbeddings))))
 	mux.Handle("POST /v1/responses", s.api("responses", s.requireKey(s.serveLLM(llm.SurfaceResponses))))
@@ -426,6 +427,27 @@ func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, c *call) err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// retrieveModel answers GET /v1/models/{model} (a name may hold slashes) as the list
+// would show it; a model the key may not use does not exist for it.
+func (s *Server) retrieveModel(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("model")
+	created := c.key.Org.BuiltAt.Unix()
+	for _, m := range c.key.Models() {
+		if m.Name == name {
+			writeJSON(w, http.StatusOK, modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: c.key.Org.Slug})
+			return nil
+		}
+	}
+	for _, a := range c.key.Aliases() {
+		if a.Name == name {
+			writeJSON(w, http.StatusOK, modelObject{ID: a.Name, Object: "model", Created: created, OwnedBy: aliasOwner})
+			return nil
+		}
+	}
+	c.modelName = name
+	return runtime.ErrModelNotFound
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
