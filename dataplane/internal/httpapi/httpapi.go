@@ -122,8 +122,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /healthz", s.api("healthz", s.healthz))
 	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
-	mux.Handle("GET /v1/models", s.api("models", s.requireKey(s.listModels)))
-	mux.Handle("GET /v1/models/{model...}", s.api("models", s.requireKey(s.retrieveModel)))
+	mux.Handle("GET /v1/models", s.api("models", anthropicAware(s.requireKey(s.listModels))))
+	mux.Handle("GET /v1/models/{model...}", s.api("models", anthropicAware(s.requireKey(s.retrieveModel))))
 	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.serveLLM(llm.SurfaceChat))))
 	mux.Handle("POST /v1/embeddings", s.api("embeddings", s.requireKey(s.serveLLM(llm.SurfaceEmbeddings))))
 	mux.Handle("POST /v1/responses", s.api("responses", s.requireKey(s.serveLLM(llm.SurfaceResponses))))
@@ -410,41 +410,90 @@ type modelList struct {
 	Data   []modelObject `json:"data"`
 }
 
+// anthropicModel and anthropicModelList are Anthropic's shapes of the same (one page).
+type anthropicModel struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
+	CreatedAt   string `json:"created_at"`
+}
+
+type anthropicModelList struct {
+	Data    []anthropicModel `json:"data"`
+	HasMore bool             `json:"has_more"`
+	FirstID *string          `json:"first_id"`
+	LastID  *string          `json:"last_id"`
+}
+
+func (m modelObject) anthropic() anthropicModel {
+	return anthropicModel{Type: "model", ID: m.ID, DisplayName: m.ID, CreatedAt: time.Unix(m.Created, 0).UTC().Format(time.RFC3339)}
+}
+
 // aliasOwner is the owned_by of a team alias in the model list.
 const aliasOwner = "alias"
 
 // listModels lists the org models the key may call in this region, then the team's
 // aliases it may call (owned_by "alias").
-func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, c *call) error {
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request, c *call) error {
+	all := keyModels(c)
+	if isAnthropic(r) {
+		out := anthropicModelList{Data: make([]anthropicModel, 0, len(all))}
+		for _, m := range all {
+			out.Data = append(out.Data, m.anthropic())
+		}
+		if len(all) > 0 {
+			out.FirstID, out.LastID = &all[0].ID, &all[len(all)-1].ID
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: all})
+	return nil
+}
+
+// keyModels are the models a key may use, as /v1/models lists them: the org's models
+// by their own name, then the team's aliases.
+func keyModels(c *call) []modelObject {
 	models, aliases := c.key.Models(), c.key.Aliases()
 	created := c.key.Org.BuiltAt.Unix()
-	out := modelList{Object: "list", Data: make([]modelObject, 0, len(models)+len(aliases))}
+	out := make([]modelObject, 0, len(models)+len(aliases))
 	for _, m := range models {
-		out.Data = append(out.Data, modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: c.key.Org.Slug})
+		out = append(out, modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: c.key.Org.Slug})
 	}
 	for _, a := range aliases {
-		out.Data = append(out.Data, modelObject{ID: a.Name, Object: "model", Created: created, OwnedBy: aliasOwner})
+		out = append(out, modelObject{ID: a.Name, Object: "model", Created: created, OwnedBy: aliasOwner})
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out
+}
+
+// isAnthropic reports a request from an Anthropic client (it sends anthropic-version),
+// answered in Anthropic's format on the routes both APIs share.
+func isAnthropic(r *http.Request) bool { return r.Header.Get("Anthropic-Version") != "" }
+
+// anthropicAware makes h's errors, its key's included, Anthropic's for Anthropic clients.
+func anthropicAware(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		if isAnthropic(r) {
+			c.surface = llm.SurfaceMessages
+		}
+		return h(w, r, c)
+	}
 }
 
 // retrieveModel answers GET /v1/models/{model} (a name may hold slashes) as the list
 // would show it; a model the key may not use does not exist for it.
 func (s *Server) retrieveModel(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("model")
-	created := c.key.Org.BuiltAt.Unix()
-	for _, m := range c.key.Models() {
-		if m.Name == name {
-			writeJSON(w, http.StatusOK, modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: c.key.Org.Slug})
-			return nil
+	for _, m := range keyModels(c) {
+		if m.ID != name {
+			continue
 		}
-	}
-	for _, a := range c.key.Aliases() {
-		if a.Name == name {
-			writeJSON(w, http.StatusOK, modelObject{ID: a.Name, Object: "model", Created: created, OwnedBy: aliasOwner})
-			return nil
+		if isAnthropic(r) {
+			writeJSON(w, http.StatusOK, m.anthropic())
+		} else {
+			writeJSON(w, http.StatusOK, m)
 		}
+		return nil
 	}
 	c.modelName = name
 	return runtime.ErrModelNotFound

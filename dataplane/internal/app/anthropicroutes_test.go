@@ -189,3 +189,45 @@ func TestCountTokensRequestGuardrails(t *testing.T) {
 		t.Errorf("upstream called %d times; the blocked prompt must not leave", calls)
 	}
 }
+
+// TestAnthropicModels: the Anthropic SDK lists and gets models on the routes the
+// OpenAI API shares (anthropic-version picks Anthropic's shapes), errors included.
+func TestAnthropicModels(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	ctx := context.Background()
+	limited := h.anthropicClient(aoption.WithAPIKey(h.fx.limited))
+	page, err := limited.Models.List(ctx, anthropic.ModelListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range page.Data {
+		if m.DisplayName != m.ID || m.CreatedAt.IsZero() {
+			t.Errorf("model %+v", m)
+		}
+		ids = append(ids, m.ID)
+	}
+	if strings.Join(ids, ",") != "echo,fast" || page.HasMore || page.FirstID != "echo" || page.LastID != "fast" {
+		t.Errorf("list: %v, has_more %v, first %q, last %q", ids, page.HasMore, page.FirstID, page.LastID)
+	}
+	full := h.anthropicClient()
+	m, err := full.Models.Get(ctx, "claude", anthropic.ModelGetParams{})
+	if err != nil || m.ID != "claude" {
+		t.Errorf("get claude: %+v, %v", m, err)
+	}
+	var apiErr *anthropic.Error
+	for _, c := range []struct {
+		name   string
+		client anthropic.Client
+		status int
+	}{
+		{"unknown model", h.anthropicClient(), 404},
+		{"bad key", h.anthropicClient(aoption.WithAPIKey("gate_nope")), 401},
+	} {
+		_, err := c.client.Models.Get(ctx, "gpt-9", anthropic.ModelGetParams{})
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != c.status || !strings.Contains(apiErr.RawJSON(), `"type":"error"`) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
