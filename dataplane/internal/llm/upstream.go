@@ -95,15 +95,19 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		return nil, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
 	h := hreq.Header
-	h.Set("Content-Type", "application/json")
+	// Shared values, one slice each (Set would allocate one per request): nothing
+	// downstream writes into a header's values, and an Add would copy.
+	h["Content-Type"] = jsonHeader
 	if stream {
-		h.Set("Accept", "text/event-stream")
+		h["Accept"] = sseHeader
 	} else {
-		h.Set("Accept", "application/json")
+		h["Accept"] = jsonHeader
 	}
 	switch p.Type {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
 		switch {
+		case len(p.AuthorizationValues) == 1 && p.AuthorizationValues[0] == p.Authorization:
+			h["Authorization"] = p.AuthorizationValues
 		case p.Authorization != "":
 			h.Set("Authorization", p.Authorization)
 		case p.APIKey != "":
@@ -122,6 +126,11 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 	}
 	return hreq, nil
 }
+
+var (
+	jsonHeader = []string{"application/json"}
+	sseHeader  = []string{"text/event-stream"}
+)
 
 // setAnthropicHeaders sets the credential and version headers of a request to an
 // Anthropic upstream; a Messages caller's anthropic-version and anthropic-beta pass on.

@@ -257,6 +257,7 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		prov.ChatCompletionsURL = prov.Base + "/chat/completions"
 		if p.ApiKey != "" {
 			prov.Authorization = "Bearer " + p.ApiKey
+			prov.AuthorizationValues = []string{prov.Authorization}
 		}
 	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
 		if prov.APIVersion == "" {

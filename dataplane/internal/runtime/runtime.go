@@ -400,6 +400,9 @@ type Provider struct {
 	// token; Authorization is the ready-made bearer header (OpenAI-compatible only).
 	APIKey        string
 	Authorization string
+	// AuthorizationValues is Authorization as a header's values, shared by every
+	// request (read only).
+	AuthorizationValues []string
 }
 
 // DefaultAzureAPIVersion is the api-version sent to Azure OpenAI providers that name
