@@ -39,8 +39,12 @@ func TestCountTokens(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		switch body["model"] {
-		case "claude-sonnet":
-			w.Write([]byte(`{"input_tokens":4242}`))
+		case "claude-sonnet": // relayed as it came, as JSON whatever the upstream calls it
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte(`{"input_tokens":4242,"context_management":{"original_input_tokens":5000}}`))
+		case "up-null": // "claude-null": a 200 without a count
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(`null`))
 		case "up-block": // the "claude-block" model: the provider refuses this request
 			w.WriteHeader(http.StatusBadRequest)
 			w.Write([]byte(`{"type":"error","error":{"type":"invalid_request_error","message":"messages: text content blocks must be non-empty"}}`))
@@ -51,7 +55,9 @@ func TestCountTokens(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	})
-	h := startHarness(t, harnessOptions{upstream: up})
+	h := startHarness(t, harnessOptions{upstream: up, extra: func(s *gatehousev1.Snapshot) {
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-claude-null", Name: "claude-null", ProviderId: "anthropic", UpstreamModel: "up-null"})
+	}})
 	ctx := context.Background()
 	var httpResp *http.Response
 	ac := h.anthropicClient(aoption.WithHeader("anthropic-beta", "token-counting-2024-11-01"), aoption.WithResponseInto(&httpResp))
@@ -77,8 +83,9 @@ func TestCountTokens(t *testing.T) {
 	if err != nil || n.InputTokens != 4242 {
 		t.Fatalf("claude: %+v, %v", n, err)
 	}
-	if header().Get("X-Gatehouse-Token-Count") != "provider" || header().Get("X-Request-Id") == "" {
-		t.Errorf("claude: headers %v", header())
+	if header().Get("X-Gatehouse-Token-Count") != "provider" || header().Get("X-Request-Id") == "" ||
+		header().Get("Content-Type") != "application/json" || !strings.Contains(n.RawJSON(), `"original_input_tokens":5000`) {
+		t.Errorf("claude: headers %v, body %s", header(), n.RawJSON())
 	}
 	mu.Lock()
 	last, lastBody := seen[len(seen)-1], bodies[len(bodies)-1]
@@ -104,14 +111,18 @@ func TestCountTokens(t *testing.T) {
 
 	// Estimated: a provider without count_tokens, a failing one, a model elsewhere.
 	// About 2,000 characters of prompt and the tool's JSON, by 4.
-	for _, model := range []string{"claude-tool", "echo", "azure-gpt", "gemini"} {
+	for _, model := range []string{"claude-tool", "claude-null", "echo", "azure-gpt", "gemini"} {
 		httpResp = nil
 		n, err := ac.Messages.CountTokens(ctx, params(model))
 		if err != nil || n.InputTokens < 500 || n.InputTokens > 560 {
 			t.Errorf("%s: %+v, %v; want an estimate near 520", model, n, err)
 		}
-		if header().Get("X-Gatehouse-Token-Count") != "estimated" {
-			t.Errorf("%s: token count header %q", model, header().Get("X-Gatehouse-Token-Count"))
+		if header().Get("X-Gatehouse-Token-Count") != "estimated" || header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s: token count header %q, content type %q", model, header().Get("X-Gatehouse-Token-Count"), header().Get("Content-Type"))
+		}
+		// Answered by the gateway: the usage event names no provider.
+		if ev := h.waitUsage(t, header().Get("X-Request-Id")); ev.ProviderId != "" || ev.UpstreamModel != "" || ev.Model != model {
+			t.Errorf("%s: usage event %+v", model, ev)
 		}
 	}
 

@@ -294,6 +294,29 @@ func TestRetrieveModel(t *testing.T) {
 	}
 }
 
+// TestUsageSurvivesInvalidModelName: a model name that is not UTF-8 (a raw path
+// byte) is recorded replaced, and does not cost the batch it shares with other
+// requests their usage events.
+func TestUsageSurvivesInvalidModelName(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	resp, _ := h.do(t, "GET", "/v1/models/%FF%FE", bearer(h.fx.key), "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("GET /v1/models/%%FF%%FE: %d", resp.StatusCode)
+	}
+	bad := resp.Header.Get("X-Request-Id")
+	var httpResp *http.Response
+	if _, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), chatParams("echo"), option.WithResponseInto(&httpResp)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.waitUsage(t, httpResp.Header.Get("X-Request-Id")); ev.PromptTokens == 0 {
+		t.Errorf("chat usage event %+v", ev)
+	}
+	if ev := h.waitUsage(t, bad); ev.Model != "\uFFFD" || ev.StatusCode != 404 {
+		t.Errorf("usage event of the bad name: model %q, status %d", ev.Model, ev.StatusCode)
+	}
+}
+
 // errorShape is the exact OpenAI error body.
 type errorShape struct {
 	Error struct {

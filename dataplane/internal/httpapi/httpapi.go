@@ -302,7 +302,7 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 		TeamId:          c.key.Team.ID,
 		KeyId:           c.key.ID,
 		AgentIdentity:   c.key.AgentIdentity,
-		Model:           c.modelName,
+		Model:           strings.ToValidUTF8(c.modelName, "\uFFFD"), // never fail the batch's encoding
 		Endpoint:        c.endpoint,
 		StartedAtUnixMs: c.start.UnixMilli(),
 		LatencyMs:       elapsed.Milliseconds(),
@@ -327,6 +327,8 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 				ev.DeploymentId = d.ID
 				ev.UpstreamModel = d.UpstreamModel
 				ev.ProviderId = d.Provider.ID
+			} else if res.Local {
+				ev.UpstreamModel, ev.ProviderId = "", ""
 			}
 			if res.Fallback {
 				ev.FallbackModel = m.Name
@@ -495,7 +497,9 @@ func (s *Server) retrieveModel(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 		return nil
 	}
-	c.modelName = name
+	// The name is the caller's raw path: usage events (protobuf strings) need it as
+	// valid UTF-8, or the whole batch would fail to encode.
+	c.modelName = strings.ToValidUTF8(name, "\uFFFD")
 	return runtime.ErrModelNotFound
 }
 

@@ -394,6 +394,9 @@ type Result struct {
 	Fallback   bool
 	// Retries is the number of attempts after the first.
 	Retries int
+	// Local says the gateway answered by itself (a count_tokens estimate): no
+	// provider served it, whatever Model's own provider is.
+	Local bool
 	// Text is the completion text, when the request asked to capture it.
 	Text string
 }
