@@ -142,7 +142,7 @@ func New(cfg Config) (*App, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
 		// Usage events go out on this connection after every request: raw writes,
 		// as the HTTP connections', keep them from waking the runtime's monitor.
-		nats.SetCustomDialer(rawDialer{&net.Dialer{Timeout: 2 * time.Second}}),
+		nats.SetCustomDialer(rawDialer(rawconn.WrapDial((&net.Dialer{Timeout: 2 * time.Second}).DialContext))),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("app: connect nats: %w", err)
@@ -331,13 +331,9 @@ func (a *App) Run(ctx context.Context) error {
 	return runErr
 }
 
-// rawDialer dials NATS servers over rawconn connections.
-type rawDialer struct{ d *net.Dialer }
+// rawDialer is a dial function as nats.go's CustomDialer (no context).
+type rawDialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
-func (r rawDialer) Dial(network, address string) (net.Conn, error) {
-	c, err := r.d.Dial(network, address)
-	if err != nil {
-		return nil, err
-	}
-	return rawconn.Wrap(c), nil
+func (d rawDialer) Dial(network, address string) (net.Conn, error) {
+	return d(context.Background(), network, address)
 }

@@ -297,12 +297,14 @@ func (s *Server) logError(c *call, e *apiError) {
 
 func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gatehousev1.UsageEvent {
 	ev := &gatehousev1.UsageEvent{
-		RequestId:       c.requestID,
-		OrgId:           c.key.Org.ID,
-		TeamId:          c.key.Team.ID,
-		KeyId:           c.key.ID,
-		AgentIdentity:   c.key.AgentIdentity,
-		Model:           strings.ToValidUTF8(c.modelName, "\uFFFD"), // never fail the batch's encoding
+		RequestId:     c.requestID,
+		OrgId:         c.key.Org.ID,
+		TeamId:        c.key.Team.ID,
+		KeyId:         c.key.ID,
+		AgentIdentity: c.key.AgentIdentity,
+		// A protobuf string must be UTF-8, or the whole batch fails to encode; a name
+		// from a URL path (GET /v1/models/{model}) need not be.
+		Model:           strings.ToValidUTF8(c.modelName, "\uFFFD"),
 		Endpoint:        c.endpoint,
 		StartedAtUnixMs: c.start.UnixMilli(),
 		LatencyMs:       elapsed.Milliseconds(),
@@ -497,9 +499,7 @@ func (s *Server) retrieveModel(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 		return nil
 	}
-	// The name is the caller's raw path: usage events (protobuf strings) need it as
-	// valid UTF-8, or the whole batch would fail to encode.
-	c.modelName = strings.ToValidUTF8(name, "\uFFFD")
+	c.modelName = name // the caller's raw path: usageEvent makes it valid UTF-8
 	return runtime.ErrModelNotFound
 }
 

@@ -96,8 +96,7 @@ func (c *Client) countUpstream(ctx context.Context, req *Request, d *runtime.Dep
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
+	hreq.Header["Content-Type"], hreq.Header["Accept"] = jsonHeader, jsonHeader
 	setAnthropicHeaders(hreq.Header, d.Provider, req)
 	c.prop.Inject(ctx, propagation.HeaderCarrier(hreq.Header))
 	resp, err := c.rt.RoundTrip(hreq)

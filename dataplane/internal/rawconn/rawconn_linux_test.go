@@ -163,7 +163,8 @@ func TestPeerResetIsReadError(t *testing.T) {
 		c, p := pair(t, wrap)
 		p.SetLinger(0) // close sends RST
 		p.Close()
-		time.Sleep(10 * time.Millisecond) // let the RST arrive
+		// The read waits for the RST (bounded, should it never come).
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err := c.Read(make([]byte, 1))
 		var oe *net.OpError
 		if !errors.Is(err, syscall.ECONNRESET) || !errors.As(err, &oe) || oe.Op != "read" {
@@ -187,6 +188,8 @@ func TestCloseUnblocksRead(t *testing.T) {
 		c, _ := pair(t, wrap)
 		done := make(chan error, 1)
 		go func() { _, err := c.Read(make([]byte, 1)); done <- err }()
+		// Give the Read time to start waiting. Were Close first, the Read would fail
+		// with net.ErrClosed all the same: the pause only makes the case the one meant.
 		time.Sleep(10 * time.Millisecond)
 		c.Close()
 		select {
