@@ -80,17 +80,13 @@ func spoolSeq(name string) (int64, bool) {
 	return n, err == nil
 }
 
-// put writes b as the newest file.
-func (s *spool) put(b *gatehousev1.UsageBatch) error {
-	data, err := proto.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("spool batch: %w", err)
-	}
+// put writes an encoded batch as the newest file.
+func (s *spool) put(batchID string, data []byte) error {
 	if s.bytes+int64(len(data)) > s.maxBytes {
 		return errSpoolFull
 	}
 	s.seq = max(s.seq+1, time.Now().UnixNano())
-	name := fmt.Sprintf("%020d-%s%s", s.seq, b.BatchId, spoolExt)
+	name := fmt.Sprintf("%020d-%s%s", s.seq, batchID, spoolExt)
 	if err := writeFileSync(filepath.Join(s.dir, name), data); err != nil {
 		return fmt.Errorf("spool batch: %w", err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 )
 
 // Config configures a Recorder. Zero durations and sizes take the defaults.
@@ -217,7 +216,7 @@ func (r *Recorder) batches(evs []*gatehousev1.UsageEvent) []*gatehousev1.UsageBa
 }
 
 func (r *Recorder) publish(ctx context.Context, b *gatehousev1.UsageBatch) error {
-	data, err := proto.Marshal(b)
+	data, err := r.marshal(b)
 	if err != nil {
 		return fmt.Errorf("publish usage: marshal: %w", err)
 	}
@@ -233,9 +232,24 @@ func (r *Recorder) publish(ctx context.Context, b *gatehousev1.UsageBatch) error
 	return nil
 }
 
+// marshal encodes b, repairing strings that are not valid UTF-8 (counted and logged)
+// rather than losing the batch.
+func (r *Recorder) marshal(b *gatehousev1.UsageBatch) ([]byte, error) {
+	data, repaired, err := marshalBatch(b)
+	if repaired > 0 {
+		r.metrics.repaired.Add(float64(repaired))
+		r.log.Warn("usage batch had strings that were not UTF-8; repaired", "batch_id", b.BatchId,
+			"org_id", b.OrgId, "strings", repaired)
+	}
+	return data, err
+}
+
 // store spools b, or drops it when the spool is full.
 func (r *Recorder) store(b *gatehousev1.UsageBatch) {
-	err := r.spool.put(b)
+	data, err := r.marshal(b)
+	if err == nil {
+		err = r.spool.put(b.BatchId, data)
+	}
 	r.metrics.spoolBytes.Set(float64(r.spool.bytes))
 	r.metrics.spoolFiles.Set(float64(len(r.spool.files)))
 	if err != nil {
@@ -314,6 +328,7 @@ type metrics struct {
 	publishErrors prometheus.Counter
 	spoolBytes    prometheus.Gauge
 	spoolFiles    prometheus.Gauge
+	repaired      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -343,8 +358,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		spoolFiles: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_gateway_usage_spool_batches", Help: "Batches held in the usage spool.",
 		}),
+		repaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_usage_strings_repaired_total",
+			Help: "Strings in usage events that were not valid UTF-8 and were repaired before shipping.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.emitted, m.published, m.spooled, m.dropped, m.batches, m.publishErrors, m.spoolBytes, m.spoolFiles} {
+	for _, c := range []prometheus.Collector{m.emitted, m.published, m.spooled, m.dropped, m.batches, m.publishErrors, m.spoolBytes, m.spoolFiles, m.repaired} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -131,6 +131,61 @@ func TestBatchesArrive(t *testing.T) {
 	}
 }
 
+// One event with strings that are not valid UTF-8 (protobuf refuses to encode them)
+// must not cost the other events of its batch: the strings are repaired and counted,
+// and every event arrives — published directly, and through the spool.
+func TestInvalidUTF8DoesNotLoseTheBatch(t *testing.T) {
+	t.Parallel()
+	for _, viaSpool := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spool=%v", viaSpool), func(t *testing.T) {
+			t.Parallel()
+			cp := fakecp.Start(t)
+			dir := t.TempDir()
+			if viaSpool {
+				cp.Stop()
+			}
+			r := newRecorder(t, cp, dir, nil)
+			want := emit(r.Recorder, "org-a", 3)
+			bad := &gatehousev1.UsageEvent{OrgId: "org-a", Model: "gpt\xff\xfe", Endpoint: "chat.completions",
+				GuardrailEvents: []*gatehousev1.GuardrailEvent{{RuleId: "r\xc3", Texts: []string{"content", "x\x80y"}}}}
+			r.Emit(bad)
+			want = append(want, bad.EventId)
+			want = append(want, emit(r.Recorder, "org-a", 2)...)
+			if viaSpool {
+				fakecp.Eventually(t, 5*time.Second, func() error {
+					if spoolFiles(t, dir) == 0 {
+						return errors.New("nothing spooled yet")
+					}
+					return nil
+				})
+				cp.Restart()
+			}
+			delivered(t, cp, want, 256)
+			batches, err := cp.UsageBatches()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range batches {
+				for _, ev := range b.Events {
+					if ev.EventId != bad.EventId {
+						continue
+					}
+					g := ev.GuardrailEvents[0]
+					if ev.Model != "gpt\uFFFD" || g.RuleId != "r\uFFFD" || g.Texts[0] != "content" || g.Texts[1] != "x\uFFFDy" {
+						t.Errorf("repaired event = model %q, rule %q, texts %q", ev.Model, g.RuleId, g.Texts)
+					}
+				}
+			}
+			if got := testutil.ToFloat64(r.metrics.repaired); got < 3 {
+				t.Errorf("repaired metric = %v, want at least 3", got)
+			}
+			if got := testutil.ToFloat64(r.metrics.dropped.WithLabelValues("spool_error")); got != 0 {
+				t.Errorf("dropped metric = %v", got)
+			}
+		})
+	}
+}
+
 func TestSpoolWhileNATSDown(t *testing.T) {
 	t.Parallel()
 	cp := fakecp.Start(t)
@@ -200,7 +255,11 @@ func TestSpoolReplayedAfterRestart(t *testing.T) {
 	if err := pub.publish(context.Background(), dup); err != nil {
 		t.Fatal(err)
 	}
-	if err := sp.put(dup); err != nil {
+	data, _, err := marshalBatch(dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.put(dup.BatchId, data); err != nil {
 		t.Fatal(err)
 	}
 
