@@ -90,6 +90,9 @@ func FuzzParseResponsesRequest(f *testing.F) {
 		`{"model":"m","input":[],"tools":[{"type":"web_search"}]}`,
 		`{"model":"m","input":"x","text":{"format":{"type":"json_schema"}},"tool_choice":{"type":"function"}}`,
 		`{"model":"m","input":5}`, `{}`, `[]`, ``,
+		`{"model":"m","input":[{"type":"custom_tool_call","call_id":"c","name":"p","input":"x"},{"type":"custom_tool_call_output","call_id":"c","output":"ok"}],"tools":[{"type":"custom","name":"p"}]}`,
+		`{"model":"m","input":[],"previous_response_id":"resp_1","store":true}`,
+		`{"model":"m","input":[{"type":"item_reference","id":"msg_1"},{"type":"custom_tool_call","input":{"a":1}}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -100,6 +103,14 @@ func FuzzParseResponsesRequest(f *testing.F) {
 			return
 		}
 		checkChat(t, req.Chat, req.Model)
+		if req.Native() {
+			// What goes to a provider's own Responses API: the caller's object, valid
+			// JSON, the model replaced.
+			var up map[string]json.RawMessage
+			if err := json.Unmarshal(req.upstreamBody("up/model"), &up); err != nil || string(up["model"]) != `"up/model"` {
+				t.Fatalf("native body %s: %v", req.upstreamBody("up/model"), err)
+			}
+		}
 	})
 }
 

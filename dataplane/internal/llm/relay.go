@@ -26,6 +26,9 @@ func commit(w http.ResponseWriter, req *Request, res *Result) {
 
 // relayBody answers with a complete (not streamed) upstream answer.
 func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk wire, d *runtime.Deployment, header http.Header, body []byte) error {
+	if wk == wireResponses {
+		return c.relayResponsesBody(w, req, res, header, body)
+	}
 	if req.Surface == SurfaceEmbeddings {
 		if wk == wireGemini {
 			out, u, err := geminiEmbeddings(body, req.Embeddings, d.UpstreamModel)
@@ -666,7 +669,7 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	if ra := header.Get("Retry-After"); ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
-	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && wk == wireOpenAI)
+	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && (wk == wireOpenAI || wk == wireResponses))
 	if native && json.Valid(body) {
 		_ = c.write(w, req, res, status, contentType(header), body)
 		return
@@ -685,6 +688,11 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 		msg = "The model provider answered " + strconv.Itoa(status) + " " + http.StatusText(status) + "."
 	}
 	code := ""
+	if wk == wireResponses && parsed.Error.Message == "" && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) {
+		msg = "The model provider answered " + strconv.Itoa(status) + " " + http.StatusText(status) +
+			" at its Responses API, which it may not have: this request needs one. " + req.Responses.unsupported.Message
+		code = "responses_api_not_found"
+	}
 	_ = json.Unmarshal(parsed.Error.Code, &code)
 	if code == "" {
 		code = strings.ToLower(parsed.Error.Status)

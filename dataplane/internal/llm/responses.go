@@ -52,6 +52,8 @@ type responsesItem struct {
 	// EncryptedContent is a reasoning item's state: ours (see thinkingState) or
 	// another provider's.
 	EncryptedContent string `json:"encrypted_content"`
+	// Input is a custom tool call's input (a string).
+	Input json.RawMessage `json:"input"`
 }
 
 type responsesPart struct {
@@ -67,11 +69,21 @@ type responsesPart struct {
 }
 
 // responsesToChat translates a Responses request into a chat completions request.
-func responsesToChat(r *responsesBody) (*chatBody, error) {
-	if r.PreviousResponseID != "" {
-		return nil, invalidf("previous_response_id", "`previous_response_id` is not supported by this gateway: it stores no responses. Send the conversation in `input`.")
+// What the chat form cannot carry (a previous_response_id, tools other than
+// functions, input items of other kinds) is left out,
+// and the first such thing is returned as unsupported: the chat form then serves
+// only to estimate and inspect the request, which only a provider's own Responses
+// API can serve (see ResponsesRequest.native). err is a malformed request.
+func responsesToChat(r *responsesBody) (out *chatBody, unsupported *InvalidRequestError, err error) {
+	cannot := func(e *InvalidRequestError) {
+		if unsupported == nil {
+			unsupported = e
+		}
 	}
-	out := &chatBody{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
+	if r.PreviousResponseID != "" {
+		cannot(invalidf("previous_response_id", "`previous_response_id` is not supported by this model's providers: the gateway stores no responses. Send the conversation in `input`."))
+	}
+	out = &chatBody{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
 		Stream: r.Stream, ParallelToolCalls: r.ParallelToolCalls, User: r.User}
 	if r.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
@@ -90,7 +102,7 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 	} else {
 		var items []responsesItem
 		if err := json.Unmarshal(input, &items); err != nil {
-			return nil, invalidf("input", "`input` must be a string or an array of input items.")
+			return nil, nil, invalidf("input", "`input` must be a string or an array of input items.")
 		}
 		// thinking is what the reasoning items since the last message restored: it
 		// opens the assistant turn that follows them, before its text and tool calls.
@@ -100,7 +112,7 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 			case "", "message":
 				msg, err := responsesMessage(i, it)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				if msg.Role == "assistant" {
 					msg.ThinkingBlocks = thinking
@@ -135,23 +147,34 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 				// (summaries, another provider's state) no upstream here can use.
 				tb, ok, err := thinkingOfState(it.EncryptedContent)
 				if err != nil {
-					return nil, invalidf(fmt.Sprintf("input[%d].encrypted_content", i),
+					return nil, nil, invalidf(fmt.Sprintf("input[%d].encrypted_content", i),
 						"`input[%d].encrypted_content` is not reasoning state this gateway issued, or it was altered: send reasoning items back as they came.", i)
 				}
 				if ok {
 					thinking = append(thinking, tb)
 				}
+			case "custom_tool_call":
+				// Kept in the chat form for the estimate and the guardrails only.
+				cannot(invalidf(fmt.Sprintf("input[%d].type", i), "Input items of type %q are not supported by this model's providers.", it.Type))
+				out.Messages = append(out.Messages, chatMessage{Role: "assistant",
+					ToolCalls: []toolCall{{ID: it.CallID, Type: "function", Function: toolFunction{Name: it.Name, Arguments: rawText(it.Input)}}}})
+				thinking = nil
+			case "custom_tool_call_output":
+				cannot(invalidf(fmt.Sprintf("input[%d].type", i), "Input items of type %q are not supported by this model's providers.", it.Type))
+				out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: it.CallID, Content: stringContent(rawText(it.Output))})
+				thinking = nil
 			default:
-				return nil, invalidf(fmt.Sprintf("input[%d].type", i), "Input items of type %q are not supported by this gateway.", it.Type)
+				cannot(invalidf(fmt.Sprintf("input[%d].type", i), "Input items of type %q are not supported by this model's providers.", it.Type))
 			}
 		}
 	}
-	if len(out.Messages) == 0 {
-		return nil, invalidf("input", "`input` must not be empty.")
+	if len(out.Messages) == 0 && unsupported == nil {
+		return nil, nil, invalidf("input", "`input` must not be empty.")
 	}
 	for _, t := range r.Tools {
 		if t.Type != "function" {
-			return nil, invalidf("tools", "Only function tools are supported by this gateway, not %q.", t.Type)
+			cannot(invalidf("tools", "Only function tools are supported by this model's providers, not %q.", t.Type))
+			continue
 		}
 		out.Tools = append(out.Tools, chatTool{Type: "function", Function: toolFunctionDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict}})
 	}
@@ -185,7 +208,16 @@ func responsesToChat(r *responsesBody) (*chatBody, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, unsupported, nil
+}
+
+// rawText is a JSON string's text, or the JSON itself when it is not a string.
+func rawText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
 }
 
 func responsesMessage(i int, it responsesItem) (chatMessage, error) {

@@ -28,6 +28,9 @@ const (
 	wireOpenAI wire = iota // OpenAI-compatible and Azure OpenAI
 	wireAnthropic
 	wireGemini
+	// wireResponses is the Responses API of an OpenAI-compatible provider, spoken only
+	// for Responses requests the chat form cannot carry (see wireFor).
+	wireResponses
 )
 
 func wireOf(t gatehousev1.ProviderType) wire {
@@ -270,7 +273,7 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Request, m *runtime.Model, d *runtime.Deployment,
 	rt runtime.Routing, lease routing.Lease, res *Result) (outcome, *failure) {
 	release := lease.Done
-	wk := wireOf(d.Provider.Type)
+	wk := wireFor(req, d)
 	ptype := ProviderTypeName(d.Provider.Type)
 	stream := req.stream()
 

@@ -30,9 +30,12 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 	var err error
 	switch {
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceChat && wk == wireOpenAI:
-		err = s.raw(chatTextKeys)
+		err = s.raw(chatTextKeys, s.chatUsage)
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceMessages && wk == wireAnthropic:
-		err = s.raw(anthropicTextKeys)
+		err = s.raw(anthropicTextKeys, s.anthropicUsage)
+	case wk == wireResponses:
+		// Never with a Filter: see responsesUpstream.
+		err = s.raw(responsesTextKeys, s.responsesEvent)
 	default:
 		err = s.translate()
 	}
@@ -142,9 +145,20 @@ func (s *streamRelay) readErr(err error) error {
 	return fmt.Errorf("stream: %w: %w", ErrUpstreamStream, err)
 }
 
-// raw relays events unchanged (the caller speaks the provider's format), reading the
-// usage they carry.
-func (s *streamRelay) raw(keys [][]byte) error {
+// chatUsage reads the usage a chat chunk carries; it reports whether the chunk goes
+// on to the caller (a usage chunk the caller did not ask for does not).
+func (s *streamRelay) chatUsage(data []byte) bool {
+	before := s.res.Usage
+	forward := inspectData(data, s.req.Chat.IncludeUsage, &s.res.Usage)
+	if s.res.Usage != before {
+		s.sawUsage = true
+	}
+	return forward
+}
+
+// raw relays events unchanged (the caller speaks the provider's format); inspect
+// reads what the gateway needs of each (usage) and says whether it goes on.
+func (s *streamRelay) raw(keys [][]byte, inspect func(data []byte) bool) error {
 	for {
 		raw, _, data, err := s.next()
 		if err == io.EOF {
@@ -160,15 +174,7 @@ func (s *streamRelay) raw(keys [][]byte) error {
 		forward := true
 		if data != nil {
 			s.chars += textLen(data, keys)
-			if s.wk == wireOpenAI {
-				before := s.res.Usage
-				forward = inspectData(data, s.req.Chat.IncludeUsage, &s.res.Usage)
-				if s.res.Usage != before {
-					s.sawUsage = true
-				}
-			} else {
-				s.anthropicUsage(data)
-			}
+			forward = inspect(data)
 		}
 		if forward {
 			if err := s.send(raw); err != nil {
@@ -244,6 +250,8 @@ func firstToken(wk wire, data []byte) bool {
 		return true
 	case wireGemini:
 		return true
+	case wireResponses:
+		return responsesFirstToken(data)
 	}
 	return textLen(data, chatTextKeys) > 0 || bytes.Contains(data, toolCallsKey) || bytes.Equal(data, doneData) ||
 		hasUsage(data) || bytes.Contains(data, finishReasonKey) || bytes.Contains(data, errorKey)
@@ -254,10 +262,11 @@ var (
 	messageDeltaType = []byte(`"message_delta"`)
 )
 
-// anthropicUsage reads usage from message_start and message_delta events.
-func (s *streamRelay) anthropicUsage(data []byte) {
+// anthropicUsage reads usage from message_start and message_delta events; every
+// event goes on.
+func (s *streamRelay) anthropicUsage(data []byte) bool {
 	if !bytes.Contains(data, messageStartType) && !bytes.Contains(data, messageDeltaType) {
-		return
+		return true
 	}
 	var ev struct {
 		Type    string `json:"type"`
@@ -267,7 +276,7 @@ func (s *streamRelay) anthropicUsage(data []byte) {
 		Usage *anthropicUsage `json:"usage"`
 	}
 	if json.Unmarshal(data, &ev) != nil {
-		return
+		return true
 	}
 	switch {
 	case ev.Type == "message_start" && ev.Message.Usage != nil:
@@ -281,6 +290,7 @@ func (s *streamRelay) anthropicUsage(data []byte) {
 		s.res.Usage = u
 		s.sawUsage = true
 	}
+	return true
 }
 
 // failEvent renders an in-stream error in the caller's format.

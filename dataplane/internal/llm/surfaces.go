@@ -129,14 +129,29 @@ func (r *MessagesRequest) upstreamBody(upstreamModel string) []byte {
 }
 
 // ResponsesRequest is a parsed OpenAI Responses body, translated into chat completions
-// for every upstream.
+// for every upstream — unless the chat form cannot carry it (unsupported): then only
+// OpenAI-compatible providers serve it, through their own Responses API, the body
+// relayed as it came (the model replaced).
 type ResponsesRequest struct {
 	Model  string
 	Stream bool
-	// Chat is the request in chat completions form.
+	// Chat is the request in chat completions form; when the request is unsupported
+	// there, what it could carry, for the estimate and the guardrails.
 	Chat *ChatRequest
 
-	body *responsesBody
+	body        *responsesBody
+	fields      map[string]json.RawMessage
+	unsupported *InvalidRequestError
+}
+
+// Native reports whether the request is served only by providers' own Responses
+// APIs: it holds something the chat form cannot carry.
+func (r *ResponsesRequest) Native() bool { return r.unsupported != nil }
+
+// upstreamBody renders the body relayed to a provider's Responses API: as it came,
+// the model replaced.
+func (r *ResponsesRequest) upstreamBody(upstreamModel string) []byte {
+	return writeObject(r.fields, map[string]json.RawMessage{"model": mustMarshal(upstreamModel)})
 }
 
 // ParseResponsesRequest parses a Responses body: a JSON object with a non-empty string
@@ -161,11 +176,11 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
 	if err := json.Unmarshal(body, &rb); err != nil {
 		return nil, invalidf("input", "The request does not match the Responses schema: %s.", schemaError(err))
 	}
-	cb, err := responsesToChat(&rb)
+	cb, unsupported, err := responsesToChat(&rb)
 	if err != nil {
 		return nil, err
 	}
-	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb}
+	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb, fields: fields, unsupported: unsupported}
 	if req.Chat, err = responsesChatRequest(cb); err != nil {
 		return nil, err
 	}

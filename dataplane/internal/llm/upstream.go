@@ -55,7 +55,15 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		if req.Surface == SurfaceMessages && wk != wireAnthropic && req.Messages.unsupported != nil {
 			return nil, cannotCarry(req.Messages.unsupported)
 		}
+		if req.Surface == SurfaceResponses && wk != wireResponses && req.Responses.Native() {
+			return nil, cannotCarry(req.Responses.unsupported)
+		}
 		switch wk {
+		case wireResponses:
+			var err error
+			if target, body, err = responsesUpstream(req, d); err != nil {
+				return nil, err
+			}
 		case wireOpenAI:
 			body = req.Chat.UpstreamBody(d.UpstreamModel)
 			target = openAIURL(p, d.UpstreamModel, "chat/completions")

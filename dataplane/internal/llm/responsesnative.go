@@ -1,0 +1,139 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
+)
+
+// A Responses request that the chat form cannot carry (ResponsesRequest.Native) is
+// served by OpenAI-compatible providers' own Responses API: the body goes up as it
+// came (the model replaced) and the answer, streamed or not, comes back as the
+// provider sent it. The gateway still authenticates, authorises, limits, applies the
+// request guardrails, meters (the provider's `usage`) and prices it.
+
+// wireFor is the wire an attempt speaks with d: its provider's, or wireResponses
+// for a native Responses request to an OpenAI-compatible provider.
+func wireFor(req *Request, d *runtime.Deployment) wire {
+	if req.Surface == SurfaceResponses && req.Responses.Native() &&
+		d.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
+		return wireResponses
+	}
+	return wireOf(d.Provider.Type)
+}
+
+// errNativeFiltered refuses a native Responses request for a team with response
+// guardrails: the provider's own answers are relayed as they come, unchecked.
+var errNativeFiltered = invalidf("", "This request can only be served by a provider's own Responses API, and this team's response guardrails cannot inspect the answers it relays. Leave out what needs it (previous_response_id, tools other than functions, input items other than messages, function calls and their outputs) or ask an admin.")
+
+// responsesUpstream is the target and body of a native Responses request.
+func responsesUpstream(req *Request, d *runtime.Deployment) (target string, body []byte, err error) {
+	if req.Filter != nil {
+		return "", nil, cannotCarry(errNativeFiltered)
+	}
+	return openAIURL(d.Provider, d.UpstreamModel, "responses"), req.Responses.upstreamBody(d.UpstreamModel), nil
+}
+
+// relayResponsesBody relays a complete native Responses answer, reading its usage.
+func (c *Client) relayResponsesBody(w http.ResponseWriter, req *Request, res *Result, header http.Header, body []byte) error {
+	var u *responsesUsage
+	if decodeTopLevelUsage(body, &u) && u != nil {
+		res.Usage = u.usage()
+	}
+	if req.CaptureText {
+		var r struct {
+			Output []struct {
+				Type    string `json:"type"`
+				Content []struct {
+					Type string `json:"type"`
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"output"`
+		}
+		if json.Unmarshal(body, &r) == nil {
+			var b strings.Builder
+			for _, it := range r.Output {
+				for _, p := range it.Content {
+					if it.Type == "message" && p.Type == "output_text" {
+						b.WriteString(p.Text)
+					}
+				}
+			}
+			res.Text = b.String()
+		}
+	}
+	return c.write(w, req, res, http.StatusOK, contentType(header), body)
+}
+
+func (u *responsesUsage) usage() Usage {
+	return Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, CachedTokens: u.InputTokensDetails.CachedTokens}
+}
+
+// responsesTextKeys are the members of Responses stream events that carry generated
+// text: the deltas (output text, reasoning, tool arguments), for the estimate of a
+// stream cut short.
+var responsesTextKeys = [][]byte{[]byte(`"delta":"`)}
+
+// responsesEventType is the type of a Responses stream event.
+func responsesEventType(data []byte) string {
+	v, ok := members(data, "type")
+	var t string
+	if !ok || v[0] == nil || !decodeString(v[0], &t) {
+		return ""
+	}
+	return t
+}
+
+// responsesFirstToken reports whether a Responses stream event carries the first
+// token (a delta) or ends the answer.
+func responsesFirstToken(data []byte) bool {
+	switch t := responsesEventType(data); {
+	case strings.HasSuffix(t, ".delta"), t == "error", t == "response.completed", t == "response.failed", t == "response.incomplete":
+		return true
+	case t == "":
+		return true // not an event of the API: nothing to wait for
+	}
+	return false
+}
+
+var (
+	responseEndTypes = [][]byte{[]byte(`"response.completed"`), []byte(`"response.incomplete"`), []byte(`"response.failed"`)}
+	outputTextDelta  = []byte(`"response.output_text.delta"`)
+)
+
+// responsesEvent reads what the gateway needs of one native Responses stream event:
+// the usage of the event that ends the response, and the output text when content is
+// captured. Every event goes on.
+func (s *streamRelay) responsesEvent(data []byte) bool {
+	for _, t := range responseEndTypes {
+		if !bytes.Contains(data, t) {
+			continue
+		}
+		var ev struct {
+			Type     string `json:"type"`
+			Response struct {
+				Usage *responsesUsage `json:"usage"`
+			} `json:"response"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Response.Usage != nil && strings.HasPrefix(ev.Type, "response.") {
+			s.res.Usage = ev.Response.Usage.usage()
+			s.sawUsage = true
+		}
+		return true
+	}
+	if s.req.CaptureText && bytes.Contains(data, outputTextDelta) {
+		var ev struct {
+			Type  string `json:"type"`
+			Delta string `json:"delta"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Type == "response.output_text.delta" {
+			s.capture(ev.Delta)
+		}
+	}
+	return true
+}
