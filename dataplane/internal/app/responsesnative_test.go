@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -22,7 +23,10 @@ import (
 // records what reached it and answers with a custom tool call and a message, streamed
 // or not, with usage.
 type nativeResponsesUpstream struct {
-	mu     sync.Mutex
+	// cancelled receives when a request whose input is "block" ends early: that one
+	// streams a delta and then waits for the gateway to give up.
+	cancelled chan struct{}
+	mu        sync.Mutex
 	calls  int
 	path   string
 	auth   string
@@ -77,11 +81,18 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		`{"type":"response.completed","sequence_number":8,"response":` + full("completed", nativeUsage) + `}`,
 	}
 	rc := http.NewResponseController(w)
+	if body["input"] == "block" {
+		events = events[:5]
+	}
 	for _, ev := range events {
 		var typed struct{ Type string }
 		_ = json.Unmarshal([]byte(ev), &typed)
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typed.Type, ev)
 		_ = rc.Flush()
+	}
+	if body["input"] == "block" {
+		<-r.Context().Done()
+		u.cancelled <- struct{}{}
 	}
 }
 
@@ -120,7 +131,7 @@ func nativeParams(model, text string) responses.ResponseNewParams {
 // it, metered and priced like any other; the request guardrails still apply.
 func TestResponsesNative(t *testing.T) {
 	t.Parallel()
-	up := &nativeResponsesUpstream{}
+	up := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
 	h := startHarness(t, harnessOptions{upstream: up, extra: teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-email", Name: "g-email",
 		Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_EMAIL,
 		Mode:     gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_REQUEST})})
@@ -195,6 +206,27 @@ func TestResponsesNative(t *testing.T) {
 		}
 		checkSent(t)
 		checkUsage(t, httpResp, true)
+	})
+
+	t.Run("client leaves", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var httpResp *http.Response
+		s := h.client(h.fx.key).Responses.NewStreaming(ctx, nativeParams("echo", "block"), option.WithResponseInto(&httpResp))
+		for s.Next() && s.Current().Type != "response.output_text.delta" {
+		}
+		cancel()
+		s.Close()
+		select {
+		case <-up.cancelled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("upstream request not cancelled after the client left")
+		}
+		// Charged for what was used: the provider never said, so the gateway estimates.
+		ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+		if ev.ErrorClass != "client_closed" || !ev.Streamed || ev.CompletionTokens < 1 || ev.PromptTokens < 1 || ev.CostMicros < 1 {
+			t.Errorf("usage event = %v, want streamed, client_closed, an estimate charged", ev)
+		}
 	})
 
 	t.Run("provider refusal relayed", func(t *testing.T) {
