@@ -27,11 +27,11 @@ type nativeResponsesUpstream struct {
 	// streams a delta and then waits for the gateway to give up.
 	cancelled chan struct{}
 	mu        sync.Mutex
-	calls  int
-	path   string
-	auth   string
-	body   map[string]any
-	rawReq string
+	calls     int
+	path      string
+	auth      string
+	body      map[string]any
+	rawReq    string
 }
 
 const nativeUsage = `{"input_tokens":11,"input_tokens_details":{"cached_tokens":3},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":18}`
