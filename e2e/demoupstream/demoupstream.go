@@ -195,6 +195,11 @@ func (s *server) route(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return s.chatCompletions(w, r)
+	case p == "/v1/responses":
+		if err := s.admit(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		return s.responses(w, r)
 	case p == "/v1/embeddings":
 		if err := s.admit(w, r, http.MethodPost); err != nil {
 			return err
