@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -26,17 +27,23 @@ type nativeResponsesUpstream struct {
 	// cancelled receives when a request whose input is "block" ends early: that one
 	// streams a delta and then waits for the gateway to give up.
 	cancelled chan struct{}
-	mu        sync.Mutex
-	calls     int
-	path      string
-	auth      string
-	body      map[string]any
-	rawReq    string
+	// other, when set, serves every other path (chat completions).
+	other  http.Handler
+	mu     sync.Mutex
+	calls  int
+	path   string
+	auth   string
+	body   map[string]any
+	rawReq string
 }
 
 const nativeUsage = `{"input_tokens":11,"input_tokens_details":{"cached_tokens":3},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":18}`
 
 func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u.other != nil && !strings.HasSuffix(r.URL.Path, "/responses") {
+		u.other.ServeHTTP(w, r)
+		return
+	}
 	b, _ := io.ReadAll(r.Body)
 	var body map[string]any
 	_ = json.Unmarshal(b, &body)
@@ -81,7 +88,7 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		`{"type":"response.completed","sequence_number":8,"response":` + full("completed", nativeUsage) + `}`,
 	}
 	rc := http.NewResponseController(w)
-	if body["input"] == "block" {
+	if body["input"] == "block" || body["input"] == "break" {
 		events = events[:5]
 	}
 	for _, ev := range events {
@@ -90,9 +97,12 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typed.Type, ev)
 		_ = rc.Flush()
 	}
-	if body["input"] == "block" {
+	switch body["input"] {
+	case "block":
 		<-r.Context().Done()
 		u.cancelled <- struct{}{}
+	case "break":
+		panic(http.ErrAbortHandler) // the connection drops mid-stream
 	}
 }
 
@@ -229,6 +239,38 @@ func TestResponsesNative(t *testing.T) {
 		}
 	})
 
+	t.Run("stream broken by the provider", func(t *testing.T) {
+		s := h.client(h.fx.key).Responses.NewStreaming(ctx, nativeParams("echo", "break"))
+		var types []string
+		for s.Next() {
+			types = append(types, s.Current().Type)
+		}
+		// The provider's response.created stays the only one; an error event ends it.
+		created := 0
+		for _, typ := range types {
+			if typ == "response.created" {
+				created++
+			}
+		}
+		if created != 1 || len(types) != 6 || types[5] != "error" {
+			t.Errorf("events %v (err %v)", types, s.Err())
+		}
+	})
+
+	t.Run("background refused", func(t *testing.T) {
+		calls, _, _, _, _ := up.last()
+		params := nativeParams("echo", "x")
+		params.Background = openai.Bool(true)
+		_, err := h.client(h.fx.key).Responses.New(ctx, params)
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "background" {
+			t.Errorf("error = %v", err)
+		}
+		if now, _, _, _, _ := up.last(); now != calls {
+			t.Errorf("upstream called %d times", now-calls)
+		}
+	})
+
 	t.Run("provider refusal relayed", func(t *testing.T) {
 		params := nativeParams("echo", "x")
 		params.PreviousResponseID = openai.String("resp_gone")
@@ -284,5 +326,49 @@ func TestResponsesNativeResponseGuardrails(t *testing.T) {
 		Model: "echo", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
 	if calls, path, _, _, _ := up.last(); calls != 1 || !strings.HasSuffix(path, "/chat/completions") {
 		t.Errorf("translated request: %d calls, last %s (%v, %v)", calls, path, got, err)
+	}
+}
+
+// TestResponsesNativeSkipsProvidersWithout: a deployment whose provider has no
+// Responses API (404) is skipped for another of the model's deployments, and its
+// breaker, which guards its chat traffic too, learns nothing from it.
+func TestResponsesNativeSkipsProvidersWithout(t *testing.T) {
+	t.Parallel()
+	up := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
+	native := httptest.NewServer(up)
+	t.Cleanup(native.Close)
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "native", Name: "native",
+			Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseUrl: native.URL + "/v1", ApiKey: upstreamKey})
+		for _, m := range s.Models {
+			if m.Name == "echo" {
+				m.Deployments = []*gatehousev1.Deployment{
+					{Id: "d-plain", ProviderId: "up", UpstreamModel: "up-echo", Weight: 1},
+					{Id: "d-native", ProviderId: "native", UpstreamModel: "up-echo", Weight: 1},
+				}
+			}
+		}
+	}})
+	up.other = http.HandlerFunc(h.upstream.serve)
+	for i := range 20 {
+		got, err := h.client(h.fx.key).Responses.New(context.Background(), nativeParams("echo", "x"))
+		if err != nil || got.ID != "resp_up1" {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if calls, _, _, _, _ := up.last(); calls != 20 {
+		t.Errorf("the native provider answered %d of 20", calls)
+	}
+	resp, body := h.do(t, "GET", "/metrics", nil, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics = %d", resp.StatusCode)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "gatehouse_gateway_deployment_breaker_state") && !strings.HasSuffix(line, " 0") {
+			t.Errorf("a breaker moved: %s", line)
+		}
+	}
+	if !strings.Contains(string(body), "gatehouse_gateway_deployment_breaker_state") {
+		t.Error("no breaker state in the metrics")
 	}
 }

@@ -669,7 +669,8 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	if ra := header.Get("Retry-After"); ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
-	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && (wk == wireOpenAI || wk == wireResponses))
+	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && wk == wireOpenAI) ||
+		(wk == wireResponses && hasErrorMessage(body))
 	if native && json.Valid(body) {
 		_ = c.write(w, req, res, status, contentType(header), body)
 		return
@@ -688,7 +689,7 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 		msg = "The model provider answered " + strconv.Itoa(status) + " " + http.StatusText(status) + "."
 	}
 	code := ""
-	if wk == wireResponses && parsed.Error.Message == "" && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) {
+	if wk == wireResponses && parsed.Error.Message == "" && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) {
 		msg = "The model provider answered " + strconv.Itoa(status) + " " + http.StatusText(status) +
 			" at its Responses API, which it may not have: this request needs one. " + req.Responses.unsupported.Message
 		code = "responses_api_not_found"
@@ -700,4 +701,14 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	commit(w, req, res)
 	res.Status = status
 	WriteError(w, req.Surface, status, openAIErrorType(status), code, "", msg)
+}
+
+// hasErrorMessage reports whether body is OpenAI's error JSON, with a message.
+func hasErrorMessage(body []byte) bool {
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Message != ""
 }

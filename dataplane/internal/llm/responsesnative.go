@@ -31,10 +31,18 @@ func wireFor(req *Request, d *runtime.Deployment) wire {
 // guardrails: the provider's own answers are relayed as they come, unchecked.
 var errNativeFiltered = invalidf("", "This request can only be served by a provider's own Responses API, and this team's response guardrails cannot inspect the answers it relays. Leave out what needs it (previous_response_id, tools other than functions, input items other than messages, function calls and their outputs) or ask an admin.")
 
+// errNativeBackground refuses background responses: the gateway meters what it
+// relays, and a response answered later is fetched from the provider directly.
+var errNativeBackground = invalidf("background", "`background` responses are not supported by this gateway: it could not meter them. Stream the response instead.")
+
 // responsesUpstream is the target and body of a native Responses request.
 func responsesUpstream(req *Request, d *runtime.Deployment) (target string, body []byte, err error) {
 	if req.Filter != nil {
 		return "", nil, cannotCarry(errNativeFiltered)
+	}
+	if req.Responses.background {
+		// The answer would come later, from the provider, unmetered.
+		return "", nil, cannotCarry(errNativeBackground)
 	}
 	return openAIURL(d.Provider, d.UpstreamModel, "responses"), req.Responses.upstreamBody(d.UpstreamModel), nil
 }

@@ -295,6 +295,12 @@ func (s *streamRelay) anthropicUsage(data []byte) bool {
 
 // failEvent renders an in-stream error in the caller's format.
 func (s *streamRelay) failEvent(code, msg string) []byte {
+	if s.wk == wireResponses {
+		// The provider's own stream began the response: only an error event follows
+		// (a fresh response.created would reset what clients accumulated).
+		b, _ := json.Marshal(map[string]any{"type": "error", "code": code, "message": msg, "param": nil})
+		return fmt.Appendf(nil, "event: error\ndata: %s\n\n", b)
+	}
 	switch s.req.Surface {
 	case SurfaceMessages:
 		e := &messagesEncoder{}

@@ -142,6 +142,8 @@ type ResponsesRequest struct {
 	body        *responsesBody
 	fields      map[string]json.RawMessage
 	unsupported *InvalidRequestError
+	// background: the caller asked the provider to answer later (native only).
+	background bool
 }
 
 // Native reports whether the request is served only by providers' own Responses
@@ -181,6 +183,9 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
 		return nil, err
 	}
 	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb, fields: fields, unsupported: unsupported}
+	if raw, ok := fields["background"]; ok && !isNull(raw) && decodeBool(raw, &req.background) != nil {
+		return nil, invalidf("background", "`background` must be a boolean.")
+	}
 	if req.Chat, err = responsesChatRequest(cb); err != nil {
 		return nil, err
 	}
