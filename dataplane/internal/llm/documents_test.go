@@ -70,13 +70,19 @@ func TestDocumentsATargetCannotCarry(t *testing.T) {
 	}
 }
 
-// TestResponsesFileURLRefused: chat completions take no file URLs, and Responses are
-// served over them.
-func TestResponsesFileURLRefused(t *testing.T) {
+// TestResponsesFileURLNative: chat completions take no file URLs, so a Responses
+// request with one is native: only a provider's own Responses API serves it, and
+// translated upstreams refuse it, naming the part.
+func TestResponsesFileURLNative(t *testing.T) {
 	t.Parallel()
-	_, err := ParseResponsesRequest([]byte(`{"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_url":"https://example.com/a.pdf"}]}]}`))
-	var ie *InvalidRequestError
-	if !errors.As(err, &ie) || ie.Param != "input[0].content[0].file_url" {
-		t.Fatalf("err %v, want a refusal of the file_url", err)
+	req, err := ParseResponsesRequest([]byte(`{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"read"},{"type":"input_file","file_url":"https://example.com/a.pdf"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !req.Native() || req.unsupported.Param != "input[0].content[1].file_url" {
+		t.Fatalf("native %v, unsupported %v", req.Native(), req.unsupported)
+	}
+	if prompt := req.Chat.promptEstimate(); prompt != 1 {
+		t.Errorf("the chat form's estimate = %d, want the text part's 1", prompt)
 	}
 }

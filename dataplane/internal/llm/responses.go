@@ -112,9 +112,12 @@ func responsesToChat(r *responsesBody) (out *chatBody, unsupported *InvalidReque
 		for i, it := range items {
 			switch it.Type {
 			case "", "message":
-				msg, err := responsesMessage(i, it)
+				msg, cant, err := responsesMessage(i, it)
 				if err != nil {
 					return nil, nil, err
+				}
+				if cant != nil {
+					cannot(cant)
 				}
 				if msg.Role == "assistant" {
 					msg.ThinkingBlocks = thinking
@@ -222,20 +225,22 @@ func rawText(raw json.RawMessage) string {
 	return string(raw)
 }
 
-func responsesMessage(i int, it responsesItem) (chatMessage, error) {
+// responsesMessage translates an input message. A part the chat form cannot carry
+// (a file by URL, a part of another type) is left out and returned as unsupported.
+func responsesMessage(i int, it responsesItem) (_ chatMessage, unsupported, err *InvalidRequestError) {
 	role := it.Role
 	switch role {
 	case "user", "assistant", "system", "developer":
 	default:
-		return chatMessage{}, invalidf(fmt.Sprintf("input[%d].role", i), "Input messages need a role of user, assistant, system or developer.")
+		return chatMessage{}, nil, invalidf(fmt.Sprintf("input[%d].role", i), "Input messages need a role of user, assistant, system or developer.")
 	}
 	content := bytes.TrimSpace(it.Content)
 	if len(content) > 0 && content[0] == '"' {
-		return chatMessage{Role: role, Content: content}, nil
+		return chatMessage{Role: role, Content: content}, nil, nil
 	}
 	var parts []responsesPart
 	if err := json.Unmarshal(content, &parts); err != nil {
-		return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "Input message content must be a string or an array of content parts.")
+		return chatMessage{}, nil, invalidf(fmt.Sprintf("input[%d].content", i), "Input message content must be a string or an array of content parts.")
 	}
 	var out []contentPart
 	for j, p := range parts {
@@ -245,19 +250,24 @@ func responsesMessage(i int, it responsesItem) (chatMessage, error) {
 		case "input_image":
 			var u string
 			if json.Unmarshal(p.ImageURL, &u) != nil || u == "" {
-				return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "`input_image` parts need an `image_url`.")
+				return chatMessage{}, nil, invalidf(fmt.Sprintf("input[%d].content", i), "`input_image` parts need an `image_url`.")
 			}
 			out = append(out, contentPart{Type: "image_url", ImageURL: &imageURL{URL: u, Detail: p.Detail}})
 		case "input_file":
 			// A chat `file` part; the adapters of providers that cannot read it refuse it.
 			if p.FileData == "" && p.FileID == "" {
-				return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content[%d].file_url", i, j),
-					"`input_file` parts need `file_data` (a base64 data URL) or `file_id`: this gateway serves Responses over chat completions, which take no file URLs.")
+				if unsupported == nil {
+					unsupported = invalidf(fmt.Sprintf("input[%d].content[%d].file_url", i, j),
+						"`input_file` parts need `file_data` (a base64 data URL) or `file_id` for this model's providers: chat completions take no file URLs.")
+				}
+				continue
 			}
 			out = append(out, contentPart{Type: "file", File: &fileRef{FileData: p.FileData, FileID: p.FileID, Filename: p.Filename}})
 		case "refusal":
 		default:
-			return chatMessage{}, invalidf(fmt.Sprintf("input[%d].content", i), "Content parts of type %q are not supported by this gateway.", p.Type)
+			if unsupported == nil {
+				unsupported = invalidf(fmt.Sprintf("input[%d].content", i), "Content parts of type %q are not supported by this model's providers.", p.Type)
+			}
 		}
 	}
 	if role != "user" {
@@ -266,10 +276,10 @@ func responsesMessage(i int, it responsesItem) (chatMessage, error) {
 		for _, p := range out {
 			b.WriteString(p.Text)
 		}
-		return chatMessage{Role: role, Content: stringContent(b.String())}, nil
+		return chatMessage{Role: role, Content: stringContent(b.String())}, unsupported, nil
 	}
 	raw, _ := json.Marshal(out)
-	return chatMessage{Role: role, Content: raw}, nil
+	return chatMessage{Role: role, Content: raw}, unsupported, nil
 }
 
 // thinkingStatePrefix starts the encrypted_content this gateway gives the reasoning
