@@ -110,23 +110,29 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 		b, _ := json.Marshal(fields)
 		return emit(w, rc, fmt.Appendf(nil, "event: %s\ndata: %s\n\n", typ, b))
 	}
-	open := map[string]any{"type": "message", "id": msgID, "role": "assistant", "status": "in_progress", "content": []any{}}
-	steps := []func() error{
-		func() error {
-			return send("response.created", map[string]any{"response": response("in_progress", []any{}, nil)})
-		},
-		func() error {
-			return send("response.output_item.added", map[string]any{"output_index": 0, "item": open})
-		},
-		func() error {
-			return send("response.content_part.added", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0,
-				"part": map[string]any{"type": "output_text", "text": "", "annotations": []any{}}})
-		},
+	type event struct {
+		typ    string
+		fields map[string]any
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
+	sendAll := func(evs ...event) error {
+		for _, ev := range evs {
+			if err := send(ev.typ, ev.fields); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	at := func(fields map[string]any) map[string]any {
+		fields["item_id"], fields["output_index"], fields["content_index"] = msgID, 0, 0
+		return fields
+	}
+	open := map[string]any{"type": "message", "id": msgID, "role": "assistant", "status": "in_progress", "content": []any{}}
+	if err := sendAll(
+		event{"response.created", map[string]any{"response": response("in_progress", []any{}, nil)}},
+		event{"response.output_item.added", map[string]any{"output_index": 0, "item": open}},
+		event{"response.content_part.added", at(map[string]any{"part": map[string]any{"type": "output_text", "text": "", "annotations": []any{}}})},
+	); err != nil {
+		return err
 	}
 	var p pacer
 	defer p.stop()
@@ -139,32 +145,17 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		end := nextPiece(text, i)
-		if err := send("response.output_text.delta", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0,
-			"delta": text[i:end]}); err != nil {
+		if err := send("response.output_text.delta", at(map[string]any{"delta": text[i:end]})); err != nil {
 			return err
 		}
 		i = end
 	}
-	steps = []func() error{
-		func() error {
-			return send("response.output_text.done", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0, "text": text})
-		},
-		func() error {
-			return send("response.content_part.done", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0, "part": part})
-		},
-		func() error {
-			return send("response.output_item.done", map[string]any{"output_index": 0, "item": message})
-		},
-		func() error {
-			return send("response.completed", map[string]any{"response": response("completed", []any{message}, usage)})
-		},
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sendAll(
+		event{"response.output_text.done", at(map[string]any{"text": text})},
+		event{"response.content_part.done", at(map[string]any{"part": part})},
+		event{"response.output_item.done", map[string]any{"output_index": 0, "item": message}},
+		event{"response.completed", map[string]any{"response": response("completed", []any{message}, usage)}},
+	)
 }
 
 // waitGeneration waits as long as generating n tokens takes (non-streamed answers).

@@ -669,12 +669,6 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	if ra := header.Get("Retry-After"); ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
-	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && wk == wireOpenAI) ||
-		(wk == wireResponses && hasErrorMessage(body))
-	if native && json.Valid(body) {
-		_ = c.write(w, req, res, status, contentType(header), body)
-		return
-	}
 	var parsed struct {
 		Error struct {
 			Message string          `json:"message"`
@@ -682,6 +676,16 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 			Code    json.RawMessage `json:"code"`
 			Status  string          `json:"status"`
 		} `json:"error"`
+	}
+	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && wk == wireOpenAI)
+	if wk == wireResponses {
+		// Relayed only when it is OpenAI's error JSON: a server without the API
+		// may answer anything.
+		native = json.Unmarshal(body, &parsed) == nil && parsed.Error.Message != ""
+	}
+	if native && json.Valid(body) {
+		_ = c.write(w, req, res, status, contentType(header), body)
+		return
 	}
 	_ = json.Unmarshal(body, &parsed)
 	msg := parsed.Error.Message
@@ -701,14 +705,4 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	commit(w, req, res)
 	res.Status = status
 	WriteError(w, req.Surface, status, openAIErrorType(status), code, "", msg)
-}
-
-// hasErrorMessage reports whether body is OpenAI's error JSON, with a message.
-func hasErrorMessage(body []byte) bool {
-	var e struct {
-		Error *struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	return json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Message != ""
 }

@@ -27,9 +27,12 @@ func wireFor(req *Request, d *runtime.Deployment) wire {
 	return wireOf(d.Provider.Type)
 }
 
-// errNativeFiltered refuses a native Responses request for a team with response
-// guardrails: the provider's own answers are relayed as they come, unchecked.
-var errNativeFiltered = invalidf("", "This request can only be served by a provider's own Responses API, and this team's response guardrails cannot inspect the answers it relays. Leave out what needs it (previous_response_id, tools other than functions, input items other than messages, function calls and their outputs) or ask an admin.")
+// nativeFiltered refuses a native Responses request for a team with response
+// guardrails: the provider's own answers are relayed as they come, unchecked. It
+// names what made the request native.
+func nativeFiltered(why *InvalidRequestError) *InvalidRequestError {
+	return invalidf(why.Param, "This request can only be served by a provider's own Responses API, whose answers this team's response guardrails cannot inspect: %s", why.Message)
+}
 
 // errNativeBackground refuses background responses: the gateway meters what it
 // relays, and a response answered later is fetched from the provider directly.
@@ -38,7 +41,7 @@ var errNativeBackground = invalidf("background", "`background` responses are not
 // responsesUpstream is the target and body of a native Responses request.
 func responsesUpstream(req *Request, d *runtime.Deployment) (target string, body []byte, err error) {
 	if req.Filter != nil {
-		return "", nil, cannotCarry(errNativeFiltered)
+		return "", nil, cannotCarry(nativeFiltered(req.Responses.unsupported))
 	}
 	if req.Responses.background {
 		// The answer would come later, from the provider, unmetered.

@@ -352,15 +352,17 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	switch s := resp.StatusCode; {
 	case wk == wireResponses && (s == http.StatusNotFound || s == http.StatusMethodNotAllowed || s == http.StatusNotImplemented):
 		// The provider may have no Responses API: another deployment may. Neutral:
-		// the breaker guards this deployment's chat traffic too, which is fine.
+		// the deployment's breaker also guards its chat traffic, which this says
+		// nothing about.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return fail(routing.Neutral, skip, &failure{err: fmt.Errorf("upstream: provider %s answered %d at its Responses API", d.Provider.ID, s),
 			status: s, header: resp.Header, body: body, wire: wk, reason: "responses_unavailable"})
-	case wk == wireResponses && (s == http.StatusUnauthorized || s == http.StatusForbidden):
-		// A key that may not use the Responses API says nothing of chat traffic.
-		return fail(routing.Neutral, skip, &failure{err: fmt.Errorf("upstream: %w: provider %s answered %d at its Responses API", ErrUpstreamAuth, d.Provider.ID, s), reason: "auth"})
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
-		return fail(routing.Failure, skip, &failure{err: fmt.Errorf("upstream: %w: provider %s answered %d", ErrUpstreamAuth, d.Provider.ID, s), reason: "auth"})
+		o := routing.Failure
+		if wk == wireResponses {
+			o = routing.Neutral // a key that may not use the Responses API may still chat
+		}
+		return fail(o, skip, &failure{err: fmt.Errorf("upstream: %w: provider %s answered %d", ErrUpstreamAuth, d.Provider.ID, s), reason: "auth"})
 	case s == http.StatusTooManyRequests || s >= 500:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		f := &failure{err: fmt.Errorf("upstream: provider %s answered %d", d.Provider.ID, s), status: s, header: resp.Header, body: body,
