@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -315,5 +317,41 @@ func TestQueueBound(t *testing.T) {
 	emit(r, "org-a", 15)
 	if got := testutil.ToFloat64(r.metrics.dropped.WithLabelValues("queue_full")); got != 5 {
 		t.Errorf("dropped = %v, want 5", got)
+	}
+}
+
+func TestNewUUIDIsTimeOrderedVersion7(t *testing.T) {
+	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	prev := ""
+	for i := range 2000 {
+		at := base.Add(time.Duration(i) * 300 * time.Microsecond)
+		id := newUUIDAt(at)
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+			t.Fatalf("malformed uuid %q", id)
+		}
+		if id[14] != '7' {
+			t.Fatalf("uuid %q is not version 7", id)
+		}
+		if v := id[19]; v != '8' && v != '9' && v != 'a' && v != 'b' {
+			t.Fatalf("uuid %q has variant nibble %q, want RFC 9562", id, v)
+		}
+		hexMS := strings.ReplaceAll(id[:13], "-", "")
+		ms, err := strconv.ParseUint(hexMS, 16, 64)
+		if err != nil || int64(ms) != at.UnixMilli() {
+			t.Fatalf("uuid %q carries ms %d (%v), want %d", id, ms, err, at.UnixMilli())
+		}
+		// 300 µs apart: the sub-millisecond bits order them even within one millisecond.
+		if prev != "" && id <= prev {
+			t.Fatalf("uuid %q made after %q sorts before it", id, prev)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate uuid %q", id)
+		}
+		seen[id], prev = true, id
+	}
+	// Ids made in the same instant still differ (62 random bits).
+	if a, b := newUUIDAt(base), newUUIDAt(base); a == b {
+		t.Fatalf("two ids at one instant are equal: %q", a)
 	}
 }
