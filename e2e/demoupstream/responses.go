@@ -67,7 +67,7 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 	user, items := responsesUserText(req.Input)
 	text := replyText(user)
 	if req.PreviousResponseID != "" {
-		text += " (continuing " + req.PreviousResponseID + ")"
+		text += " (continuing an earlier response)"
 	}
 	var kinds []string
 	for _, t := range req.Tools {

@@ -23,13 +23,13 @@ func TestResponses(t *testing.T) {
 		Input:              responses.ResponseNewParamsInputUnion{OfString: openai.String("patch it")},
 		Tools:              []responses.ToolUnionParam{{OfCustom: &responses.CustomToolParam{Name: "apply_patch"}}},
 	}
-	const want = "Hello from the demo model. You said: patch it (continuing resp_prev) (tools: custom)"
+	const want = "Hello from the demo model. You said: patch it (continuing an earlier response) (tools: custom)"
 
 	got, err := c.Responses.New(context.Background(), params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.OutputText() != want || got.Status != "completed" || got.Usage.InputTokens < 1 || got.Usage.OutputTokens != 13 ||
+	if got.OutputText() != want || got.Status != "completed" || got.Usage.InputTokens < 1 || got.Usage.OutputTokens != 15 ||
 		!strings.HasPrefix(got.ID, "resp_") {
 		t.Errorf("response %s: %q, %s, usage %d/%d", got.ID, got.OutputText(), got.Status, got.Usage.InputTokens, got.Usage.OutputTokens)
 	}
@@ -51,8 +51,8 @@ func TestResponses(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if deltas.String() != want || done.OutputText() != want || done.Usage.OutputTokens != 13 || types[0] != "response.created" ||
-		types[len(types)-1] != "response.completed" || len(types) != 3+13+4 {
+	if deltas.String() != want || done.OutputText() != want || done.Usage.OutputTokens != 15 || types[0] != "response.created" ||
+		types[len(types)-1] != "response.completed" || len(types) != 3+15+4 {
 		t.Errorf("deltas %q, events %v, completed %q (%d tokens)", deltas.String(), types, done.OutputText(), done.Usage.OutputTokens)
 	}
 

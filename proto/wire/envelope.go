@@ -3,6 +3,7 @@ package wire
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,11 +27,12 @@ var ErrTampered = errors.New("config envelope failed verification")
 type Keyring struct {
 	active string
 	aeads  map[string]cipher.AEAD
+	raw    map[string][]byte // for Derive
 }
 
 // ParseKeyring parses "id:base64key[,id:base64key...]"; every key must be 32 bytes.
 func ParseKeyring(s string) (*Keyring, error) {
-	kr := &Keyring{aeads: map[string]cipher.AEAD{}}
+	kr := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -56,7 +58,7 @@ func ParseKeyring(s string) (*Keyring, error) {
 
 // NewKeyring returns a keyring with one key.
 func NewKeyring(id string, key []byte) (*Keyring, error) {
-	kr := &Keyring{aeads: map[string]cipher.AEAD{}}
+	kr := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
 	if err := kr.add(id, key); err != nil {
 		return nil, err
 	}
@@ -79,6 +81,7 @@ func (kr *Keyring) add(id string, key []byte) error {
 		return fmt.Errorf("key %q: %w", id, err)
 	}
 	kr.aeads[id] = aead
+	kr.raw[id] = append([]byte(nil), key...)
 	if kr.active == "" {
 		kr.active = id
 	}
@@ -87,6 +90,31 @@ func (kr *Keyring) add(id string, key []byte) error {
 
 // ActiveKeyID is the id of the key that seals new envelopes.
 func (kr *Keyring) ActiveKeyID() string { return kr.active }
+
+// Derive returns a keyring for another purpose, named by label: each key is
+// HKDF-SHA256 of the same key with label as its info, under the same id, and the
+// same key is active. What one keyring seals the other cannot open.
+func (kr *Keyring) Derive(label string) (*Keyring, error) {
+	out := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
+	add := func(id string) error {
+		key, err := hkdf.Key(sha256.New, kr.raw[id], nil, label, 32)
+		if err != nil {
+			return fmt.Errorf("derive %q: %w", label, err)
+		}
+		return out.add(id, key)
+	}
+	if err := add(kr.active); err != nil { // first: it stays the active one
+		return nil, err
+	}
+	for id := range kr.raw {
+		if id != kr.active {
+			if err := add(id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 

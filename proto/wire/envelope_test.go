@@ -136,3 +136,38 @@ func TestConfigKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestDeriveSeparatesPurposes(t *testing.T) {
+	t.Parallel()
+	kr := testKeyring(t, "k2:"+key(2)+",k1:"+key(1))
+	ids, err := kr.Derive("gatehouse response ids v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids.ActiveKeyID() != "k2" {
+		t.Fatalf("derived active key %q, want k2", ids.ActiveKeyID())
+	}
+	kid, sealed, err := ids.SealBytes([]byte("resp_1"), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ids.OpenBytes(kid, sealed, []byte("aad")); err != nil || string(got) != "resp_1" {
+		t.Fatalf("derived open = %q, %v", got, err)
+	}
+	if _, err := kr.OpenBytes(kid, sealed, []byte("aad")); !errors.Is(err, ErrTampered) {
+		t.Fatalf("the config key opened what the derived key sealed: %v", err)
+	}
+	other, err := kr.Derive("another purpose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.OpenBytes(kid, sealed, []byte("aad")); !errors.Is(err, ErrTampered) {
+		t.Fatalf("another label's key opened it: %v", err)
+	}
+	// The same keys derive the same keyring (every gateway agrees), and a rotated-out
+	// key still opens what it sealed.
+	again, _ := testKeyring(t, "k1:"+key(1)+",k2:"+key(2)).Derive("gatehouse response ids v1")
+	if got, err := again.OpenBytes(kid, sealed, []byte("aad")); err != nil || string(got) != "resp_1" {
+		t.Fatalf("re-derived open = %q, %v", got, err)
+	}
+}

@@ -188,8 +188,13 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))
 	}
+	responseIDs, err := llm.NewResponseIDs(cfg.Keyring)
+	if err != nil {
+		return cleanup(fmt.Errorf("app: response ids: %w", err))
+	}
 	a.llm, err = llm.NewClient(llm.Config{
-		Timeout: cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
+		ResponseIDs: responseIDs,
+		Timeout:     cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
 		Router: a.router, Tracer: tracer, Logger: log, Registerer: reg,
 		AllowLinkLocalUpstreams: cfg.AllowLinkLocalUpstreams,

@@ -538,11 +538,12 @@ func TestOpenAISurfacesErrors(t *testing.T) {
 		typ, code        string
 	}{
 		{"responses without input", "/v1/responses", `{"model":"echo"}`, 400, "invalid_request_error", ""},
-		{"responses previous_response_id", "/v1/responses", `{"model":"claude","input":"x","previous_response_id":"resp_1"}`, 400, "invalid_request_error", ""},
+		{"responses custom tool, Anthropic", "/v1/responses", `{"model":"claude","input":"x","tools":[{"type":"custom","name":"t"}]}`, 400, "invalid_request_error", ""},
+		{"responses previous_response_id not from this gateway", "/v1/responses", `{"model":"echo","input":"x","previous_response_id":"resp_1"}`, 400, "invalid_request_error", "previous_response_not_found"},
 		{"responses bad item", "/v1/responses", `{"model":"claude","input":[{"type":"computer_call"}]}`, 400, "invalid_request_error", ""},
 		// An OpenAI-compatible provider gets them through its own Responses API; this
 		// one has none.
-		{"responses previous_response_id, no Responses API", "/v1/responses", `{"model":"echo","input":"x","previous_response_id":"resp_1"}`, 404, "invalid_request_error", "responses_api_not_found"},
+		{"responses custom tool, no Responses API", "/v1/responses", `{"model":"echo","input":"x","tools":[{"type":"custom","name":"t"}]}`, 404, "invalid_request_error", "responses_api_not_found"},
 		{"responses unknown model", "/v1/responses", `{"model":"gpt-9","input":"x"}`, 404, "invalid_request_error", "model_not_found"},
 		{"responses upstream 429", "/v1/responses", `{"model":"limited","input":"x"}`, 429, "rate_limit_error", "rate_limit_exceeded"},
 		{"embeddings without input", "/v1/embeddings", `{"model":"echo"}`, 400, "invalid_request_error", ""},

@@ -18,6 +18,8 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
 )
 
 // nativeResponsesUpstream is an OpenAI-compatible provider with a Responses API: it
@@ -66,9 +68,16 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		return fmt.Sprintf(`{"type":"message","id":"msg_1","role":"assistant","status":%q,"content":[%s]}`, status, text)
 	}
 	part := `{"type":"output_text","text":"Patched","annotations":[]}`
+	// The answer's id is resp_up1 (resp_gone for "forget", which the provider then
+	// forgets), and it echoes the previous response's id, as OpenAI's does.
+	id := "resp_up1"
+	if body["input"] == "forget" {
+		id = "resp_gone"
+	}
+	prev, _ := json.Marshal(body["previous_response_id"])
 	full := func(status, usage string) string {
-		return fmt.Sprintf(`{"id":"resp_up1","object":"response","created_at":1700000000,"status":%q,"model":"up-echo","output":[%s,%s],"usage":%s}`,
-			status, call, msg("completed", part), usage)
+		return fmt.Sprintf(`{"id":%q,"object":"response","created_at":1700000000,"status":%q,"model":"up-echo","previous_response_id":%s,"output":[%s,%s],"usage":%s}`,
+			id, status, prev, call, msg("completed", part), usage)
 	}
 	if body["stream"] != true {
 		w.Header().Set("Content-Type", "application/json")
@@ -77,7 +86,7 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	events := []string{
-		`{"type":"response.created","sequence_number":0,"response":{"id":"resp_up1","object":"response","created_at":1700000000,"status":"in_progress","model":"up-echo","output":[],"usage":null}}`,
+		`{"type":"response.created","sequence_number":0,"response":{"id":"` + id + `","object":"response","created_at":1700000000,"status":"in_progress","model":"up-echo","previous_response_id":` + string(prev) + `,"output":[],"usage":null}}`,
 		`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":` + call + `}`,
 		`{"type":"response.output_item.done","sequence_number":2,"output_index":0,"item":` + call + `}`,
 		`{"type":"response.output_item.added","sequence_number":3,"output_index":1,"item":` + msg("in_progress", "") + `}`,
@@ -123,14 +132,13 @@ func teamAGuardrail(rule *gatehousev1.GuardrailRule) func(*gatehousev1.Snapshot)
 	}
 }
 
-// nativeParams is a Responses request the chat form cannot carry: it continues a
-// stored response and offers a custom (free-form) tool, as Codex does.
+// nativeParams is a Responses request the chat form cannot carry: it offers a custom
+// (free-form) tool, as Codex does.
 func nativeParams(model, text string) responses.ResponseNewParams {
 	return responses.ResponseNewParams{
-		Model:              model,
-		PreviousResponseID: openai.String("resp_prev"),
-		Input:              responses.ResponseNewParamsInputUnion{OfString: openai.String(text)},
-		Tools:              []responses.ToolUnionParam{{OfCustom: &responses.CustomToolParam{Name: "apply_patch", Description: openai.String("Edit files.")}}},
+		Model: model,
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String(text)},
+		Tools: []responses.ToolUnionParam{{OfCustom: &responses.CustomToolParam{Name: "apply_patch", Description: openai.String("Edit files.")}}},
 	}
 }
 
@@ -158,7 +166,7 @@ func TestResponsesNative(t *testing.T) {
 			return m, ok
 		}()
 		if !strings.HasSuffix(path, "/responses") || auth != "Bearer "+upstreamKey || body["model"] != "up-echo" ||
-			body["previous_response_id"] != "resp_prev" || tool["type"] != "custom" || tool["name"] != "apply_patch" {
+			tool["type"] != "custom" || tool["name"] != "apply_patch" {
 			t.Errorf("upstream got %s (auth %q): %s", path, auth, raw)
 		}
 		if strings.Contains(raw, "jane@example.com") || !strings.Contains(raw, "write to") || strings.Contains(raw, h.fx.key) {
@@ -183,7 +191,7 @@ func TestResponsesNative(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.ID != "resp_up1" || got.OutputText() != "Patched" || len(got.Output) != 2 || got.Output[0].Type != "custom_tool_call" ||
+		if !strings.HasPrefix(got.ID, "resp_gh1") || got.OutputText() != "Patched" || len(got.Output) != 2 || got.Output[0].Type != "custom_tool_call" ||
 			got.Output[0].Input != "*** Begin Patch" || got.Usage.OutputTokensDetails.ReasoningTokens != 2 {
 			t.Errorf("response = %+v", got)
 		}
@@ -197,10 +205,16 @@ func TestResponsesNative(t *testing.T) {
 		var deltas strings.Builder
 		var types []string
 		var done responses.Response
+		var created string
 		for s.Next() {
 			ev := s.Current()
 			types = append(types, ev.Type)
+			if strings.Contains(ev.RawJSON(), "resp_up1") {
+				t.Errorf("the provider's response id reached the caller: %s", ev.RawJSON())
+			}
 			switch ev.Type {
+			case "response.created":
+				created = ev.Response.ID
 			case "response.output_text.delta":
 				deltas.WriteString(ev.Delta)
 			case "response.completed":
@@ -211,7 +225,7 @@ func TestResponsesNative(t *testing.T) {
 			t.Fatal(err)
 		}
 		if deltas.String() != "Patched" || len(types) != 9 || types[1] != "response.output_item.added" ||
-			done.ID != "resp_up1" || done.Usage.InputTokens != promptTokens {
+			!strings.HasPrefix(done.ID, "resp_gh1") || done.ID != created || done.Usage.InputTokens != promptTokens {
 			t.Errorf("deltas %q, events %v, completed %+v", deltas.String(), types, done)
 		}
 		checkSent(t)
@@ -272,12 +286,22 @@ func TestResponsesNative(t *testing.T) {
 	})
 
 	t.Run("provider refusal relayed", func(t *testing.T) {
+		// The provider answers with resp_gone, then says it does not have it.
+		forgotten, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("echo", "forget"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		params := nativeParams("echo", "x")
-		params.PreviousResponseID = openai.String("resp_gone")
-		_, err := h.client(h.fx.key).Responses.New(ctx, params)
+		params.PreviousResponseID = openai.String(forgotten.ID)
+		_, err = h.client(h.fx.key).Responses.New(ctx, params)
 		var apiErr *openai.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "previous_response_not_found" {
-			t.Errorf("error = %v", err)
+			t.Fatalf("error = %v", err)
+		}
+		// It names the response by the caller's id, not the provider's.
+		if _, _, _, body, _ := up.last(); body["previous_response_id"] != "resp_gone" ||
+			!strings.Contains(apiErr.Message, forgotten.ID) || strings.Contains(apiErr.RawJSON(), "resp_gone") {
+			t.Errorf("sent %v, relayed %s", body["previous_response_id"], apiErr.RawJSON())
 		}
 	})
 
@@ -285,7 +309,7 @@ func TestResponsesNative(t *testing.T) {
 		calls, _, _, _, _ := up.last()
 		_, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("claude", "x"))
 		var apiErr *openai.Error
-		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "previous_response_id" {
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "tools" {
 			t.Errorf("error = %v", err)
 		}
 		if now, _, _, _, _ := up.last(); now != calls {
@@ -352,7 +376,7 @@ func TestResponsesNativeSkipsProvidersWithout(t *testing.T) {
 	up.other = http.HandlerFunc(h.upstream.serve)
 	for i := range 20 {
 		got, err := h.client(h.fx.key).Responses.New(context.Background(), nativeParams("echo", "x"))
-		if err != nil || got.ID != "resp_up1" {
+		if err != nil || !strings.HasPrefix(got.ID, "resp_gh1") {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
@@ -370,5 +394,130 @@ func TestResponsesNativeSkipsProvidersWithout(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "gatehouse_gateway_deployment_breaker_state") {
 		t.Error("no breaker state in the metrics")
+	}
+}
+
+// TestResponsesNativeIDsAreSealed: the caller never sees a provider's response id. It
+// gets a sealed one, bound to its team, which a follow-up (previous_response_id)
+// turns back into the provider's id on a deployment of the same provider — the
+// account that holds the conversation. Another team's id, a provider's raw id and a
+// tampered id are not found, and nothing is sent.
+func TestResponsesNativeIDsAreSealed(t *testing.T) {
+	t.Parallel()
+	n1 := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
+	n2 := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
+	s1, s2 := httptest.NewServer(n1), httptest.NewServer(n2)
+	t.Cleanup(s1.Close)
+	t.Cleanup(s2.Close)
+	otherKey, otherSum := fakecp.NewKey("acmekey00099")
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		for _, p := range []struct{ id, url string }{{"n1", s1.URL}, {"n2", s2.URL}} {
+			s.Providers = append(s.Providers, &gatehousev1.Provider{Id: p.id, Name: p.id,
+				Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseUrl: p.url + "/v1", ApiKey: upstreamKey})
+		}
+		s.Models = append(s.Models,
+			&gatehousev1.Model{Id: "m-pair", Name: "pair", ProviderId: "n1", UpstreamModel: "up-echo", Deployments: []*gatehousev1.Deployment{
+				{Id: "d-n1", ProviderId: "n1", UpstreamModel: "up-echo", Weight: 1},
+				{Id: "d-n2", ProviderId: "n2", UpstreamModel: "up-echo", Weight: 1},
+			}},
+			&gatehousev1.Model{Id: "m-only-n2", Name: "only-n2", ProviderId: "n2", UpstreamModel: "up-echo"},
+		)
+		s.Teams = append(s.Teams, &gatehousev1.Team{Id: "team-d", Slug: "d"})
+		s.Keys = append(s.Keys, &gatehousev1.ApiKey{Id: "acmekey00099", TeamId: "team-d", SecretSha256: otherSum})
+	}})
+	ctx := context.Background()
+	calls := func() (int, int) {
+		c1, _, _, _, _ := n1.last()
+		c2, _, _, _, _ := n2.last()
+		return c1, c2
+	}
+	lastPrevious := func(up *nativeResponsesUpstream) any {
+		_, _, _, body, _ := up.last()
+		return body["previous_response_id"]
+	}
+	continueWith := func(key, model, prev string) (*responses.Response, string, error) {
+		params := nativeParams(model, "go on")
+		params.PreviousResponseID = openai.String(prev)
+		var httpResp *http.Response
+		got, err := h.client(key).Responses.New(ctx, params, option.WithResponseInto(&httpResp))
+		if err != nil {
+			return nil, "", err
+		}
+		return got, got.RawJSON(), nil
+	}
+
+	// Created on either provider, continued on the same one, every time.
+	var fromN1 string
+	for i := range 12 {
+		b1, b2 := calls()
+		first, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("pair", "hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(first.ID, "resp_gh1") || strings.Contains(first.RawJSON(), "resp_up1") {
+			t.Fatalf("created %q: %s", first.ID, first.RawJSON())
+		}
+		a1, _ := calls()
+		holder := n2
+		if a1 > b1 {
+			holder, fromN1 = n1, first.ID
+		}
+		got, raw, err := continueWith(h.fx.key, "pair", first.ID)
+		if err != nil {
+			t.Fatalf("continue %d: %v", i, err)
+		}
+		c1, c2 := calls()
+		if (holder == n1 && (c1 != b1+2 || c2 != b2)) || (holder == n2 && (c2 != b2+2 || c1 != b1)) {
+			t.Fatalf("round %d: created and continued on different providers (n1 %d→%d, n2 %d→%d)", i, b1, c1, b2, c2)
+		}
+		if lastPrevious(holder) != "resp_up1" {
+			t.Errorf("the provider got previous_response_id %v", lastPrevious(holder))
+		}
+		if got.PreviousResponseID != first.ID || strings.Contains(raw, "resp_up1") {
+			t.Errorf("continued answer names %q as previous (want %q): %s", got.PreviousResponseID, first.ID, raw)
+		}
+	}
+	if fromN1 == "" {
+		t.Fatal("12 responses and none from n1: the weights are not being used")
+	}
+
+	// Streamed continuation: every event carries sealed ids only.
+	params := nativeParams("pair", "go on")
+	params.PreviousResponseID = openai.String(fromN1)
+	st := h.client(h.fx.key).Responses.NewStreaming(ctx, params)
+	n := 0
+	for st.Next() {
+		ev := st.Current()
+		n++
+		if strings.Contains(ev.RawJSON(), "resp_up1") {
+			t.Errorf("event %s carries the provider's id: %s", ev.Type, ev.RawJSON())
+		}
+		if ev.Type == "response.completed" && ev.Response.PreviousResponseID != fromN1 {
+			t.Errorf("completed names %q as previous, want %q", ev.Response.PreviousResponseID, fromN1)
+		}
+	}
+	if err := st.Err(); err != nil || n != 9 {
+		t.Fatalf("stream: %d events, %v", n, err)
+	}
+
+	// What may not continue it: nothing reaches a provider.
+	b1, b2 := calls()
+	tampered := []byte(fromN1)
+	tampered[len(tampered)-3] ^= 1
+	for name, c := range map[string]struct{ key, model, prev, code string }{
+		"another team":       {otherKey, "pair", fromN1, "previous_response_not_found"},
+		"the provider's id":  {h.fx.key, "pair", "resp_up1", "previous_response_not_found"},
+		"a tampered id":      {h.fx.key, "pair", string(tampered), "previous_response_not_found"},
+		"another provider's": {h.fx.key, "only-n2", fromN1, ""},
+		"not an id at all":   {h.fx.key, "pair", "resp_gh1!!!", "previous_response_not_found"},
+	} {
+		_, _, err := continueWith(c.key, c.model, c.prev)
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "previous_response_id" || apiErr.Code != c.code {
+			t.Errorf("%s: error = %v", name, err)
+		}
+	}
+	if c1, c2 := calls(); c1 != b1 || c2 != b2 {
+		t.Errorf("refused follow-ups reached the providers (n1 +%d, n2 +%d)", c1-b1, c2-b2)
 	}
 }

@@ -82,7 +82,7 @@ func toAPIError(err error, model string) *apiError {
 		e.header = refusal.Header
 		return e
 	case errors.As(err, &invalid):
-		e := wrap(http.StatusBadRequest, "invalid_request_error", "", invalid.Message)
+		e := wrap(http.StatusBadRequest, "invalid_request_error", invalid.Code, invalid.Message)
 		e.param = invalid.Param
 		return e
 	case errors.As(err, &tooLarge):

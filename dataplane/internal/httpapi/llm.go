@@ -93,6 +93,7 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 		req.Header = r.Header
 		req.Start = c.start
 		req.CaptureText = c.key.Team.LogContents
+		req.Tenant = c.key.Org.ID + "/" + c.key.Team.ID
 		res, err := s.llm.Serve(ctx, w, &req.Request)
 		c.result = res
 		return err

@@ -183,6 +183,9 @@ type Config struct {
 	// AllowLinkLocalUpstreams lets connections reach the addresses
 	// wire.UpstreamAddrRefused names; they are refused at dial time otherwise.
 	AllowLinkLocalUpstreams bool
+	// ResponseIDs seals the ids of native Responses answers; nil relays the
+	// provider's ids as they are (tests of other things only).
+	ResponseIDs *ResponseIDs
 	// Router holds the routing state; nil makes a private one.
 	Router *routing.Router
 	// Tracer traces upstream attempts (default: no tracing). The W3C trace context of
@@ -355,6 +358,8 @@ type Request struct {
 	Start time.Time
 	// CaptureText keeps the completion text in the result (content logging).
 	CaptureText bool
+	// Tenant names the caller's org and team; native Responses ids are sealed to it.
+	Tenant string
 }
 
 func (r *Request) stream() bool {

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -679,6 +680,10 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	}
 	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && wk == wireOpenAI)
 	if wk == wireResponses {
+		if prev := req.Responses.upstreamPrevious; prev != "" {
+			// The provider's message may name the previous response by its own id.
+			body = bytes.ReplaceAll(body, []byte(prev), []byte(req.Responses.body.PreviousResponseID))
+		}
 		// Relayed only when it is OpenAI's error JSON: a server without the API
 		// may answer anything.
 		native = json.Unmarshal(body, &parsed) == nil && parsed.Error.Message != ""

@@ -14,6 +14,8 @@ import (
 type InvalidRequestError struct {
 	Param   string
 	Message string
+	// Code is the error code the API names it by, if any.
+	Code string
 }
 
 func (e *InvalidRequestError) Error() string { return e.Message }

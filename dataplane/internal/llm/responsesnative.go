@@ -39,7 +39,7 @@ func nativeFiltered(why *InvalidRequestError) *InvalidRequestError {
 var errNativeBackground = invalidf("background", "`background` responses are not supported by this gateway: it could not meter them. Stream the response instead.")
 
 // responsesUpstream is the target and body of a native Responses request.
-func responsesUpstream(req *Request, d *runtime.Deployment) (target string, body []byte, err error) {
+func (c *Client) responsesUpstream(req *Request, d *runtime.Deployment) (target string, body []byte, err error) {
 	if req.Filter != nil {
 		return "", nil, cannotCarry(nativeFiltered(req.Responses.unsupported))
 	}
@@ -47,6 +47,10 @@ func responsesUpstream(req *Request, d *runtime.Deployment) (target string, body
 		// The answer would come later, from the provider, unmetered.
 		return "", nil, cannotCarry(errNativeBackground)
 	}
+	if p := req.Responses.pinProvider; p != "" && p != d.Provider.ID {
+		return "", nil, cannotCarry(errPreviousResponseElsewhere)
+	}
+	req.Responses.sealer = newIDSealer(c.cfg.ResponseIDs, req.Tenant, d.Provider.ID, req.Responses)
 	return openAIURL(d.Provider, d.UpstreamModel, "responses"), req.Responses.upstreamBody(d.UpstreamModel), nil
 }
 
@@ -56,6 +60,8 @@ func (c *Client) relayResponsesBody(w http.ResponseWriter, req *Request, res *Re
 	if decodeTopLevelUsage(body, &u) && u != nil {
 		res.Usage = u.usage()
 	}
+	req.Responses.sealer.learn(body)
+	body = req.Responses.sealer.apply(body)
 	if req.CaptureText {
 		var r struct {
 			Output []struct {
@@ -112,7 +118,20 @@ func responsesFirstToken(data []byte) bool {
 	return false
 }
 
+// learnResponseID gives the sealer the response id of the first event that carries
+// the response object (response.created, normally).
+func (s *streamRelay) learnResponseID(data []byte) {
+	sl := s.req.Responses.sealer
+	if sl == nil || sl.learned || !bytes.Contains(data, responseMember) {
+		return
+	}
+	if v, ok := members(data, "response"); ok && v[0] != nil {
+		sl.learn(v[0])
+	}
+}
+
 var (
+	responseMember   = []byte(`"response"`)
 	responseEndTypes = [][]byte{[]byte(`"response.completed"`), []byte(`"response.incomplete"`), []byte(`"response.failed"`)}
 	outputTextDelta  = []byte(`"response.output_text.delta"`)
 )
@@ -135,8 +154,10 @@ func (s *streamRelay) responsesEvent(data []byte) bool {
 			s.res.Usage = ev.Response.Usage.usage()
 			s.sawUsage = true
 		}
+		s.learnResponseID(data)
 		return true
 	}
+	s.learnResponseID(data)
 	if s.req.CaptureText && bytes.Contains(data, outputTextDelta) {
 		var ev struct {
 			Type  string `json:"type"`

@@ -132,6 +132,9 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 			c.metrics.estimated.Inc()
 		}
 	}()
+	if err := c.openPrevious(req); err != nil {
+		return res, err
+	}
 	var last *failure
 	attempts := 0
 	for mi, cand := range req.Candidates {

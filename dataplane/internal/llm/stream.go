@@ -176,6 +176,9 @@ func (s *streamRelay) raw(keys [][]byte, inspect func(data []byte) bool) error {
 			s.chars += textLen(data, keys)
 			forward = inspect(data)
 		}
+		if s.wk == wireResponses {
+			raw = s.req.Responses.sealer.apply(raw)
+		}
 		if forward {
 			if err := s.send(raw); err != nil {
 				return err

@@ -144,6 +144,11 @@ type ResponsesRequest struct {
 	unsupported *InvalidRequestError
 	// background: the caller asked the provider to answer later (native only).
 	background bool
+	// pinProvider and upstreamPrevious are the provider holding the previous
+	// response and its id there (see openPrevious); sealer seals the answer's ids in
+	// the current attempt.
+	pinProvider, upstreamPrevious string
+	sealer                        *idSealer
 }
 
 // Native reports whether the request is served only by providers' own Responses
@@ -151,9 +156,13 @@ type ResponsesRequest struct {
 func (r *ResponsesRequest) Native() bool { return r.unsupported != nil }
 
 // upstreamBody renders the body relayed to a provider's Responses API: as it came,
-// the model replaced.
+// the model replaced, and the previous response named by the provider's own id.
 func (r *ResponsesRequest) upstreamBody(upstreamModel string) []byte {
-	return writeObject(r.fields, map[string]json.RawMessage{"model": mustMarshal(upstreamModel)})
+	set := map[string]json.RawMessage{"model": mustMarshal(upstreamModel)}
+	if r.upstreamPrevious != "" {
+		set["previous_response_id"] = mustMarshal(r.upstreamPrevious)
+	}
+	return writeObject(r.fields, set)
 }
 
 // ParseResponsesRequest parses a Responses body: a JSON object with a non-empty string

@@ -61,7 +61,7 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		switch wk {
 		case wireResponses:
 			var err error
-			if target, body, err = responsesUpstream(req, d); err != nil {
+			if target, body, err = c.responsesUpstream(req, d); err != nil {
 				return nil, err
 			}
 		case wireOpenAI:
