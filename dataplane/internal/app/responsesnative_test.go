@@ -37,6 +37,8 @@ type nativeResponsesUpstream struct {
 	auth   string
 	body   map[string]any
 	rawReq string
+	// method and query of the last call.
+	method, query string
 }
 
 const nativeUsage = `{"input_tokens":11,"input_tokens_details":{"cached_tokens":3},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":18}`
@@ -52,7 +54,12 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 	u.mu.Lock()
 	u.calls++
 	u.path, u.auth, u.body, u.rawReq = r.URL.Path, r.Header.Get("Authorization"), body, string(b)
+	u.method, u.query = r.Method, r.URL.RawQuery
 	u.mu.Unlock()
+	if r.Method != http.MethodPost {
+		u.stored(w, r)
+		return
+	}
 	if !strings.HasSuffix(r.URL.Path, "/responses") {
 		http.Error(w, "not here", http.StatusNotFound)
 		return
@@ -112,6 +119,25 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		u.cancelled <- struct{}{}
 	case "break":
 		panic(http.ErrAbortHandler) // the connection drops mid-stream
+	}
+}
+
+// stored serves the stored-response operations on resp_up1 (which continued
+// resp_up0); every other id is not found.
+func (u *nativeResponsesUpstream) stored(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
+	id, items := strings.CutSuffix(rest, "/input_items")
+	switch {
+	case id != "resp_up1":
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":{"message":"Response with id '%s' not found.","type":"invalid_request_error","param":null,"code":null}}`, id)
+	case items:
+		w.Write([]byte(`{"object":"list","data":[{"id":"msg_0","type":"message","role":"user","status":"completed","content":[{"type":"input_text","text":"hello"}]}],"first_id":"msg_0","last_id":"msg_0","has_more":false}`))
+	case r.Method == http.MethodDelete:
+		w.Write([]byte(`{"id":"resp_up1","object":"response.deleted","deleted":true}`))
+	default:
+		w.Write([]byte(`{"id":"resp_up1","object":"response","created_at":1700000000,"status":"completed","model":"up-echo","previous_response_id":"resp_up0","output":[],"usage":` + nativeUsage + `}`))
 	}
 }
 
@@ -519,5 +545,64 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	}
 	if c1, c2 := calls(); c1 != b1 || c2 != b2 {
 		t.Errorf("refused follow-ups reached the providers (n1 +%d, n2 +%d)", c1-b1, c2-b2)
+	}
+
+	// The stored response: retrieved, its input items listed, deleted — at the
+	// provider that holds it, by its own id, with the provider's credential; the
+	// answers carry sealed ids only.
+	n1Call := func() (method, path, query, auth string) {
+		n1.mu.Lock()
+		defer n1.mu.Unlock()
+		return n1.method, n1.path, n1.query, n1.auth
+	}
+	var raw *http.Response
+	got, err := h.client(h.fx.key).Responses.Get(ctx, fromN1, responses.ResponseGetParams{}, option.WithResponseInto(&raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, p, _, auth := n1Call(); m != "GET" || p != "/v1/responses/resp_up1" || auth != "Bearer "+upstreamKey {
+		t.Errorf("retrieve reached n1 as %s %s (auth %q)", m, p, auth)
+	}
+	if got.ID != fromN1 || !strings.HasPrefix(got.PreviousResponseID, "resp_gh1") || strings.Contains(got.RawJSON(), "resp_up") ||
+		got.Usage.InputTokens != promptTokens {
+		t.Errorf("retrieved %s", got.RawJSON())
+	}
+	if ev := h.waitUsage(t, raw.Header.Get("x-request-id")); ev.Endpoint != "responses.retrieve" || ev.StatusCode != 200 || ev.CostMicros != 0 {
+		t.Errorf("retrieve usage event = %v", ev)
+	}
+	items, err := h.client(h.fx.key).Responses.InputItems.List(ctx, fromN1, responses.InputItemListParams{Limit: openai.Int(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, p, q, _ := n1Call(); m != "GET" || p != "/v1/responses/resp_up1/input_items" || q != "limit=5" || len(items.Data) != 1 || items.Data[0].ID != "msg_0" {
+		t.Errorf("input items: %s %s?%s → %s", m, p, q, items.RawJSON())
+	}
+	if err := h.client(h.fx.key).Responses.Delete(ctx, fromN1); err != nil {
+		t.Fatal(err)
+	}
+	if m, p, _, _ := n1Call(); m != "DELETE" || p != "/v1/responses/resp_up1" {
+		t.Errorf("delete reached n1 as %s %s", m, p)
+	}
+	// Another team's key, a provider's id: not found, nothing sent. An id the
+	// provider has forgotten: its 404, naming the caller's id.
+	b1, b2 = calls()
+	for name, c := range map[string]struct{ key, id string }{"another team": {otherKey, fromN1}, "the provider's id": {h.fx.key, "resp_up1"}} {
+		_, err := h.client(c.key).Responses.Get(ctx, c.id, responses.ResponseGetParams{})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "response_not_found" {
+			t.Errorf("%s: retrieve error = %v", name, err)
+		}
+	}
+	if c1, c2 := calls(); c1 != b1 || c2 != b2 {
+		t.Errorf("refused retrieves reached the providers (n1 +%d, n2 +%d)", c1-b1, c2-b2)
+	}
+	forgotten, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("only-n2", "forget"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.client(h.fx.key).Responses.Get(ctx, forgotten.ID, responses.ResponseGetParams{})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || !strings.Contains(apiErr.Message, forgotten.ID) || strings.Contains(apiErr.RawJSON(), "resp_gone") {
+		t.Errorf("forgotten response: %v", err)
 	}
 }

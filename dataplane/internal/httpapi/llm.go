@@ -93,11 +93,50 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 		req.Header = r.Header
 		req.Start = c.start
 		req.CaptureText = c.key.Team.LogContents
-		req.Tenant = c.key.Org.ID + "/" + c.key.Team.ID
+		req.Tenant = tenant(c.key)
 		res, err := s.llm.Serve(ctx, w, &req.Request)
 		c.result = res
 		return err
 	}
+}
+
+// tenant names the org and team whose native Responses ids a key's requests see.
+func tenant(k *runtime.Key) string { return k.Org.ID + "/" + k.Team.ID }
+
+// storedResponse serves the operations on a response a provider keeps (a native
+// Responses answer): retrieve, delete and, with inputItems, list its input items.
+func (s *Server) storedResponse(inputItems bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		res, err := s.llm.Stored(r.Context(), w, &llm.StoredResponse{
+			Method: r.Method, ID: r.PathValue("id"), InputItems: inputItems, Query: r.URL.Query(),
+			Tenant: tenant(c.key), Start: c.start,
+			Provider: func(id string) *runtime.Provider { return keyProvider(c.key, id) },
+		})
+		c.result = res
+		return err
+	}
+}
+
+// keyProvider is the provider of that id if a model k may use (or one of its
+// fallbacks) has a deployment on it.
+func keyProvider(k *runtime.Key, id string) *runtime.Provider {
+	models := k.Models()
+	for _, a := range k.Aliases() {
+		models = append(models, a.Model)
+	}
+	for _, m := range models {
+		for _, cand := range k.Candidates(m) {
+			if cand.Provider != nil && cand.Provider.ID == id {
+				return cand.Provider
+			}
+			for _, d := range cand.Deployments {
+				if d.Provider != nil && d.Provider.ID == id {
+					return d.Provider
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // llmRequest is a parsed LLM request and what the handler needs of it.

@@ -1,0 +1,125 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
+)
+
+// StoredResponse is an operation on a response a provider keeps: retrieve it
+// (GET /v1/responses/{id}), delete it (DELETE) or list its input items
+// (GET /v1/responses/{id}/input_items). The id is the sealed one the caller got.
+type StoredResponse struct {
+	Method string
+	ID     string
+	// InputItems: the input items of the response rather than the response.
+	InputItems bool
+	// Query is the caller's query (paging, include), passed on.
+	Query url.Values
+	// Tenant names the caller's org and team (see Request.Tenant).
+	Tenant string
+	// Provider returns the provider of that id if the caller may use it: the
+	// provider of a deployment of a model the caller's key may use.
+	Provider func(id string) *runtime.Provider
+	Start    time.Time
+}
+
+// errResponseNotFound answers for an id the caller's team did not get from this
+// gateway, or whose provider it may no longer use.
+func errResponseNotFound(id string) *Refusal {
+	if len(id) > 200 {
+		id = id[:200] + "…"
+	}
+	return &Refusal{Status: http.StatusNotFound, Code: "response_not_found", Message: "Response with id '" + id + "' not found."}
+}
+
+// Stored performs op at the provider that holds the response, with the provider's
+// credential and id, and relays its answer with the ids sealed again. Nothing is
+// metered: no tokens are generated.
+func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredResponse) (*Result, error) {
+	res := &Result{}
+	if c.cfg.ResponseIDs == nil {
+		return res, errResponseNotFound(op.ID)
+	}
+	providerID, upstreamID, ok := c.cfg.ResponseIDs.open(op.Tenant, op.ID)
+	if !ok {
+		return res, errResponseNotFound(op.ID)
+	}
+	p := op.Provider(providerID)
+	if p == nil || p.Type != gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
+		return res, errResponseNotFound(op.ID)
+	}
+	if op.Query.Has("stream") {
+		return res, invalidf("stream", "Streaming a stored response again is not supported by this gateway; retrieve it whole.")
+	}
+	target := p.Base + "/responses/" + url.PathEscape(upstreamID)
+	if op.InputItems {
+		target += "/input_items"
+	}
+	if len(op.Query) > 0 {
+		target += "?" + op.Query.Encode()
+	}
+	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(actx, op.Method, target, nil)
+	if err != nil {
+		return res, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
+	}
+	hreq.Header["Accept"] = jsonHeader
+	if p.Authorization != "" {
+		hreq.Header["Authorization"] = p.AuthorizationValues
+	}
+	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
+	start := time.Now()
+	resp, err := c.rt.RoundTrip(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("upstream: %w: %w", ErrClientGone, err)
+		}
+		return res, fmt.Errorf("upstream: %w", classify(ctx, actx, err, ErrUpstreamUnreachable))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResp+1))
+	res.UpstreamWait = time.Since(start)
+	res.Upstream, res.TTFT = res.UpstreamWait, res.UpstreamWait
+	switch {
+	case err != nil:
+		return res, fmt.Errorf("upstream: %w", classify(ctx, actx, err, ErrUpstreamBadResponse))
+	case int64(len(body)) > c.maxResp:
+		return res, fmt.Errorf("upstream: %w: body over %d bytes", ErrUpstreamBadResponse, c.maxResp)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return res, fmt.Errorf("upstream: %w: provider %s answered %d", ErrUpstreamAuth, p.ID, resp.StatusCode)
+	}
+	// The provider's id becomes the caller's everywhere, a previous response's gets
+	// sealed too, and an error's message names the id the caller knows.
+	s := &idSealer{ids: c.cfg.ResponseIDs, tenant: op.Tenant, provider: providerID, learned: true,
+		pairs: [][2][]byte{{mustMarshal(upstreamID), mustMarshal(op.ID)}}}
+	if v, ok := members(body, "previous_response_id"); ok && v[0] != nil {
+		var prev string
+		if decodeString(v[0], &prev) && prev != "" && prev != upstreamID {
+			if sealed, ok := c.cfg.ResponseIDs.seal(op.Tenant, providerID, prev); ok {
+				s.pairs = append(s.pairs, [2][]byte{mustMarshal(prev), mustMarshal(sealed)})
+			}
+		}
+	}
+	body = s.apply(body)
+	req := &Request{Surface: SurfaceResponses, Start: op.Start}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Relayed as it came when it is error JSON, in the API's error form otherwise.
+		c.relayError(w, req, res, wireOpenAI, resp.StatusCode, resp.Header, bytes.ReplaceAll(body, []byte(upstreamID), []byte(op.ID)))
+		return res, nil
+	}
+	if err := c.write(w, req, res, resp.StatusCode, contentType(resp.Header), body); err != nil {
+		return res, err
+	}
+	return res, nil
+}
