@@ -75,9 +75,7 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 		return res, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
 	hreq.Header["Accept"] = jsonHeader
-	if p.Authorization != "" {
-		hreq.Header["Authorization"] = p.AuthorizationValues
-	}
+	setOpenAIAuth(hreq.Header, p)
 	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
 	start := time.Now()
 	resp, err := c.rt.RoundTrip(hreq)

@@ -113,14 +113,7 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 	}
 	switch p.Type {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
-		switch {
-		case len(p.AuthorizationValues) == 1 && p.AuthorizationValues[0] == p.Authorization:
-			h["Authorization"] = p.AuthorizationValues
-		case p.Authorization != "":
-			h.Set("Authorization", p.Authorization)
-		case p.APIKey != "":
-			h.Set("Authorization", "Bearer "+p.APIKey)
-		}
+		setOpenAIAuth(h, p)
 	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
 		if p.APIKey != "" {
 			h.Set("Api-Key", p.APIKey)
@@ -133,6 +126,18 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		}
 	}
 	return hreq, nil
+}
+
+// setOpenAIAuth sets the credential of a request to an OpenAI-compatible provider.
+func setOpenAIAuth(h http.Header, p *runtime.Provider) {
+	switch {
+	case len(p.AuthorizationValues) == 1 && p.AuthorizationValues[0] == p.Authorization:
+		h["Authorization"] = p.AuthorizationValues
+	case p.Authorization != "":
+		h.Set("Authorization", p.Authorization)
+	case p.APIKey != "":
+		h.Set("Authorization", "Bearer "+p.APIKey)
+	}
 }
 
 var (
