@@ -55,10 +55,14 @@ func (s *ResponseIDs) open(tenant, id string) (providerID, upstreamID string, ok
 		return "", "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil || len(b) < 1 || len(b) < 1+int(b[0]) {
+	if err != nil || len(b) < 1 {
 		return "", "", false
 	}
-	kid, sealed := string(b[1:1+b[0]]), b[1+b[0]:]
+	n := 1 + int(b[0]) // in int: a byte would wrap at 255
+	if len(b) < n {
+		return "", "", false
+	}
+	kid, sealed := string(b[1:n]), b[n:]
 	plain, err := s.kr.OpenBytes(kid, sealed, []byte(tenant))
 	if err != nil {
 		return "", "", false

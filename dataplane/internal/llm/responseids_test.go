@@ -46,7 +46,9 @@ func TestResponseIDsSealOpen(t *testing.T) {
 	}
 	for _, bad := range []string{"", sealedPrefix, sealedPrefix + "AA", sealedPrefix + "_w", sealedPrefix + "!!", "resp_abc",
 		sealedPrefix + base64.RawURLEncoding.EncodeToString([]byte{200, 1, 2}), sealed[:len(sealed)-2], sealed + "A",
-		sealedPrefix + strings.Repeat("A", 5000)} {
+		sealedPrefix + strings.Repeat("A", 5000),
+		// A key id length of 255 with enough bytes after it: 1+255 must not wrap.
+		sealedPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{255}, bytes.Repeat([]byte{1}, 300)...))} {
 		if _, _, ok := ids.open("org/team-a", bad); ok {
 			t.Errorf("open(%q) succeeded", bad)
 		}
