@@ -4,9 +4,11 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,11 +30,13 @@ type Keyring struct {
 	active string
 	aeads  map[string]cipher.AEAD
 	raw    map[string][]byte // for Derive
+	// nonceKeys derive SealBytesFixed's nonces, one per key.
+	nonceKeys map[string][]byte
 }
 
 // ParseKeyring parses "id:base64key[,id:base64key...]"; every key must be 32 bytes.
 func ParseKeyring(s string) (*Keyring, error) {
-	kr := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
+	kr := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}, nonceKeys: map[string][]byte{}}
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -58,7 +62,7 @@ func ParseKeyring(s string) (*Keyring, error) {
 
 // NewKeyring returns a keyring with one key.
 func NewKeyring(id string, key []byte) (*Keyring, error) {
-	kr := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
+	kr := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}, nonceKeys: map[string][]byte{}}
 	if err := kr.add(id, key); err != nil {
 		return nil, err
 	}
@@ -80,8 +84,13 @@ func (kr *Keyring) add(id string, key []byte) error {
 	if err != nil {
 		return fmt.Errorf("key %q: %w", id, err)
 	}
+	nk, err := hkdf.Key(sha256.New, key, nil, "gatehouse fixed nonce", 32)
+	if err != nil {
+		return fmt.Errorf("key %q: %w", id, err)
+	}
 	kr.aeads[id] = aead
 	kr.raw[id] = append([]byte(nil), key...)
+	kr.nonceKeys[id] = nk
 	if kr.active == "" {
 		kr.active = id
 	}
@@ -95,7 +104,7 @@ func (kr *Keyring) ActiveKeyID() string { return kr.active }
 // HKDF-SHA256 of the same key with label as its info, under the same id, and the
 // same key is active. What one keyring seals the other cannot open.
 func (kr *Keyring) Derive(label string) (*Keyring, error) {
-	out := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
+	out := &Keyring{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}, nonceKeys: map[string][]byte{}}
 	add := func(id string) error {
 		key, err := hkdf.Key(sha256.New, kr.raw[id], nil, label, 32)
 		if err != nil {
@@ -140,7 +149,23 @@ func (kr *Keyring) SealBytes(plaintext, aad []byte) (string, []byte, error) {
 	return kr.active, aead.Seal(nonce, nonce, plaintext, aad), nil
 }
 
-// OpenBytes reverses SealBytes.
+// SealBytesFixed is SealBytes with the nonce derived from aad and plaintext (HMAC-
+// SHA256 under a key derived from the sealing key): the same input always seals to the
+// same output. Only for values whose equality may show, such as ids a caller compares;
+// OpenBytes opens it.
+func (kr *Keyring) SealBytesFixed(plaintext, aad []byte) (string, []byte) {
+	aead := kr.aeads[kr.active]
+	mac := hmac.New(sha256.New, kr.nonceKeys[kr.active])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(aad)))
+	mac.Write(n[:])
+	mac.Write(aad)
+	mac.Write(plaintext)
+	nonce := mac.Sum(make([]byte, 0, sha256.Size+len(plaintext)+aead.Overhead()))[:aead.NonceSize()]
+	return kr.active, aead.Seal(nonce, nonce, plaintext, aad)
+}
+
+// OpenBytes reverses SealBytes and SealBytesFixed.
 func (kr *Keyring) OpenBytes(keyID string, sealed, aad []byte) ([]byte, error) {
 	aead, ok := kr.aeads[keyID]
 	if !ok {

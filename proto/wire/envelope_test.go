@@ -171,3 +171,24 @@ func TestDeriveSeparatesPurposes(t *testing.T) {
 		t.Fatalf("re-derived open = %q, %v", got, err)
 	}
 }
+
+func TestSealBytesFixedIsDeterministic(t *testing.T) {
+	t.Parallel()
+	kr := testKeyring(t, "k1:"+key(4))
+	kid, a := kr.SealBytesFixed([]byte("resp_1"), []byte("org/team"))
+	_, b := kr.SealBytesFixed([]byte("resp_1"), []byte("org/team"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same input sealed twice differs")
+	}
+	if got, err := kr.OpenBytes(kid, a, []byte("org/team")); err != nil || string(got) != "resp_1" {
+		t.Fatalf("open = %q, %v", got, err)
+	}
+	_, c := kr.SealBytesFixed([]byte("resp_2"), []byte("org/team"))
+	_, d := kr.SealBytesFixed([]byte("resp_1"), []byte("org/other"))
+	if bytes.Equal(a[:12], c[:12]) || bytes.Equal(a[:12], d[:12]) {
+		t.Fatal("another plaintext or aad got the same nonce")
+	}
+	if _, err := kr.OpenBytes(kid, a, []byte("org/other")); !errors.Is(err, ErrTampered) {
+		t.Fatalf("opened under another aad: %v", err)
+	}
+}

@@ -540,6 +540,9 @@ func TestOpenAISurfacesErrors(t *testing.T) {
 		{"responses without input", "/v1/responses", `{"model":"echo"}`, 400, "invalid_request_error", ""},
 		{"responses custom tool, Anthropic", "/v1/responses", `{"model":"claude","input":"x","tools":[{"type":"custom","name":"t"}]}`, 400, "invalid_request_error", ""},
 		{"responses previous_response_id not from this gateway", "/v1/responses", `{"model":"echo","input":"x","previous_response_id":"resp_1"}`, 400, "invalid_request_error", "previous_response_not_found"},
+		{"responses previous_response_id in another spelling", "/v1/responses", `{"model":"echo","input":"x","previous_response_id":"resp_1","Previous_Response_Id":""}`, 400, "invalid_request_error", ""},
+		{"responses previous_response_id not a string", "/v1/responses", `{"model":"echo","input":"x","previous_response_id":7}`, 400, "invalid_request_error", ""},
+		{"responses conversation", "/v1/responses", `{"model":"echo","input":"x","conversation":"conv_1"}`, 400, "invalid_request_error", ""},
 		{"responses bad item", "/v1/responses", `{"model":"claude","input":[{"type":"computer_call"}]}`, 400, "invalid_request_error", ""},
 		// An OpenAI-compatible provider gets them through its own Responses API; this
 		// one has none.

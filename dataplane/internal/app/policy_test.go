@@ -47,6 +47,11 @@ func TestLimitsThroughTheGateway(t *testing.T) {
 	if ok != 6 || refused != 4 {
 		t.Fatalf("admitted %d, refused %d; want 6 and 4", ok, refused)
 	}
+	// A stored-response call counts against the same limits (it spends the provider
+	// account's own): refused before its id is even looked at.
+	if resp, b := h.do(t, "GET", "/v1/responses/resp_gh1AAAA", bearer(h.fx.key), ""); resp.StatusCode != 429 {
+		t.Fatalf("stored-response call past the limit: %d %s", resp.StatusCode, b)
+	}
 	var e struct {
 		Error struct{ Code, Message, Type string } `json:"error"`
 	}

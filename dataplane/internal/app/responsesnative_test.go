@@ -75,11 +75,15 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		return fmt.Sprintf(`{"type":"message","id":"msg_1","role":"assistant","status":%q,"content":[%s]}`, status, text)
 	}
 	part := `{"type":"output_text","text":"Patched","annotations":[]}`
-	// The answer's id is resp_up1 (resp_gone for "forget", which the provider then
-	// forgets), and it echoes the previous response's id, as OpenAI's does.
+	// The answer's id is resp_up1, resp_up2 when it continues another (resp_gone for
+	// "forget", which the provider then forgets), and it echoes the previous
+	// response's id, as OpenAI's does.
 	id := "resp_up1"
-	if body["input"] == "forget" {
+	switch {
+	case body["input"] == "forget":
 		id = "resp_gone"
+	case body["previous_response_id"] != nil:
+		id = "resp_up2"
 	}
 	prev, _ := json.Marshal(body["previous_response_id"])
 	full := func(status, usage string) string {
@@ -123,21 +127,23 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 }
 
 // stored serves the stored-response operations on resp_up1 (which continued
-// resp_up0); every other id is not found.
+// resp_up0) and resp_up2 (which continued resp_up1); every other id is not found.
 func (u *nativeResponsesUpstream) stored(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
 	id, items := strings.CutSuffix(rest, "/input_items")
+	previous := map[string]string{"resp_up1": "resp_up0", "resp_up2": "resp_up1"}
 	switch {
-	case id != "resp_up1":
+	case previous[id] == "":
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"error":{"message":"Response with id '%s' not found.","type":"invalid_request_error","param":null,"code":null}}`, id)
 	case items:
 		w.Write([]byte(`{"object":"list","data":[{"id":"msg_0","type":"message","role":"user","status":"completed","content":[{"type":"input_text","text":"hello"}]}],"first_id":"msg_0","last_id":"msg_0","has_more":false}`))
 	case r.Method == http.MethodDelete:
-		w.Write([]byte(`{"id":"resp_up1","object":"response.deleted","deleted":true}`))
+		fmt.Fprintf(w, `{"id":%q,"object":"response.deleted","deleted":true}`, id)
 	default:
-		w.Write([]byte(`{"id":"resp_up1","object":"response","created_at":1700000000,"status":"completed","model":"up-echo","previous_response_id":"resp_up0","output":[],"usage":` + nativeUsage + `}`))
+		fmt.Fprintf(w, `{"id":%q,"object":"response","created_at":1700000000,"status":"completed","model":"up-echo","previous_response_id":%q,"output":[],"usage":%s}`,
+			id, previous[id], nativeUsage)
 	}
 }
 
@@ -473,7 +479,7 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	}
 
 	// Created on either provider, continued on the same one, every time.
-	var fromN1 string
+	var fromN1, continuedOnN1 string
 	for i := range 12 {
 		b1, b2 := calls()
 		first, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("pair", "hello"))
@@ -492,6 +498,9 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 		if err != nil {
 			t.Fatalf("continue %d: %v", i, err)
 		}
+		if holder == n1 {
+			continuedOnN1 = got.ID
+		}
 		c1, c2 := calls()
 		if (holder == n1 && (c1 != b1+2 || c2 != b2)) || (holder == n2 && (c2 != b2+2 || c1 != b1)) {
 			t.Fatalf("round %d: created and continued on different providers (n1 %d→%d, n2 %d→%d)", i, b1, c1, b2, c2)
@@ -499,7 +508,7 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 		if lastPrevious(holder) != "resp_up1" {
 			t.Errorf("the provider got previous_response_id %v", lastPrevious(holder))
 		}
-		if got.PreviousResponseID != first.ID || strings.Contains(raw, "resp_up1") {
+		if got.PreviousResponseID != first.ID || got.ID == first.ID || !strings.HasPrefix(got.ID, "resp_gh1") || strings.Contains(raw, "resp_up") {
 			t.Errorf("continued answer names %q as previous (want %q): %s", got.PreviousResponseID, first.ID, raw)
 		}
 	}
@@ -515,7 +524,7 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	for st.Next() {
 		ev := st.Current()
 		n++
-		if strings.Contains(ev.RawJSON(), "resp_up1") {
+		if strings.Contains(ev.RawJSON(), "resp_up") {
 			t.Errorf("event %s carries the provider's id: %s", ev.Type, ev.RawJSON())
 		}
 		if ev.Type == "response.completed" && ev.Response.PreviousResponseID != fromN1 {
@@ -567,7 +576,7 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 		got.Usage.InputTokens != promptTokens {
 		t.Errorf("retrieved %s", got.RawJSON())
 	}
-	if ev := h.waitUsage(t, raw.Header.Get("x-request-id")); ev.Endpoint != "responses.retrieve" || ev.StatusCode != 200 || ev.CostMicros != 0 {
+	if ev := h.waitUsage(t, raw.Header.Get("x-request-id")); ev.Endpoint != "responses.retrieve" || ev.StatusCode != 200 {
 		t.Errorf("retrieve usage event = %v", ev)
 	}
 	items, err := h.client(h.fx.key).Responses.InputItems.List(ctx, fromN1, responses.InputItemListParams{Limit: openai.Int(5)})
@@ -576,6 +585,11 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	}
 	if m, p, q, _ := n1Call(); m != "GET" || p != "/v1/responses/resp_up1/input_items" || q != "limit=5" || len(items.Data) != 1 || items.Data[0].ID != "msg_0" {
 		t.Errorf("input items: %s %s?%s → %s", m, p, q, items.RawJSON())
+	}
+	// The continuation names its previous response by the very id the caller got.
+	cont, err := h.client(h.fx.key).Responses.Get(ctx, continuedOnN1, responses.ResponseGetParams{})
+	if err != nil || cont.ID != continuedOnN1 || cont.PreviousResponseID != fromN1 {
+		t.Errorf("retrieved continuation %v: %v", cont, err)
 	}
 	if err := h.client(h.fx.key).Responses.Delete(ctx, fromN1); err != nil {
 		t.Fatal(err)

@@ -31,24 +31,11 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 		ctx := r.Context()
 
 		// Hook: limits admission, with the request's estimated tokens.
-		if s.admitter != nil {
-			ticket, err := s.admitter.Admit(ctx, Admission{Key: c.key, Model: m, Endpoint: c.endpoint, Stream: req.stream, EstimatedTokens: req.estimateTokens()})
-			if err != nil {
-				return fmt.Errorf("admission: %w", err)
-			}
-			if ticket != nil {
-				for k, v := range ticket.Header() {
-					w.Header()[k] = v
-				}
-				defer func() {
-					var u llm.Usage
-					if c.result != nil {
-						u = c.result.Usage
-					}
-					ticket.Settle(u)
-				}()
-			}
+		settle, err := s.admit(ctx, w, c, Admission{Key: c.key, Model: m, Endpoint: c.endpoint, Stream: req.stream, EstimatedTokens: req.estimateTokens()})
+		if err != nil {
+			return err
 		}
+		defer settle()
 
 		// Hook: request guardrails (block or rewrite), then the response filters.
 		var filter llm.ContentFilter
@@ -100,6 +87,31 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 	}
 }
 
+// admit runs limits admission (when there are limits) and returns what settles the
+// request's ticket with the usage of c's result, once it is served.
+func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, a Admission) (settle func(), err error) {
+	if s.admitter == nil {
+		return func() {}, nil
+	}
+	ticket, err := s.admitter.Admit(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("admission: %w", err)
+	}
+	if ticket == nil {
+		return func() {}, nil
+	}
+	for k, v := range ticket.Header() {
+		w.Header()[k] = v
+	}
+	return func() {
+		var u llm.Usage
+		if c.result != nil {
+			u = c.result.Usage
+		}
+		ticket.Settle(u)
+	}, nil
+}
+
 // tenant names the org and team whose native Responses ids a key's requests see.
 func tenant(k *runtime.Key) string { return k.Org.ID + "/" + k.Team.ID }
 
@@ -107,6 +119,13 @@ func tenant(k *runtime.Key) string { return k.Org.ID + "/" + k.Team.ID }
 // Responses answer): retrieve, delete and, with inputItems, list its input items.
 func (s *Server) storedResponse(inputItems bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		// The key's and team's request limits hold here too (no tokens): these calls
+		// spend the provider account's rate limits, which other teams share.
+		settle, err := s.admit(r.Context(), w, c, Admission{Key: c.key, Endpoint: c.endpoint})
+		if err != nil {
+			return err
+		}
+		defer settle()
 		res, err := s.llm.Stored(r.Context(), w, &llm.StoredResponse{
 			Method: r.Method, ID: r.PathValue("id"), InputItems: inputItems, Query: r.URL.Query(),
 			Tenant: tenant(c.key), Start: c.start,

@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"encoding/base64"
+	"slices"
 	"strings"
 
 	protowire "github.com/gatehouse-dev/gatehouse/proto/wire"
@@ -35,10 +36,12 @@ func NewResponseIDs(kr *protowire.Keyring) (*ResponseIDs, error) {
 	return &ResponseIDs{kr: d}, nil
 }
 
-// seal returns the id the caller of tenant sees for the provider's upstreamID.
+// seal returns the id the caller of tenant sees for the provider's upstreamID: always
+// the same one (a fixed nonce), so an id the provider names again — a retrieved
+// response's previous_response_id — is the one the caller was given.
 func (s *ResponseIDs) seal(tenant, providerID, upstreamID string) (string, bool) {
-	kid, sealed, err := s.kr.SealBytes([]byte(providerID+"\x00"+upstreamID), []byte(tenant))
-	if err != nil || len(kid) > 255 {
+	kid, sealed := s.kr.SealBytesFixed([]byte(providerID+"\x00"+upstreamID), []byte(tenant))
+	if len(kid) > 255 {
 		return "", false
 	}
 	b := make([]byte, 0, 1+len(kid)+len(sealed))
@@ -104,11 +107,13 @@ func (c *Client) openPrevious(req *Request) error {
 
 // idSealer replaces the provider's response ids with their sealed forms in what is
 // relayed of one native answer: the previous response's (the answer echoes it), known
-// from the request, and the answer's own, learnt from the answer itself.
+// from the request, and the answer's own, learnt from the answer itself. An id is
+// replaced wherever it appears, inside texts too (an error event's message names it),
+// unless it is too short to be told from other text: then only as a whole JSON string.
 type idSealer struct {
 	ids              *ResponseIDs
 	tenant, provider string
-	// pairs are quoted provider ids and what replaces them.
+	// pairs are provider ids and what replaces them, longest first.
 	pairs   [][2][]byte
 	learned bool
 }
@@ -119,9 +124,22 @@ func newIDSealer(ids *ResponseIDs, tenant, provider string, r *ResponsesRequest)
 	}
 	s := &idSealer{ids: ids, tenant: tenant, provider: provider}
 	if r.upstreamPrevious != "" {
-		s.pairs = append(s.pairs, [2][]byte{mustMarshal(r.upstreamPrevious), mustMarshal(r.body.PreviousResponseID)})
+		s.add(r.upstreamPrevious, r.body.PreviousResponseID)
 	}
 	return s
+}
+
+// minBareID is the shortest provider id replaced wherever it appears.
+const minBareID = 16
+
+// add has id replaced by sealed.
+func (s *idSealer) add(id, sealed string) {
+	p := [2][]byte{[]byte(id), []byte(sealed)}
+	if len(id) < minBareID {
+		p = [2][]byte{mustMarshal(id), mustMarshal(sealed)}
+	}
+	s.pairs = append(s.pairs, p)
+	slices.SortStableFunc(s.pairs, func(a, b [2][]byte) int { return len(b[0]) - len(a[0]) })
 }
 
 // learn takes the answer's id from obj, a response object (the non-streamed body or
@@ -137,7 +155,7 @@ func (s *idSealer) learn(obj []byte) {
 	}
 	s.learned = true
 	if sealed, ok := s.ids.seal(s.tenant, s.provider, id); ok {
-		s.pairs = append(s.pairs, [2][]byte{mustMarshal(id), mustMarshal(sealed)})
+		s.add(id, sealed)
 	}
 }
 

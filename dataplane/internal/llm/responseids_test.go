@@ -32,6 +32,12 @@ func TestResponseIDsSealOpen(t *testing.T) {
 	if p, u, ok := ids.open("org/team-a", sealed); !ok || p != "prov-1" || u != "resp_abc" {
 		t.Fatalf("open = %q %q %v", p, u, ok)
 	}
+	if again, _ := ids.seal("org/team-a", "prov-1", "resp_abc"); again != sealed {
+		t.Fatalf("sealed twice: %q and %q", sealed, again)
+	}
+	if other, _ := ids.seal("org/team-b", "prov-1", "resp_abc"); other == sealed {
+		t.Fatal("two teams got the same id")
+	}
 	if _, _, ok := ids.open("org/team-b", sealed); ok {
 		t.Fatal("another team opened it")
 	}
@@ -72,6 +78,14 @@ func TestIDSealerReplacesBothIDs(t *testing.T) {
 	}
 	if p, u, ok := ids.open("org/team", sealed); !ok || p != "prov" || u != "resp_new" {
 		t.Fatalf("sealed id opens to %q %q %v", p, u, ok)
+	}
+	// A long id is replaced inside texts too (an error message names it); a short one
+	// only as a whole string.
+	long := newIDSealer(ids, "org/team", "prov", &ResponsesRequest{body: &responsesBody{}})
+	ev := []byte(`{"type":"response.failed","response":{"id":"resp_0123456789abcdef","error":{"message":"response resp_0123456789abcdef failed"}}}`)
+	long.learn([]byte(`{"id":"resp_0123456789abcdef"}`))
+	if out := string(long.apply(ev)); strings.Contains(out, "resp_0123456789abcdef") {
+		t.Fatalf("the long id survived: %s", out)
 	}
 	// Without sealing everything is relayed as it came.
 	var none *idSealer

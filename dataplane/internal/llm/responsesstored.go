@@ -58,7 +58,7 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 	if p == nil || p.Type != gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
 		return res, errResponseNotFound(op.ID)
 	}
-	if op.Query.Has("stream") {
+	if v := op.Query.Get("stream"); v != "" && v != "false" {
 		return res, invalidf("stream", "Streaming a stored response again is not supported by this gateway; retrieve it whole.")
 	}
 	target := p.Base + "/responses/" + url.PathEscape(upstreamID)
@@ -99,13 +99,13 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 	}
 	// The provider's id becomes the caller's everywhere, a previous response's gets
 	// sealed too, and an error's message names the id the caller knows.
-	s := &idSealer{ids: c.cfg.ResponseIDs, tenant: op.Tenant, provider: providerID, learned: true,
-		pairs: [][2][]byte{{mustMarshal(upstreamID), mustMarshal(op.ID)}}}
+	s := &idSealer{ids: c.cfg.ResponseIDs, tenant: op.Tenant, provider: providerID, learned: true}
+	s.add(upstreamID, op.ID)
 	if v, ok := members(body, "previous_response_id"); ok && v[0] != nil {
 		var prev string
 		if decodeString(v[0], &prev) && prev != "" && prev != upstreamID {
 			if sealed, ok := c.cfg.ResponseIDs.seal(op.Tenant, providerID, prev); ok {
-				s.pairs = append(s.pairs, [2][]byte{mustMarshal(prev), mustMarshal(sealed)})
+				s.add(prev, sealed)
 			}
 		}
 	}

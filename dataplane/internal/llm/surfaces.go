@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 )
 
 // Surface is the API a caller speaks.
@@ -165,6 +166,29 @@ func (r *ResponsesRequest) upstreamBody(upstreamModel string) []byte {
 	return writeObject(r.fields, set)
 }
 
+// statefulFields reads the fields that name state a provider keeps from the member
+// that goes upstream as it is: json.Unmarshal matches keys in any case and keeps the
+// last, the relayed body keeps every spelling, so a second spelling could carry an id
+// past the gateway's check (see openPrevious). Other spellings are refused, as is
+// `conversation`: conversations are created at the provider, never through the
+// gateway, so their ids could only come from outside it.
+func statefulFields(fields map[string]json.RawMessage, rb *responsesBody) error {
+	rb.PreviousResponseID = ""
+	for k, raw := range fields {
+		switch {
+		case k == "previous_response_id":
+			if !isNull(raw) && !decodeString(raw, &rb.PreviousResponseID) && json.Unmarshal(raw, &rb.PreviousResponseID) != nil {
+				return invalidf("previous_response_id", "`previous_response_id` must be a string.")
+			}
+		case strings.EqualFold(k, "previous_response_id"):
+			return invalidf(k, "Send `previous_response_id` once, spelt in lower case.")
+		case strings.EqualFold(k, "conversation") && !isNull(raw):
+			return invalidf(k, "`conversation` is not supported by this gateway: continue a response with `previous_response_id`, or send the conversation in `input`.")
+		}
+	}
+	return nil
+}
+
 // ParseResponsesRequest parses a Responses body: a JSON object with a non-empty string
 // `model` and an `input` (a string or an array of items).
 func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
@@ -186,6 +210,9 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
 	}
 	if err := json.Unmarshal(body, &rb); err != nil {
 		return nil, invalidf("input", "The request does not match the Responses schema: %s.", schemaError(err))
+	}
+	if err := statefulFields(fields, &rb); err != nil {
+		return nil, err
 	}
 	cb, unsupported, err := responsesToChat(&rb)
 	if err != nil {
