@@ -74,7 +74,13 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 	msg := func(status, text string) string {
 		return fmt.Sprintf(`{"type":"message","id":"msg_1","role":"assistant","status":%q,"content":[%s]}`, status, text)
 	}
-	part := `{"type":"output_text","text":"Patched","annotations":[]}`
+	// The reply is "Patched" in two deltas; for "card", a card number split across
+	// them.
+	d1, d2 := "Pat", "ched"
+	if body["input"] == "card" {
+		d1, d2 = "Pay 4111 11", "11 1111 1111 now"
+	}
+	part := fmt.Sprintf(`{"type":"output_text","text":%q,"annotations":[]}`, d1+d2)
 	// The answer's id is resp_up1, resp_up2 when it continues another (resp_gone for
 	// "forget", which the provider then forgets), and it echoes the previous
 	// response's id, as OpenAI's does.
@@ -101,15 +107,18 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 		`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":` + call + `}`,
 		`{"type":"response.output_item.done","sequence_number":2,"output_index":0,"item":` + call + `}`,
 		`{"type":"response.output_item.added","sequence_number":3,"output_index":1,"item":` + msg("in_progress", "") + `}`,
-		`{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":1,"content_index":0,"delta":"Pat"}`,
-		`{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":1,"content_index":0,"delta":"ched"}`,
-		`{"type":"response.output_text.done","sequence_number":6,"item_id":"msg_1","output_index":1,"content_index":0,"text":"Patched"}`,
+		`{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":1,"content_index":0,"delta":"` + d1 + `"}`,
+		`{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":1,"content_index":0,"delta":"` + d2 + `"}`,
+		`{"type":"response.output_text.done","sequence_number":6,"item_id":"msg_1","output_index":1,"content_index":0,"text":"` + d1 + d2 + `"}`,
 		`{"type":"response.output_item.done","sequence_number":7,"output_index":1,"item":` + msg("completed", part) + `}`,
 		`{"type":"response.completed","sequence_number":8,"response":` + full("completed", nativeUsage) + `}`,
 	}
 	rc := http.NewResponseController(w)
-	if body["input"] == "block" || body["input"] == "break" {
+	switch body["input"] {
+	case "block", "break":
 		events = events[:5]
+	case "audio": // an event type the gateway does not know, with a delta
+		events = append(events[:4:4], `{"type":"response.audio.delta","sequence_number":4,"delta":"AAAA"}`)
 	}
 	for _, ev := range events {
 		var typed struct{ Type string }
@@ -350,39 +359,97 @@ func TestResponsesNative(t *testing.T) {
 	})
 }
 
-// TestResponsesNativeResponseGuardrails: a team whose answers pass response
-// guardrails is not served through a provider's own Responses API, which the
-// gateway relays unchecked: the request is refused before it leaves, and says why.
+// TestResponsesNativeResponseGuardrails: a native answer for a team with response
+// guardrails is filtered as it is relayed — a card number split across two deltas is
+// redacted in the deltas and in every whole copy of the text (the done event, the
+// item, the final response), blocked (a refusal, or an error event ending the stream)
+// or only recorded (audit) — and a stream event whose text the gateway cannot check
+// ends the stream.
 func TestResponsesNativeResponseGuardrails(t *testing.T) {
 	t.Parallel()
-	up := &nativeResponsesUpstream{}
-	h := startHarness(t, harnessOptions{upstream: up, extra: teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card",
-		Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
-		Mode:     gatehousev1.GuardrailMode_GUARDRAIL_MODE_AUDIT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})})
-	for _, stream := range []bool{false, true} {
-		var err error
-		if stream {
-			s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), nativeParams("echo", "x"))
-			for s.Next() {
+	const card = "4111 1111 1111 1111"
+	streamed := func(t *testing.T, h *harness) (deltas string, raw []string, types []string, err error) {
+		s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), nativeParams("echo", "card"))
+		var b strings.Builder
+		for s.Next() {
+			ev := s.Current()
+			types, raw = append(types, ev.Type), append(raw, ev.RawJSON())
+			if ev.Type == "response.output_text.delta" {
+				b.WriteString(ev.Delta)
 			}
-			err = s.Err()
-		} else {
-			_, err = h.client(h.fx.key).Responses.New(context.Background(), nativeParams("echo", "x"))
 		}
-		var apiErr *openai.Error
-		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || !strings.Contains(apiErr.Message, "response guardrails") {
-			t.Errorf("stream=%v: error = %v", stream, err)
+		return b.String(), raw, types, s.Err()
+	}
+	for _, mode := range []gatehousev1.GuardrailMode{gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT,
+		gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK, gatehousev1.GuardrailMode_GUARDRAIL_MODE_AUDIT} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			up := &nativeResponsesUpstream{}
+			h := startHarness(t, harnessOptions{upstream: up, extra: teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card",
+				Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
+				Mode:     mode, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})})
+			var httpResp *http.Response
+			got, err := h.client(h.fx.key).Responses.New(context.Background(), nativeParams("echo", "card"), option.WithResponseInto(&httpResp))
+			deltas, raw, types, serr := streamed(t, h)
+			all := strings.Join(raw, "\n")
+			switch mode {
+			case gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT:
+				if err != nil || strings.Contains(got.RawJSON(), card) || !strings.HasPrefix(got.OutputText(), "Pay ") ||
+					!strings.HasSuffix(got.OutputText(), " now") || got.Output[0].Input != "*** Begin Patch" {
+					t.Errorf("complete: %v %s", err, got.RawJSON())
+				}
+				if serr != nil || strings.Contains(all, card) || strings.Contains(all, "4111") || deltas == "" ||
+					!strings.HasPrefix(deltas, "Pay ") || !strings.HasSuffix(deltas, " now") {
+					t.Errorf("stream: %v, deltas %q, events %v", serr, deltas, types)
+				}
+				// Every whole copy of the text is what the deltas said.
+				for _, r := range raw {
+					if strings.Contains(r, `"output_text.done"`) || strings.Contains(r, `"response.completed"`) {
+						if !strings.Contains(r, deltas) {
+							t.Errorf("a whole copy differs from the deltas %q: %s", deltas, r)
+						}
+					}
+				}
+				if types[len(types)-1] != "response.completed" {
+					t.Errorf("events %v", types)
+				}
+			case gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK:
+				var apiErr *openai.Error
+				if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || strings.Contains(apiErr.RawJSON(), "4111") {
+					t.Errorf("complete: %v", err)
+				}
+				if strings.Contains(all, "4111") || len(types) == 0 || types[len(types)-1] != "error" {
+					t.Errorf("stream: %v, events %v: %s", serr, types, all)
+				}
+			case gatehousev1.GuardrailMode_GUARDRAIL_MODE_AUDIT:
+				if err != nil || got.OutputText() != "Pay "+card+" now" || serr != nil || deltas != "Pay "+card+" now" {
+					t.Errorf("complete %v %q; stream %v %q", err, got.OutputText(), serr, deltas)
+				}
+			}
+			if httpResp != nil {
+				ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+				if len(ev.GuardrailEvents) == 0 || ev.GuardrailEvents[0].RuleId != "g-card" || ev.GuardrailEvents[0].Direction == "request" {
+					t.Errorf("guardrail events = %v", ev.GuardrailEvents)
+				}
+			}
+		})
+	}
+
+	t.Run("an event the gateway cannot check", func(t *testing.T) {
+		t.Parallel()
+		h := startHarness(t, harnessOptions{upstream: &nativeResponsesUpstream{}, extra: teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card",
+			Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
+			Mode:     gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})})
+		s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), nativeParams("echo", "audio"))
+		var types []string
+		var last string
+		for s.Next() {
+			types, last = append(types, s.Current().Type), s.Current().RawJSON()
 		}
-	}
-	if calls, _, _, _, _ := up.last(); calls != 0 {
-		t.Errorf("upstream called %d times", calls)
-	}
-	// What the chat form carries is served as before, guardrails and all.
-	got, err := h.client(h.fx.key).Responses.New(context.Background(), responses.ResponseNewParams{
-		Model: "echo", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
-	if calls, path, _, _, _ := up.last(); calls != 1 || !strings.HasSuffix(path, "/chat/completions") {
-		t.Errorf("translated request: %d calls, last %s (%v, %v)", calls, path, got, err)
-	}
+		if len(types) == 0 || types[len(types)-1] != "error" || !strings.Contains(last, "content_unverifiable") || strings.Contains(last, "AAAA") {
+			t.Errorf("events %v, last %s", types, last)
+		}
+	})
 }
 
 // TestResponsesNativeSkipsProvidersWithout: a deployment whose provider has no

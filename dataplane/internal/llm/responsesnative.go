@@ -14,8 +14,10 @@ import (
 // A Responses request that the chat form cannot carry (ResponsesRequest.Native) is
 // served by OpenAI-compatible providers' own Responses API: the body goes up as it
 // came (the model replaced) and the answer, streamed or not, comes back as the
-// provider sent it. The gateway still authenticates, authorises, limits, applies the
-// request guardrails, meters (the provider's `usage`) and prices it.
+// provider sent it, its ids sealed (responseids.go) and, for a team with response
+// guardrails, its texts filtered (responsesfilter.go). The gateway still
+// authenticates, authorises, limits, applies the request guardrails, meters (the
+// provider's `usage`) and prices it.
 
 // wireFor is the wire an attempt speaks with d: its provider's, or wireResponses
 // for a native Responses request to an OpenAI-compatible provider.
@@ -27,22 +29,12 @@ func wireFor(req *Request, d *runtime.Deployment) wire {
 	return wireOf(d.Provider.Type)
 }
 
-// nativeFiltered refuses a native Responses request for a team with response
-// guardrails: the provider's own answers are relayed as they come, unchecked. It
-// names what made the request native.
-func nativeFiltered(why *InvalidRequestError) *InvalidRequestError {
-	return invalidf(why.Param, "This request can only be served by a provider's own Responses API, whose answers this team's response guardrails cannot inspect: %s", why.Message)
-}
-
 // errNativeBackground refuses background responses: the gateway meters what it
 // relays, and a response answered later is fetched from the provider directly.
 var errNativeBackground = invalidf("background", "`background` responses are not supported by this gateway: it could not meter them. Stream the response instead.")
 
 // responsesUpstream is the target and body of a native Responses request.
 func (c *Client) responsesUpstream(req *Request, d *runtime.Deployment) (target string, body []byte, err error) {
-	if req.Filter != nil {
-		return "", nil, cannotCarry(nativeFiltered(req.Responses.unsupported))
-	}
 	if req.Responses.background {
 		// The answer would come later, from the provider, unmetered.
 		return "", nil, cannotCarry(errNativeBackground)
@@ -59,6 +51,12 @@ func (c *Client) relayResponsesBody(w http.ResponseWriter, req *Request, res *Re
 	var u *responsesUsage
 	if decodeTopLevelUsage(body, &u) && u != nil {
 		res.Usage = u.usage()
+	}
+	if req.Filter != nil {
+		var err error
+		if body, err = filterResponsesBody(req, body); err != nil {
+			return err
+		}
 	}
 	req.Responses.sealer.learn(body)
 	body = req.Responses.sealer.apply(body)
@@ -137,9 +135,25 @@ var (
 )
 
 // responsesEvent reads what the gateway needs of one native Responses stream event:
-// the usage of the event that ends the response, and the output text when content is
-// captured. Every event goes on.
+// the usage of the event that ends the response, the response id, and the output text
+// when content is captured. Every event goes on.
 func (s *streamRelay) responsesEvent(data []byte) bool {
+	s.responsesUsage(data)
+	if s.req.CaptureText && bytes.Contains(data, outputTextDelta) {
+		var ev struct {
+			Type  string `json:"type"`
+			Delta string `json:"delta"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Type == "response.output_text.delta" {
+			s.capture(ev.Delta)
+		}
+	}
+	return true
+}
+
+// responsesUsage reads the usage of the event that ends the response, and the
+// response id for the sealer.
+func (s *streamRelay) responsesUsage(data []byte) {
 	for _, t := range responseEndTypes {
 		if !bytes.Contains(data, t) {
 			continue
@@ -155,17 +169,7 @@ func (s *streamRelay) responsesEvent(data []byte) bool {
 			s.sawUsage = true
 		}
 		s.learnResponseID(data)
-		return true
+		return
 	}
 	s.learnResponseID(data)
-	if s.req.CaptureText && bytes.Contains(data, outputTextDelta) {
-		var ev struct {
-			Type  string `json:"type"`
-			Delta string `json:"delta"`
-		}
-		if json.Unmarshal(data, &ev) == nil && ev.Type == "response.output_text.delta" {
-			s.capture(ev.Delta)
-		}
-	}
-	return true
 }

@@ -33,8 +33,9 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 		err = s.raw(chatTextKeys, s.chatUsage)
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceMessages && wk == wireAnthropic:
 		err = s.raw(anthropicTextKeys, s.anthropicUsage)
+	case wk == wireResponses && req.Filter != nil:
+		err = s.responsesFiltered()
 	case wk == wireResponses:
-		// Never with a Filter: see responsesUpstream.
 		err = s.raw(responsesTextKeys, s.responsesEvent)
 	default:
 		err = s.translate()
@@ -160,15 +161,8 @@ func (s *streamRelay) chatUsage(data []byte) bool {
 // reads what the gateway needs of each (usage) and says whether it goes on.
 func (s *streamRelay) raw(keys [][]byte, inspect func(data []byte) bool) error {
 	for {
-		raw, _, data, err := s.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			err = s.readErr(err)
-			if !errors.Is(err, ErrClientGone) {
-				_ = s.send(s.failEvent("upstream_stream_broken", "The model provider broke off the stream."))
-			}
+		raw, _, data, end, err := s.nextEvent()
+		if end {
 			return err
 		}
 		forward := true
@@ -185,6 +179,24 @@ func (s *streamRelay) raw(keys [][]byte, inspect func(data []byte) bool) error {
 			}
 		}
 	}
+}
+
+// nextEvent is next for a relay that passes the provider's events on: end reports the
+// stream's end, and a stream the provider broke is ended for the caller with an error
+// event (err says why).
+func (s *streamRelay) nextEvent() (raw, name, data []byte, end bool, err error) {
+	raw, name, data, err = s.next()
+	switch {
+	case err == io.EOF:
+		return nil, nil, nil, true, nil
+	case err != nil:
+		err = s.readErr(err)
+		if !errors.Is(err, ErrClientGone) {
+			_ = s.send(s.failEvent("upstream_stream_broken", "The model provider broke off the stream."))
+		}
+		return nil, nil, nil, true, err
+	}
+	return raw, name, data, false, nil
 }
 
 // next returns the next upstream event: the held-back ones first. What was written
