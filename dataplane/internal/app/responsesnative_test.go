@@ -404,7 +404,7 @@ func TestResponsesNativeResponseGuardrails(t *testing.T) {
 				}
 				// Every whole copy of the text is what the deltas said.
 				for _, r := range raw {
-					if strings.Contains(r, `"output_text.done"`) || strings.Contains(r, `"response.completed"`) {
+					if strings.Contains(r, `"type":"response.output_text.done"`) || strings.Contains(r, `"type":"response.completed"`) {
 						if !strings.Contains(r, deltas) {
 							t.Errorf("a whole copy differs from the deltas %q: %s", deltas, r)
 						}

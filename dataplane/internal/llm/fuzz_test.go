@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -216,4 +217,78 @@ func FuzzSplitObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzNativeResponsesFilter: whatever a provider sends as a native Responses answer
+// or stream event, the response filter does not panic, relays only JSON, and no
+// "secret" it was shown reaches the caller.
+func FuzzNativeResponsesFilter(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"response.output_text.delta","item_id":"m","content_index":0,"delta":"a secret"}`,
+		`{"type":"response.output_text.done","item_id":"m","content_index":0,"text":"a secret"}`,
+		`{"type":"response.content_part.done","item_id":"m","content_index":99999999999999999999,"part":{"type":"output_text","text":"secret"}}`,
+		`{"type":"response.output_item.done","item":{"type":"message","id":"m","content":[{"type":"output_text","text":"secret"},7,null]}}`,
+		`{"type":"response.completed","response":{"output":[{"type":"reasoning","id":"r","summary":[{"type":"summary_text","text":"secret"}]}]}}`,
+		`{"type":"response.reasoning_summary_part.done","item_id":"r","summary_index":0,"part":"secret"}`,
+		`{"output":[{"type":"function_call","id":"f","arguments":"secret"}]}`,
+		`{"type":"response.audio.delta","delta":"secret"}`,
+		`[1,2]`, `{"type":7}`, `not json`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req := &Request{Surface: SurfaceResponses}
+		filtered(req)
+		rf := newRespFilter(req)
+		outs, err := rf.event(data)
+		for _, o := range outs {
+			if json.Valid(data) && !json.Valid(o) {
+				t.Fatalf("relayed %q for %q", o, data)
+			}
+		}
+		if err == nil && json.Valid(data) {
+			for _, o := range outs {
+				if !bytes.Equal(o, data) && saysSecret(o) {
+					t.Fatalf("a filtered event still says secret: %s", o)
+				}
+			}
+		}
+		if body, err := filterResponsesBody(req, data); err == nil && json.Valid(data) && !json.Valid(body) {
+			t.Fatalf("filtered body is not JSON: %q", body)
+		}
+	})
+}
+
+// saysSecret reports whether a text member (delta, text, refusal, arguments, input)
+// of a filtered event still holds a text the filter redacts, under a type the filter
+// knows.
+func saysSecret(b []byte) bool {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return false
+	}
+	var walk func(v any, known bool) bool
+	walk = func(v any, known bool) bool {
+		switch v := v.(type) {
+		case map[string]any:
+			t, _ := v["type"].(string)
+			known = known || strings.HasPrefix(t, "response.output_text") || t == "output_text" || t == "summary_text" || t == "message" || t == "reasoning"
+			for k, x := range v {
+				if s, ok := x.(string); ok && known && (k == "delta" || k == "text" || k == "refusal") && strings.Contains(s, "secret") {
+					return true
+				}
+				if walk(x, known) {
+					return true
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if walk(x, known) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v, false)
 }

@@ -5,26 +5,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 )
 
 // A native Responses answer for a team with response guardrails is filtered as it is
-// relayed. Every text the model wrote sits at a place — a content part of a message
-// item, a refusal, a reasoning summary or reasoning text, a tool call's arguments or
-// custom input — and reaches the caller several times in a stream: as deltas, then
-// whole in the `.done` event, the part's `.done`, the item's `.done` and the final
-// response. Each place gets its own filter (the first message text the request's
-// Filter, every other one a filter from NewFilter, by kind); deltas go through it as
-// they come, what it holds back is released as one more delta before the `.done`
-// event, and every whole copy of the text is replaced by what the filter released.
-// A stream event of a type the gateway does not know that carries a delta ends the
-// stream: the text in it could not be checked.
+// relayed. Every text the model wrote sits at a place — a content part of a message,
+// a refusal, a reasoning summary or reasoning text, a tool call's arguments or custom
+// input, any other string of a hosted tool's item (a search query, code, a command) —
+// and reaches the caller several times in a stream: as deltas, then whole in the
+// `.done` event, the part's `.done`, the item's `.done` and the final response. Each
+// place gets its own filter (the first message text the request's Filter, every
+// other one a filter from NewFilter, by kind); deltas go through it as they come, what
+// it holds back is released as one more delta before the `.done` event, and every
+// whole copy of the text is replaced by what the filter released (a copy that says
+// something else is filtered on its own). Log probabilities, which spell the tokens
+// out, are dropped. A delta of a type the gateway does not know ends the stream: the
+// text in it could not be checked; so does an answer of a shape it cannot read.
 
-// place is where a text sits in a Responses answer.
+// place is where a text sits in a Responses answer: the output item (its index in
+// `output`, which stream events name as output_index), then the part.
 type place struct {
-	item  string // the item's id
+	out   int
 	index int    // content, summary or part index; 0 for tool input
-	part  byte   // 'c' output text, 'r' refusal, 's' reasoning summary, 't' reasoning text, 'a' tool input
+	part  byte   // 'c' output text, 'r' refusal, 's' reasoning summary, 't' reasoning text, 'a' tool input, 'g' another string
+	path  string // 'g': where the string sits in its item
 }
 
 func (p place) kind() TextKind {
@@ -33,42 +39,59 @@ func (p place) kind() TextKind {
 		return TextRefusal
 	case 's', 't':
 		return TextReasoning
-	case 'a':
+	case 'a', 'g':
 		return TextToolArguments
 	}
 	return TextContent
 }
+
+// errUnreadable ends a filtered answer whose shape the filter cannot read.
+var errUnreadable = fmt.Errorf("response filter: %w: an answer of an unexpected shape", ErrUpstreamBadResponse)
 
 // respFilter filters the texts of one native Responses answer.
 type respFilter struct {
 	req      *Request
 	mainUsed bool
 	filters  map[place]ContentFilter
-	// out is what each place's filter released; closed says its filter was flushed.
-	out    map[place]*strings.Builder
-	closed map[place]bool
+	// raw is the text each place's filter was given, out what it released; closed
+	// says the filter was flushed.
+	raw, out map[place]*strings.Builder
+	closed   map[place]bool
+	// seq is the number of the next event relayed (see numbered).
+	seq       int
+	numbering bool
 }
 
 func newRespFilter(req *Request) *respFilter {
-	return &respFilter{req: req, filters: map[place]ContentFilter{}, out: map[place]*strings.Builder{}, closed: map[place]bool{}}
+	return &respFilter{req: req, filters: map[place]ContentFilter{}, raw: map[place]*strings.Builder{},
+		out: map[place]*strings.Builder{}, closed: map[place]bool{}}
 }
 
-// filter returns the place's filter, made on first use; nil lets its text through.
-func (f *respFilter) filter(p place) (ContentFilter, error) {
+// fresh returns a new filter for a text of the kind (never the request's Filter);
+// nil lets it through.
+func (f *respFilter) fresh(k TextKind) (ContentFilter, error) {
+	if f.req.NewFilter != nil {
+		return f.req.NewFilter(k), nil
+	}
+	if k == TextContent || k == TextRefusal {
+		return nil, errNoChoiceFilter
+	}
+	return nil, nil
+}
+
+// open returns the place's filter, made on first use.
+func (f *respFilter) open(p place) (ContentFilter, error) {
 	if cf, ok := f.filters[p]; ok {
 		return cf, nil
 	}
 	var cf ContentFilter
-	switch {
-	case p.kind() == TextContent && !f.mainUsed:
+	var err error
+	if p.kind() == TextContent && !f.mainUsed {
 		cf, f.mainUsed = f.req.Filter, true
-	case f.req.NewFilter != nil:
-		cf = f.req.NewFilter(p.kind())
-	case p.kind() == TextContent:
-		return nil, errNoChoiceFilter
+	} else if cf, err = f.fresh(p.kind()); err != nil {
+		return nil, err
 	}
-	f.filters[p] = cf
-	f.out[p] = &strings.Builder{}
+	f.filters[p], f.raw[p], f.out[p] = cf, &strings.Builder{}, &strings.Builder{}
 	return cf, nil
 }
 
@@ -77,7 +100,7 @@ func (f *respFilter) delta(p place, d string) (string, error) {
 	if f.closed[p] {
 		return "", fmt.Errorf("response filter: %w: text after its end", ErrUpstreamBadResponse)
 	}
-	cf, err := f.filter(p)
+	cf, err := f.open(p)
 	if err != nil {
 		return "", err
 	}
@@ -87,6 +110,7 @@ func (f *respFilter) delta(p place, d string) (string, error) {
 			return "", err
 		}
 	}
+	f.raw[p].WriteString(d)
 	f.out[p].WriteString(out)
 	return out, nil
 }
@@ -96,7 +120,7 @@ func (f *respFilter) end(p place) (rest, whole string, err error) {
 	if f.closed[p] {
 		return "", f.out[p].String(), nil
 	}
-	cf, err := f.filter(p)
+	cf, err := f.open(p)
 	if err != nil {
 		return "", "", err
 	}
@@ -110,17 +134,36 @@ func (f *respFilter) end(p place) (rest, whole string, err error) {
 	return rest, f.out[p].String(), nil
 }
 
-// whole returns the filtered form of a complete text at p: what the place's filter
-// released if its text came as deltas, else the text filtered now.
+// whole returns the filtered form of a complete text at p. A text that came as deltas
+// is what its filter released (the rest given to it first when the copy says more);
+// an empty text at a place not begun is left for its deltas; a copy that disagrees
+// with what the place's filter was given is filtered on its own.
 func (f *respFilter) whole(p place, text string) (string, error) {
-	if f.closed[p] {
+	_, begun := f.filters[p]
+	switch {
+	case !begun && text == "":
+		return "", nil
+	case begun && f.closed[p] && f.raw[p].String() == text:
 		return f.out[p].String(), nil
+	case begun && (f.closed[p] || !strings.HasPrefix(text, f.raw[p].String())):
+		cf, err := f.fresh(p.kind())
+		if err != nil || cf == nil {
+			return text, err
+		}
+		return filterWhole(cf, text)
 	}
-	if _, err := f.delta(p, text); err != nil {
+	if _, err := f.delta(p, text[f.rawLen(p):]); err != nil {
 		return "", err
 	}
 	_, whole, err := f.end(p)
 	return whole, err
+}
+
+func (f *respFilter) rawLen(p place) int {
+	if b, ok := f.raw[p]; ok {
+		return b.Len()
+	}
+	return 0
 }
 
 // object is a JSON object whose members can be replaced; changed says one was.
@@ -145,12 +188,17 @@ func (o *object) str(k string) string {
 	return s
 }
 
-func (o *object) int(k string) int {
-	var n int
-	if v, ok := o.m[k]; ok {
-		_ = json.Unmarshal(v, &n)
+// index reads a non-negative integer member (0 when absent).
+func (o *object) index(k string) (int, error) {
+	v, ok := o.m[k]
+	if !ok {
+		return 0, nil
 	}
-	return n
+	n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+	if err != nil || n < 0 {
+		return 0, errUnreadable
+	}
+	return n, nil
 }
 
 func (o *object) set(k string, v any) {
@@ -168,6 +216,13 @@ func (o *object) encode(raw []byte) []byte {
 	return b
 }
 
+// dropLogprobs empties the log probabilities of o, which spell its tokens out.
+func (o *object) dropLogprobs() {
+	if v, ok := o.m["logprobs"]; ok && !isNull(v) {
+		o.set("logprobs", []any{})
+	}
+}
+
 // text filters the string member k of o, a complete text at p.
 func (f *respFilter) text(o *object, k string, p place) error {
 	v, ok := o.m[k]
@@ -176,7 +231,7 @@ func (f *respFilter) text(o *object, k string, p place) error {
 	}
 	var s string
 	if json.Unmarshal(v, &s) != nil {
-		return nil
+		return errUnreadable
 	}
 	out, err := f.whole(p, s)
 	if err != nil {
@@ -186,25 +241,28 @@ func (f *respFilter) text(o *object, k string, p place) error {
 	return nil
 }
 
-// parts filters the texts of the array member k of o (content parts or summaries),
-// each a complete text at place (item, its index, part); nil leaves one alone.
-func (f *respFilter) parts(o *object, k, item string, part func(typ string) (byte, string)) error {
-	var list []json.RawMessage
-	if v, ok := o.m[k]; !ok || json.Unmarshal(v, &list) != nil {
+// parts filters the texts of the array member k of o (content parts or summaries) of
+// output item out.
+func (f *respFilter) parts(o *object, k string, out int, part func(typ string) (byte, string)) error {
+	v, ok := o.m[k]
+	if !ok || isNull(v) {
 		return nil
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(v, &list) != nil {
+		return errUnreadable
 	}
 	changed := false
 	for j, raw := range list {
 		po, ok := decodeObject(raw)
 		if !ok {
-			continue
+			return errUnreadable
 		}
-		kind, member := part(po.str("type"))
-		if kind == 0 {
-			continue
-		}
-		if err := f.text(po, member, place{item, j, kind}); err != nil {
-			return err
+		po.dropLogprobs()
+		if kind, member := part(po.str("type")); kind != 0 {
+			if err := f.text(po, member, place{out: out, index: j, part: kind}); err != nil {
+				return err
+			}
 		}
 		if po.changed {
 			list[j], changed = po.encode(raw), true
@@ -235,25 +293,33 @@ func summaryPartText(typ string) (byte, string) {
 	return 0, ""
 }
 
-// item filters the texts of one output item.
-func (f *respFilter) item(raw []byte) ([]byte, error) {
+// itemKeys are the members of an item that name or frame it rather than say
+// something: the strings of other members are checked.
+var itemKeys = map[string]bool{"type": true, "id": true, "status": true, "call_id": true, "name": true, "role": true,
+	"object": true, "item_id": true, "server_label": true, "approval_request_id": true, "encrypted_content": true, "result": true}
+
+// item filters the texts of output item out.
+func (f *respFilter) item(out int, raw []byte) ([]byte, error) {
 	o, ok := decodeObject(raw)
 	if !ok {
-		return raw, nil
+		return nil, errUnreadable
 	}
-	id := o.str("id")
 	var err error
 	switch o.str("type") {
 	case "message":
-		err = f.parts(o, "content", id, contentPartText)
+		err = f.parts(o, "content", out, contentPartText)
 	case "reasoning":
-		if err = f.parts(o, "summary", id, summaryPartText); err == nil {
-			err = f.parts(o, "content", id, contentPartText)
+		if err = f.parts(o, "summary", out, summaryPartText); err == nil {
+			err = f.parts(o, "content", out, contentPartText)
 		}
 	case "function_call":
-		err = f.text(o, "arguments", place{id, 0, 'a'})
+		err = f.text(o, "arguments", place{out: out, part: 'a'})
 	case "custom_tool_call":
-		err = f.text(o, "input", place{id, 0, 'a'})
+		err = f.text(o, "input", place{out: out, part: 'a'})
+	default:
+		// A hosted tool's call (a search query, code, a command, a patch, an MCP
+		// call's arguments and output): every string it holds is checked.
+		err = f.checkStrings(o, out)
 	}
 	if err != nil {
 		return nil, err
@@ -261,19 +327,89 @@ func (f *respFilter) item(raw []byte) ([]byte, error) {
 	return o.encode(raw), nil
 }
 
+// checkStrings filters every string in o's members but its itemKeys, each a text at a
+// place of its own (its path in the item).
+func (f *respFilter) checkStrings(o *object, out int) error {
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range o.m {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if itemKeys[k] {
+			continue
+		}
+		var v any
+		if json.Unmarshal(o.m[k], &v) != nil {
+			return errUnreadable
+		}
+		nv, changed, err := f.walk(v, out, k)
+		if err != nil {
+			return err
+		}
+		if changed {
+			o.set(k, nv)
+		}
+	}
+	return nil
+}
+
+func (f *respFilter) walk(v any, out int, path string) (any, bool, error) {
+	switch v := v.(type) {
+	case string:
+		s, err := f.whole(place{out: out, part: 'g', path: path}, v)
+		return s, s != v, err
+	case []any:
+		changed := false
+		for i, x := range v {
+			nx, c, err := f.walk(x, out, path+"."+strconv.Itoa(i))
+			if err != nil {
+				return nil, false, err
+			}
+			v[i], changed = nx, changed || c
+		}
+		return v, changed, nil
+	case map[string]any:
+		changed := false
+		for _, k := range slices.Sorted(func(yield func(string) bool) {
+			for k := range v {
+				if !yield(k) {
+					return
+				}
+			}
+		}) {
+			if itemKeys[k] {
+				continue
+			}
+			nx, c, err := f.walk(v[k], out, path+"."+k)
+			if err != nil {
+				return nil, false, err
+			}
+			v[k], changed = nx, changed || c
+		}
+		return v, changed, nil
+	}
+	return v, false, nil
+}
+
 // response filters the texts of a response object's output.
 func (f *respFilter) response(raw []byte) ([]byte, error) {
 	o, ok := decodeObject(raw)
 	if !ok {
+		return nil, errUnreadable
+	}
+	v, ok := o.m["output"]
+	if !ok || isNull(v) {
 		return raw, nil
 	}
 	var items []json.RawMessage
-	if v, ok := o.m["output"]; !ok || json.Unmarshal(v, &items) != nil {
-		return raw, nil
+	if json.Unmarshal(v, &items) != nil {
+		return nil, errUnreadable
 	}
 	changed := false
 	for i, it := range items {
-		out, err := f.item(it)
+		out, err := f.item(i, it)
 		if err != nil {
 			return nil, err
 		}
@@ -289,30 +425,37 @@ func (f *respFilter) response(raw []byte) ([]byte, error) {
 
 // streamed says where the text of a delta or done event of type typ sits and which
 // member carries it whole in the done event; ok is false for other types.
-func streamed(typ string, ev *object) (p place, whole string, delta, ok bool) {
+func streamed(typ string, ev *object) (p place, whole string, delta, ok bool, err error) {
 	base, isDelta := strings.CutSuffix(typ, ".delta")
 	if !isDelta {
 		var isDone bool
 		if base, isDone = strings.CutSuffix(typ, ".done"); !isDone {
-			return place{}, "", false, false
+			return place{}, "", false, false, nil
 		}
 	}
-	item := ev.str("item_id")
+	var part byte
+	index := "content_index"
 	switch base {
 	case "response.output_text":
-		return place{item, ev.int("content_index"), 'c'}, "text", isDelta, true
+		part, whole = 'c', "text"
 	case "response.refusal":
-		return place{item, ev.int("content_index"), 'r'}, "refusal", isDelta, true
+		part, whole = 'r', "refusal"
 	case "response.reasoning_summary_text":
-		return place{item, ev.int("summary_index"), 's'}, "text", isDelta, true
+		part, whole, index = 's', "text", "summary_index"
 	case "response.reasoning_text":
-		return place{item, ev.int("content_index"), 't'}, "text", isDelta, true
+		part, whole = 't', "text"
 	case "response.function_call_arguments":
-		return place{item, 0, 'a'}, "arguments", isDelta, true
+		part, whole, index = 'a', "arguments", ""
 	case "response.custom_tool_call_input":
-		return place{item, 0, 'a'}, "input", isDelta, true
+		part, whole, index = 'a', "input", ""
+	default:
+		return place{}, "", false, false, nil
 	}
-	return place{}, "", false, false
+	p = place{part: part}
+	if p.out, err = ev.index("output_index"); err == nil && index != "" {
+		p.index, err = ev.index(index)
+	}
+	return p, whole, isDelta, true, err
 }
 
 // event filters one stream event's data and returns the data to relay in its place:
@@ -320,17 +463,28 @@ func streamed(typ string, ev *object) (p place, whole string, delta, ok bool) {
 func (f *respFilter) event(data []byte) ([][]byte, error) {
 	ev, ok := decodeObject(data)
 	if !ok {
-		return [][]byte{data}, nil
+		return nil, errUnreadable
 	}
+	ev.dropLogprobs()
 	typ := ev.str("type")
-	if p, member, isDelta, ok := streamed(typ, ev); ok {
-		if isDelta {
-			out, err := f.delta(p, ev.str("delta"))
-			if err != nil || out == "" {
+	p, member, isDelta, ok, err := streamed(typ, ev)
+	switch {
+	case err != nil:
+		return nil, err
+	case ok && isDelta:
+		out, err := f.delta(p, ev.str("delta"))
+		if err != nil || out == "" {
+			return nil, err
+		}
+		ev.set("delta", out)
+		return f.numbered(ev.encode(data)), nil
+	case ok:
+		if _, begun := f.filters[p]; !begun {
+			// A done event without deltas: its text is the whole of it.
+			if err := f.text(ev, member, p); err != nil {
 				return nil, err
 			}
-			ev.set("delta", out)
-			return [][]byte{ev.encode(data)}, nil
+			return f.numbered(ev.encode(data)), nil
 		}
 		rest, whole, err := f.end(p)
 		if err != nil {
@@ -339,7 +493,7 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 		ev.set(member, whole)
 		done := ev.encode(data)
 		if rest == "" {
-			return [][]byte{done}, nil
+			return f.numbered(done), nil
 		}
 		d := &object{m: map[string]json.RawMessage{}}
 		for k, v := range ev.m {
@@ -349,25 +503,62 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 		}
 		d.set("type", strings.TrimSuffix(typ, ".done")+".delta")
 		d.set("delta", rest)
-		return [][]byte{d.encode(nil), done}, nil
+		return f.numbered(d.encode(nil), done), nil
 	}
-	var err error
 	switch {
 	case typ == "response.content_part.added" || typ == "response.content_part.done":
-		err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, contentPartText) })
+		err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, "content_index", contentPartText) })
 	case typ == "response.reasoning_summary_part.added" || typ == "response.reasoning_summary_part.done":
-		err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, summaryPartText) })
+		err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, "summary_index", summaryPartText) })
 	case typ == "response.output_item.added" || typ == "response.output_item.done":
-		err = f.member(ev, "item", f.item)
+		var out int
+		if out, err = ev.index("output_index"); err == nil {
+			err = f.member(ev, "item", func(raw []byte) ([]byte, error) { return f.item(out, raw) })
+		}
 	case strings.HasPrefix(typ, "response.") && ev.m["response"] != nil:
 		err = f.member(ev, "response", f.response)
 	case ev.m["delta"] != nil:
 		return nil, &Refusal{Code: "content_unverifiable", Message: fmt.Sprintf("The model's answer carried a %q event, whose text this team's response guardrails cannot check.", typ)}
+	case typ != "error" && typ != "response.output_text.annotation.added":
+		// Another event of a hosted tool (arguments done, code done…): its strings
+		// are checked as an item's are, at a place of their own.
+		var out int
+		if out, err = ev.index("output_index"); err == nil {
+			err = f.checkStrings(ev, out)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	return [][]byte{ev.encode(data)}, nil
+	return f.numbered(ev.encode(data)), nil
+}
+
+// numbered numbers the events relayed one by one, from the stream's first number:
+// the filter drops deltas it holds back and adds the ones it releases, and
+// sequence_number counts the events the caller gets.
+func (f *respFilter) numbered(evs ...[]byte) [][]byte {
+	for i, d := range evs {
+		o, ok := decodeObject(d)
+		if !ok {
+			continue
+		}
+		if _, has := o.m["sequence_number"]; !has {
+			continue
+		}
+		n, err := o.index("sequence_number")
+		if err != nil {
+			continue
+		}
+		if !f.numbering {
+			f.seq, f.numbering = n, true
+		}
+		if n != f.seq {
+			o.set("sequence_number", f.seq)
+			evs[i] = o.encode(d)
+		}
+		f.seq++
+	}
+	return evs
 }
 
 // member replaces the member k of ev by fn of it.
@@ -386,25 +577,27 @@ func (f *respFilter) member(ev *object, k string, fn func([]byte) ([]byte, error
 	return nil
 }
 
-// partOf filters one part of a part event: a complete text at the event's item and
-// index. An added part's text is usually empty: only a non-empty one is filtered.
-func (f *respFilter) partOf(ev *object, raw []byte, part func(string) (byte, string)) ([]byte, error) {
+// partOf filters the part of a part event: a complete text at the event's item and
+// its index member.
+func (f *respFilter) partOf(ev *object, raw []byte, index string, part func(string) (byte, string)) ([]byte, error) {
 	po, ok := decodeObject(raw)
 	if !ok {
-		return raw, nil
+		return nil, errUnreadable
 	}
+	po.dropLogprobs()
 	kind, member := part(po.str("type"))
 	if kind == 0 {
-		return raw, nil
+		return po.encode(raw), nil
 	}
-	index := ev.int("content_index")
-	if kind == 's' {
-		index = ev.int("summary_index")
+	p := place{part: kind}
+	var err error
+	if p.out, err = ev.index("output_index"); err == nil {
+		p.index, err = ev.index(index)
 	}
-	if po.str(member) == "" && !f.closed[place{ev.str("item_id"), index, kind}] {
-		return raw, nil
+	if err == nil {
+		err = f.text(po, member, p)
 	}
-	if err := f.text(po, member, place{ev.str("item_id"), index, kind}); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return po.encode(raw), nil
@@ -436,6 +629,12 @@ func (s *streamRelay) responsesFiltered() error {
 			return fmt.Errorf("response filter: %w", err)
 		}
 		for _, d := range out {
+			if bytes.IndexByte(d, '\n') >= 0 {
+				var c bytes.Buffer
+				if json.Compact(&c, d) == nil {
+					d = c.Bytes()
+				}
+			}
 			var b []byte
 			if name != nil {
 				b = fmt.Appendf(b, "event: %s\n", responsesEventType(d))

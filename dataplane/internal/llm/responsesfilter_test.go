@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,69 @@ func TestRespFilterEveryText(t *testing.T) {
 	// A type the gateway does not know, carrying a delta, ends the stream.
 	if _, err := f.event([]byte(`{"type":"response.audio.delta","delta":"AAAA"}`)); err == nil {
 		t.Fatal("an uncheckable delta went through")
+	}
+}
+
+// TestRespFilterStreamShapes: the shapes a real stream takes — a tool call announced
+// with empty arguments and then streamed, a done event with no deltas before it, log
+// probabilities, a hosted tool's item, renumbered events — each come out filtered.
+func TestRespFilterStreamShapes(t *testing.T) {
+	req := &Request{Surface: SurfaceResponses}
+	filtered(req)
+	f := newRespFilter(req)
+	var sent []string
+	for _, ev := range []string{
+		`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"c","name":"f","arguments":""}}`,
+		`{"type":"response.function_call_arguments.delta","sequence_number":2,"output_index":0,"item_id":"fc_1","delta":"{\"q\":\"sec"}`,
+		`{"type":"response.function_call_arguments.delta","sequence_number":3,"output_index":0,"item_id":"fc_1","delta":"ret\"}"}`,
+		`{"type":"response.function_call_arguments.done","sequence_number":4,"output_index":0,"item_id":"fc_1","arguments":"{\"q\":\"secret\"}"}`,
+		`{"type":"response.output_item.done","sequence_number":5,"output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"c","name":"f","arguments":"{\"q\":\"secret\"}"}}`,
+		`{"type":"response.output_item.added","sequence_number":6,"output_index":1,"item":{"type":"message","id":"msg_1","content":[{"type":"output_text","text":""}]}}`,
+		`{"type":"response.output_text.done","sequence_number":7,"output_index":1,"item_id":"msg_1","content_index":0,"text":"all secret","logprobs":[{"token":"secret"}]}`,
+		`{"type":"response.output_item.done","sequence_number":8,"output_index":2,"item":{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"secret plans"}}}`,
+		`{"type":"response.completed","sequence_number":9,"response":{"output":[` +
+			`{"type":"function_call","id":"fc_1","arguments":"{\"q\":\"secret\"}"},` +
+			`{"type":"message","id":"msg_1","content":[{"type":"output_text","text":"all secret","logprobs":[{"token":"secret"}]}]},` +
+			`{"type":"web_search_call","id":"ws_1","action":{"type":"search","query":"secret plans"}}]}}`,
+	} {
+		outs, err := f.event([]byte(ev))
+		if err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		for _, o := range outs {
+			sent = append(sent, string(o))
+		}
+	}
+	all := strings.Join(sent, "\n")
+	if strings.Contains(all, "secret") || !strings.Contains(all, `"text":"all [REDACTED]"`) || !strings.Contains(all, `"query":"[REDACTED] plans"`) ||
+		!strings.Contains(all, `"delta":"{\"q\":\"[REDACTED]\"}"`) || !strings.Contains(all, `"logprobs":[]`) {
+		t.Fatalf("sent:\n%s", all)
+	}
+	// Two deltas were held back and one released at the done event: the events the
+	// caller gets are numbered one by one all the same.
+	prev := 0
+	for _, s := range sent {
+		var ev struct {
+			N int `json:"sequence_number"`
+		}
+		_ = json.Unmarshal([]byte(s), &ev)
+		if ev.N != prev+1 {
+			t.Fatalf("sequence numbers do not count up at %s:\n%s", s, all)
+		}
+		prev = ev.N
+	}
+	if prev != 8 {
+		t.Fatalf("last sequence number %d, want 8 (9 events, 2 held back, 1 released)", prev)
+	}
+	// Shapes the filter cannot read end the answer.
+	for _, bad := range []string{
+		`{"type":"response.output_text.delta","output_index":"x","delta":"a"}`,
+		`{"type":"response.output_item.done","output_index":0,"item":"secret"}`,
+		`{"type":"response.completed","response":{"output":{"a":1}}}`,
+		`{"type":"response.output_item.done","output_index":0,"item":{"type":"message","content":[{"type":"output_text","text":7}]}}`,
+	} {
+		if _, err := newRespFilter(req).event([]byte(bad)); err == nil {
+			t.Errorf("%s went through", bad)
+		}
 	}
 }
