@@ -52,6 +52,9 @@ func TestLimitsThroughTheGateway(t *testing.T) {
 	if resp, b := h.do(t, "GET", "/v1/responses/resp_gh1AAAA", bearer(h.fx.key), ""); resp.StatusCode != 429 {
 		t.Fatalf("stored-response call past the limit: %d %s", resp.StatusCode, b)
 	}
+	if resp, b := h.do(t, "POST", "/v1/messages/count_tokens", bearer(h.fx.key), `{"model":"claude","messages":[{"role":"user","content":"hi"}]}`); resp.StatusCode != 429 {
+		t.Fatalf("count_tokens past the limit: %d %s", resp.StatusCode, b)
+	}
 	var e struct {
 		Error struct{ Code, Message, Type string } `json:"error"`
 	}

@@ -217,7 +217,8 @@ func truncate(s string, n int) string {
 
 // countTokens serves /v1/messages/count_tokens: authorised like /v1/messages (the
 // key must be allowed the model), the request guardrails applied (the prompt goes to
-// an Anthropic upstream to be counted), and no limits or cost: nothing is generated.
+// an Anthropic upstream to be counted), the request limits (not tokens) and no cost:
+// nothing is generated.
 func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, c *call) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -235,6 +236,13 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, c *call) er
 	}
 	c.model = m
 	ctx := r.Context()
+	// The request limits hold (no tokens: nothing is generated): counting spends the
+	// provider account's rate limits, which other teams share.
+	settle, err := s.admit(ctx, w, c, Admission{Key: c.key, Model: m, Endpoint: c.endpoint})
+	if err != nil {
+		return err
+	}
+	defer settle()
 	if s.guard != nil {
 		next, err := s.guardRequest(ctx, c, GuardInput{Key: c.key, Model: m, Surface: llm.SurfaceMessages, Endpoint: c.endpoint, Body: body})
 		if err != nil {
