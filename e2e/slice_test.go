@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 // startStack runs the system on a fresh database and seeds the demo org.
@@ -174,6 +175,38 @@ func TestThinSliceThroughBothPlanes(t *testing.T) {
 	if firstPrompt != resp.Usage.PromptTokens {
 		t.Fatalf("recorded prompt tokens %d, SDK saw %d", firstPrompt, resp.Usage.PromptTokens)
 	}
+
+	// Responses: the demo provider is registered as serving the Responses API
+	// itself (native_responses, through the admin API, the snapshot and the
+	// gateway), so even a plain request goes to its /responses: the answer's id is
+	// sealed, and a follow-up continues it there.
+	first, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: demo.Model,
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello native")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(first.ID, "resp_gh1") || first.OutputText() != "Hello from the demo model. You said: hello native" {
+		t.Fatalf("responses answer %s: %q", first.ID, first.OutputText())
+	}
+	next, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: demo.Model, PreviousResponseID: openai.String(first.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and on")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.PreviousResponseID != first.ID || !strings.Contains(next.OutputText(), "(continuing an earlier response)") {
+		t.Fatalf("continued answer %s (previous %s): %q", next.ID, next.PreviousResponseID, next.OutputText())
+	}
+	eventually(t, 10*time.Second, func() error {
+		var n int64
+		if err := conn.QueryRow(ctx, `select count(*) from usage_events where org_id = $1 and endpoint = 'responses' and status_code = 200 and completion_tokens > 0`,
+			demo.OrgID).Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("responses usage rows: %d", n)
+		}
+		return nil
+	})
 
 	// Revocation reaches the gateway.
 	if err := admin.Do(ctx, "POST", "/orgs/demo/teams/platform/keys/"+demo.KeyID+"/revoke", nil, nil); err != nil {

@@ -133,6 +133,7 @@ func Seed(ctx context.Context, a *Admin, upstreamURL, upstreamKey, reuseKey stri
 	d.TeamID = team.ID
 	if _, err := ensure(ctx, a, "/orgs/demo/providers", "demo-upstream", map[string]any{
 		"name": "demo-upstream", "type": "openai-compatible", "base_url": upstreamURL, "api_key": upstreamKey,
+		"native_responses": true, // the demo upstream serves /v1/responses itself
 	}); err != nil {
 		return d, fmt.Errorf("seed provider: %w", err)
 	}

@@ -16,7 +16,7 @@ func fullProviders() ProvidersView {
 	return ProvidersView{
 		Shell: sampleShell(NavModels),
 		Providers: []ProviderRow{
-			{ID: "p1", Name: "openai", Type: ProviderOpenAICompatible, BaseURL: "https://api.openai.com/v1", HasCredential: true, Shared: Shared{All: true}},
+			{ID: "p1", Name: "openai", Type: ProviderOpenAICompatible, BaseURL: "https://api.openai.com/v1", HasCredential: true, NativeResponses: true, Shared: Shared{All: true}},
 			{ID: "p2", Name: "azure", Type: ProviderAzureOpenAI, BaseURL: "https://acme.openai.azure.com", APIVersion: "2024-10-21", Shared: Shared{Teams: []string{"Research"}}},
 			{ID: "p3", Name: "claude", Type: ProviderAnthropic, BaseURL: "https://api.anthropic.com", HasCredential: true},
 		},
@@ -145,9 +145,11 @@ func TestGatewayPages(t *testing.T) {
 				`<option value="gemini">Gemini</option>`, `name="base_url" type="url"`, `name="api_key" type="password"`, `name="api_version"`,
 				testID("sharing"), `<input type="radio" id="share-all" name="share" value="all" checked>`,
 				`<input type="radio" id="share-teams" name="share" value="teams"`, `name="teams" value="platform"`, `name="teams" value="research"`,
-				testID("add-provider"),
+				testID("add-provider"), testID("provider-native-responses-p1"), ">Responses API: native<",
+				`<input type="checkbox" id="native_responses" name="native_responses" value="on"`,
 			},
-			notWant: []string{testID("empty-state"), testID("page-error"), `name="teams" value="platform" checked`},
+			notWant: []string{testID("empty-state"), testID("page-error"), `name="teams" value="platform" checked`,
+				testID("provider-native-responses-p2"), `name="native_responses" value="on" checked`},
 		},
 		{
 			name:    "providers read-only",

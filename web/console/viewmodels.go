@@ -331,24 +331,27 @@ type ProvidersView struct {
 
 // ProviderRow is one provider in the providers table.
 type ProviderRow struct {
-	ID            string
-	Name          string
-	Type          string // one of the Provider* constants
-	BaseURL       string
-	APIVersion    string // Azure OpenAI only; empty = not shown
-	HasCredential bool   // an API key is stored
-	Shared        Shared
+	ID         string
+	Name       string
+	Type       string // one of the Provider* constants
+	BaseURL    string
+	APIVersion string // Azure OpenAI only; empty = not shown
+	// NativeResponses: every Responses request goes to the provider's own API.
+	NativeResponses bool
+	HasCredential   bool // an API key is stored
+	Shared          Shared
 }
 
 // ProviderForm is the "Add provider" form. The API key is never echoed back.
-// Errors keys: name, type, base_url, api_key, api_version, share, teams.
+// Errors keys: name, type, base_url, api_key, api_version, native_responses, share, teams.
 type ProviderForm struct {
-	Name       string
-	Type       string // empty = openai-compatible
-	BaseURL    string
-	APIVersion string
-	Sharing    SharingForm
-	Errors     FieldErrors
+	Name            string
+	Type            string // empty = openai-compatible
+	BaseURL         string
+	APIVersion      string
+	NativeResponses bool
+	Sharing         SharingForm
+	Errors          FieldErrors
 }
 
 // ProviderOption is one provider in the model form's provider select.

@@ -149,6 +149,9 @@ func TestCRUDAndBadInput(t *testing.T) {
 	if status, _ := c.do("POST", "/orgs/acme/providers", `{"name":"up","base_url":"http://127.0.0.1:9/v1","api_key":"sk-x"}`); status != 201 {
 		t.Fatalf("create provider: %d", status)
 	}
+	if status, p := c.do("POST", "/orgs/acme/providers", `{"name":"oai","base_url":"http://127.0.0.1:9/v1","native_responses":true}`); status != 201 || p["native_responses"] != true {
+		t.Fatalf("create native provider: %d %v", status, p)
+	}
 	if status, _ := c.do("POST", "/orgs/acme/models", `{"name":"demo","provider":"up"}`); status != 201 {
 		t.Fatalf("create model: %d", status)
 	}
@@ -165,7 +168,7 @@ func TestCRUDAndBadInput(t *testing.T) {
 		t.Fatalf("revoke: %d %v", status, k)
 	}
 	status, audit := c.do("GET", "/orgs/acme/audit", "")
-	if status != 200 || len(audit["data"].([]any)) != 6 {
+	if status != 200 || len(audit["data"].([]any)) != 7 {
 		t.Fatalf("audit: %d %v", status, audit)
 	}
 
@@ -182,6 +185,7 @@ func TestCRUDAndBadInput(t *testing.T) {
 		{"duplicate org", "POST", "/orgs", `{"slug":"acme"}`, 409, "conflict", "slug"},
 		{"invalid slug", "POST", "/orgs", `{"slug":"NOT OK"}`, 422, "invalid", "slug"},
 		{"invalid url", "POST", "/orgs/acme/providers", `{"name":"p","base_url":"javascript:alert(1)"}`, 422, "invalid", "base_url"},
+		{"native responses on anthropic", "POST", "/orgs/acme/providers", `{"name":"a","type":"anthropic","base_url":"http://127.0.0.1:9","native_responses":true}`, 422, "invalid", "native_responses"},
 		{"unknown provider", "POST", "/orgs/acme/models", `{"name":"m","provider":"nope"}`, 422, "invalid", "provider"},
 		{"unknown org", "GET", "/orgs/nope/teams", "", 404, "not_found", ""},
 		{"unknown team", "GET", "/orgs/acme/teams/nope/keys", "", 404, "not_found", ""},

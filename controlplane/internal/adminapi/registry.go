@@ -23,12 +23,14 @@ func (s *shareReq) sharing() *store.Sharing {
 }
 
 type createProviderReq struct {
-	Name       string    `json:"name"`
-	Type       string    `json:"type"`
-	BaseURL    string    `json:"base_url"`
-	APIKey     string    `json:"api_key"`
-	APIVersion string    `json:"api_version"`
-	SharedWith *shareReq `json:"shared_with"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	BaseURL    string `json:"base_url"`
+	APIKey     string `json:"api_key"`
+	APIVersion string `json:"api_version"`
+	// NativeResponses sends every Responses request to the provider's own /responses.
+	NativeResponses bool      `json:"native_responses"`
+	SharedWith      *shareReq `json:"shared_with"`
 }
 
 func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
@@ -37,7 +39,8 @@ func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, err := a.store.CreateProvider(r.Context(), actor(r), requestScope(r).org.ID, store.NewProvider{
-		Name: in.Name, Type: in.Type, BaseURL: in.BaseURL, APIKey: in.APIKey, APIVersion: in.APIVersion, Share: in.SharedWith.sharing(),
+		Name: in.Name, Type: in.Type, BaseURL: in.BaseURL, APIKey: in.APIKey, APIVersion: in.APIVersion, NativeResponses: in.NativeResponses,
+		Share: in.SharedWith.sharing(),
 	})
 	if err != nil {
 		return err

@@ -98,6 +98,7 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 		providerTeams[p.ID] = p.SharedWith
 		snap.Providers = append(snap.Providers, &gatehousev1.Provider{
 			Id: p.ID, Name: p.Name, Type: pt, BaseUrl: p.BaseURL, ApiKey: p.APIKey, ApiVersion: p.APIVersion,
+			NativeResponses: p.NativeResponses,
 		})
 	}
 	for _, m := range cfg.Models {

@@ -103,7 +103,7 @@ func (c *Console) providersView(r *http.Request, form v.ProviderForm, pageErr st
 	view := v.ProvidersView{Shell: sh, Form: form, Teams: links, Error: pageErr, CanManage: c.allowed(r, "models", "write")}
 	for _, p := range ps {
 		view.Providers = append(view.Providers, v.ProviderRow{ID: p.ID, Name: p.Name, Type: p.Type, BaseURL: p.BaseURL,
-			APIVersion: p.APIVersion, HasCredential: p.HasCredential, Shared: shared(p.SharedWith, names)})
+			APIVersion: p.APIVersion, NativeResponses: p.NativeResponses, HasCredential: p.HasCredential, Shared: shared(p.SharedWith, names)})
 	}
 	return view, nil
 }
@@ -122,10 +122,10 @@ func (c *Console) createProvider(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	form := v.ProviderForm{Name: r.PostFormValue("name"), Type: r.PostFormValue("type"), BaseURL: r.PostFormValue("base_url"),
-		APIVersion: r.PostFormValue("api_version"), Sharing: sharingForm(r)}
+		APIVersion: r.PostFormValue("api_version"), NativeResponses: r.PostFormValue("native_responses") == "on", Sharing: sharingForm(r)}
 	_, err := c.Store.CreateProvider(r.Context(), actor(r), currentOrg(r).ID, store.NewProvider{
 		Name: form.Name, Type: form.Type, BaseURL: form.BaseURL, APIKey: r.PostFormValue("api_key"), APIVersion: form.APIVersion,
-		Share: sharingFromForm(r),
+		NativeResponses: form.NativeResponses, Share: sharingFromForm(r),
 	})
 	fe, msg, err := entryError(err)
 	if err != nil {

@@ -21,15 +21,18 @@ type Sharing struct {
 
 // Provider is an upstream LLM endpoint. The credential is never returned.
 type Provider struct {
-	ID            string    `json:"id"`
-	OrgID         string    `json:"org_id"`
-	Name          string    `json:"name"`
-	Type          string    `json:"type"`
-	BaseURL       string    `json:"base_url"`
-	APIVersion    string    `json:"api_version,omitempty"`
-	HasCredential bool      `json:"has_credential"`
-	SharedWith    Sharing   `json:"shared_with"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID         string `json:"id"`
+	OrgID      string `json:"org_id"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	BaseURL    string `json:"base_url"`
+	APIVersion string `json:"api_version,omitempty"`
+	// NativeResponses: every Responses request goes to the provider's own
+	// /responses (OpenAI-compatible only).
+	NativeResponses bool      `json:"native_responses"`
+	HasCredential   bool      `json:"has_credential"`
+	SharedWith      Sharing   `json:"shared_with"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // NewProvider describes a provider to create. APIKey is sealed before it is stored.
@@ -39,6 +42,8 @@ type NewProvider struct {
 	BaseURL    string
 	APIKey     string
 	APIVersion string
+	// NativeResponses: see Provider.
+	NativeResponses bool
 	// Share nil means all teams.
 	Share *Sharing
 }
@@ -63,7 +68,7 @@ type Model struct {
 
 func providerFromRow(r dbq.Provider) Provider {
 	return Provider{
-		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Type: r.Type, BaseURL: r.BaseUrl, APIVersion: r.ApiVersion,
+		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Type: r.Type, BaseURL: r.BaseUrl, APIVersion: r.ApiVersion, NativeResponses: r.NativeResponses,
 		HasCredential: r.ApiKeySealed != nil, SharedWith: Sharing{All: r.SharedWithAll, Teams: []string{}}, CreatedAt: r.CreatedAt.Time.UTC(),
 	}
 }
@@ -173,6 +178,9 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 	if !slices.Contains(ProviderTypes, in.Type) {
 		return Provider{}, invalid("type", "must be one of "+strings.Join(ProviderTypes, ", "))
 	}
+	if in.NativeResponses && in.Type != "openai-compatible" {
+		return Provider{}, invalid("native_responses", "is for openai-compatible providers only")
+	}
 	if in.Type == "azure-openai" && strings.TrimSpace(in.APIVersion) == "" {
 		return Provider{}, invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
 	}
@@ -191,7 +199,7 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 		}
 		row, err := q.CreateProvider(ctx, dbq.CreateProviderParams{
 			OrgID: orgID, Name: in.Name, Type: in.Type, BaseUrl: in.BaseURL, ApiKeySealed: sealed, ApiKeyKeyID: keyID,
-			ApiVersion: strings.TrimSpace(in.APIVersion), SharedWithAll: all,
+			ApiVersion: strings.TrimSpace(in.APIVersion), SharedWithAll: all, NativeResponses: in.NativeResponses,
 		})
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/cptest"
@@ -101,6 +102,17 @@ func TestRegistryLifecycle(t *testing.T) {
 	}
 	if _, err := st.CreateProvider(ctx, actor, org.ID, store.NewProvider{Name: "bad", Type: "bedrock", BaseURL: "https://y.example"}); err == nil {
 		t.Fatal("unknown provider type accepted")
+	}
+	if _, err := st.CreateProvider(ctx, actor, org.ID, store.NewProvider{Name: "claude", Type: "anthropic", BaseURL: "https://y.example", NativeResponses: true}); err == nil {
+		t.Fatal("native_responses accepted for an anthropic provider")
+	}
+	oai, err := st.CreateProvider(ctx, actor, org.ID, store.NewProvider{Name: "openai-native", BaseURL: "https://api.openai.example/v1", NativeResponses: true})
+	if err != nil || !oai.NativeResponses {
+		t.Fatalf("native provider = %+v, %v", oai, err)
+	}
+	if list, err := st.ListProviders(ctx, org.ID); err != nil || !slices.ContainsFunc(list, func(p store.Provider) bool { return p.ID == oai.ID && p.NativeResponses }) ||
+		slices.ContainsFunc(list, func(p store.Provider) bool { return p.Name == "azure" && p.NativeResponses }) {
+		t.Fatalf("listed providers = %+v, %v", list, err)
 	}
 	m, err := st.CreateModel(ctx, actor, org.ID, store.NewModel{Name: "eu-gpt", Provider: "azure", Regions: []string{"EU"}, ContextWindow: 128000})
 	if err != nil {

@@ -156,6 +156,17 @@ func (u *nativeResponsesUpstream) stored(w http.ResponseWriter, r *http.Request)
 	}
 }
 
+// startNative starts a provider with a Responses API on loopback and returns it with
+// its registration as provider id.
+func startNative(t *testing.T, id string) (*nativeResponsesUpstream, *gatehousev1.Provider) {
+	t.Helper()
+	up := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	return up, &gatehousev1.Provider{Id: id, Name: id, Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
+		BaseUrl: srv.URL + "/v1", ApiKey: upstreamKey}
+}
+
 func (u *nativeResponsesUpstream) last() (calls int, path, auth string, body map[string]any, raw string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -457,12 +468,9 @@ func TestResponsesNativeResponseGuardrails(t *testing.T) {
 // breaker, which guards its chat traffic too, learns nothing from it.
 func TestResponsesNativeSkipsProvidersWithout(t *testing.T) {
 	t.Parallel()
-	up := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
-	native := httptest.NewServer(up)
-	t.Cleanup(native.Close)
+	up, prov := startNative(t, "native")
 	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
-		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "native", Name: "native",
-			Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseUrl: native.URL + "/v1", ApiKey: upstreamKey})
+		s.Providers = append(s.Providers, prov)
 		for _, m := range s.Models {
 			if m.Name == "echo" {
 				m.Deployments = []*gatehousev1.Deployment{
@@ -503,17 +511,11 @@ func TestResponsesNativeSkipsProvidersWithout(t *testing.T) {
 // tampered id are not found, and nothing is sent.
 func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	t.Parallel()
-	n1 := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
-	n2 := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
-	s1, s2 := httptest.NewServer(n1), httptest.NewServer(n2)
-	t.Cleanup(s1.Close)
-	t.Cleanup(s2.Close)
+	n1, p1 := startNative(t, "n1")
+	n2, p2 := startNative(t, "n2")
 	otherKey, otherSum := fakecp.NewKey("acmekey00099")
 	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
-		for _, p := range []struct{ id, url string }{{"n1", s1.URL}, {"n2", s2.URL}} {
-			s.Providers = append(s.Providers, &gatehousev1.Provider{Id: p.id, Name: p.id,
-				Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseUrl: p.url + "/v1", ApiKey: upstreamKey})
-		}
+		s.Providers = append(s.Providers, p1, p2)
 		s.Models = append(s.Models,
 			&gatehousev1.Model{Id: "m-pair", Name: "pair", ProviderId: "n1", UpstreamModel: "up-echo", Deployments: []*gatehousev1.Deployment{
 				{Id: "d-n1", ProviderId: "n1", UpstreamModel: "up-echo", Weight: 1},
@@ -685,5 +687,36 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || !strings.Contains(apiErr.Message, forgotten.ID) || strings.Contains(apiErr.RawJSON(), "resp_gone") {
 		t.Errorf("forgotten response: %v", err)
+	}
+}
+
+// TestResponsesNativeProvider: a provider registered as serving the Responses API
+// itself gets every Responses request natively — one the chat form could carry too —
+// so what the translation would drop (OpenAI's reasoning items) reaches it as sent;
+// a provider without the flag still gets such a request translated.
+func TestResponsesNativeProvider(t *testing.T) {
+	t.Parallel()
+	up, prov := startNative(t, "oai")
+	prov.NativeResponses = true
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, prov)
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-oai", Name: "oai-model", ProviderId: "oai", UpstreamModel: "up-echo"})
+	}})
+	up.other = http.HandlerFunc(h.upstream.serve)
+	body := `{"model":"%s","input":[{"type":"reasoning","id":"rs_1","encrypted_content":"opaque-thoughts","summary":[]},{"role":"user","content":"go on"}]}`
+	resp, b := h.do(t, "POST", "/v1/responses", bearer(h.fx.key), fmt.Sprintf(body, "oai-model"))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"resp_gh1`) {
+		t.Fatalf("native provider: %d %s", resp.StatusCode, b)
+	}
+	calls, path, _, _, raw := up.last()
+	if calls != 1 || path != "/v1/responses" || !strings.Contains(raw, `"encrypted_content":"opaque-thoughts"`) {
+		t.Fatalf("the provider got %d calls, last %s: %s", calls, path, raw)
+	}
+	// The same request to a provider without the flag is translated (chat completions).
+	if resp, b := h.do(t, "POST", "/v1/responses", bearer(h.fx.key), fmt.Sprintf(body, "echo")); resp.StatusCode != 200 || strings.Contains(string(b), `"resp_gh1`) {
+		t.Fatalf("translated: %d %s", resp.StatusCode, b)
+	}
+	if calls, _, _, _, _ := up.last(); calls != 1 {
+		t.Fatalf("the native provider was called for the translated request")
 	}
 }

@@ -700,7 +700,12 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 	code := ""
 	if wk == wireResponses && parsed.Error.Message == "" && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) {
 		msg = "The model provider answered " + strconv.Itoa(status) + " " + http.StatusText(status) +
-			" at its Responses API, which it may not have: this request needs one. " + req.Responses.unsupported.Message
+			" at its Responses API, which it may not have"
+		if why := req.Responses.unsupported; why != nil {
+			msg += ": this request needs one. " + why.Message
+		} else {
+			msg += ", though it is registered as serving it (native_responses)."
+		}
 		code = "responses_api_not_found"
 	}
 	_ = json.Unmarshal(parsed.Error.Code, &code)

@@ -20,9 +20,10 @@ import (
 // provider's `usage`) and prices it.
 
 // wireFor is the wire an attempt speaks with d: its provider's, or wireResponses
-// for a native Responses request to an OpenAI-compatible provider.
+// for a Responses request to an OpenAI-compatible provider when the request is
+// native or the provider is registered as speaking the Responses API itself.
 func wireFor(req *Request, d *runtime.Deployment) wire {
-	if req.Surface == SurfaceResponses && req.Responses.Native() &&
+	if req.Surface == SurfaceResponses && (req.Responses.Native() || d.Provider.NativeResponses) &&
 		d.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
 		return wireResponses
 	}

@@ -265,6 +265,19 @@ func TestProviderTypes(t *testing.T) {
 	if m, _ := org.Model("claude"); m.ContextWindow != 200_000 {
 		t.Errorf("context window = %d", m.ContextWindow)
 	}
+	// native_responses holds for an OpenAI-compatible provider only: the gateway
+	// speaks no other provider's Responses API.
+	snap := registrySnapshot("o2")
+	for _, p := range snap.Providers {
+		p.NativeResponses = true
+	}
+	org = mustCompile(t, snap)
+	for _, name := range []string{"small", "claude", "azure", "gemini"} {
+		m, _ := org.Model(name)
+		if want := m.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE; m.Provider.NativeResponses != want {
+			t.Errorf("%s: native responses %v, want %v", name, m.Provider.NativeResponses, want)
+		}
+	}
 }
 
 func TestKeyNarrowing(t *testing.T) {

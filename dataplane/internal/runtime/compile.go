@@ -251,6 +251,8 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		Base:       strings.TrimSuffix(u.String(), "/"),
 		APIVersion: p.ApiVersion,
 		APIKey:     p.ApiKey,
+		// Only an OpenAI-compatible provider has a Responses API the gateway speaks.
+		NativeResponses: p.NativeResponses && p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
 	}
 	switch p.Type {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:

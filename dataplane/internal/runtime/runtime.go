@@ -400,6 +400,9 @@ type Provider struct {
 	// token; Authorization is the ready-made bearer header (OpenAI-compatible only).
 	APIKey        string
 	Authorization string
+	// NativeResponses: every Responses request to this (OpenAI-compatible) provider
+	// goes to its own /responses, not only those the chat form cannot carry.
+	NativeResponses bool
 	// AuthorizationValues is Authorization as a header's values, shared by every
 	// request (read only).
 	AuthorizationValues []string

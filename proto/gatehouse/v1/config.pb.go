@@ -1225,9 +1225,12 @@ type Provider struct {
 	BaseUrl string `protobuf:"bytes,4,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
 	ApiKey  string `protobuf:"bytes,5,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// API version query parameter (Azure OpenAI).
-	ApiVersion    string `protobuf:"bytes,6,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ApiVersion string `protobuf:"bytes,6,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	// OpenAI-compatible only: every Responses request goes to the provider's own
+	// /responses (not only those the chat form cannot carry).
+	NativeResponses bool `protobuf:"varint,7,opt,name=native_responses,json=nativeResponses,proto3" json:"native_responses,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
@@ -1300,6 +1303,13 @@ func (x *Provider) GetApiVersion() string {
 		return x.ApiVersion
 	}
 	return ""
+}
+
+func (x *Provider) GetNativeResponses() bool {
+	if x != nil {
+		return x.NativeResponses
+	}
+	return false
 }
 
 type Model struct {
@@ -1876,7 +1886,7 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\bdetector\x18\x03 \x01(\x0e2\x1f.gatehouse.v1.GuardrailDetectorR\bdetector\x12/\n" +
 	"\x04mode\x18\x04 \x01(\x0e2\x1b.gatehouse.v1.GuardrailModeR\x04mode\x12>\n" +
 	"\tdirection\x18\x05 \x01(\x0e2 .gatehouse.v1.GuardrailDirectionR\tdirection\x12\x18\n" +
-	"\apattern\x18\x06 \x01(\tR\apattern\"\xb3\x01\n" +
+	"\apattern\x18\x06 \x01(\tR\apattern\"\xde\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
@@ -1884,7 +1894,8 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\bbase_url\x18\x04 \x01(\tR\abaseUrl\x12\x17\n" +
 	"\aapi_key\x18\x05 \x01(\tR\x06apiKey\x12\x1f\n" +
 	"\vapi_version\x18\x06 \x01(\tR\n" +
-	"apiVersion\"\xb7\x04\n" +
+	"apiVersion\x12)\n" +
+	"\x10native_responses\x18\a \x01(\bR\x0fnativeResponses\"\xb7\x04\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +

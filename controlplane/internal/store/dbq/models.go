@@ -238,6 +238,8 @@ type Provider struct {
 	UpdatedAt     pgtype.Timestamptz
 	ApiVersion    string
 	SharedWithAll bool
+	// OpenAI-compatible only: send every Responses request to the provider's own /responses instead of translating it through chat completions.
+	NativeResponses bool
 }
 
 // Gateway groups. Each has its own gateways and gets one config snapshot per org.

@@ -73,20 +73,21 @@ func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model
 }
 
 const createProvider = `-- name: CreateProvider :one
-insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all)
-values ($1, $2, $3, $4, $5, $6, $7, $8)
-returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all, native_responses)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses
 `
 
 type CreateProviderParams struct {
-	OrgID         string
-	Name          string
-	Type          string
-	BaseUrl       string
-	ApiKeySealed  []byte
-	ApiKeyKeyID   *string
-	ApiVersion    string
-	SharedWithAll bool
+	OrgID           string
+	Name            string
+	Type            string
+	BaseUrl         string
+	ApiKeySealed    []byte
+	ApiKeyKeyID     *string
+	ApiVersion      string
+	SharedWithAll   bool
+	NativeResponses bool
 }
 
 func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) (Provider, error) {
@@ -99,6 +100,7 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 		arg.ApiKeyKeyID,
 		arg.ApiVersion,
 		arg.SharedWithAll,
+		arg.NativeResponses,
 	)
 	var i Provider
 	err := row.Scan(
@@ -113,6 +115,7 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 		&i.UpdatedAt,
 		&i.ApiVersion,
 		&i.SharedWithAll,
+		&i.NativeResponses,
 	)
 	return i, err
 }
@@ -159,7 +162,7 @@ func (q *Queries) DeleteModel(ctx context.Context, arg DeleteModelParams) (Model
 }
 
 const deleteProvider = `-- name: DeleteProvider :one
-delete from providers where id = $1 and org_id = $2 returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all
+delete from providers where id = $1 and org_id = $2 returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses
 `
 
 type DeleteProviderParams struct {
@@ -182,12 +185,13 @@ func (q *Queries) DeleteProvider(ctx context.Context, arg DeleteProviderParams) 
 		&i.UpdatedAt,
 		&i.ApiVersion,
 		&i.SharedWithAll,
+		&i.NativeResponses,
 	)
 	return i, err
 }
 
 const getProvider = `-- name: GetProvider :one
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all from providers where id = $1 and org_id = $2
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where id = $1 and org_id = $2
 `
 
 type GetProviderParams struct {
@@ -210,6 +214,7 @@ func (q *Queries) GetProvider(ctx context.Context, arg GetProviderParams) (Provi
 		&i.UpdatedAt,
 		&i.ApiVersion,
 		&i.SharedWithAll,
+		&i.NativeResponses,
 	)
 	return i, err
 }
@@ -264,7 +269,7 @@ func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error)
 }
 
 const listProviders = `-- name: ListProviders :many
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all from providers where org_id = $1 order by name
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where org_id = $1 order by name
 `
 
 func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, error) {
@@ -288,6 +293,7 @@ func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, 
 			&i.UpdatedAt,
 			&i.ApiVersion,
 			&i.SharedWithAll,
+			&i.NativeResponses,
 		); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,6 @@
 -- name: CreateProvider :one
-insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all)
-values ($1, $2, $3, $4, $5, $6, $7, $8)
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all, native_responses)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 returning *;
 
 -- name: DeleteProvider :one
