@@ -720,3 +720,30 @@ func TestResponsesNativeProvider(t *testing.T) {
 		t.Fatalf("the native provider was called for the translated request")
 	}
 }
+
+// TestResponsesNativeHeldBack: with a time-to-first-token bound the events before the
+// first delta are held back, then relayed: sealed and filtered like the others.
+func TestResponsesNativeHeldBack(t *testing.T) {
+	t.Parallel()
+	up, prov := startNative(t, "held")
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, prov)
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-held", Name: "held", ProviderId: "held", UpstreamModel: "up-echo",
+			Routing: &gatehousev1.Routing{TtftTimeoutMs: 5000}})
+		teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card", Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
+			Mode: gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})(s)
+	}})
+	s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), nativeParams("held", "card"))
+	var types, raw []string
+	for s.Next() {
+		types, raw = append(types, s.Current().Type), append(raw, s.Current().RawJSON())
+	}
+	all := strings.Join(raw, "\n")
+	if err := s.Err(); err != nil || len(types) < 9 || types[0] != "response.created" || strings.Contains(all, "resp_up") ||
+		strings.Contains(all, "4111") || !strings.Contains(all, "resp_gh1") {
+		t.Fatalf("events %v (%v):\n%s", types, err, all)
+	}
+	if calls, _, _, _, _ := up.last(); calls != 1 {
+		t.Fatalf("provider called %d times", calls)
+	}
+}
