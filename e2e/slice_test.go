@@ -196,6 +196,11 @@ func TestThinSliceThroughBothPlanes(t *testing.T) {
 	if next.PreviousResponseID != first.ID || !strings.Contains(next.OutputText(), "(continuing an earlier response)") {
 		t.Fatalf("continued answer %s (previous %s): %q", next.ID, next.PreviousResponseID, next.OutputText())
 	}
+	// The stored response, by its sealed id, from the provider that keeps it.
+	kept, err := client.Responses.Get(ctx, next.ID, responses.ResponseGetParams{})
+	if err != nil || kept.ID != next.ID || kept.PreviousResponseID != first.ID || kept.OutputText() != next.OutputText() {
+		t.Fatalf("retrieved %+v: %v", kept, err)
+	}
 	eventually(t, 10*time.Second, func() error {
 		var n int64
 		if err := conn.QueryRow(ctx, `select count(*) from usage_events where org_id = $1 and endpoint = 'responses' and status_code = 200 and completion_tokens > 0`,

@@ -108,6 +108,9 @@ type server struct {
 
 	pool sync.Pool // *scratch
 
+	// responses keeps the last answers of the Responses API (see responses.go).
+	kept storedResponses
+
 	// Pre-encoded bodies and header values. Header values are shared
 	// between responses to spare an allocation each; they are never
 	// modified in place, and their capacity equals their length so that an
@@ -200,6 +203,15 @@ func (s *server) route(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return s.responses(w, r)
+	case strings.HasPrefix(p, "/v1/responses/"):
+		method := http.MethodGet
+		if r.Method == http.MethodDelete && !strings.HasSuffix(p, "/input_items") {
+			method = http.MethodDelete
+		}
+		if err := s.admit(w, r, method); err != nil {
+			return err
+		}
+		return s.storedResponse(w, r, strings.TrimPrefix(p, "/v1/responses/"))
 	case p == "/v1/embeddings":
 		if err := s.admit(w, r, http.MethodPost); err != nil {
 			return err

@@ -6,13 +6,103 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // A small OpenAI Responses API (/v1/responses): the deterministic echo reply as one
-// message, streamed as Responses events or not, with usage. Nothing is stored: a
-// previous_response_id is only acknowledged in the reply, so the demo shows that it
-// arrived. It serves the gateway's native Responses path (requests its chat
-// translation cannot carry); it is not on the hot path of any benchmark.
+// message, streamed as Responses events or not, with usage. The last answers are kept
+// in memory (retrieve, delete, list input items); a previous_response_id is
+// acknowledged in the reply, so the demo shows that it arrived, and one the demo does
+// not keep is not found, as OpenAI answers. It serves the gateway's native Responses
+// path; it is not on the hot path of any benchmark.
+
+// maxStoredResponses bounds the answers kept; the oldest go first.
+const maxStoredResponses = 1024
+
+// storedResponses are the answers kept, by id, with their input.
+type storedResponses struct {
+	mu    sync.Mutex
+	byID  map[string]storedResponse
+	order []string
+}
+
+type storedResponse struct {
+	response []byte // the response object, as answered
+	input    []any  // the input, as items
+}
+
+func (st *storedResponses) put(id string, response []byte, input []any) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.byID == nil {
+		st.byID = map[string]storedResponse{}
+	}
+	if _, ok := st.byID[id]; !ok {
+		st.order = append(st.order, id)
+	}
+	st.byID[id] = storedResponse{response: response, input: input}
+	for len(st.order) > maxStoredResponses {
+		delete(st.byID, st.order[0])
+		st.order = st.order[1:]
+	}
+}
+
+func (st *storedResponses) get(id string) (storedResponse, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r, ok := st.byID[id]
+	return r, ok
+}
+
+func (st *storedResponses) remove(id string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.byID[id]; !ok {
+		return false
+	}
+	delete(st.byID, id)
+	return true
+}
+
+// inputItems is a Responses input as items: a string becomes one user message.
+func inputItems(raw json.RawMessage, id string) []any {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return []any{map[string]any{"type": "message", "id": "msg_in_" + id, "role": "user", "status": "completed",
+			"content": []any{map[string]any{"type": "input_text", "text": s}}}}
+	}
+	var items []any
+	_ = json.Unmarshal(raw, &items)
+	return items
+}
+
+// storedResponse serves GET and DELETE /v1/responses/{id} and GET
+// /v1/responses/{id}/input_items.
+func (s *server) storedResponse(w http.ResponseWriter, r *http.Request, rest string) error {
+	id, items := strings.CutSuffix(rest, "/input_items")
+	notFound := &apiError{status: http.StatusNotFound, typ: "invalid_request_error", msg: "Response with id '" + id + "' not found."}
+	if r.Method == http.MethodDelete {
+		if !s.kept.remove(id) {
+			return notFound
+		}
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "response.deleted", "deleted": true})
+		return writeBody(w, http.StatusOK, s.hdrJSON, b)
+	}
+	stored, ok := s.kept.get(id)
+	if !ok {
+		return notFound
+	}
+	if !items {
+		return writeBody(w, http.StatusOK, s.hdrJSON, stored.response)
+	}
+	data := stored.input
+	if data == nil {
+		data = []any{}
+	}
+	list := map[string]any{"object": "list", "data": data, "has_more": false, "first_id": nil, "last_id": nil}
+	b, _ := json.Marshal(list)
+	return writeBody(w, http.StatusOK, s.hdrJSON, b)
+}
 
 type responsesRequest struct {
 	Model              string          `json:"model"`
@@ -64,6 +154,12 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 	if req.Model == "" {
 		return badRequest("You must provide a model parameter.", "model", nil)
 	}
+	if req.PreviousResponseID != "" {
+		if _, ok := s.kept.get(req.PreviousResponseID); !ok {
+			return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: "previous_response_id", code: "previous_response_not_found",
+				msg: "Previous response with id '" + req.PreviousResponseID + "' not found."}
+		}
+	}
 	user, items := responsesUserText(req.Input)
 	text := replyText(user)
 	if req.PreviousResponseID != "" {
@@ -92,12 +188,14 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 		return map[string]any{"id": id, "object": "response", "created_at": s.now().Unix(), "status": status, "model": req.Model,
 			"output": output, "previous_response_id": nullable(req.PreviousResponseID), "usage": usage}
 	}
+	final, _ := json.Marshal(response("completed", []any{message}, usage))
+	keep := func() { s.kept.put(id, final, inputItems(req.Input, id)) }
 	if !req.Stream {
 		if err := s.waitGeneration(r, output); err != nil {
 			return err
 		}
-		b, _ := json.Marshal(response("completed", []any{message}, usage))
-		return writeBody(w, http.StatusOK, s.hdrJSON, b)
+		keep()
+		return writeBody(w, http.StatusOK, s.hdrJSON, final)
 	}
 
 	w.Header()["Content-Type"] = []string{"text/event-stream"}
@@ -150,6 +248,7 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 		}
 		i = end
 	}
+	keep()
 	return sendAll(
 		event{"response.output_text.done", at(map[string]any{"text": text})},
 		event{"response.content_part.done", at(map[string]any{"part": part})},

@@ -17,15 +17,22 @@ func TestResponses(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, Options{APIKey: "sk-demo"})
 	c := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("sk-demo"), option.WithMaxRetries(0))
+	ctx := context.Background()
+	// An answer the demo keeps, which the requests below continue.
+	first, err := c.Responses.New(ctx, responses.ResponseNewParams{Model: "demo-chat",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("start")}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	params := responses.ResponseNewParams{
 		Model:              "demo-chat",
-		PreviousResponseID: openai.String("resp_prev"),
+		PreviousResponseID: openai.String(first.ID),
 		Input:              responses.ResponseNewParamsInputUnion{OfString: openai.String("patch it")},
 		Tools:              []responses.ToolUnionParam{{OfCustom: &responses.CustomToolParam{Name: "apply_patch"}}},
 	}
 	const want = "Hello from the demo model. You said: patch it (continuing an earlier response) (tools: custom)"
 
-	got, err := c.Responses.New(context.Background(), params)
+	got, err := c.Responses.New(ctx, params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,10 +63,30 @@ func TestResponses(t *testing.T) {
 		t.Errorf("deltas %q, events %v, completed %q (%d tokens)", deltas.String(), types, done.OutputText(), done.Usage.OutputTokens)
 	}
 
+	// Kept answers: retrieved, their input listed, deleted; an unknown previous
+	// response is not found.
+	kept, err := c.Responses.Get(ctx, got.ID, responses.ResponseGetParams{})
+	if err != nil || kept.ID != got.ID || kept.OutputText() != want || kept.PreviousResponseID != first.ID {
+		t.Errorf("retrieved %+v: %v", kept, err)
+	}
+	items, err := c.Responses.InputItems.List(ctx, first.ID, responses.InputItemListParams{})
+	if err != nil || len(items.Data) != 1 || items.Data[0].Role != "user" {
+		t.Errorf("input items %+v: %v", items, err)
+	}
+	if err := c.Responses.Delete(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *openai.Error
+	if _, err := c.Responses.Get(ctx, first.ID, responses.ResponseGetParams{}); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Errorf("deleted response: %v", err)
+	}
+	if _, err := c.Responses.New(ctx, params); !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "previous_response_not_found" {
+		t.Errorf("continuing a deleted response: %v", err)
+	}
+
 	// A wrong key is refused as on every route.
 	bad := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("nope"), option.WithMaxRetries(0))
 	_, err = bad.Responses.New(context.Background(), params)
-	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 {
 		t.Errorf("wrong key: %v", err)
 	}
