@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // A small OpenAI Responses API (/v1/responses): the deterministic echo reply as one
@@ -24,6 +26,7 @@ type storedResponses struct {
 	mu    sync.Mutex
 	byID  map[string]storedResponse
 	order []string
+	seq   atomic.Uint64
 }
 
 type storedResponse struct {
@@ -61,8 +64,12 @@ func (st *storedResponses) remove(id string) bool {
 		return false
 	}
 	delete(st.byID, id)
+	st.order = slices.DeleteFunc(st.order, func(o string) bool { return o == id })
 	return true
 }
+
+// next numbers the answers, so that two identical requests get answers of their own.
+func (st *storedResponses) next() uint64 { return st.seq.Add(1) }
 
 // inputItems is a Responses input as items: a string becomes one user message.
 func inputItems(raw json.RawMessage, id string) []any {
@@ -176,7 +183,7 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := fnv.New64a()
 	h.Write(sc.in.Bytes())
-	id := fmt.Sprintf("resp_%016x", h.Sum64())
+	id := fmt.Sprintf("resp_%016x%08x", h.Sum64(), s.kept.next())
 	msgID := fmt.Sprintf("msg_%016x", h.Sum64())
 	input := tokensPerRequest + items*tokensPerMessage + (len(user)+charsPerToken-1)/charsPerToken
 	_, output := cutPieces(text, 0)

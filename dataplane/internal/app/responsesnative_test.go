@@ -16,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"google.golang.org/protobuf/proto"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 
@@ -700,7 +701,16 @@ func TestResponsesNativeProvider(t *testing.T) {
 	prov.NativeResponses = true
 	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
 		s.Providers = append(s.Providers, prov)
-		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-oai", Name: "oai-model", ProviderId: "oai", UpstreamModel: "up-echo"})
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-oai", Name: "oai-model", ProviderId: "oai", UpstreamModel: "up-echo"},
+			&gatehousev1.Model{Id: "m-plain-flagged", Name: "plain-flagged", ProviderId: "plain-flagged", UpstreamModel: "up-echo"})
+		for _, p := range s.Providers {
+			if p.Id == "up" {
+				flagged := proto.Clone(p).(*gatehousev1.Provider)
+				flagged.Id, flagged.Name, flagged.NativeResponses = "plain-flagged", "plain-flagged", true
+				s.Providers = append(s.Providers, flagged)
+				break
+			}
+		}
 	}})
 	up.other = http.HandlerFunc(h.upstream.serve)
 	body := `{"model":"%s","input":[{"type":"reasoning","id":"rs_1","encrypted_content":"opaque-thoughts","summary":[]},{"role":"user","content":"go on"}]}`
@@ -716,8 +726,24 @@ func TestResponsesNativeProvider(t *testing.T) {
 	if resp, b := h.do(t, "POST", "/v1/responses", bearer(h.fx.key), fmt.Sprintf(body, "echo")); resp.StatusCode != 200 || strings.Contains(string(b), `"resp_gh1`) {
 		t.Fatalf("translated: %d %s", resp.StatusCode, b)
 	}
-	if calls, _, _, _, _ := up.last(); calls != 1 {
-		t.Fatalf("the native provider was called for the translated request")
+	// What the flagged provider still gets translated: a background request (native,
+	// it would be refused), one carrying this gateway's own reasoning state (Claude's
+	// thinking, which OpenAI cannot read) — and every request once the provider turns
+	// out to have no Responses API after all (the flagged "plain" is the harness
+	// upstream, which has none): none of them fails.
+	for name, req := range map[string]string{
+		"background":    `{"model":"oai-model","input":"hi","background":true}`,
+		"gateway state": `{"model":"oai-model","input":[{"type":"reasoning","id":"rs_9","encrypted_content":"gatehouse.thinking.v1.eyJ0eXBlIjoidGhpbmtpbmciLCJ0aGlua2luZyI6ImhtbSIsInNpZ25hdHVyZSI6InNpZyJ9","summary":[]},{"role":"user","content":"go"}]}`,
+		"no API":        `{"model":"plain-flagged","input":"hi"}`,
+	} {
+		before, _, _, _, _ := up.last()
+		resp, b := h.do(t, "POST", "/v1/responses", bearer(h.fx.key), req)
+		if resp.StatusCode != 200 || strings.Contains(string(b), `"resp_gh1`) {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, b)
+		}
+		if after, _, _, _, _ := up.last(); after != before {
+			t.Errorf("%s: sent to the native provider's /responses", name)
+		}
 	}
 }
 

@@ -361,3 +361,26 @@ func TestStreamCutShortChargesReasoning(t *testing.T) {
 		t.Fatalf("usage %+v (estimated %v), want %d completion tokens estimated", res.Usage, res.UsageEstimated, want)
 	}
 }
+
+// TestNativeBodyLeavesGatewayStateOut: a native request (a custom tool) that carries
+// this gateway's own reasoning state (Claude's thinking) goes to an OpenAI-style
+// provider without it, the rest of the input as it came.
+func TestNativeBodyLeavesGatewayStateOut(t *testing.T) {
+	state := thinkingState(thinkingBlock{Type: "thinking", Thinking: "hmm", Signature: "sig"})
+	body := `{"model":"m","tools":[{"type":"custom","name":"apply_patch"}],"input":[` +
+		`{"type":"reasoning","id":"rs_1","encrypted_content":"` + state + `","summary":[]},` +
+		`{"type":"reasoning","id":"rs_2","encrypted_content":"openai-opaque","summary":[]},` +
+		`{"role":"user","content":"go"}]}`
+	req, err := ParseResponsesRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !req.Native() || !req.gatewayState {
+		t.Fatalf("native %v, gateway state %v", req.Native(), req.gatewayState)
+	}
+	out := string(req.upstreamBody("up"))
+	if strings.Contains(out, thinkingStatePrefix) || !strings.Contains(out, `"openai-opaque"`) || !strings.Contains(out, `"content":"go"`) ||
+		!strings.Contains(out, `"model":"up"`) {
+		t.Fatalf("native body = %s", out)
+	}
+}

@@ -259,10 +259,16 @@ func (f *respFilter) parts(o *object, k string, out int, part func(typ string) (
 			return errUnreadable
 		}
 		po.dropLogprobs()
-		if kind, member := part(po.str("type")); kind != 0 {
-			if err := f.text(po, member, place{out: out, index: j, part: kind}); err != nil {
-				return err
-			}
+		kind, member := part(po.str("type"))
+		var err error
+		if kind != 0 {
+			err = f.text(po, member, place{out: out, index: j, part: kind})
+		} else {
+			// A part of a type the filter does not know: its strings are checked.
+			err = f.checkStrings(po, out, k+"."+strconv.Itoa(j)+".")
+		}
+		if err != nil {
+			return err
 		}
 		if po.changed {
 			list[j], changed = po.encode(raw), true
@@ -296,7 +302,8 @@ func summaryPartText(typ string) (byte, string) {
 // itemKeys are the members of an item that name or frame it rather than say
 // something: the strings of other members are checked.
 var itemKeys = map[string]bool{"type": true, "id": true, "status": true, "call_id": true, "name": true, "role": true,
-	"object": true, "item_id": true, "server_label": true, "approval_request_id": true, "encrypted_content": true, "result": true}
+	"object": true, "item_id": true, "server_label": true, "approval_request_id": true, "encrypted_content": true, "result": true,
+	"partial_image_b64": true, "annotations": true, "obfuscation": true}
 
 // item filters the texts of output item out.
 func (f *respFilter) item(out int, raw []byte) ([]byte, error) {
@@ -307,19 +314,28 @@ func (f *respFilter) item(out int, raw []byte) ([]byte, error) {
 	var err error
 	switch o.str("type") {
 	case "message":
-		err = f.parts(o, "content", out, contentPartText)
+		if err = f.parts(o, "content", out, contentPartText); err == nil {
+			err = f.others(o, out, "item.", "content")
+		}
 	case "reasoning":
 		if err = f.parts(o, "summary", out, summaryPartText); err == nil {
 			err = f.parts(o, "content", out, contentPartText)
 		}
+		if err == nil {
+			err = f.others(o, out, "item.", "summary", "content")
+		}
 	case "function_call":
-		err = f.text(o, "arguments", place{out: out, part: 'a'})
+		if err = f.text(o, "arguments", place{out: out, part: 'a'}); err == nil {
+			err = f.others(o, out, "item.", "arguments")
+		}
 	case "custom_tool_call":
-		err = f.text(o, "input", place{out: out, part: 'a'})
+		if err = f.text(o, "input", place{out: out, part: 'a'}); err == nil {
+			err = f.others(o, out, "item.", "input")
+		}
 	default:
 		// A hosted tool's call (a search query, code, a command, a patch, an MCP
 		// call's arguments and output): every string it holds is checked.
-		err = f.checkStrings(o, out)
+		err = f.checkStrings(o, out, "")
 	}
 	if err != nil {
 		return nil, err
@@ -328,8 +344,8 @@ func (f *respFilter) item(out int, raw []byte) ([]byte, error) {
 }
 
 // checkStrings filters every string in o's members but its itemKeys, each a text at a
-// place of its own (its path in the item).
-func (f *respFilter) checkStrings(o *object, out int) error {
+// place of its own (prefix and its path in o). Numbers keep their digits.
+func (f *respFilter) checkStrings(o *object, out int, prefix string) error {
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
 		for k := range o.m {
 			if !yield(k) {
@@ -337,14 +353,16 @@ func (f *respFilter) checkStrings(o *object, out int) error {
 			}
 		}
 	}) {
-		if itemKeys[k] {
+		if itemKeys[k] && isScalar(o.m[k]) {
 			continue
 		}
 		var v any
-		if json.Unmarshal(o.m[k], &v) != nil {
+		d := json.NewDecoder(bytes.NewReader(o.m[k]))
+		d.UseNumber()
+		if d.Decode(&v) != nil {
 			return errUnreadable
 		}
-		nv, changed, err := f.walk(v, out, k)
+		nv, changed, err := f.walk(v, out, prefix+k)
 		if err != nil {
 			return err
 		}
@@ -379,7 +397,7 @@ func (f *respFilter) walk(v any, out int, path string) (any, bool, error) {
 				}
 			}
 		}) {
-			if itemKeys[k] {
+			if _, isString := v[k].(string); itemKeys[k] && (isString || v[k] == nil) {
 				continue
 			}
 			nx, c, err := f.walk(v[k], out, path+"."+k)
@@ -391,6 +409,14 @@ func (f *respFilter) walk(v any, out int, path string) (any, bool, error) {
 		return v, changed, nil
 	}
 	return v, false, nil
+}
+
+// isScalar reports whether raw is a JSON string, number, boolean or null: a value an
+// item key may hold without the filter looking inside (an object or array under such
+// a key is looked into all the same).
+func isScalar(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] != '{' && raw[0] != '['
 }
 
 // response filters the texts of a response object's output.
@@ -477,8 +503,14 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 			return nil, err
 		}
 		ev.set("delta", out)
+		if err := f.others(ev, p.out, "event.", "delta"); err != nil {
+			return nil, err
+		}
 		return f.numbered(ev.encode(data)), nil
 	case ok:
+		if err := f.others(ev, p.out, "event.", member); err != nil {
+			return nil, err
+		}
 		if _, begun := f.filters[p]; !begun {
 			// A done event without deltas: its text is the whole of it.
 			if err := f.text(ev, member, p); err != nil {
@@ -505,32 +537,66 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 		d.set("delta", rest)
 		return f.numbered(d.encode(nil), done), nil
 	}
+	out, err := ev.index("output_index")
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case typ == "response.content_part.added" || typ == "response.content_part.done":
-		err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, "content_index", contentPartText) })
+		if err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, "content_index", contentPartText) }); err == nil {
+			err = f.others(ev, out, "event.", "part")
+		}
 	case typ == "response.reasoning_summary_part.added" || typ == "response.reasoning_summary_part.done":
-		err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, "summary_index", summaryPartText) })
+		if err = f.member(ev, "part", func(raw []byte) ([]byte, error) { return f.partOf(ev, raw, "summary_index", summaryPartText) }); err == nil {
+			err = f.others(ev, out, "event.", "part")
+		}
 	case typ == "response.output_item.added" || typ == "response.output_item.done":
-		var out int
-		if out, err = ev.index("output_index"); err == nil {
-			err = f.member(ev, "item", func(raw []byte) ([]byte, error) { return f.item(out, raw) })
+		if err = f.member(ev, "item", func(raw []byte) ([]byte, error) { return f.item(out, raw) }); err == nil {
+			err = f.others(ev, out, "event.", "item")
 		}
 	case strings.HasPrefix(typ, "response.") && ev.m["response"] != nil:
-		err = f.member(ev, "response", f.response)
+		if err = f.member(ev, "response", f.response); err == nil {
+			err = f.others(ev, out, "event.", "response")
+		}
 	case ev.m["delta"] != nil:
 		return nil, &Refusal{Code: "content_unverifiable", Message: fmt.Sprintf("The model's answer carried a %q event, whose text this team's response guardrails cannot check.", typ)}
 	case typ != "error" && typ != "response.output_text.annotation.added":
 		// Another event of a hosted tool (arguments done, code done…): its strings
 		// are checked as an item's are, at a place of their own.
-		var out int
-		if out, err = ev.index("output_index"); err == nil {
-			err = f.checkStrings(ev, out)
-		}
+		err = f.checkStrings(ev, out, "")
 	}
 	if err != nil {
 		return nil, err
 	}
 	return f.numbered(ev.encode(data)), nil
+}
+
+// eventKeys are the members of a stream event that say where it belongs.
+var eventKeys = map[string]bool{"type": true, "item_id": true, "output_index": true, "content_index": true,
+	"summary_index": true, "sequence_number": true, "logprobs": true, "obfuscation": true}
+
+// others checks the strings of o's members but those handled and those that say
+// where it belongs: a member the filter does not know may carry text too.
+func (f *respFilter) others(o *object, out int, prefix string, handled ...string) error {
+	rest := &object{m: map[string]json.RawMessage{}}
+	for k, v := range o.m {
+		if !slices.Contains(handled, k) && !(eventKeys[k] && isScalar(v)) {
+			rest.m[k] = v
+		}
+	}
+	if len(rest.m) == 0 {
+		return nil
+	}
+	if err := f.checkStrings(rest, out, prefix); err != nil {
+		return err
+	}
+	if rest.changed {
+		for k, v := range rest.m {
+			o.m[k] = v
+		}
+		o.changed = true
+	}
+	return nil
 }
 
 // numbered numbers the events relayed one by one, from the stream's first number:
@@ -586,15 +652,17 @@ func (f *respFilter) partOf(ev *object, raw []byte, index string, part func(stri
 	}
 	po.dropLogprobs()
 	kind, member := part(po.str("type"))
-	if kind == 0 {
-		return po.encode(raw), nil
-	}
 	p := place{part: kind}
 	var err error
 	if p.out, err = ev.index("output_index"); err == nil {
 		p.index, err = ev.index(index)
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case kind == 0:
+		// A part of a type the filter does not know: its strings are checked.
+		err = f.checkStrings(po, p.out, strings.TrimSuffix(index, "_index")+"."+strconv.Itoa(p.index)+".")
+	default:
 		err = f.text(po, member, p)
 	}
 	if err != nil {

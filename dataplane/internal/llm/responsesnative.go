@@ -23,11 +23,21 @@ import (
 // for a Responses request to an OpenAI-compatible provider when the request is
 // native or the provider is registered as speaking the Responses API itself.
 func wireFor(req *Request, d *runtime.Deployment) wire {
-	if req.Surface == SurfaceResponses && (req.Responses.Native() || d.Provider.NativeResponses) &&
-		d.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
+	if req.Surface == SurfaceResponses && d.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE &&
+		(req.Responses.Native() || d.Provider.NativeResponses && req.Responses.nativeByChoice()) {
 		return wireResponses
 	}
 	return wireOf(d.Provider.Type)
+}
+
+// nativeByChoice reports whether a request the chat form can carry may go to a
+// provider's own Responses API (one registered as serving it): not when it asks for a
+// background answer (native, it would be refused; translated, it is answered at
+// once), carries this gateway's own reasoning state (Claude's thinking, which only the
+// translation knows to leave out for other providers), or a first native attempt
+// found no Responses API there.
+func (r *ResponsesRequest) nativeByChoice() bool {
+	return !r.background && !r.gatewayState && !r.translate
 }
 
 // errNativeBackground refuses background responses: the gateway meters what it

@@ -358,8 +358,16 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		// the deployment's breaker also guards its chat traffic, which this says
 		// nothing about.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return fail(routing.Neutral, skip, &failure{err: fmt.Errorf("upstream: provider %s answered %d at its Responses API", d.Provider.ID, s),
-			status: s, header: resp.Header, body: body, wire: wk, reason: "responses_unavailable"})
+		f := &failure{err: fmt.Errorf("upstream: provider %s answered %d at its Responses API", d.Provider.ID, s),
+			status: s, header: resp.Header, body: body, wire: wk, reason: "responses_unavailable"}
+		if !req.Responses.Native() && !req.Responses.translate {
+			// Native only because the provider is registered as serving the API: the
+			// request is translated from now on, this deployment included (once: a
+			// local failure does not use up a try).
+			req.Responses.translate, f.local = true, true
+			return fail(routing.Neutral, retry, f)
+		}
+		return fail(routing.Neutral, skip, f)
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
 		o := routing.Failure
 		if wk == wireResponses {

@@ -150,6 +150,11 @@ type ResponsesRequest struct {
 	// the current attempt.
 	pinProvider, upstreamPrevious string
 	sealer                        *idSealer
+	// gatewayState: the input carries reasoning items with this gateway's own
+	// encrypted_content (thinkingStatePrefix), which only Anthropic reads.
+	gatewayState bool
+	// translate: a native attempt found no Responses API; the chat form serves it.
+	translate bool
 }
 
 // Native reports whether the request is served only by providers' own Responses
@@ -163,7 +168,35 @@ func (r *ResponsesRequest) upstreamBody(upstreamModel string) []byte {
 	if r.upstreamPrevious != "" {
 		set["previous_response_id"] = mustMarshal(r.upstreamPrevious)
 	}
+	if r.gatewayState {
+		if in, ok := withoutGatewayState(r.fields["input"]); ok {
+			set["input"] = in
+		}
+	}
 	return writeObject(r.fields, set)
+}
+
+// withoutGatewayState returns the input items but the reasoning items that carry this
+// gateway's own state (Claude's thinking blocks, see thinkingStatePrefix): another
+// provider cannot read them, as the translation for other providers leaves them out.
+func withoutGatewayState(raw json.RawMessage) (json.RawMessage, bool) {
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		return nil, false
+	}
+	kept := items[:0]
+	for _, it := range items {
+		var item struct {
+			Type             string `json:"type"`
+			EncryptedContent string `json:"encrypted_content"`
+		}
+		if json.Unmarshal(it, &item) == nil && item.Type == "reasoning" && strings.HasPrefix(item.EncryptedContent, thinkingStatePrefix) {
+			continue
+		}
+		kept = append(kept, it)
+	}
+	out, err := json.Marshal(kept)
+	return out, err == nil
 }
 
 // statefulFields reads the fields that name state a provider keeps from the member
@@ -218,7 +251,8 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb, fields: fields, unsupported: unsupported}
+	req := &ResponsesRequest{Model: rb.Model, Stream: rb.Stream, body: &rb, fields: fields, unsupported: unsupported,
+		gatewayState: bytes.Contains(fields["input"], []byte(thinkingStatePrefix))}
 	if raw, ok := fields["background"]; ok && !isNull(raw) && decodeBool(raw, &req.background) != nil {
 		return nil, invalidf("background", "`background` must be a boolean.")
 	}
