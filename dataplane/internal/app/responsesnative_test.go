@@ -185,6 +185,12 @@ func teamAGuardrail(rule *gatehousev1.GuardrailRule) func(*gatehousev1.Snapshot)
 	}
 }
 
+// responseCardRule is a response rule on card numbers in mode.
+func responseCardRule(mode gatehousev1.GuardrailMode) *gatehousev1.GuardrailRule {
+	return &gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card", Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
+		Mode: mode, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE}
+}
+
 // nativeParams is a Responses request the chat form cannot carry: it offers a custom
 // (free-form) tool, as Codex does.
 func nativeParams(model, text string) responses.ResponseNewParams {
@@ -397,9 +403,7 @@ func TestResponsesNativeResponseGuardrails(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			up := &nativeResponsesUpstream{}
-			h := startHarness(t, harnessOptions{upstream: up, extra: teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card",
-				Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
-				Mode:     mode, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})})
+			h := startHarness(t, harnessOptions{upstream: up, extra: teamAGuardrail(responseCardRule(mode))})
 			var httpResp *http.Response
 			got, err := h.client(h.fx.key).Responses.New(context.Background(), nativeParams("echo", "card"), option.WithResponseInto(&httpResp))
 			deltas, raw, types, serr := streamed(t, h)
@@ -449,9 +453,7 @@ func TestResponsesNativeResponseGuardrails(t *testing.T) {
 
 	t.Run("an event the gateway cannot check", func(t *testing.T) {
 		t.Parallel()
-		h := startHarness(t, harnessOptions{upstream: &nativeResponsesUpstream{}, extra: teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card",
-			Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
-			Mode:     gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})})
+		h := startHarness(t, harnessOptions{upstream: &nativeResponsesUpstream{}, extra: teamAGuardrail(responseCardRule(gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT))})
 		s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), nativeParams("echo", "audio"))
 		var types []string
 		var last string
@@ -756,8 +758,7 @@ func TestResponsesNativeHeldBack(t *testing.T) {
 		s.Providers = append(s.Providers, prov)
 		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-held", Name: "held", ProviderId: "held", UpstreamModel: "up-echo",
 			Routing: &gatehousev1.Routing{TtftTimeoutMs: 5000}})
-		teamAGuardrail(&gatehousev1.GuardrailRule{Id: "g-card", Name: "g-card", Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_CARD,
-			Mode: gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_RESPONSE})(s)
+		teamAGuardrail(responseCardRule(gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT))(s)
 	}})
 	s := h.client(h.fx.key).Responses.NewStreaming(context.Background(), nativeParams("held", "card"))
 	var types, raw []string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -346,13 +347,7 @@ func (f *respFilter) item(out int, raw []byte) ([]byte, error) {
 // checkStrings filters every string in o's members but its itemKeys, each a text at a
 // place of its own (prefix and its path in o). Numbers keep their digits.
 func (f *respFilter) checkStrings(o *object, out int, prefix string) error {
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range o.m {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(o.m)) {
 		if itemKeys[k] && isScalar(o.m[k]) {
 			continue
 		}
@@ -390,13 +385,7 @@ func (f *respFilter) walk(v any, out int, path string) (any, bool, error) {
 		return v, changed, nil
 	case map[string]any:
 		changed := false
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range v {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			if _, isString := v[k].(string); itemKeys[k] && (isString || v[k] == nil) {
 				continue
 			}
@@ -506,7 +495,7 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 		if err := f.others(ev, p.out, "event.", "delta"); err != nil {
 			return nil, err
 		}
-		return f.numbered(ev.encode(data)), nil
+		return f.numbered(data, ev), nil
 	case ok:
 		if err := f.others(ev, p.out, "event.", member); err != nil {
 			return nil, err
@@ -516,16 +505,15 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 			if err := f.text(ev, member, p); err != nil {
 				return nil, err
 			}
-			return f.numbered(ev.encode(data)), nil
+			return f.numbered(data, ev), nil
 		}
 		rest, whole, err := f.end(p)
 		if err != nil {
 			return nil, err
 		}
 		ev.set(member, whole)
-		done := ev.encode(data)
 		if rest == "" {
-			return f.numbered(done), nil
+			return f.numbered(data, ev), nil
 		}
 		d := &object{m: map[string]json.RawMessage{}}
 		for k, v := range ev.m {
@@ -535,7 +523,7 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 		}
 		d.set("type", strings.TrimSuffix(typ, ".done")+".delta")
 		d.set("delta", rest)
-		return f.numbered(d.encode(nil), done), nil
+		return f.numbered(data, d, ev), nil
 	}
 	out, err := ev.index("output_index")
 	if err != nil {
@@ -568,7 +556,7 @@ func (f *respFilter) event(data []byte) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.numbered(ev.encode(data)), nil
+	return f.numbered(data, ev), nil
 }
 
 // eventKeys are the members of a stream event that say where it belongs.
@@ -599,32 +587,27 @@ func (f *respFilter) others(o *object, out int, prefix string, handled ...string
 	return nil
 }
 
-// numbered numbers the events relayed one by one, from the stream's first number:
+// numbered numbers the events relayed one by one, from the stream's first number —
 // the filter drops deltas it holds back and adds the ones it releases, and
-// sequence_number counts the events the caller gets.
-func (f *respFilter) numbered(evs ...[]byte) [][]byte {
-	for i, d := range evs {
-		o, ok := decodeObject(d)
-		if !ok {
-			continue
+// sequence_number counts the events the caller gets — and encodes them (data is the
+// event as it came, relayed as it is when nothing in it changed).
+func (f *respFilter) numbered(data []byte, evs ...*object) [][]byte {
+	out := make([][]byte, len(evs))
+	for i, o := range evs {
+		if _, has := o.m["sequence_number"]; has {
+			if n, err := o.index("sequence_number"); err == nil {
+				if !f.numbering {
+					f.seq, f.numbering = n, true
+				}
+				if n != f.seq {
+					o.set("sequence_number", f.seq)
+				}
+				f.seq++
+			}
 		}
-		if _, has := o.m["sequence_number"]; !has {
-			continue
-		}
-		n, err := o.index("sequence_number")
-		if err != nil {
-			continue
-		}
-		if !f.numbering {
-			f.seq, f.numbering = n, true
-		}
-		if n != f.seq {
-			o.set("sequence_number", f.seq)
-			evs[i] = o.encode(d)
-		}
-		f.seq++
+		out[i] = o.encode(data)
 	}
-	return evs
+	return out
 }
 
 // member replaces the member k of ev by fn of it.
@@ -703,12 +686,13 @@ func (s *streamRelay) responsesFiltered() error {
 					d = c.Bytes()
 				}
 			}
+			typ := responsesEventType(d)
 			var b []byte
 			if name != nil {
-				b = fmt.Appendf(b, "event: %s\n", responsesEventType(d))
+				b = fmt.Appendf(b, "event: %s\n", typ)
 			}
 			b = fmt.Appendf(b, "data: %s\n\n", d)
-			if s.req.CaptureText && responsesEventType(d) == "response.output_text.delta" {
+			if s.req.CaptureText && typ == "response.output_text.delta" {
 				var ev struct{ Delta string }
 				if json.Unmarshal(d, &ev) == nil {
 					s.capture(ev.Delta)
