@@ -49,6 +49,8 @@ var matrix = map[string][]string{
 	"DELETE /orgs/{org}/models/{id}/deployments/{dep}": {pOrgAdmin},
 	"GET /regions":                                    allPrincipals,
 	"DELETE /orgs/{org}/providers/{id}":               {pOrgAdmin},
+	"PATCH /orgs/{org}/providers/{id}":                {pOrgAdmin},
+	"PATCH /orgs/{org}/models/{id}":                   {pOrgAdmin},
 	"DELETE /orgs/{org}/models/{id}":                  {pOrgAdmin},
 	"GET /orgs/{org}/mcp-servers":                     {pOrgAdmin, pOrgViewer, pAlphaAdmin, pAlphaMem, pBetaMember, pScoped},
 	"POST /orgs/{org}/mcp-servers":                    {pOrgAdmin},

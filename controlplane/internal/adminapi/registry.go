@@ -272,3 +272,71 @@ func (a *API) fleet(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, f)
 	return nil
 }
+
+// change maps a shared_with of an edit: omitted = unchanged.
+func (s *shareReq) change() *store.Sharing {
+	if s == nil {
+		return nil
+	}
+	if s.All {
+		return &store.Sharing{All: true}
+	}
+	return &store.Sharing{Teams: s.Teams}
+}
+
+// updateProviderReq edits a provider; omitted members stay as they are. api_key
+// replaces the credential, "" removes it.
+type updateProviderReq struct {
+	Name            *string   `json:"name"`
+	Type            *string   `json:"type"`
+	BaseURL         *string   `json:"base_url"`
+	APIKey          *string   `json:"api_key"`
+	APIVersion      *string   `json:"api_version"`
+	NativeResponses *bool     `json:"native_responses"`
+	SharedWith      *shareReq `json:"shared_with"`
+}
+
+func (a *API) updateProvider(w http.ResponseWriter, r *http.Request) error {
+	var in updateProviderReq
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	p, err := a.store.UpdateProvider(r.Context(), actor(r), requestScope(r).org.ID, chi.URLParam(r, "id"), store.ProviderChange{
+		Type: in.Type, Name: in.Name, BaseURL: in.BaseURL, APIKey: in.APIKey, APIVersion: in.APIVersion,
+		NativeResponses: in.NativeResponses, Share: in.SharedWith.change(),
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// updateModelReq edits a model's upstream id, prices, context window, regions and
+// sharing; omitted members stay as they are.
+type updateModelReq struct {
+	UpstreamModel                 *string   `json:"upstream_model"`
+	InputPricePerMTokMicros       *int64    `json:"input_price_per_mtok_micros"`
+	OutputPricePerMTokMicros      *int64    `json:"output_price_per_mtok_micros"`
+	CachedInputPricePerMTokMicros *int64    `json:"cached_input_price_per_mtok_micros"`
+	ContextWindow                 *int64    `json:"context_window"`
+	Regions                       *[]string `json:"regions"`
+	SharedWith                    *shareReq `json:"shared_with"`
+}
+
+func (a *API) updateModel(w http.ResponseWriter, r *http.Request) error {
+	var in updateModelReq
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	m, err := a.store.UpdateModel(r.Context(), actor(r), requestScope(r).org.ID, chi.URLParam(r, "id"), store.ModelChange{
+		UpstreamModel: in.UpstreamModel, InputPricePerMTokMicros: in.InputPricePerMTokMicros, OutputPricePerMTokMicros: in.OutputPricePerMTokMicros,
+		CachedInputPricePerMTokMicros: in.CachedInputPricePerMTokMicros, ContextWindow: in.ContextWindow, Regions: in.Regions,
+		Share: in.SharedWith.change(),
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}

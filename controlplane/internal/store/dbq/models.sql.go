@@ -304,3 +304,113 @@ func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, 
 	}
 	return items, nil
 }
+
+const updateModel = `-- name: UpdateModel :one
+update models set upstream_model = $3, input_price_per_mtok_micros = $4, output_price_per_mtok_micros = $5,
+  cached_input_price_per_mtok_micros = $6, context_window = $7, regions = $8, shared_with_all = $9, updated_at = now()
+where id = $1 and org_id = $2
+returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
+`
+
+type UpdateModelParams struct {
+	ID                            string
+	OrgID                         string
+	UpstreamModel                 string
+	InputPricePerMtokMicros       int64
+	OutputPricePerMtokMicros      int64
+	CachedInputPricePerMtokMicros int64
+	ContextWindow                 int64
+	Regions                       []string
+	SharedWithAll                 bool
+}
+
+func (q *Queries) UpdateModel(ctx context.Context, arg UpdateModelParams) (Model, error) {
+	row := q.db.QueryRow(ctx, updateModel,
+		arg.ID,
+		arg.OrgID,
+		arg.UpstreamModel,
+		arg.InputPricePerMtokMicros,
+		arg.OutputPricePerMtokMicros,
+		arg.CachedInputPricePerMtokMicros,
+		arg.ContextWindow,
+		arg.Regions,
+		arg.SharedWithAll,
+	)
+	var i Model
+	err := row.Scan(
+		&i.ID,
+		&i.OrgID,
+		&i.Name,
+		&i.ProviderID,
+		&i.UpstreamModel,
+		&i.InputPricePerMtokMicros,
+		&i.OutputPricePerMtokMicros,
+		&i.CachedInputPricePerMtokMicros,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ContextWindow,
+		&i.Regions,
+		&i.SharedWithAll,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.RoutingStrategy,
+		&i.MaxRetries,
+		&i.RetryBackoffMs,
+		&i.TimeoutMs,
+		&i.TtftTimeoutMs,
+		&i.BreakerFailures,
+		&i.BreakerCooldownMs,
+		&i.Fallbacks,
+	)
+	return i, err
+}
+
+const updateProvider = `-- name: UpdateProvider :one
+update providers set name = $3, base_url = $4, api_key_sealed = $5, api_key_key_id = $6, api_version = $7,
+  native_responses = $8, shared_with_all = $9, updated_at = now()
+where id = $1 and org_id = $2
+returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses
+`
+
+type UpdateProviderParams struct {
+	ID              string
+	OrgID           string
+	Name            string
+	BaseUrl         string
+	ApiKeySealed    []byte
+	ApiKeyKeyID     *string
+	ApiVersion      string
+	NativeResponses bool
+	SharedWithAll   bool
+}
+
+func (q *Queries) UpdateProvider(ctx context.Context, arg UpdateProviderParams) (Provider, error) {
+	row := q.db.QueryRow(ctx, updateProvider,
+		arg.ID,
+		arg.OrgID,
+		arg.Name,
+		arg.BaseUrl,
+		arg.ApiKeySealed,
+		arg.ApiKeyKeyID,
+		arg.ApiVersion,
+		arg.NativeResponses,
+		arg.SharedWithAll,
+	)
+	var i Provider
+	err := row.Scan(
+		&i.ID,
+		&i.OrgID,
+		&i.Name,
+		&i.Type,
+		&i.BaseUrl,
+		&i.ApiKeySealed,
+		&i.ApiKeyKeyID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ApiVersion,
+		&i.SharedWithAll,
+		&i.NativeResponses,
+	)
+	return i, err
+}

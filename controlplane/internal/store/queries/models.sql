@@ -23,3 +23,15 @@ returning *;
 
 -- name: ListModels :many
 select * from models where org_id = $1 order by name;
+
+-- name: UpdateProvider :one
+update providers set name = $3, base_url = $4, api_key_sealed = $5, api_key_key_id = $6, api_version = $7,
+  native_responses = $8, shared_with_all = $9, updated_at = now()
+where id = $1 and org_id = $2
+returning *;
+
+-- name: UpdateModel :one
+update models set upstream_model = $3, input_price_per_mtok_micros = $4, output_price_per_mtok_micros = $5,
+  cached_input_price_per_mtok_micros = $6, context_window = $7, regions = $8, shared_with_all = $9, updated_at = now()
+where id = $1 and org_id = $2
+returning *;

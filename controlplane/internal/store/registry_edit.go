@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
+)
+
+// ProviderChange edits a provider: nil fields stay as they are. The type is fixed at
+// creation (a provider of another type is another provider).
+type ProviderChange struct {
+	// Type, when given, must be the provider's own.
+	Type    *string
+	Name    *string
+	BaseURL *string
+	// APIKey replaces the credential (sealed before it is stored); "" removes it.
+	APIKey          *string
+	APIVersion      *string
+	NativeResponses *bool
+	Share           *Sharing
+}
+
+// providerEdit is what the audit log keeps of a provider edit: the provider as it is
+// now, and what happened to its credential (never the credential itself).
+type providerEdit struct {
+	Provider
+	Credential string `json:"credential,omitempty"` // "replaced", "removed" or empty
+}
+
+// UpdateProvider edits a provider of org. A new credential takes effect on every
+// gateway with the next snapshot; requests in flight finish with the old one.
+func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id string, in ProviderChange) (Provider, error) {
+	if in.BaseURL != nil {
+		u := strings.TrimRight(strings.TrimSpace(*in.BaseURL), "/")
+		if err := s.checkUpstreamURL(ctx, "base_url", u); err != nil {
+			return Provider{}, err
+		}
+		in.BaseURL = &u
+	}
+	var sealed []byte
+	var keyID *string
+	if in.APIKey != nil {
+		var err error
+		if sealed, keyID, err = s.seal(*in.APIKey, credentialAAD(orgID)); err != nil {
+			return Provider{}, err
+		}
+	}
+	var out Provider
+	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+		row, err := q.GetProvider(ctx, dbq.GetProviderParams{ID: id, OrgID: orgID})
+		if err != nil {
+			return err
+		}
+		shares, err := s.shares(ctx, q, orgID)
+		if err != nil {
+			return err
+		}
+		before := providerFromRow(row)
+		fillShare(&before.SharedWith, shares["provider"], id)
+
+		p := dbq.UpdateProviderParams{ID: id, OrgID: orgID, Name: row.Name, BaseUrl: row.BaseUrl, ApiKeySealed: row.ApiKeySealed,
+			ApiKeyKeyID: row.ApiKeyKeyID, ApiVersion: row.ApiVersion, NativeResponses: row.NativeResponses, SharedWithAll: row.SharedWithAll}
+		if in.Type != nil && *in.Type != row.Type {
+			return invalid("type", "cannot be changed; register a new provider of type "+*in.Type+" instead")
+		}
+		if in.Name != nil {
+			p.Name = strings.TrimSpace(*in.Name)
+		}
+		if in.BaseURL != nil {
+			p.BaseUrl = *in.BaseURL
+		}
+		credential := ""
+		if in.APIKey != nil {
+			p.ApiKeySealed, p.ApiKeyKeyID = sealed, keyID
+			credential = "replaced"
+			if sealed == nil {
+				credential = "removed"
+			}
+		}
+		if in.APIVersion != nil {
+			p.ApiVersion = strings.TrimSpace(*in.APIVersion)
+		}
+		if in.NativeResponses != nil {
+			p.NativeResponses = *in.NativeResponses
+		}
+		if p.NativeResponses && row.Type != "openai-compatible" {
+			return invalid("native_responses", "is for openai-compatible providers only")
+		}
+		if row.Type == "azure-openai" && p.ApiVersion == "" {
+			return invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
+		}
+		all, teams, err := s.reshare(ctx, q, orgID, in.Share, before.SharedWith)
+		if err != nil {
+			return err
+		}
+		p.SharedWithAll = all
+		updated, err := q.UpdateProvider(ctx, p)
+		if err != nil {
+			return err
+		}
+		out = providerFromRow(updated)
+		if err := s.setEditShares(ctx, q, orgID, "provider", id, in.Share, teams, &out.SharedWith); err != nil {
+			return err
+		}
+		ch.before, ch.after = before, providerEdit{Provider: out, Credential: credential}
+		return nil
+	}, change{actor: actor, orgID: orgID, action: "provider.update", targetType: "provider", targetID: id})
+	return out, err
+}
+
+// GetProvider returns one provider of org.
+func (s *Store) GetProvider(ctx context.Context, orgID, id string) (Provider, error) {
+	q := dbq.New(s.pool)
+	row, err := q.GetProvider(ctx, dbq.GetProviderParams{ID: id, OrgID: orgID})
+	if err != nil {
+		return Provider{}, mapError(err)
+	}
+	shares, err := s.shares(ctx, q, orgID)
+	if err != nil {
+		return Provider{}, mapError(err)
+	}
+	p := providerFromRow(row)
+	fillShare(&p.SharedWith, shares["provider"], id)
+	return p, nil
+}
+
+// ModelChange edits a model: nil fields stay as they are. The name (what callers and
+// aliases use) and the provider are fixed; deployments add providers.
+type ModelChange struct {
+	UpstreamModel                 *string
+	InputPricePerMTokMicros       *int64
+	OutputPricePerMTokMicros      *int64
+	CachedInputPricePerMTokMicros *int64
+	ContextWindow                 *int64
+	Regions                       *[]string
+	Share                         *Sharing
+}
+
+// UpdateModel edits a model of org. New prices apply to requests that start after
+// the gateways have the next snapshot; usage already recorded keeps its cost.
+func (s *Store) UpdateModel(ctx context.Context, actor Actor, orgID, id string, in ModelChange) (Model, error) {
+	for field, v := range map[string]*int64{
+		"input_price_per_mtok_micros": in.InputPricePerMTokMicros, "output_price_per_mtok_micros": in.OutputPricePerMTokMicros,
+		"cached_input_price_per_mtok_micros": in.CachedInputPricePerMTokMicros, "context_window": in.ContextWindow,
+	} {
+		if v != nil && *v < 0 {
+			return Model{}, invalid(field, "cannot be negative")
+		}
+	}
+	if in.UpstreamModel != nil {
+		u := strings.TrimSpace(*in.UpstreamModel)
+		if u == "" {
+			return Model{}, invalid("upstream_model", "cannot be empty")
+		}
+		in.UpstreamModel = &u
+	}
+	var regions []string
+	if in.Regions != nil {
+		var err error
+		if regions, err = s.checkRegions(ctx, "regions", *in.Regions); err != nil {
+			return Model{}, err
+		}
+	}
+	var out Model
+	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
+		row, err := q.GetModel(ctx, dbq.GetModelParams{ID: id, OrgID: orgID})
+		if err != nil {
+			return err
+		}
+		shares, err := s.shares(ctx, q, orgID)
+		if err != nil {
+			return err
+		}
+		before := modelFromRow(row)
+		fillShare(&before.SharedWith, shares["model"], id)
+
+		p := dbq.UpdateModelParams{ID: id, OrgID: orgID, UpstreamModel: row.UpstreamModel, InputPricePerMtokMicros: row.InputPricePerMtokMicros,
+			OutputPricePerMtokMicros: row.OutputPricePerMtokMicros, CachedInputPricePerMtokMicros: row.CachedInputPricePerMtokMicros,
+			ContextWindow: row.ContextWindow, Regions: row.Regions, SharedWithAll: row.SharedWithAll}
+		setIf(&p.UpstreamModel, in.UpstreamModel)
+		setIf(&p.InputPricePerMtokMicros, in.InputPricePerMTokMicros)
+		setIf(&p.OutputPricePerMtokMicros, in.OutputPricePerMTokMicros)
+		setIf(&p.CachedInputPricePerMtokMicros, in.CachedInputPricePerMTokMicros)
+		setIf(&p.ContextWindow, in.ContextWindow)
+		if in.Regions != nil {
+			p.Regions = regions
+		}
+		all, teams, err := s.reshare(ctx, q, orgID, in.Share, before.SharedWith)
+		if err != nil {
+			return err
+		}
+		p.SharedWithAll = all
+		updated, err := q.UpdateModel(ctx, p)
+		if err != nil {
+			return err
+		}
+		out = modelFromRow(updated)
+		if err := s.setEditShares(ctx, q, orgID, "model", id, in.Share, teams, &out.SharedWith); err != nil {
+			return err
+		}
+		ch.before, ch.after = before, out
+		return nil
+	}, change{actor: actor, orgID: orgID, action: "model.update", targetType: "model", targetID: id})
+	return out, err
+}
+
+// reshare resolves the sharing of an edit: the entry's current one when sh is nil.
+func (s *Store) reshare(ctx context.Context, q *dbq.Queries, orgID string, sh *Sharing, cur Sharing) (bool, []string, error) {
+	if sh == nil {
+		return cur.All, cur.Teams, nil
+	}
+	return s.share(ctx, q, orgID, sh)
+}
+
+// setEditShares stores the teams of an edit that changed the sharing and fills out.
+func (s *Store) setEditShares(ctx context.Context, q *dbq.Queries, orgID, kind, id string, sh *Sharing, teams []string, out *Sharing) error {
+	if sh != nil {
+		if err := setShares(ctx, q, orgID, kind, id, teams); err != nil {
+			return err
+		}
+	}
+	if !out.All {
+		out.Teams = append(out.Teams, teams...)
+	}
+	return nil
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
