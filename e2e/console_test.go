@@ -128,6 +128,39 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(text, "local-chat") || !strings.Contains(text, "$0.15") {
 		t.Fatalf("models table after adding: %s", text)
 	}
+	step("change the model's prices on its page",
+		chromedp.Click(`//table[@data-testid="models-table"]//a[contains(., "local-chat")]`, chromedp.BySearch),
+		chromedp.WaitVisible(tid("model-settings-form")),
+		chromedp.SetValue(tid("model-settings-form")+` input[name="output_price"]`, "0.90"),
+		chromedp.Click(tid("save-model-settings")),
+		chromedp.WaitVisible(tid("flash")),
+		chromedp.Text(tid("model-summary"), &text),
+		shot("06b-model-settings"),
+	)
+	if !strings.Contains(text, "output $0.90") || !strings.Contains(text, "input $0.15") {
+		t.Fatalf("model summary after the price change: %s", text)
+	}
+	step("edit the provider on its page",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/providers"),
+		chromedp.Click(`//table[@data-testid="providers-table"]//a[contains(., "demo-upstream")]`, chromedp.BySearch),
+		chromedp.WaitVisible(tid("provider-edit-form")),
+		chromedp.Click(tid("provider-edit-form")+` input[name="native_responses"]`), // the demo provider has it on: off
+		chromedp.Click(tid("save-provider")),
+		chromedp.WaitVisible(tid("flash")),
+		chromedp.Text(tid("provider-responses-mode"), &text),
+		shot("06c-provider-edited"),
+	)
+	if !strings.Contains(text, "Translated") {
+		t.Fatalf("provider's Responses mode after unticking: %s", text)
+	}
+	step("find the provider edit in the audit log",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/audit?action=provider.update"),
+		chromedp.WaitVisible(tid("audit-table")),
+		chromedp.AttributeValue(tid("audit-row"), "data-action", &action, nil),
+	)
+	if action != "provider.update" {
+		t.Fatalf("newest provider audit row action = %q", action)
+	}
 	var secret string
 	step("mint a key on the team page",
 		chromedp.Navigate(st.ControlPlane+"/orgs/demo/teams/platform"),

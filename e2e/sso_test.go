@@ -161,6 +161,31 @@ func TestSSOLogin(t *testing.T) {
 		if p := b.post("/orgs/demo/teams", url.Values{"slug": {"x"}, "csrf_token": {csrf(t, p)}}); p.status != 403 {
 			t.Fatalf("member created a team: %d", p.status)
 		}
+		// Registry edits are for org admins.
+		const someID = "00000000-0000-0000-0000-000000000000"
+		for _, path := range []string{"/orgs/demo/providers/" + someID, "/orgs/demo/models/" + someID + "/settings"} {
+			if p := b.post(path, url.Values{"name": {"x"}, "api_key": {"sk-x"}, "csrf_token": {csrf(t, p)}}); p.status != 403 {
+				t.Fatalf("member posted %s: %d", path, p.status)
+			}
+		}
+	})
+
+	t.Run("registry edits need the CSRF token", func(t *testing.T) {
+		b := newBrowser(t, st.ControlPlane)
+		p := b.login(stack.DevAdminEmail, "/orgs/demo/providers")
+		if p.status != 200 {
+			t.Fatalf("admin login: %d %s", p.status, p.url)
+		}
+		m := regexp.MustCompile(`href="/orgs/demo/providers/([0-9a-f-]{36})"`).FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatal("no provider link on the providers page")
+		}
+		if p := b.post("/orgs/demo/providers/"+m[1], url.Values{"name": {"renamed"}, "base_url": {"http://127.0.0.1:9/v1"}}); p.status != 403 {
+			t.Fatalf("provider edit without a CSRF token: %d", p.status)
+		}
+		if p := b.get("/orgs/demo/providers/" + m[1]); p.status != 200 || strings.Contains(p.body, "renamed") {
+			t.Fatalf("provider page after the refused edit: %d", p.status)
+		}
 	})
 
 	faults := []struct {

@@ -65,6 +65,9 @@ const (
 		`{"email":"ops@gatehouse.dev","name":"Platform Operator","email_verified":true,"groups":["platform-admins"],"subject":"ops"}]`
 )
 
+// Secrets returns the secrets the stack was started with.
+func (s *Stack) Secrets() Secrets { return s.opts.Secrets }
+
 // NewSecrets generates fresh secrets.
 func NewSecrets() Secrets {
 	return Secrets{

@@ -354,6 +354,31 @@ type ProviderForm struct {
 	Errors          FieldErrors
 }
 
+// ProviderView is one provider's page: what it is and, for managers, the edit form.
+type ProviderView struct {
+	Shell     Shell
+	Provider  ProviderRow
+	Form      ProviderEditForm
+	Teams     []TeamLink // the org's teams, for the sharing checkboxes
+	Models    []string   // names of the models served by it (primary or deployment)
+	Error     string     // a page-level error; empty = none
+	CanManage bool
+}
+
+// ProviderEditForm edits a provider (POST /orgs/{org}/providers/{id}). The stored API
+// key is never shown: a new one replaces it, an empty field keeps it, RemoveKey
+// removes it. Errors keys: name, base_url, api_key, api_version, native_responses,
+// share, teams.
+type ProviderEditForm struct {
+	Name            string
+	BaseURL         string
+	APIVersion      string
+	NativeResponses bool
+	RemoveKey       bool
+	Sharing         SharingForm
+	Errors          FieldErrors
+}
+
 // ProviderOption is one provider in the model form's provider select.
 type ProviderOption struct {
 	ID   string // posted as provider_id
@@ -686,8 +711,22 @@ type ModelView struct {
 
 	Limits LimitsForm // the model's limits across the org
 
+	Settings ModelSettingsForm // prices, upstream model, context window
+
 	Error     string // a page-level error; empty = none
 	CanManage bool
+}
+
+// ModelSettingsForm edits a model's prices (US dollars per million tokens, "" = free),
+// upstream model id and context window (POST /orgs/{org}/models/{id}/settings). Errors
+// keys: input_price, output_price, cached_price, upstream_model, context_window.
+type ModelSettingsForm struct {
+	UpstreamModel string
+	InputPrice    string
+	OutputPrice   string
+	CachedPrice   string
+	ContextWindow string
+	Errors        FieldErrors
 }
 
 // DeploymentRow is one extra deployment of a model. Weight is display-ready ("0" and ""

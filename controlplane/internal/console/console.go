@@ -93,6 +93,8 @@ func (c *Console) Routes(r chi.Router) {
 			r.With(c.can("models", "read")).Get("/providers", c.handle(c.providers))
 			r.With(c.can("models", "write")).Post("/providers", c.handle(c.createProvider))
 			r.With(c.can("models", "write")).Post("/providers/{id}/delete", c.handle(c.deleteEntry("providers", c.Store.DeleteProvider)))
+			r.With(c.can("models", "read")).Get("/providers/{id}", c.handle(c.provider))
+			r.With(c.can("models", "write")).Post("/providers/{id}", c.handle(c.updateProvider))
 			r.With(c.can("models", "read")).Get("/models", c.handle(c.models))
 			r.With(c.can("models", "write")).Post("/models", c.handle(c.createModel))
 			r.With(c.can("models", "write")).Post("/models/{id}/delete", c.handle(c.deleteEntry("models", c.Store.DeleteModel)))
@@ -119,6 +121,7 @@ func (c *Console) Routes(r chi.Router) {
 			r.With(c.can("models", "write")).Post("/models/{id}/deployments/{dep}/delete", c.handle(c.deleteDeployment))
 			r.With(c.can("models", "write")).Post("/models/{id}/routing", c.handle(c.modelRouting))
 			r.With(c.can("models", "write")).Post("/models/{id}/limits", c.handle(c.modelLimits))
+			r.With(c.can("models", "write")).Post("/models/{id}/settings", c.handle(c.modelSettings))
 			r.With(c.can("usage", "read")).Get("/usage", c.handle(c.usage))
 		})
 	})
@@ -325,6 +328,8 @@ var flashes = map[string]string{
 	"guardrail":  "Guardrail added.",
 	"logging":    "Content logging updated.",
 	"routing":    "Routing saved.",
+	"settings":   "Settings saved. The gateways have them within a second.",
+	"provider":   "Provider saved. The gateways have it within a second.",
 	"unaliased":  "Alias removed.",
 }
 

@@ -144,6 +144,9 @@ func (c *Console) modelView(r *http.Request, mv v.ModelView) (v.ModelView, error
 	if mv.Limits.Errors == nil {
 		mv.Limits = limitsForm(model.Limits)
 	}
+	if mv.Settings.Errors == nil {
+		mv.Settings = modelSettingsForm(*model)
+	}
 	return mv, nil
 }
 
