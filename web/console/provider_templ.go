@@ -251,7 +251,7 @@ func Provider(v ProviderView) templ.Component {
 						Type:     "url",
 						Value:    v.Form.BaseURL,
 						Error:    v.Form.Errors["base_url"],
-						Hint:     "Up to and including the API version, e.g. https://api.openai.com/v1.",
+						Hint:     "Up to and including the API version, e.g. https://api.openai.com/v1. Moving it to another host needs the API key again: a stored key is only sent where it was registered.",
 						Required: true,
 					}).Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {

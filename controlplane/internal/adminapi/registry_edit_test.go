@@ -75,6 +75,10 @@ func TestRegistryEdits(t *testing.T) {
 		})
 	}
 	// Nothing the refused edits sent stuck.
+	status, plist := c.do("GET", "/orgs/acme/providers", "")
+	if status != 200 || !strings.Contains(mustJSON(t, plist), `"base_url":"http://127.0.0.1:9/v1"`) || !strings.Contains(mustJSON(t, plist), `"type":"openai-compatible"`) {
+		t.Fatalf("providers after refused edits: %d %v", status, plist)
+	}
 	status, list := c.do("GET", "/orgs/acme/models", "")
 	if status != 200 || !strings.Contains(mustJSON(t, list), `"input_price_per_mtok_micros":100`) {
 		t.Fatalf("models after refused edits: %d %v", status, list)

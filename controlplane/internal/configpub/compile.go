@@ -101,6 +101,7 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			NativeResponses: p.NativeResponses,
 		})
 	}
+	unusable := map[string]bool{} // models nobody may use, left out
 	for _, m := range cfg.Models {
 		if len(m.Regions) > 0 && !slices.Contains(m.Regions, region) {
 			snap.OtherRegionModels = append(snap.OtherRegionModels, &gatehousev1.RegionalModel{Name: m.Name, Regions: sorted(m.Regions)})
@@ -114,6 +115,7 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 		teamIDs, anyone := teamsFor(m.SharedWith, parent)
 		if !anyone {
 			// Shared only with teams that may not use its provider: nobody may use it.
+			unusable[m.Name] = true
 			continue
 		}
 		pm := &gatehousev1.Model{
@@ -154,6 +156,15 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 		needs(2)
 		snap.Agents = append(snap.Agents, &gatehousev1.A2AAgent{Id: a.ID, Name: a.Name, CardUrl: a.CardURL,
 			AuthHeader: a.AuthHeader, Credential: a.Credential, TeamIds: teamIDs})
+	}
+	// Aliases and fallbacks to a model nobody may use (its sharing and its provider's
+	// do not meet) go too: an alias then answers as an unknown model, instead of one
+	// sharing edit stopping every later change to the org from being published.
+	for _, t := range snap.Teams {
+		t.Aliases = slices.DeleteFunc(t.Aliases, func(a *gatehousev1.ModelAlias) bool { return unusable[a.Model] })
+	}
+	for _, m := range snap.Models {
+		m.Fallbacks = slices.DeleteFunc(m.Fallbacks, func(f string) bool { return unusable[f] })
 	}
 	sortSnapshot(snap)
 	if err := Validate(snap); err != nil {

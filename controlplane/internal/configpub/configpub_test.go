@@ -171,6 +171,40 @@ func TestCompileRefuses(t *testing.T) {
 	}
 }
 
+// TestCompileLeavesUnusableModelsOut: a model whose sharing and its provider's do not
+// meet is left out, and so are the aliases and fallbacks naming it — the org still
+// compiles (one sharing edit must not stop every later change from being published).
+func TestCompileLeavesUnusableModelsOut(t *testing.T) {
+	t.Parallel()
+	cfg := sampleConfig()
+	cfg.Models[2].SharedWith = store.Sharing{Teams: []string{"22222222-2222-2222-2222-22222222222a"}} // claude: ads only; its provider: search only
+	cfg.Models[0].Routing.Fallbacks = []string{"claude"}
+	cfg.Aliases = append(cfg.Aliases, store.Alias{TeamID: search, Alias: "smart", Model: "claude"})
+	c, err := configpub.Compile(cfg, "eu", time.Now(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := c.Snapshot
+	for _, m := range snap.Models {
+		if m.Name == "claude" {
+			t.Fatal("a model nobody may use is in the snapshot")
+		}
+		if m.Name == "gpt-demo" && len(m.Fallbacks) != 0 {
+			t.Fatalf("gpt-demo still falls back to %v", m.Fallbacks)
+		}
+	}
+	for _, tm := range snap.Teams {
+		for _, a := range tm.Aliases {
+			if a.Alias == "smart" {
+				t.Fatal("the alias to a model nobody may use is in the snapshot")
+			}
+		}
+		if tm.Id == search && len(tm.Aliases) != 2 {
+			t.Fatalf("search's other aliases went too: %v", tm.Aliases)
+		}
+	}
+}
+
 // TestOutboxSurvivesCrash commits changes while no publisher runs (the control plane
 // died between commit and publish), then starts one and expects every region's value.
 func TestOutboxSurvivesCrash(t *testing.T) {

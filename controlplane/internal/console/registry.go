@@ -167,7 +167,7 @@ func parseUSD(s string) (int64, bool) {
 		return 0, true
 	}
 	whole, frac, _ := strings.Cut(s, ".")
-	if len(frac) > 6 || whole == "" && frac == "" {
+	if len(frac) > 6 || whole == "" && frac == "" || !allDigits(whole) || !allDigits(frac) {
 		return 0, false
 	}
 	frac += strings.Repeat("0", 6-len(frac))
@@ -177,6 +177,15 @@ func parseUSD(s string) (int64, bool) {
 		return 0, false
 	}
 	return w*1_000_000 + f, true
+}
+
+func allDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func orZero(s string) string {

@@ -105,6 +105,7 @@ func (c *Console) updateProvider(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		renameFields(fe, map[string]string{"shared_with": "teams"})
 		form.Errors, msg = fe, m
 	}
 	if form.Errors != nil || msg != "" {
@@ -162,10 +163,22 @@ func (c *Console) modelSettings(w http.ResponseWriter, r *http.Request) error {
 		if fe = fieldErrors(err); fe == nil && err != nil {
 			return err
 		}
+		renameFields(fe, map[string]string{"input_price_per_mtok_micros": "input_price", "output_price_per_mtok_micros": "output_price",
+			"cached_input_price_per_mtok_micros": "cached_price", "prices": "input_price"})
 	}
 	if len(fe) > 0 {
 		form.Errors = fe
 		return c.renderModel(w, r, http.StatusUnprocessableEntity, v.ModelView{Settings: form})
 	}
 	return c.modelDone(w, r, "settings")
+}
+
+// renameFields moves store field errors to the names of the form's fields.
+func renameFields(fe v.FieldErrors, names map[string]string) {
+	for from, to := range names {
+		if m, ok := fe[from]; ok {
+			delete(fe, from)
+			fe[to] = m
+		}
+	}
 }

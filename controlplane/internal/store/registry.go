@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -90,6 +91,21 @@ func modelFromRow(r dbq.Model) Model {
 func credentialAAD(orgID string) []byte { return []byte("gatehouse/provider-credential/" + orgID) }
 
 func entryAAD(kind, orgID string) []byte { return []byte("gatehouse/" + kind + "-credential/" + orgID) }
+
+// apiVersionRE is what an Azure OpenAI api-version looks like; the gateway puts it in
+// a query string and refuses a snapshot whose version could change the URL.
+var apiVersionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
+// checkAPIVersion: Azure OpenAI needs a version, and a version is a plain token.
+func checkAPIVersion(typ, v string) error {
+	switch {
+	case typ == "azure-openai" && v == "":
+		return invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
+	case v != "" && !apiVersionRE.MatchString(v):
+		return invalid("api_version", "must be a version such as 2024-10-21 (letters, digits, dots, dashes)")
+	}
+	return nil
+}
 
 // ValidateBaseURL checks an upstream base URL's shape (no network lookups).
 func ValidateBaseURL(raw string) error {
@@ -181,8 +197,8 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 	if in.NativeResponses && in.Type != "openai-compatible" {
 		return Provider{}, invalid("native_responses", "is for openai-compatible providers only")
 	}
-	if in.Type == "azure-openai" && strings.TrimSpace(in.APIVersion) == "" {
-		return Provider{}, invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
+	if err := checkAPIVersion(in.Type, strings.TrimSpace(in.APIVersion)); err != nil {
+		return Provider{}, err
 	}
 	if err := s.checkUpstreamURL(ctx, "base_url", in.BaseURL); err != nil {
 		return Provider{}, err

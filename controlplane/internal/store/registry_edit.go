@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"net/url"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
@@ -48,7 +49,9 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 	}
 	var out Provider
 	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
-		row, err := q.GetProvider(ctx, dbq.GetProviderParams{ID: id, OrgID: orgID})
+		// Locked: a concurrent edit waits, then starts from this one's result (it would
+		// otherwise write back the old credential or sharing it read).
+		row, err := q.GetProviderForUpdate(ctx, dbq.GetProviderForUpdateParams{ID: id, OrgID: orgID})
 		if err != nil {
 			return err
 		}
@@ -68,6 +71,11 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 			p.Name = strings.TrimSpace(*in.Name)
 		}
 		if in.BaseURL != nil {
+			// A stored credential never follows the provider to another host: whoever
+			// moves it there must know the key (or remove it).
+			if in.APIKey == nil && row.ApiKeySealed != nil && !sameOrigin(row.BaseUrl, *in.BaseURL) {
+				return invalid("api_key", "enter the API key again (or remove it) when the base URL moves to another host; the stored one is only sent where it was registered")
+			}
 			p.BaseUrl = *in.BaseURL
 		}
 		credential := ""
@@ -87,8 +95,8 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 		if p.NativeResponses && row.Type != "openai-compatible" {
 			return invalid("native_responses", "is for openai-compatible providers only")
 		}
-		if row.Type == "azure-openai" && p.ApiVersion == "" {
-			return invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
+		if err := checkAPIVersion(row.Type, p.ApiVersion); err != nil {
+			return err
 		}
 		all, teams, err := s.reshare(ctx, q, orgID, in.Share, before.SharedWith)
 		if err != nil {
@@ -164,7 +172,7 @@ func (s *Store) UpdateModel(ctx context.Context, actor Actor, orgID, id string, 
 	}
 	var out Model
 	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
-		row, err := q.GetModel(ctx, dbq.GetModelParams{ID: id, OrgID: orgID})
+		row, err := q.GetModelForUpdate(ctx, dbq.GetModelForUpdateParams{ID: id, OrgID: orgID})
 		if err != nil {
 			return err
 		}
@@ -203,6 +211,13 @@ func (s *Store) UpdateModel(ctx context.Context, actor Actor, orgID, id string, 
 		return nil
 	}, change{actor: actor, orgID: orgID, action: "model.update", targetType: "model", targetID: id})
 	return out, err
+}
+
+// sameOrigin reports whether two base URLs have the same scheme, host and port.
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
 }
 
 // reshare resolves the sharing of an edit: the entry's current one when sh is nil.

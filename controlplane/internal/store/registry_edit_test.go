@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/cptest"
@@ -22,6 +24,7 @@ func TestUpdateProvider(t *testing.T) {
 	org, team := seed(t, st)
 	p := providerNamed(t, st, org.ID, "openai")
 
+	ackAll(t, st)
 	up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{
 		APIKey: ptr("sk-rotated-secret-456"), BaseURL: ptr(" https://eu.api.example.com/v1/ "), NativeResponses: ptr(true),
 		Share: &store.Sharing{Teams: []string{"search"}},
@@ -63,7 +66,21 @@ func TestUpdateProvider(t *testing.T) {
 	if got := configProvider(t, st, org.ID, p.ID); got.APIKey != "" || !got.SharedWith.All {
 		t.Fatalf("snapshot provider after removal = %+v", got)
 	}
+	// Without a credential, the provider may move anywhere (nothing follows it).
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{BaseURL: ptr("https://elsewhere.example/v1")}); err != nil || up.BaseURL != "https://elsewhere.example/v1" {
+		t.Fatalf("keyless move: %+v, %v", up, err)
+	}
+	if _, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{BaseURL: ptr("https://eu.api.example.com/v1")}); err != nil {
+		t.Fatal(err)
+	}
 
+	if _, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{APIKey: ptr("sk-back-again")}); err != nil {
+		t.Fatal(err)
+	}
+	// The same host (another path) keeps the key; another host needs it again.
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{BaseURL: ptr("https://eu.api.example.com/v2")}); err != nil || !up.HasCredential {
+		t.Fatalf("same-host move: %+v, %v", up, err)
+	}
 	// Refused edits change nothing and leave no audit row.
 	other, err := st.CreateProvider(ctx, actor, org.ID, store.NewProvider{Name: "claude", Type: "anthropic", BaseURL: "https://anthropic.example"})
 	if err != nil {
@@ -81,6 +98,9 @@ func TestUpdateProvider(t *testing.T) {
 		"duplicate name":             {p.ID, store.ProviderChange{Name: ptr("claude")}, "name"},
 		"empty name":                 {p.ID, store.ProviderChange{Name: ptr(" ")}, "name"},
 		"unknown team":               {p.ID, store.ProviderChange{Share: &store.Sharing{Teams: []string{"nope"}}}, "shared_with"},
+		"metadata address":           {p.ID, store.ProviderChange{BaseURL: ptr("http://169.254.169.254/v1"), APIKey: ptr("sk-x")}, "base_url"},
+		"new host, stored key kept":  {p.ID, store.ProviderChange{BaseURL: ptr("https://collector.example/v1")}, "api_key"},
+		"api version with a query":   {p.ID, store.ProviderChange{APIVersion: ptr("2024-10-21&x=1")}, "api_version"},
 	} {
 		var ve *store.ValidationError
 		if _, err := st.UpdateProvider(ctx, actor, org.ID, tc.id, tc.in); !errors.As(err, &ve) || ve.Fields[tc.field] == "" {
@@ -102,7 +122,7 @@ func TestUpdateProvider(t *testing.T) {
 	if len(after) != len(before) {
 		t.Fatalf("refused edits wrote %d audit rows", len(after)-len(before))
 	}
-	if got, err := st.GetProvider(ctx, org.ID, p.ID); err != nil || got.Name != "openai" || got.Type != "openai-compatible" || got.BaseURL != "https://eu.api.example.com/v1" {
+	if got, err := st.GetProvider(ctx, org.ID, p.ID); err != nil || got.Name != "openai" || got.Type != "openai-compatible" || got.BaseURL != "https://eu.api.example.com/v2" || got.APIVersion != "" {
 		t.Fatalf("provider after refused edits = %+v, %v", got, err)
 	}
 }
@@ -163,6 +183,53 @@ func TestUpdateModel(t *testing.T) {
 	}
 }
 
+// TestConcurrentProviderEdits races a key rotation with a rename, again and again:
+// the rotation always survives (the row is locked for the edit, so the rename starts
+// from the rotated row instead of writing the old credential back).
+func TestConcurrentProviderEdits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := cptest.Store(t)
+	org, _ := seed(t, st)
+	p := providerNamed(t, st, org.ID, "openai")
+	for i := range 20 {
+		key := fmt.Sprintf("sk-rotation-%d", i)
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Go(func() {
+			_, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{APIKey: &key})
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{Name: ptr(fmt.Sprintf("openai-%d", i))})
+			errs <- err
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := configProvider(t, st, org.ID, p.ID); got.APIKey != key || got.Name != fmt.Sprintf("openai-%d", i) {
+			t.Fatalf("round %d: snapshot has key %q name %q", i, got.APIKey, got.Name)
+		}
+	}
+}
+
+func ackAll(t *testing.T, st *store.Store) {
+	t.Helper()
+	pending, err := st.PendingConfig(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pending {
+		if err := st.AckConfig(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func providerNamed(t *testing.T, st *store.Store, orgID, name string) store.Provider {
 	t.Helper()
 	list, err := st.ListProviders(context.Background(), orgID)
@@ -197,7 +264,8 @@ func configProvider(t *testing.T, st *store.Store, orgID, id string) store.Provi
 func assertNowhereInClear(t *testing.T, st *store.Store, s string) {
 	t.Helper()
 	var n int
-	err := st.Pool().QueryRow(context.Background(), `select (select count(*) from providers p where p::text like '%' || $1 || '%')
+	err := st.Pool().QueryRow(context.Background(), `select (select count(*) from providers p where p::text like '%' || $1 || '%'
+			or position(convert_to($1, 'UTF8') in coalesce(p.api_key_sealed, ''::bytea)) > 0)
 		+ (select count(*) from audit_log a where a::text like '%' || $1 || '%')`, s).Scan(&n)
 	if err != nil {
 		t.Fatal(err)

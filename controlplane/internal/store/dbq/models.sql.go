@@ -190,6 +190,47 @@ func (q *Queries) DeleteProvider(ctx context.Context, arg DeleteProviderParams) 
 	return i, err
 }
 
+const getModelForUpdate = `-- name: GetModelForUpdate :one
+select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks from models where id = $1 and org_id = $2 for update
+`
+
+type GetModelForUpdateParams struct {
+	ID    string
+	OrgID string
+}
+
+func (q *Queries) GetModelForUpdate(ctx context.Context, arg GetModelForUpdateParams) (Model, error) {
+	row := q.db.QueryRow(ctx, getModelForUpdate, arg.ID, arg.OrgID)
+	var i Model
+	err := row.Scan(
+		&i.ID,
+		&i.OrgID,
+		&i.Name,
+		&i.ProviderID,
+		&i.UpstreamModel,
+		&i.InputPricePerMtokMicros,
+		&i.OutputPricePerMtokMicros,
+		&i.CachedInputPricePerMtokMicros,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ContextWindow,
+		&i.Regions,
+		&i.SharedWithAll,
+		&i.Rpm,
+		&i.Tpm,
+		&i.MaxConcurrent,
+		&i.RoutingStrategy,
+		&i.MaxRetries,
+		&i.RetryBackoffMs,
+		&i.TimeoutMs,
+		&i.TtftTimeoutMs,
+		&i.BreakerFailures,
+		&i.BreakerCooldownMs,
+		&i.Fallbacks,
+	)
+	return i, err
+}
+
 const getProvider = `-- name: GetProvider :one
 select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where id = $1 and org_id = $2
 `
@@ -201,6 +242,35 @@ type GetProviderParams struct {
 
 func (q *Queries) GetProvider(ctx context.Context, arg GetProviderParams) (Provider, error) {
 	row := q.db.QueryRow(ctx, getProvider, arg.ID, arg.OrgID)
+	var i Provider
+	err := row.Scan(
+		&i.ID,
+		&i.OrgID,
+		&i.Name,
+		&i.Type,
+		&i.BaseUrl,
+		&i.ApiKeySealed,
+		&i.ApiKeyKeyID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ApiVersion,
+		&i.SharedWithAll,
+		&i.NativeResponses,
+	)
+	return i, err
+}
+
+const getProviderForUpdate = `-- name: GetProviderForUpdate :one
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where id = $1 and org_id = $2 for update
+`
+
+type GetProviderForUpdateParams struct {
+	ID    string
+	OrgID string
+}
+
+func (q *Queries) GetProviderForUpdate(ctx context.Context, arg GetProviderForUpdateParams) (Provider, error) {
+	row := q.db.QueryRow(ctx, getProviderForUpdate, arg.ID, arg.OrgID)
 	var i Provider
 	err := row.Scan(
 		&i.ID,

@@ -35,3 +35,9 @@ update models set upstream_model = $3, input_price_per_mtok_micros = $4, output_
   cached_input_price_per_mtok_micros = $6, context_window = $7, regions = $8, shared_with_all = $9, updated_at = now()
 where id = $1 and org_id = $2
 returning *;
+
+-- name: GetProviderForUpdate :one
+select * from providers where id = $1 and org_id = $2 for update;
+
+-- name: GetModelForUpdate :one
+select * from models where id = $1 and org_id = $2 for update;
