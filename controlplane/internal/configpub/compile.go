@@ -125,7 +125,9 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			TeamIds: teamIDs, Limits: limits(m.Limits), Fallbacks: m.Routing.Fallbacks, Routing: routing(m.Routing),
 		}
 		for _, d := range cfg.Deployments {
-			if d.ModelID == m.ID {
+			// A deployment on a provider some of the model's teams may not use would
+			// hand them that provider (and its credential): it is left out.
+			if d.ModelID == m.ID && covers(providerTeams[d.ProviderID], teamIDs) {
 				pm.Deployments = append(pm.Deployments, &gatehousev1.Deployment{Id: d.ID, ProviderId: d.ProviderID, UpstreamModel: d.UpstreamModel, Weight: uint32(d.Weight)})
 			}
 		}
@@ -247,6 +249,23 @@ func teamsFor(own, parent store.Sharing) ([]string, bool) {
 		}
 	}
 	return sorted(out), len(out) > 0
+}
+
+// covers reports whether a provider shared as sh may be used by every one of teamIDs
+// (nil: every team of the org).
+func covers(sh store.Sharing, teamIDs []string) bool {
+	if sh.All {
+		return true
+	}
+	if teamIDs == nil {
+		return false
+	}
+	for _, t := range teamIDs {
+		if !slices.Contains(sh.Teams, t) {
+			return false
+		}
+	}
+	return true
 }
 
 func sorted(in []string) []string {

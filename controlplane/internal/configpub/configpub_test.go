@@ -205,6 +205,32 @@ func TestCompileLeavesUnusableModelsOut(t *testing.T) {
 	}
 }
 
+// TestCompileKeepsDeploymentsToTheirProvidersTeams: a deployment on a provider shared
+// with fewer teams than its model is left out (those teams would reach that provider
+// through it); one whose provider every team of the model may use stays.
+func TestCompileKeepsDeploymentsToTheirProvidersTeams(t *testing.T) {
+	t.Parallel()
+	cfg := sampleConfig()
+	cfg.Models = append(cfg.Models, store.Model{ID: "44444444-4444-4444-4444-44444444444f", Name: "search-gpt",
+		ProviderID: "33333333-3333-3333-3333-333333333333", UpstreamModel: "gpt-4o", SharedWith: store.Sharing{Teams: []string{search}}})
+	claude := "33333333-3333-3333-3333-33333333333a" // shared with search only
+	cfg.Deployments = []store.Deployment{
+		{ID: "88888888-8888-8888-8888-888888888881", ModelID: "44444444-4444-4444-4444-444444444444", ProviderID: claude, UpstreamModel: "claude-sonnet", Weight: 1}, // gpt-demo: every team
+		{ID: "88888888-8888-8888-8888-888888888882", ModelID: "44444444-4444-4444-4444-44444444444f", ProviderID: claude, UpstreamModel: "claude-sonnet", Weight: 1}, // search-gpt: search
+	}
+	c, err := configpub.Compile(cfg, "eu", time.Now(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := map[string]int{}
+	for _, m := range c.Snapshot.Models {
+		deps[m.Name] = len(m.Deployments)
+	}
+	if deps["gpt-demo"] != 0 || deps["search-gpt"] != 1 {
+		t.Fatalf("deployments per model = %v, want gpt-demo 0 (its teams may not all use claude's provider), search-gpt 1", deps)
+	}
+}
+
 // TestOutboxSurvivesCrash commits changes while no publisher runs (the control plane
 // died between commit and publish), then starts one and expects every region's value.
 func TestOutboxSurvivesCrash(t *testing.T) {
