@@ -160,6 +160,34 @@ func usd(micros int64) string {
 	return "$" + s
 }
 
+// parseModelNumbers parses a model form's prices (US dollars per million tokens, ""
+// = free) into micro-USD and its context window (tokens, commas allowed, "" = unknown),
+// adding an error to fe for each value it cannot read.
+func parseModelNumbers(input, output, cached, contextWindow string, fe v.FieldErrors) (in, out, cachedIn, window int64) {
+	prices := []struct {
+		field, val string
+		dst        *int64
+	}{{"input_price", input, &in}, {"output_price", output, &out}, {"cached_price", cached, &cachedIn}}
+	for _, p := range prices {
+		var ok bool
+		if *p.dst, ok = parseUSD(p.val); !ok {
+			fe[p.field] = "enter US dollars per million tokens, e.g. 2.50"
+		}
+	}
+	if s := strings.ReplaceAll(strings.TrimSpace(contextWindow), ",", ""); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			fe["context_window"] = "enter a number of tokens"
+		}
+		window = n
+	}
+	return in, out, cachedIn, window
+}
+
+// modelFormFields maps the store's field names to the model forms' fields.
+var modelFormFields = map[string]string{"input_price_per_mtok_micros": "input_price", "output_price_per_mtok_micros": "output_price",
+	"cached_input_price_per_mtok_micros": "cached_price", "prices": "input_price", "provider": "provider_id"}
+
 // parseUSD parses a decimal dollar amount (up to 6 decimals) into micro-USD.
 func parseUSD(s string) (int64, bool) {
 	s = strings.TrimPrefix(strings.TrimSpace(s), "$")
@@ -297,22 +325,8 @@ func (c *Console) createModel(w http.ResponseWriter, r *http.Request) error {
 		ContextWindow: r.PostFormValue("context_window"), Regions: r.PostForm["regions"], Sharing: sharingForm(r)}
 	in := store.NewModel{Name: form.Name, Provider: form.ProviderID, UpstreamModel: form.UpstreamModel, Regions: form.Regions, Share: sharingFromForm(r)}
 	fe := v.FieldErrors{}
-	var ok bool
-	for _, p := range []struct {
-		field, val string
-		dst        *int64
-	}{{"input_price", form.InputPrice, &in.InputPricePerMTokMicros}, {"output_price", form.OutputPrice, &in.OutputPricePerMTokMicros}, {"cached_price", form.CachedPrice, &in.CachedInputPricePerMTokMicros}} {
-		if *p.dst, ok = parseUSD(p.val); !ok {
-			fe[p.field] = "enter US dollars per million tokens, e.g. 2.50"
-		}
-	}
-	if form.ContextWindow != "" {
-		n, err := strconv.ParseInt(strings.ReplaceAll(form.ContextWindow, ",", ""), 10, 64)
-		if err != nil || n < 0 {
-			fe["context_window"] = "enter a number of tokens"
-		}
-		in.ContextWindow = n
-	}
+	in.InputPricePerMTokMicros, in.OutputPricePerMTokMicros, in.CachedInputPricePerMTokMicros, in.ContextWindow =
+		parseModelNumbers(form.InputPrice, form.OutputPrice, form.CachedPrice, form.ContextWindow, fe)
 	var msg string
 	if len(fe) == 0 {
 		_, err := c.Store.CreateModel(r.Context(), actor(r), currentOrg(r).ID, in)
@@ -320,14 +334,7 @@ func (c *Console) createModel(w http.ResponseWriter, r *http.Request) error {
 		if fe, msg, err2 = entryError(err); err2 != nil {
 			return err2
 		}
-		if fe != nil {
-			if p, ok := fe["prices"]; ok {
-				fe["input_price"] = p
-			}
-			if p, ok := fe["provider"]; ok {
-				fe["provider_id"] = p
-			}
-		}
+		renameFields(fe, modelFormFields)
 	}
 	if len(fe) > 0 || msg != "" {
 		form.Errors = fe

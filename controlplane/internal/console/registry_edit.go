@@ -3,7 +3,6 @@ package console
 import (
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
@@ -137,34 +136,16 @@ func (c *Console) modelSettings(w http.ResponseWriter, r *http.Request) error {
 	}
 	form := v.ModelSettingsForm{UpstreamModel: r.PostFormValue("upstream_model"), InputPrice: r.PostFormValue("input_price"),
 		OutputPrice: r.PostFormValue("output_price"), CachedPrice: r.PostFormValue("cached_price"), ContextWindow: r.PostFormValue("context_window")}
-	in := store.ModelChange{UpstreamModel: &form.UpstreamModel}
 	fe := v.FieldErrors{}
-	for _, p := range []struct {
-		field, val string
-		dst        **int64
-	}{{"input_price", form.InputPrice, &in.InputPricePerMTokMicros}, {"output_price", form.OutputPrice, &in.OutputPricePerMTokMicros}, {"cached_price", form.CachedPrice, &in.CachedInputPricePerMTokMicros}} {
-		n, ok := parseUSD(p.val)
-		if !ok {
-			fe[p.field] = "enter US dollars per million tokens, e.g. 2.50"
-		}
-		*p.dst = &n
-	}
-	cw := int64(0)
-	if s := strings.ReplaceAll(strings.TrimSpace(form.ContextWindow), ",", ""); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			fe["context_window"] = "enter a number of tokens"
-		}
-		cw = n
-	}
-	in.ContextWindow = &cw
+	input, output, cached, window := parseModelNumbers(form.InputPrice, form.OutputPrice, form.CachedPrice, form.ContextWindow, fe)
+	in := store.ModelChange{UpstreamModel: &form.UpstreamModel, InputPricePerMTokMicros: &input, OutputPricePerMTokMicros: &output,
+		CachedInputPricePerMTokMicros: &cached, ContextWindow: &window}
 	if len(fe) == 0 {
 		_, err := c.Store.UpdateModel(r.Context(), actor(r), currentOrg(r).ID, chi.URLParam(r, "id"), in)
 		if fe = fieldErrors(err); fe == nil && err != nil {
 			return err
 		}
-		renameFields(fe, map[string]string{"input_price_per_mtok_micros": "input_price", "output_price_per_mtok_micros": "output_price",
-			"cached_input_price_per_mtok_micros": "cached_price", "prices": "input_price"})
+		renameFields(fe, modelFormFields)
 	}
 	if len(fe) > 0 {
 		form.Errors = fe
