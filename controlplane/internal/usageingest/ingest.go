@@ -7,10 +7,13 @@
 package usageingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,9 +96,12 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // handle writes the events of msgs and acks them. Undecodable messages are
-// terminated (they would never decode) and logged.
+// terminated (they would never decode) and logged. When PostgreSQL refuses the
+// events' values (a data error, which every redelivery would repeat), the messages
+// are written one at a time and the one refused on its own is terminated and
+// logged, so that a single bad batch cannot hold back everyone's usage.
 func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
-	var events []*gatehousev1.UsageEvent
+	var batches [][]*gatehousev1.UsageEvent
 	var good []jetstream.Msg
 	for _, m := range msgs {
 		var b gatehousev1.UsageBatch
@@ -109,9 +115,29 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
 				e.OrgId = b.OrgId
 			}
 		}
-		events = append(events, b.Events...)
+		batches = append(batches, b.Events)
 		good = append(good, m)
 	}
+	err := in.writeAndAck(ctx, slices.Concat(batches...), good)
+	if !isDataError(err) || len(good) == 1 {
+		return err
+	}
+	for i, m := range good {
+		err := in.writeAndAck(ctx, batches[i], good[i:i+1])
+		if isDataError(err) {
+			in.log.Error("usage batch refused by the database; dropped", "subject", m.Subject(), "events", len(batches[i]), "error", err)
+			_ = m.Term()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAndAck writes events and then acks msgs.
+func (in *Ingester) writeAndAck(ctx context.Context, events []*gatehousev1.UsageEvent, msgs []jetstream.Msg) error {
 	if len(events) > 0 {
 		n, err := in.Write(ctx, events)
 		if err != nil {
@@ -119,13 +145,20 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		in.log.Debug("usage ingested", "events", len(events), "inserted", n)
 	}
-	for _, m := range good {
+	for _, m := range msgs {
 		if err := m.DoubleAck(ctx); err != nil {
 			// Redelivery is harmless: the insert is idempotent.
 			in.log.Warn("usage ack failed", "error", err)
 		}
 	}
 	return nil
+}
+
+// isDataError reports whether PostgreSQL refused the values themselves (SQLSTATE
+// classes 22, data exception, and 23, integrity constraint violation).
+func isDataError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
 var columns = []string{
@@ -140,12 +173,10 @@ var guardrailColumns = []string{"event_id", "rule_id", "started_at", "org_id", "
 // Write inserts events idempotently and returns how many were new. Malformed events
 // (no id, bad uuids) are skipped and logged rather than blocking the stream.
 func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent) (int64, error) {
-	rows := make([][]any, 0, len(events))
+	rows := newUsageCopy(len(events))
 	var guardRows [][]any
 	months := map[time.Time]bool{}
 	for _, e := range events {
-		// UUIDs go to COPY as binary values: as strings, pgx would try (and fail) an
-		// encode plan and then parse each one, most of the ingester's CPU.
 		eventID, ok1 := parseUUID(e.EventId)
 		orgID, ok2 := parseUUID(e.OrgId)
 		teamID, ok3 := parseUUID(e.TeamId)
@@ -154,23 +185,29 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 			continue
 		}
 		started := time.UnixMilli(e.StartedAtUnixMs).UTC()
+		if y := started.Year(); y < 1970 || y > 9999 {
+			in.log.Warn("usage event with an impossible start time; skipped", "event_id", e.EventId, "started_at_unix_ms", e.StartedAtUnixMs)
+			continue
+		}
 		months[monthStart(started)] = true
-		rows = append(rows, []any{
-			eventID, started, e.RequestId, orgID, teamID, nullIfEmpty(e.KeyId), e.Model, e.UpstreamModel,
-			e.ProviderId, e.Endpoint, e.Region, e.GatewayId, e.LatencyMs, e.TimeToFirstTokenMs, e.StatusCode,
-			e.ErrorClass, e.Streamed, e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicros,
-			e.AgentIdentity, e.DeploymentId, e.Retries, e.FallbackModel, e.OverheadUs,
-		})
+		var team *[16]byte
+		if ok3 {
+			team = &teamID
+		}
+		rows.add(e, eventID, orgID, team)
 		for _, g := range e.GuardrailEvents {
 			texts := g.Texts
 			if texts == nil {
 				texts = []string{} // a nil slice is NULL; older gateways send no texts
 			}
-			guardRows = append(guardRows, []any{eventID, g.RuleId, started, orgID, teamID, e.RequestId,
-				g.Detector, g.Mode, g.Direction, g.Matches, texts})
+			for i, s := range texts {
+				texts[i] = cleanText(s)
+			}
+			guardRows = append(guardRows, []any{uuidValue(eventID, true), cleanText(g.RuleId), started, uuidValue(orgID, true),
+				uuidValue(teamID, ok3), cleanText(e.RequestId), cleanText(g.Detector), cleanText(g.Mode), cleanText(g.Direction), g.Matches, texts})
 		}
 	}
-	if len(rows) == 0 {
+	if rows.rows == 0 {
 		return 0, nil
 	}
 	for m := range months {
@@ -181,9 +218,10 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 	// Almost every batch is new: COPY it straight into the tables. A batch seen
 	// before (redelivered after a crash or a lost ack) fails that on its primary key
 	// and takes the staged path, which skips what is already there.
-	inserted, err := in.copyDirect(ctx, rows, guardRows)
+	data := rows.data()
+	inserted, err := in.copyDirect(ctx, data, guardRows)
 	if isUniqueViolation(err) {
-		inserted, err = in.copyStaged(ctx, rows, guardRows)
+		inserted, err = in.copyStaged(ctx, data, guardRows)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("write usage: %w", err)
@@ -191,12 +229,19 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 	return inserted, nil
 }
 
+// copyUsage copies rows (binary COPY data for columns) into table.
+func copyUsage(ctx context.Context, tx pgx.Tx, table string, rows []byte) (int64, error) {
+	sql := "copy " + table + " (" + strings.Join(columns, ", ") + ") from stdin (format binary)"
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), sql)
+	return tag.RowsAffected(), err
+}
+
 // copyDirect copies the rows into usage_events and guardrail_events in one
 // transaction; a row already there fails it with a unique violation.
-func (in *Ingester) copyDirect(ctx context.Context, rows, guardRows [][]any) (int64, error) {
+func (in *Ingester) copyDirect(ctx context.Context, rows []byte, guardRows [][]any) (int64, error) {
 	var inserted int64
 	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_events"}, columns, pgx.CopyFromRows(rows))
+		n, err := copyUsage(ctx, tx, "usage_events", rows)
 		if err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
@@ -214,14 +259,14 @@ func (in *Ingester) copyDirect(ctx context.Context, rows, guardRows [][]any) (in
 
 // copyStaged copies the rows into per-connection staging tables and inserts what
 // is not there yet (COPY cannot resolve conflicts itself).
-func (in *Ingester) copyStaged(ctx context.Context, rows, guardRows [][]any) (int64, error) {
+func (in *Ingester) copyStaged(ctx context.Context, rows []byte, guardRows [][]any) (int64, error) {
 	var inserted int64
 	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `create temp table if not exists usage_stage
 			(like usage_events including defaults) on commit delete rows`); err != nil {
 			return fmt.Errorf("stage: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_stage"}, columns, pgx.CopyFromRows(rows)); err != nil {
+		if _, err := copyUsage(ctx, tx, "usage_stage", rows); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
 		tag, err := tx.Exec(ctx, `insert into usage_events select * from usage_stage
@@ -287,17 +332,14 @@ func monthStart(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
+// uuidValue is u as a pgx value; NULL when !valid.
+func uuidValue(u [16]byte, valid bool) pgtype.UUID {
+	return pgtype.UUID{Bytes: u, Valid: valid}
 }
 
-// parseUUID parses a UUID in its 8-4-4-4-12 hex form; the zero (NULL) UUID and false
-// for anything else.
-func parseUUID(s string) (pgtype.UUID, bool) {
-	var u pgtype.UUID
+// parseUUID parses a UUID in its 8-4-4-4-12 hex form; false for anything else.
+func parseUUID(s string) ([16]byte, bool) {
+	var u [16]byte
 	if len(s) != 36 {
 		return u, false
 	}
@@ -316,10 +358,9 @@ func parseUUID(s string) (pgtype.UUID, bool) {
 		if !ok1 || !ok2 {
 			return u, false
 		}
-		u.Bytes[j] = hi<<4 | lo
+		u[j] = hi<<4 | lo
 		i, j = i+2, j+1
 	}
-	u.Valid = true
 	return u, true
 }
 

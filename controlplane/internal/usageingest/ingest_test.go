@@ -114,6 +114,12 @@ func TestIngestExactlyOnce(t *testing.T) {
 		t.Fatalf("partitions = %d, want 2", parts)
 	}
 	// Everything is acked: nothing pending for the durable consumer.
+	eventuallyAllAcked(ctx, t, ns)
+}
+
+// eventuallyAllAcked waits until the durable consumer has nothing pending.
+func eventuallyAllAcked(ctx context.Context, t *testing.T, ns *cptest.NATS) {
+	t.Helper()
 	cptest.Eventually(t, 10*time.Second, func() error {
 		c, err := ns.JS.Consumer(ctx, wire.UsageStream, usageingest.ConsumerName)
 		if err != nil {
@@ -230,5 +236,124 @@ func TestWriteAgainChangesNothing(t *testing.T) {
 	}
 	if rows != 4 || tokens != 40 || triggers != 4 {
 		t.Fatalf("rows %d, tokens %d, guardrail rows %d; want 4, 40, 4", rows, tokens, triggers)
+	}
+}
+
+// TestWriteStoresEveryColumn: each field of an event lands in its column with its
+// value (the rows are encoded by hand in PostgreSQL's binary COPY format), negative
+// and large numbers and times before 2000 included; a NUL byte in a string, which
+// PostgreSQL refuses in text and would fail the batch on every redelivery, is stored
+// as U+FFFD instead.
+func TestWriteStoresEveryColumn(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ctx := context.Background()
+	org, err := st.CreateOrg(ctx, "test", "columns", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := usageingest.New(st.Pool(), nil, slog.New(slog.DiscardHandler))
+	started := time.Date(1999, 12, 31, 23, 59, 58, 123_000_000, time.UTC)
+	full := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: "req-1", OrgId: org.ID, TeamId: uuid(), KeyId: "key-1",
+		Model: "m\x00odel", UpstreamModel: "gpt-ü", ProviderId: "prov", Endpoint: "chat.completions",
+		StartedAtUnixMs: started.UnixMilli(), LatencyMs: 1234, TimeToFirstTokenMs: 56, StatusCode: 429,
+		ErrorClass: "rate_limited", Streamed: true, PromptTokens: 1 << 40, CompletionTokens: 7, CachedTokens: 3,
+		CostMicros: -5, Region: "eu", GatewayId: "gw-1", AgentIdentity: "agent", DeploymentId: "dep",
+		Retries: 2, FallbackModel: "fb", OverheadUs: 99}
+	bare := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: "req-2", OrgId: org.ID, Endpoint: "embeddings",
+		StartedAtUnixMs: time.Now().UnixMilli(), Region: "eu", GatewayId: "gw-1"}
+	// A start time in the year 318,857 (a broken clock) is skipped like a malformed id:
+	// no partition could hold it.
+	absurd := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: "req-3", OrgId: org.ID, Endpoint: "embeddings",
+		StartedAtUnixMs: 1e16, Region: "eu", GatewayId: "gw-1"}
+	if n, err := ing.Write(ctx, []*gatehousev1.UsageEvent{full, bare, absurd}); err != nil || n != 2 {
+		t.Fatalf("Write = %d, %v; want 2", n, err)
+	}
+	const q = `select event_id::text, started_at, request_id, org_id::text, coalesce(team_id::text, 'NULL'),
+		coalesce(key_id, 'NULL'), model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms,
+		time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens,
+		cached_tokens, cost_micros, agent_identity, deployment_id, retries, fallback_model, overhead_us
+		from usage_events where event_id = $1`
+	read := func(id string) string {
+		t.Helper()
+		var (
+			eventID, request, orgID, teamID, keyID, model, upstream, provider, endpoint, region, gateway string
+			errClass, agent, deployment, fallback                                                        string
+			at                                                                                           time.Time
+			latency, ttft, prompt, completion, cached, cost, overhead                                    int64
+			status, retries                                                                              int32
+			streamed                                                                                     bool
+		)
+		if err := st.Pool().QueryRow(ctx, q, id).Scan(&eventID, &at, &request, &orgID, &teamID, &keyID, &model,
+			&upstream, &provider, &endpoint, &region, &gateway, &latency, &ttft, &status, &errClass, &streamed,
+			&prompt, &completion, &cached, &cost, &agent, &deployment, &retries, &fallback, &overhead); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintln(eventID, at.UTC().Format(time.RFC3339Nano), request, orgID, teamID, keyID, model, upstream,
+			provider, endpoint, region, gateway, latency, ttft, status, errClass, streamed, prompt, completion, cached,
+			cost, agent, deployment, retries, fallback, overhead)
+	}
+	want := fmt.Sprintln(full.EventId, "1999-12-31T23:59:58.123Z", "req-1", org.ID, full.TeamId, "key-1", "m\uFFFDodel",
+		"gpt-ü", "prov", "chat.completions", "eu", "gw-1", 1234, 56, 429, "rate_limited", true, int64(1<<40), 7, 3,
+		-5, "agent", "dep", 2, "fb", 99)
+	if got := read(full.EventId); got != want {
+		t.Errorf("stored\n%s want\n%s", got, want)
+	}
+	want = fmt.Sprintln(bare.EventId, time.UnixMilli(bare.StartedAtUnixMs).UTC().Format(time.RFC3339Nano), "req-2", org.ID,
+		"NULL", "NULL", "", "", "", "embeddings", "eu", "gw-1", 0, 0, 0, "", false, 0, 0, 0, 0, "", "", 0, "", 0)
+	if got := read(bare.EventId); got != want {
+		t.Errorf("stored\n%s want\n%s", got, want)
+	}
+}
+
+// TestIngestDropsARefusedBatch: a batch whose rows PostgreSQL refuses (here a check
+// constraint the test adds; in the field a value the database cannot store) fails
+// the write of everything fetched with it. The batches are then written one by one:
+// the others land, the refused one is terminated, and nothing stays pending.
+func TestIngestDropsARefusedBatch(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ns := cptest.StartNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	org, err := st.CreateOrg(ctx, "test", "refused", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, "alter table usage_events add constraint test_refused check (request_id <> 'refused')"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	publish := func(requests ...string) {
+		t.Helper()
+		var events []*gatehousev1.UsageEvent
+		for _, r := range requests {
+			events = append(events, &gatehousev1.UsageEvent{EventId: uuid(), RequestId: r, OrgId: org.ID, Endpoint: "chat.completions",
+				StartedAtUnixMs: now, StatusCode: 200, Region: "local", GatewayId: "gw", PromptTokens: 1})
+		}
+		data, err := proto.Marshal(&gatehousev1.UsageBatch{BatchId: uuid(), OrgId: org.ID, Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.JS.Publish(ctx, wire.UsageSubject("local", org.ID), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All three are in the stream before the ingester starts, so its first fetch
+	// takes them together.
+	publish("a1", "a2")
+	publish("b1", "refused")
+	publish("c1")
+	ing := usageingest.New(st.Pool(), ns.JS, slog.New(slog.DiscardHandler))
+	go ing.Run(ctx) //nolint:errcheck // ends with ctx
+
+	eventuallyAllAcked(ctx, t, ns)
+	var got string
+	if err := st.Pool().QueryRow(ctx, "select string_agg(request_id, ',' order by request_id) from usage_events where org_id = $1",
+		org.ID).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "a1,a2,c1" {
+		t.Fatalf("stored requests %s, want a1,a2,c1 (the refused batch dropped whole)", got)
 	}
 }
