@@ -228,7 +228,7 @@ func TestThinSliceThroughBothPlanes(t *testing.T) {
 }
 
 func TestBadInputIsAnsweredInOpenAIFormat(t *testing.T) {
-	st, demo, _, _ := startStack(t, "local")
+	st, demo, _, dbURL := startStack(t, "local")
 	gw := st.Gateways["local"]
 	waitKey(t, gw, demo.Key)
 	big := `{"model":"demo-chat","messages":[{"role":"user","content":"` + strings.Repeat("a", 5<<20) + `"}]}`
@@ -240,6 +240,9 @@ func TestBadInputIsAnsweredInOpenAIFormat(t *testing.T) {
 		{"wrong key", "gate_aaaaaaaaaaaa_wrongwrongwrongwrongwrongwrongwron", `{"model":"demo-chat","messages":[]}`, 401},
 		{"garbage key", "not-a-key", `{"model":"demo-chat","messages":[]}`, 401},
 		{"unknown model", demo.Key, `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`, 404},
+		// Recorded in its usage event: PostgreSQL refuses a NUL in text, which once
+		// stopped the control plane from ingesting anyone's usage.
+		{"NUL in the model name", demo.Key, `{"model":"nul\u0000model","messages":[{"role":"user","content":"hi"}]}`, 404},
 		{"malformed json", demo.Key, `{"model":`, 400},
 		{"no model", demo.Key, `{"messages":[]}`, 400},
 		{"body too large", demo.Key, big, 413},
@@ -278,6 +281,25 @@ func TestBadInputIsAnsweredInOpenAIFormat(t *testing.T) {
 	if ok, err := stack.KeyWorks(context.Background(), gw, demo.Key); !ok {
 		t.Fatalf("gateway unhealthy after bad input: %v", err)
 	}
+	// And usage still reaches Postgres: the refused requests' events, the NUL model
+	// name's with U+FFFD in its place, and the good request's after them.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	eventually(t, 15*time.Second, func() error {
+		var nul, ok int
+		if err := conn.QueryRow(ctx, `select count(*) filter (where model = 'nul�model' and status_code = 404),
+			count(*) filter (where status_code = 200) from usage_events where org_id = $1`, demo.OrgID).Scan(&nul, &ok); err != nil {
+			return err
+		}
+		if nul != 1 || ok == 0 {
+			return fmt.Errorf("usage rows: %d for the NUL model name (want 1), %d answered (want some)", nul, ok)
+		}
+		return nil
+	})
 }
 
 // TestGatewaySurvivesControlPlaneOutage kills the control plane (and with it the

@@ -98,8 +98,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // handle writes the events of msgs and acks them. Undecodable messages are
 // terminated (they would never decode) and logged. When PostgreSQL refuses the
 // events' values (a data error, which every redelivery would repeat), the messages
-// are written one at a time and the one refused on its own is terminated and
-// logged, so that a single bad batch cannot hold back everyone's usage.
+// are written one at a time, and the events of one refused on its own one at a
+// time, leaving out (and logging) those refused, so that one bad event cannot hold
+// back everyone's usage.
 func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
 	var batches [][]*gatehousev1.UsageEvent
 	var good []jetstream.Msg
@@ -119,17 +120,25 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		good = append(good, m)
 	}
 	err := in.writeAndAck(ctx, slices.Concat(batches...), good)
-	if !isDataError(err) || len(good) == 1 {
+	if !isDataError(err) {
 		return err
 	}
-	for i, m := range good {
+	for i := range good {
 		err := in.writeAndAck(ctx, batches[i], good[i:i+1])
-		if isDataError(err) {
-			in.log.Error("usage batch refused by the database; dropped", "subject", m.Subject(), "events", len(batches[i]), "error", err)
-			_ = m.Term()
+		if !isDataError(err) {
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		if err != nil {
+		for _, e := range batches[i] {
+			if _, err := in.Write(ctx, []*gatehousev1.UsageEvent{e}); isDataError(err) {
+				in.log.Error("usage event refused by the database; dropped", "event_id", e.EventId, "org_id", e.OrgId, "error", err)
+			} else if err != nil {
+				return err
+			}
+		}
+		if err := in.writeAndAck(ctx, nil, good[i:i+1]); err != nil {
 			return err
 		}
 	}

@@ -306,11 +306,12 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 	}
 }
 
-// TestIngestDropsARefusedBatch: a batch whose rows PostgreSQL refuses (here a check
+// TestIngestDropsRefusedEvents: an event PostgreSQL refuses (here by a check
 // constraint the test adds; in the field a value the database cannot store) fails
-// the write of everything fetched with it. The batches are then written one by one:
-// the others land, the refused one is terminated, and nothing stays pending.
-func TestIngestDropsARefusedBatch(t *testing.T) {
+// the write of everything fetched with it. The batches are then written one by one,
+// and the refused one event by event: every other event lands, the refused one is
+// left out, and nothing stays pending.
+func TestIngestDropsRefusedEvents(t *testing.T) {
 	t.Parallel()
 	st := cptest.Store(t)
 	ns := cptest.StartNATS(t)
@@ -353,7 +354,7 @@ func TestIngestDropsARefusedBatch(t *testing.T) {
 		org.ID).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
-	if got != "a1,a2,c1" {
-		t.Fatalf("stored requests %s, want a1,a2,c1 (the refused batch dropped whole)", got)
+	if got != "a1,a2,b1,c1" {
+		t.Fatalf("stored requests %s, want a1,a2,b1,c1 (only the refused event left out)", got)
 	}
 }
