@@ -295,8 +295,9 @@ func TestRetrieveModel(t *testing.T) {
 }
 
 // TestUsageSurvivesInvalidModelName: a model name that is not UTF-8 (a raw path
-// byte) is recorded replaced, and does not cost the batch it shares with other
-// requests their usage events.
+// byte) is recorded replaced, and one of 2 MiB (more than a NATS message may
+// carry) cut to 256 bytes; neither costs the batch it shares with other requests
+// their usage events.
 func TestUsageSurvivesInvalidModelName(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, harnessOptions{})
@@ -305,6 +306,14 @@ func TestUsageSurvivesInvalidModelName(t *testing.T) {
 		t.Fatalf("GET /v1/models/%%FF%%FE: %d", resp.StatusCode)
 	}
 	bad := resp.Header.Get("X-Request-Id")
+	long := strings.Repeat("é", 1<<20)
+	resp, _ = h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"`+long+`","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 404 {
+		t.Fatalf("a 2 MiB model name: %d", resp.StatusCode)
+	}
+	if ev := h.waitUsage(t, resp.Header.Get("X-Request-Id")); ev.Model != strings.Repeat("é", 128) || ev.StatusCode != 404 {
+		t.Errorf("usage event of the long name: model of %d bytes, status %d", len(ev.Model), ev.StatusCode)
+	}
 	var httpResp *http.Response
 	if _, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), chatParams("echo"), option.WithResponseInto(&httpResp)); err != nil {
 		t.Fatal(err)

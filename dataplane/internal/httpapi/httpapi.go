@@ -298,6 +298,21 @@ func (s *Server) logError(c *call, e *apiError) {
 	s.log.Debug("request refused", attrs...)
 }
 
+// maxRecordedName bounds a model name as usage records it. The name is the caller's
+// (a model that does not exist is recorded too), and one of megabytes would make its
+// batch too large to publish.
+const maxRecordedName = 256
+
+// recordedName is a requested model name as usage records it: at most
+// maxRecordedName bytes and valid UTF-8 (a protobuf string must be, or the whole
+// batch fails to encode; a name from a URL path, GET /v1/models/{model}, need not be).
+func recordedName(name string) string {
+	if len(name) > maxRecordedName {
+		name = name[:maxRecordedName]
+	}
+	return strings.ToValidUTF8(name, "\uFFFD")
+}
+
 func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gatehousev1.UsageEvent {
 	ev := &gatehousev1.UsageEvent{
 		RequestId:     c.requestID,
@@ -305,9 +320,7 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 		TeamId:        c.key.Team.ID,
 		KeyId:         c.key.ID,
 		AgentIdentity: c.key.AgentIdentity,
-		// A protobuf string must be UTF-8, or the whole batch fails to encode; a name
-		// from a URL path (GET /v1/models/{model}) need not be.
-		Model:           strings.ToValidUTF8(c.modelName, "\uFFFD"),
+		Model:           recordedName(c.modelName),
 		Endpoint:        c.endpoint,
 		StartedAtUnixMs: c.start.UnixMilli(),
 		LatencyMs:       elapsed.Milliseconds(),

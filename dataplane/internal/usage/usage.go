@@ -215,10 +215,32 @@ func (r *Recorder) batches(evs []*gatehousev1.UsageEvent) []*gatehousev1.UsageBa
 	return out
 }
 
+// publish sends b. A batch over the server's message size limit is split in halves,
+// each sent as its own batch, so that no batch is refused for its size on every try
+// (a spooled one would hold back every later batch); an event too large to send even
+// alone is dropped and counted.
 func (r *Recorder) publish(ctx context.Context, b *gatehousev1.UsageBatch) error {
 	data, err := r.marshal(b)
 	if err != nil {
 		return fmt.Errorf("publish usage: marshal: %w", err)
+	}
+	if limit := r.nc.MaxPayload() - payloadHeadroom; limit > 0 && int64(len(data)) > limit {
+		if len(b.Events) == 1 {
+			r.metrics.dropped.WithLabelValues("too_large").Inc()
+			r.log.Error("usage event dropped: larger than a NATS message may be", "batch_id", b.BatchId,
+				"org_id", b.OrgId, "bytes", len(data), "max_payload", r.nc.MaxPayload())
+			return nil
+		}
+		half := len(b.Events) / 2
+		for _, events := range [][]*gatehousev1.UsageEvent{b.Events[:half], b.Events[half:]} {
+			part := &gatehousev1.UsageBatch{BatchId: NewUUID(), GatewayId: b.GatewayId, Region: b.Region, OrgId: b.OrgId, Events: events}
+			if err := r.publish(ctx, part); err != nil {
+				// The whole batch is spooled or retried; the half already sent is
+				// ingested once all the same (events are idempotent by id).
+				return err
+			}
+		}
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -231,6 +253,10 @@ func (r *Recorder) publish(ctx context.Context, b *gatehousev1.UsageBatch) error
 	r.metrics.batches.Inc()
 	return nil
 }
+
+// payloadHeadroom is kept free under the server's max payload for the message's
+// headers (its id and the expected stream).
+const payloadHeadroom = 1024
 
 // marshal encodes b, repairing strings that are not valid UTF-8 (counted and logged)
 // rather than losing the batch.

@@ -188,6 +188,59 @@ func TestInvalidUTF8DoesNotLoseTheBatch(t *testing.T) {
 	}
 }
 
+// A batch over the server's message size limit (1 MiB here) is split until its
+// parts fit, and an event too large to send even alone is dropped and counted:
+// neither may be refused on every try, which from the spool would hold back every
+// later batch. Published directly, and through the spool.
+func TestOversizedBatchesAreSplit(t *testing.T) {
+	t.Parallel()
+	for _, viaSpool := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spool=%v", viaSpool), func(t *testing.T) {
+			t.Parallel()
+			cp := fakecp.Start(t)
+			dir := t.TempDir()
+			if viaSpool {
+				cp.Stop()
+			}
+			r := newRecorder(t, cp, dir, func(c *Config) { c.FlushInterval = time.Hour })
+			var want []string
+			for i := range 5 {
+				ev := &gatehousev1.UsageEvent{OrgId: "org-a", Model: strings.Repeat("m", 300<<10), Endpoint: "chat.completions", PromptTokens: int64(i)}
+				r.Emit(ev)
+				want = append(want, ev.EventId)
+			}
+			r.Emit(&gatehousev1.UsageEvent{OrgId: "org-a", Model: strings.Repeat("x", 2<<20), Endpoint: "chat.completions"})
+			want = append(want, emit(r.Recorder, "org-a", 3)...)
+			flush := func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				r.flush(ctx)
+			}
+			if viaSpool {
+				flush()
+				if n := spoolFiles(t, dir); n != 1 {
+					t.Fatalf("spooled %d files, want 1", n)
+				}
+				cp.Restart()
+				fakecp.Eventually(t, 5*time.Second, func() error {
+					if !r.nc.IsConnected() {
+						return errors.New("not reconnected")
+					}
+					return nil
+				})
+			}
+			flush()
+			delivered(t, cp, want, 256)
+			if got := testutil.ToFloat64(r.metrics.dropped.WithLabelValues("too_large")); got != 1 {
+				t.Errorf("dropped too_large = %v, want 1", got)
+			}
+			if n := spoolFiles(t, dir); n != 0 {
+				t.Errorf("%d files left in the spool", n)
+			}
+		})
+	}
+}
+
 func TestSpoolWhileNATSDown(t *testing.T) {
 	t.Parallel()
 	cp := fakecp.Start(t)
