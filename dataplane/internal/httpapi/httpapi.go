@@ -315,11 +315,11 @@ func recordedName(name string) string {
 
 func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gatehousev1.UsageEvent {
 	ev := &gatehousev1.UsageEvent{
-		RequestId:     c.requestID,
-		OrgId:         c.key.Org.ID,
-		TeamId:        c.key.Team.ID,
-		KeyId:         c.key.ID,
-		AgentIdentity: c.key.AgentIdentity,
+		RequestId:       c.requestID,
+		OrgId:           c.key.Org.ID,
+		TeamId:          c.key.Team.ID,
+		KeyId:           c.key.ID,
+		AgentIdentity:   c.key.AgentIdentity,
 		Model:           recordedName(c.modelName),
 		Endpoint:        c.endpoint,
 		StartedAtUnixMs: c.start.UnixMilli(),
