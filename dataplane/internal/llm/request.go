@@ -46,6 +46,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
+	if err := checkSpelling(fields); err != nil {
+		return nil, err
+	}
 	req := &ChatRequest{raw: body, fields: fields}
 	raw, ok := fields["model"]
 	if !ok || !decodeString(raw, &req.Model) || req.Model == "" {

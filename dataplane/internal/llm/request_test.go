@@ -32,6 +32,11 @@ func TestParseChatRequest(t *testing.T) {
 		{name: "string stream", body: `{"model":"m","stream":"yes"}`, wantErr: true, wantParam: "stream"},
 		{name: "array stream_options", body: `{"model":"m","stream_options":[]}`, wantErr: true, wantParam: "stream_options"},
 		{name: "string include_usage", body: `{"model":"m","stream_options":{"include_usage":"1"}}`, wantErr: true, wantParam: "stream_options.include_usage"},
+		// Another spelling of a member the translators read (they match any case).
+		{name: "Stream", body: `{"model":"m","stream":false,"Stream":true}`, wantErr: true, wantParam: "Stream"},
+		{name: "ſtream (folds to stream)", body: `{"model":"m","\u017ftream":true}`, wantErr: true, wantParam: "ſtream"},
+		{name: "MAX_TOKENS", body: `{"model":"m","MAX_TOKENS":1}`, wantErr: true, wantParam: "MAX_TOKENS"},
+		{name: "an unknown capitalised member passes", body: `{"model":"m","X_Vendor":1}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,5 +213,25 @@ func TestEstimateTokens(t *testing.T) {
 				t.Fatalf("EstimateTokens = %d, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+// TestOtherSpellingsRefusedOnEverySurface: the Messages and Responses parsers refuse
+// another spelling of a member their translators read, as the chat parser does.
+func TestOtherSpellingsRefusedOnEverySurface(t *testing.T) {
+	t.Parallel()
+	for name, parse := range map[string]func([]byte) error{
+		"messages":     func(b []byte) error { _, err := ParseMessagesRequest(b); return err },
+		"count_tokens": func(b []byte) error { _, err := ParseCountTokensRequest(b); return err },
+		"responses":    func(b []byte) error { _, err := ParseResponsesRequest(b); return err },
+	} {
+		good := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"input":"hi"}`
+		if err := parse([]byte(good)); err != nil {
+			t.Errorf("%s: %s: %v", name, good, err)
+		}
+		var ie *InvalidRequestError
+		if err := parse([]byte(`{"model":"m","max_tokens":5,"messages":[],"input":"hi","Stream":true}`)); !errors.As(err, &ie) || ie.Param != "Stream" {
+			t.Errorf("%s: Stream: %v, want an InvalidRequestError for it", name, err)
+		}
 	}
 }

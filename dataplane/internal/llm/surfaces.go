@@ -86,6 +86,9 @@ func parseMessages(body []byte, needMaxTokens bool) (*MessagesRequest, error) {
 	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
 	}
+	if err := checkSpelling(fields); err != nil {
+		return nil, err
+	}
 	req := &MessagesRequest{fields: fields}
 	if raw, ok := fields["model"]; !ok || json.Unmarshal(raw, &req.Model) != nil || req.Model == "" {
 		return nil, invalidf("model", "model: Field required (a non-empty string).")
@@ -228,6 +231,9 @@ func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
 	fields, ok := splitObject(body)
 	if !ok {
 		return nil, &InvalidRequestError{Message: "The request body must be a JSON object."}
+	}
+	if err := checkSpelling(fields); err != nil {
+		return nil, err
 	}
 	var rb responsesBody
 	if raw, ok := fields["model"]; !ok || json.Unmarshal(raw, &rb.Model) != nil || rb.Model == "" {
