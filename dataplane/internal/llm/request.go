@@ -235,7 +235,7 @@ const DefaultCompletionEstimate = 1024
 
 // EstimateTokens estimates the tokens a chat request will use, before it is sent: the
 // characters of its message texts divided by 4, plus its output limit (max_tokens,
-// max_completion_tokens) or DefaultCompletionEstimate. Limits admission uses it; it is
+// max_completion_tokens) or DefaultCompletionEstimate for each of its n choices. Limits admission uses it; it is
 // only an estimate, settled against the real usage afterwards.
 func (r *ChatRequest) EstimateTokens() int64 {
 	prompt, out := r.estimate()
@@ -271,7 +271,33 @@ func (r *ChatRequest) estimate() (prompt, completion int64) {
 			break
 		}
 	}
-	return int64(chars+3) / 4, max(out, 0)
+	out = min(max(out, 0), maxCompletionEstimate)
+	if choices := r.intField("n"); choices > 1 {
+		out *= min(choices, maxChoicesEstimate)
+	}
+	return int64(chars+3) / 4, out
+}
+
+// An estimate assumes at most maxCompletionEstimate tokens a choice (more than any
+// model writes; a max_tokens of 10^15 would otherwise put every limit of the key, its
+// team and the model in debt for as long as limits reach, and one near 2^63 would
+// overflow into no charge at all) and at most maxChoicesEstimate choices.
+const (
+	maxCompletionEstimate = 1 << 20
+	maxChoicesEstimate    = 128
+)
+
+// intField is the integer member name, or 0 when it is absent or not an integer.
+func (r *ChatRequest) intField(name string) int64 {
+	raw, ok := r.fields[name]
+	if !ok {
+		return 0
+	}
+	var v int64
+	if fastInt(raw, &v) || json.Unmarshal(raw, &v) == nil {
+		return v
+	}
+	return 0
 }
 
 // messagesTextLen counts the characters of a messages array that the token estimate

@@ -203,6 +203,11 @@ func TestEstimateTokens(t *testing.T) {
 		{"null limit falls back", `{"model":"m","max_completion_tokens":null,"max_tokens":7,"messages":[]}`, 7},
 		{"negative limit", `{"model":"m","max_tokens":-5,"messages":[]}`, 0},
 		{"messages of the wrong type", `{"model":"m","messages":"nope"}`, DefaultCompletionEstimate},
+		{"n choices", `{"model":"m","max_tokens":10,"n":3,"messages":[]}`, 30},
+		{"n beyond 128", `{"model":"m","max_tokens":10,"n":100000,"messages":[]}`, 1280},
+		{"huge max_tokens", `{"model":"m","max_tokens":1000000000000000,"messages":[]}`, 1 << 20},
+		{"max_tokens near 2^63 with a prompt", `{"model":"m","max_tokens":9223372036854775807,"messages":[{"role":"user","content":"12345678"}]}`, 2 + 1<<20},
+		{"the largest estimate", `{"model":"m","max_tokens":9223372036854775807,"n":9223372036854775807,"messages":[]}`, 128 << 20},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, err := ParseChatRequest([]byte(c.body))
