@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -314,6 +315,36 @@ func TestClientDisconnectChargesPartialUsage(t *testing.T) {
 				t.Errorf("usage event = %v, want partial usage charged", ev)
 			}
 		})
+	}
+}
+
+// TestClientLeavingBeforeTheAnswerIsCharged: a caller that leaves while the provider
+// is still working on a non-streamed answer is charged the prompt (an estimate: the
+// provider has read it) — streamed and not, before the first byte as after.
+func TestClientLeavingBeforeTheAnswerIsCharged(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := h.client(h.fx.key).Chat.Completions.New(ctx, chatParams("slow")); err == nil {
+		t.Fatal("the slow model answered")
+	}
+	var ev *gatehousev1.UsageEvent
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		evs, err := h.usageEvents()
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Model == "slow" {
+				ev = e
+				return nil
+			}
+		}
+		return errors.New("no usage event for the slow model")
+	})
+	if ev.ErrorClass != "client_closed" || ev.PromptTokens < 1 || ev.CompletionTokens != 0 || ev.CostMicros == 0 {
+		t.Errorf("usage event = %v, want the prompt charged", ev)
 	}
 }
 

@@ -325,6 +325,9 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	transportFailure := func(err error, fallback error) (outcome, *failure) {
 		switch {
 		case ctx.Err() != nil:
+			// The caller left before the answer began: the provider has read the
+			// prompt, so it is charged (an estimate; nothing was relayed).
+			res.Usage, res.UsageEstimated = Usage{PromptTokens: req.promptTokensEstimate()}, true
 			return fail(routing.Neutral, done, &failure{err: fmt.Errorf("upstream: %w: %w", ErrClientGone, err), reason: "client_gone"})
 		case errors.Is(context.Cause(actx), errTTFT):
 			return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w: %w", ErrUpstreamTimeout, errTTFT), reason: "ttft_timeout"})
