@@ -111,12 +111,21 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) error {
 			_ = m.Term()
 			continue
 		}
+		// A gateway publishes each org's usage on that org's subject: an event naming
+		// another org is not believed.
+		org := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
+		events := b.Events[:0]
 		for _, e := range b.Events {
 			if e.OrgId == "" {
 				e.OrgId = b.OrgId
 			}
+			if e.OrgId != org {
+				in.log.Warn("usage event of another org than its subject's; skipped", "subject", m.Subject(), "event_id", e.EventId, "org_id", e.OrgId)
+				continue
+			}
+			events = append(events, e)
 		}
-		batches = append(batches, b.Events)
+		batches = append(batches, events)
 		good = append(good, m)
 	}
 	err := in.writeAndAck(ctx, slices.Concat(batches...), good)

@@ -310,7 +310,8 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 // constraint the test adds; in the field a value the database cannot store) fails
 // the write of everything fetched with it. The batches are then written one by one,
 // and the refused one event by event: every other event lands, the refused one is
-// left out, and nothing stays pending.
+// left out, and nothing stays pending. An event naming another org than the subject
+// it came on is left out too.
 func TestIngestDropsRefusedEvents(t *testing.T) {
 	t.Parallel()
 	st := cptest.Store(t)
@@ -324,13 +325,21 @@ func TestIngestDropsRefusedEvents(t *testing.T) {
 	if _, err := st.Pool().Exec(ctx, "alter table usage_events add constraint test_refused check (request_id <> 'refused')"); err != nil {
 		t.Fatal(err)
 	}
+	other, err := st.CreateOrg(ctx, "test", "other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now().UnixMilli()
 	publish := func(requests ...string) {
 		t.Helper()
 		var events []*gatehousev1.UsageEvent
 		for _, r := range requests {
-			events = append(events, &gatehousev1.UsageEvent{EventId: uuid(), RequestId: r, OrgId: org.ID, Endpoint: "chat.completions",
-				StartedAtUnixMs: now, StatusCode: 200, Region: "local", GatewayId: "gw", PromptTokens: 1})
+			ev := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: r, OrgId: org.ID, Endpoint: "chat.completions",
+				StartedAtUnixMs: now, StatusCode: 200, Region: "local", GatewayId: "gw", PromptTokens: 1}
+			if r == "other-org" {
+				ev.OrgId = other.ID // on this org's subject: not believed
+			}
+			events = append(events, ev)
 		}
 		data, err := proto.Marshal(&gatehousev1.UsageBatch{BatchId: uuid(), OrgId: org.ID, Events: events})
 		if err != nil {
@@ -344,14 +353,13 @@ func TestIngestDropsRefusedEvents(t *testing.T) {
 	// takes them together.
 	publish("a1", "a2")
 	publish("b1", "refused")
-	publish("c1")
+	publish("c1", "other-org")
 	ing := usageingest.New(st.Pool(), ns.JS, slog.New(slog.DiscardHandler))
 	go ing.Run(ctx) //nolint:errcheck // ends with ctx
 
 	eventuallyAllAcked(ctx, t, ns)
 	var got string
-	if err := st.Pool().QueryRow(ctx, "select string_agg(request_id, ',' order by request_id) from usage_events where org_id = $1",
-		org.ID).Scan(&got); err != nil {
+	if err := st.Pool().QueryRow(ctx, "select string_agg(request_id, ',' order by request_id) from usage_events").Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if got != "a1,a2,b1,c1" {

@@ -80,7 +80,7 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 }
 
 const recentUsageSince = `-- name: RecentUsageSince :many
-select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id
+select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2 order by u.started_at desc limit $3
 `
 
@@ -179,7 +179,7 @@ select coalesce(t.name, '')::text as team, u.model,
        coalesce(sum(u.cost_micros), 0)::bigint as cost_micros,
        coalesce(percentile_cont(0.5) within group (order by u.latency_ms), 0)::float8 as p50_ms,
        coalesce(percentile_cont(0.95) within group (order by u.latency_ms), 0)::float8 as p95_ms
-from usage_events u left join teams t on t.id = u.team_id
+from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2
 group by 1, 2 order by cost_micros desc, requests desc limit 200
 `

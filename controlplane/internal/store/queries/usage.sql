@@ -21,10 +21,10 @@ select coalesce(t.name, '')::text as team, u.model,
        coalesce(sum(u.cost_micros), 0)::bigint as cost_micros,
        coalesce(percentile_cont(0.5) within group (order by u.latency_ms), 0)::float8 as p50_ms,
        coalesce(percentile_cont(0.95) within group (order by u.latency_ms), 0)::float8 as p95_ms
-from usage_events u left join teams t on t.id = u.team_id
+from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2
 group by 1, 2 order by cost_micros desc, requests desc limit 200;
 
 -- name: RecentUsageSince :many
-select u.*, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id
+select u.*, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2 order by u.started_at desc limit $3;
