@@ -72,6 +72,15 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		fmt.Fprint(w, `{"error":{"message":"boom","type":"server_error","param":null,"code":null}}`)
 		return
+	case "302":
+		http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
+		return
+	case "gemini-bad-key": // what Gemini answers for an API key it does not know
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",`+
+			`"details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}`)
+		return
 	case "garbage":
 		if stream {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -117,6 +126,34 @@ func withFaultModel(name string, f *faultUpstream, routing *gatehousev1.Routing,
 			BaseUrl: f.srv.URL + "/v1", ApiKey: upstreamKey})
 		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-" + name, Name: name, ProviderId: "p-" + name, UpstreamModel: "fault",
 			InputPricePerMtokMicros: 4_000_000, OutputPricePerMtokMicros: 16_000_000, Routing: routing, Fallbacks: fallbacks})
+	}
+}
+
+// TestUpstreamRedirectAndGeminiKeyRefusal: a redirect from a provider is not relayed
+// (it would send the caller elsewhere) but retried as a bad answer, and Gemini's 400
+// API_KEY_INVALID is the operator's credential failing — 502 upstream_auth_failed —
+// not the caller's request.
+func TestUpstreamRedirectAndGeminiKeyRefusal(t *testing.T) {
+	t.Parallel()
+	redirect := newFaultUpstream(t, "302", "ok")
+	badKey := newFaultUpstream(t, "gemini-bad-key")
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		withFaultModel("redirect", redirect, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1})(s)
+		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "p-gem-bad", Name: "gem-bad", Type: gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI,
+			BaseUrl: badKey.srv.URL, ApiKey: upstreamKey})
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-gem-bad", Name: "gem-bad", ProviderId: "p-gem-bad", UpstreamModel: "gemini-x"})
+	}})
+	got, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), chatParams("redirect"))
+	if err != nil {
+		t.Fatalf("after a redirect: %v (%d calls)", err, redirect.count())
+	}
+	if len(got.Choices) != 1 || got.Choices[0].Message.Content != "Hello" || redirect.count() != 2 {
+		t.Fatalf("after a redirect: %+v (%d calls)", got.Choices, redirect.count())
+	}
+	_, err = h.client(h.fx.key).Chat.Completions.New(context.Background(), chatParams("gem-bad"))
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || apiErr.Code != "upstream_auth_failed" {
+		t.Fatalf("Gemini refusing its key: %v, want a 502 upstream_auth_failed", err)
 	}
 }
 

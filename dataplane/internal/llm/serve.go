@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -386,11 +387,21 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 			f.reason, o = "status_429", routing.Neutral
 		}
 		return fail(o, retry, f)
-	case s < 200 || s > 299:
+	case s < 200 || (s > 299 && s < 400):
+		// Neither an answer nor a refusal (a redirect, an informational status): not
+		// relayed, where it would send the caller elsewhere.
+		return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w: provider %s answered %d", ErrUpstreamBadResponse, d.Provider.ID, s),
+			reason: "bad_response"})
+	case s > 299:
 		// The caller's request was refused: another deployment would refuse it too.
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		if err != nil {
 			return transportFailure(err, ErrUpstreamBadResponse)
+		}
+		if wk == wireGemini && s == http.StatusBadRequest && bytes.Contains(body, []byte(`"API_KEY_INVALID"`)) {
+			// Gemini's answer to a bad API key: the operator's credential, not the
+			// caller's request.
+			return fail(routing.Failure, skip, &failure{err: fmt.Errorf("upstream: %w: provider %s refused its API key", ErrUpstreamAuth, d.Provider.ID), reason: "auth"})
 		}
 		res.UpstreamWait += time.Since(start)
 		release(routing.Neutral, 0)
