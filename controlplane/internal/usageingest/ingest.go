@@ -249,10 +249,12 @@ func (in *Ingester) Write(ctx context.Context, events []*gatehousev1.UsageEvent)
 
 // copyUsage copies rows (binary COPY data for columns) into table.
 func copyUsage(ctx context.Context, tx pgx.Tx, table string, rows []byte) (int64, error) {
-	sql := "copy " + table + " (" + strings.Join(columns, ", ") + ") from stdin (format binary)"
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), sql)
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), "copy "+table+copyColumns)
 	return tag.RowsAffected(), err
 }
+
+// copyColumns is the column list and format of copyUsage's statements.
+var copyColumns = " (" + strings.Join(columns, ", ") + ") from stdin (format binary)"
 
 // copyDirect copies the rows into usage_events and guardrail_events in one
 // transaction; a row already there fails it with a unique violation.

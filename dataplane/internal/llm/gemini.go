@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"path"
 	"strings"
 )
@@ -466,4 +467,11 @@ type geminiEmbedResponse struct {
 	Embeddings []struct {
 		Values []float64 `json:"values"`
 	} `json:"embeddings"`
+}
+
+// geminiKeyRefused reports whether an error answer is Gemini refusing its API key: a
+// 400 (not a 401) with the reason API_KEY_INVALID — the operator's credential failing,
+// not the caller's request.
+func geminiKeyRefused(status int, body []byte) bool {
+	return status == http.StatusBadRequest && bytes.Contains(body, []byte(`"API_KEY_INVALID"`))
 }

@@ -235,8 +235,9 @@ const DefaultCompletionEstimate = 1024
 
 // EstimateTokens estimates the tokens a chat request will use, before it is sent: the
 // characters of its message texts divided by 4, plus its output limit (max_tokens,
-// max_completion_tokens) or DefaultCompletionEstimate for each of its n choices. Limits admission uses it; it is
-// only an estimate, settled against the real usage afterwards.
+// max_completion_tokens) or DefaultCompletionEstimate for each of its n choices.
+// Limits admission uses it; it is only an estimate, settled against the real usage
+// afterwards.
 func (r *ChatRequest) EstimateTokens() int64 {
 	prompt, out := r.estimate()
 	return prompt + out

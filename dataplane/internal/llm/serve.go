@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -398,9 +397,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		if err != nil {
 			return transportFailure(err, ErrUpstreamBadResponse)
 		}
-		if wk == wireGemini && s == http.StatusBadRequest && bytes.Contains(body, []byte(`"API_KEY_INVALID"`)) {
-			// Gemini's answer to a bad API key: the operator's credential, not the
-			// caller's request.
+		if wk == wireGemini && geminiKeyRefused(s, body) {
 			return fail(routing.Failure, skip, &failure{err: fmt.Errorf("upstream: %w: provider %s refused its API key", ErrUpstreamAuth, d.Provider.ID), reason: "auth"})
 		}
 		res.UpstreamWait += time.Since(start)
