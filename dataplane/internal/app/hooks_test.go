@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/httpapi"
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
 // fakeAdmitter refuses models named "refused" and records what it admitted and settled.
@@ -41,6 +42,8 @@ func (t ticket) Settle(u llm.Usage) {
 	t.a.settled = append(t.a.settled, u)
 	t.a.mu.Unlock()
 }
+
+func (t ticket) Fallback(*runtime.Model) error { return nil }
 
 // fakeGuard blocks requests containing "forbidden", redacts "secret" in requests, and
 // in responses upper-cases text and cuts the stream at "lo" when the prompt says "cut".

@@ -167,3 +167,55 @@ func TestGuardrailsThroughTheGateway(t *testing.T) {
 		t.Fatalf("streamed content = %q", c)
 	}
 }
+
+// TestFallbackModelsLimitsHold: a fallback model's own limits hold for the requests it
+// answers as a fallback, and the model asked for is not charged for tokens another
+// model produced.
+func TestFallbackModelsLimitsHold(t *testing.T) {
+	t.Parallel()
+	primary := newFaultUpstream(t, "500")
+	fb := newFaultUpstream(t, "ok")
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		withFaultModel("primary", primary, &gatehousev1.Routing{MaxRetries: 0, RetryBackoffMs: 1, BreakerFailures: 1000}, "fb")(s)
+		withFaultModel("fb", fb, &gatehousev1.Routing{MaxRetries: 0})(s)
+		for _, m := range s.Models {
+			switch m.Name {
+			case "primary":
+				m.Limits = &gatehousev1.Limits{Tpm: 600} // a burst of 60 tokens
+			case "fb":
+				m.Limits = &gatehousev1.Limits{Rpm: 60} // a burst of 6 requests
+			}
+		}
+	}})
+	body := `{"model":"primary","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`
+	// Each answer uses more tokens than the primary's burst allows in a few requests:
+	// charged to the primary, they would refuse it before the fallback's limit is hit.
+	for i := range 6 {
+		resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if fb.count() != 6 {
+		t.Fatalf("fallback called %d times, want 6", fb.count())
+	}
+	// The fallback's rpm is spent: the primary's failure is the answer, and the
+	// fallback is not called past its limit.
+	before := primary.count()
+	resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), body)
+	if resp.StatusCode != 500 || fb.count() != 6 || primary.count() == before {
+		t.Fatalf("past the fallback's limit: %d %s (fallback called %d times, primary %d)", resp.StatusCode, b, fb.count(), primary.count())
+	}
+	// Asked for directly, the fallback is refused, naming its own limit.
+	resp, b = h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"fb","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 429 || !strings.Contains(string(b), "model") || !strings.Contains(string(b), "requests per minute") {
+		t.Fatalf("fallback asked for directly: %d %s", resp.StatusCode, b)
+	}
+	// The primary still admits requests: it was never charged for the fallback's
+	// tokens, and got back its estimate each time it was left.
+	before = primary.count()
+	resp, b = h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), body)
+	if resp.StatusCode != 500 || primary.count() == before {
+		t.Fatalf("the primary after 8 requests: %d %s, want its own 500 (admitted)", resp.StatusCode, b)
+	}
+}

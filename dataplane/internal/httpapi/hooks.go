@@ -69,6 +69,12 @@ type Ticket interface {
 	// gateway's estimate when the stream ended early (llm.Result.UsageEstimated);
 	// zero usage when nothing was served.
 	Settle(u llm.Usage)
+	// Fallback moves the request on to a fallback model of the one asked for, before
+	// its first attempt there: it admits the request under m's own limits (a
+	// *llm.Refusal when they refuse it, and m is skipped) and stops holding the model
+	// tried before (its token estimate comes back and its concurrency slot is freed;
+	// its request stays counted). The key's and team's levels are unchanged.
+	Fallback(m *runtime.Model) error
 }
 
 // GuardInput is what guardrails see of a request. The team's rules are

@@ -31,11 +31,14 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 		ctx := r.Context()
 
 		// Hook: limits admission, with the request's estimated tokens.
-		settle, err := s.admit(ctx, w, c, Admission{Key: c.key, Model: m, Endpoint: c.endpoint, Stream: req.stream, EstimatedTokens: req.estimateTokens()})
+		ticket, settle, err := s.admit(ctx, w, c, Admission{Key: c.key, Model: m, Endpoint: c.endpoint, Stream: req.stream, EstimatedTokens: req.estimateTokens()})
 		if err != nil {
 			return err
 		}
 		defer settle()
+		if ticket != nil {
+			req.Fallback = ticket.Fallback
+		}
 
 		// Hook: request guardrails (block or rewrite), then the response filters.
 		var filter llm.ContentFilter
@@ -87,23 +90,24 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 	}
 }
 
-// admit runs limits admission (when there are limits) and returns what settles the
-// request's ticket with the usage of c's result, once it is served.
-func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, a Admission) (settle func(), err error) {
+// admit runs limits admission (when there are limits) and returns the request's
+// ticket (nil when there is none) and what settles it with the usage of c's result,
+// once it is served.
+func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, a Admission) (ticket Ticket, settle func(), err error) {
 	if s.admitter == nil {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
-	ticket, err := s.admitter.Admit(ctx, a)
+	ticket, err = s.admitter.Admit(ctx, a)
 	if err != nil {
-		return nil, fmt.Errorf("admission: %w", err)
+		return nil, nil, fmt.Errorf("admission: %w", err)
 	}
 	if ticket == nil {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 	for k, v := range ticket.Header() {
 		w.Header()[k] = v
 	}
-	return func() {
+	return ticket, func() {
 		var u llm.Usage
 		if c.result != nil {
 			u = c.result.Usage
@@ -121,7 +125,7 @@ func (s *Server) storedResponse(inputItems bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		// The key's and team's request limits hold here too (no tokens): these calls
 		// spend the provider account's rate limits, which other teams share.
-		settle, err := s.admit(r.Context(), w, c, Admission{Key: c.key, Endpoint: c.endpoint})
+		_, settle, err := s.admit(r.Context(), w, c, Admission{Key: c.key, Endpoint: c.endpoint})
 		if err != nil {
 			return err
 		}
@@ -238,7 +242,7 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, c *call) er
 	ctx := r.Context()
 	// The request limits hold (no tokens: nothing is generated): counting spends the
 	// provider account's rate limits, which other teams share.
-	settle, err := s.admit(ctx, w, c, Admission{Key: c.key, Model: m, Endpoint: c.endpoint})
+	_, settle, err := s.admit(ctx, w, c, Admission{Key: c.key, Model: m, Endpoint: c.endpoint})
 	if err != nil {
 		return err
 	}

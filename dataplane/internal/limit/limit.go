@@ -436,7 +436,7 @@ func (l *Limiter) Admit(now time.Time, checks []Check, estTokens int64) (*Ticket
 	tk.holds = tk.buf[:0]
 	for i := range levels {
 		if lv := &levels[i]; lv.tok.share > 0 || lv.conc > 0 {
-			tk.holds = append(tk.holds, hold{sh: lv.sh, st: lv.st, tokShare: lv.tok.share, conc: lv.conc > 0})
+			tk.holds = append(tk.holds, hold{sh: lv.sh, st: lv.st, check: lv.check, tokShare: lv.tok.share, conc: lv.conc > 0})
 		}
 	}
 	return tk, d
@@ -558,8 +558,10 @@ type Ticket struct {
 }
 
 type hold struct {
-	sh *shard
-	st *state
+	sh    *shard
+	st    *state
+	check int // index in Admit's checks
+	left  bool
 	// tokShare is the token share at admission (0: no tpm), so that Settle corrects
 	// exactly what was charged.
 	tokShare int64
@@ -575,7 +577,7 @@ func (t *Ticket) Settle(actualTokens int64) {
 	}
 	actualTokens = max(actualTokens, 0)
 	for _, h := range t.holds {
-		if h.tokShare == 0 {
+		if h.tokShare == 0 || h.left {
 			continue
 		}
 		delta := charge(actualTokens, h.tokShare) - charge(t.est, h.tokShare)
@@ -594,12 +596,42 @@ func (t *Ticket) Release() {
 	if t == nil || !t.released.CompareAndSwap(false, true) {
 		return
 	}
-	for _, h := range t.holds {
-		h.sh.mu.Lock()
-		if h.conc {
-			h.st.inflight--
+	for i := range t.holds {
+		if !t.holds[i].left {
+			t.holds[i].release(0)
 		}
-		h.st.open--
-		h.sh.mu.Unlock()
 	}
+}
+
+// Leave settles the level admitted for checks[check] at zero tokens and gives back its
+// concurrency slot at once, before the rest of the ticket: the request moved on from
+// what that level limits (a fallback model answers instead of the one asked for). Its
+// request stays counted. Call it before Settle and Release; leaving a level twice, or
+// one the ticket does not hold, does nothing. Unlike Settle and Release, Leave must not
+// run concurrently with the ticket's other methods: the request's own goroutine calls it.
+func (t *Ticket) Leave(check int) {
+	if t == nil || t.settled.Load() || t.released.Load() {
+		return
+	}
+	for i := range t.holds {
+		if h := &t.holds[i]; h.check == check && !h.left {
+			h.left = true
+			var refund int64
+			if h.tokShare > 0 {
+				refund = charge(t.est, h.tokShare)
+			}
+			h.release(-refund)
+		}
+	}
+}
+
+// release moves the level's token TAT by tokDelta and frees its concurrency slot.
+func (h *hold) release(tokDelta int64) {
+	h.sh.mu.Lock()
+	h.st.tokTAT += tokDelta
+	if h.conc {
+		h.st.inflight--
+	}
+	h.st.open--
+	h.sh.mu.Unlock()
 }

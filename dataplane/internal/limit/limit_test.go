@@ -237,6 +237,76 @@ func TestSettle(t *testing.T) {
 	}
 }
 
+// TestLeave: a level left mid-request (the model asked for, once a fallback answers)
+// gets its token estimate back and its slot freed at once, keeps its request counted,
+// and is untouched by the ticket's later Settle and Release.
+func TestLeave(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(t, nil)
+	keyLim := Limits{TPM: 600, MaxConcurrent: 5}            // burst 60 tokens
+	modelLim := Limits{RPM: 60, TPM: 600, MaxConcurrent: 1} // burst 6 requests, 60 tokens
+	checks := func() []Check {
+		return []Check{{Scope: ScopeKey, ID: "k", Limits: keyLim}, {Scope: ScopeModel, ID: "o/m", Limits: modelLim}}
+	}
+	model := func() []Check { return checks()[1:] }
+	remaining := func(c []Check) int64 {
+		t.Helper()
+		_, d := l.Admit(at(0), c, 0) // tpm-only probes hold nothing
+		if !d.Allowed {
+			t.Fatalf("probe refused: %+v", d)
+		}
+		return d.Remaining
+	}
+
+	tk, d := l.Admit(at(0), checks(), 40)
+	if !d.Allowed {
+		t.Fatalf("refused: %+v", d)
+	}
+	if _, d := l.Admit(at(0), model(), 0); d.Allowed || d.Limit != Concurrency {
+		t.Fatalf("model slot not held: %+v", d)
+	}
+	tk.Leave(1)
+	tk.Leave(1) // leaving twice frees nothing more
+	other, d := l.Admit(at(0), model(), 0)
+	if !d.Allowed {
+		t.Fatalf("model slot not freed by Leave: %+v", d)
+	}
+	if _, d := l.Admit(at(0), model(), 0); d.Allowed || d.Limit != Concurrency {
+		t.Fatalf("a second Leave freed another slot: %+v", d)
+	}
+	other.Release()
+	// The model's estimate is refunded.
+	if got := remaining([]Check{{Scope: ScopeModel, ID: "o/m", Limits: Limits{TPM: 600}}}); got != 60 {
+		t.Fatalf("model tokens remaining after Leave = %d, want 60 (estimate refunded)", got)
+	}
+	tk.Settle(30)
+	tk.Release()
+	tk.Leave(1) // after Settle: nothing
+	if got := remaining([]Check{{Scope: ScopeKey, ID: "k", Limits: Limits{TPM: 600}}}); got != 30 {
+		t.Fatalf("key tokens remaining = %d, want 30 (settled at the actual 30)", got)
+	}
+	if got := remaining([]Check{{Scope: ScopeModel, ID: "o/m", Limits: Limits{TPM: 600}}}); got != 60 {
+		t.Fatalf("model tokens remaining after Settle = %d, want 60 (a left level is not charged)", got)
+	}
+	// Its requests stay counted: of the burst of 6, the ticket's, the other admitted
+	// one and this probe's (refusals consume nothing).
+	if got := remaining([]Check{{Scope: ScopeModel, ID: "o/m", Limits: Limits{RPM: 60}}}); got != 3 {
+		t.Fatalf("model requests remaining = %d, want 3 (2 admitted + this probe)", got)
+	}
+	// Every slot is back, and none twice.
+	if _, d := l.Admit(at(time.Minute), model(), 0); !d.Allowed {
+		t.Fatalf("model slot not back: %+v", d)
+	}
+	if _, d := l.Admit(at(time.Minute), model(), 0); d.Allowed {
+		t.Fatal("Release freed the left level's slot a second time")
+	}
+	for range 5 {
+		if _, d := l.Admit(at(0), key("k", Limits{MaxConcurrent: 5}), 0); !d.Allowed {
+			t.Fatalf("key slot leaked: %+v", d)
+		}
+	}
+}
+
 // TestConcurrency: slots come back exactly once, whatever the caller does.
 func TestConcurrency(t *testing.T) {
 	t.Parallel()

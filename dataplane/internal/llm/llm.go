@@ -341,6 +341,10 @@ type Request struct {
 	// Candidates are the models to try in order: the one asked for, then its
 	// fallbacks. Never empty.
 	Candidates []*runtime.Model
+	// Fallback, when set, is called before the first attempt on each candidate after
+	// the first: it admits the request under that model's own limits. An error (a
+	// *Refusal) skips the candidate; it is the answer only when no upstream answered.
+	Fallback func(m *runtime.Model) error
 	// Filter, when set, filters the assistant's content (response guardrails): that
 	// of the first choice.
 	Filter ContentFilter

@@ -142,6 +142,7 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 		rt := c.routingOf(m)
 		breaker := routing.Breaker{Failures: rt.BreakerFailures, Cooldown: rt.BreakerCooldown}
 		var tried, excluded []*runtime.Deployment
+		admitted := mi == 0 || req.Fallback == nil
 		for try := 0; try <= rt.MaxRetries; try++ {
 			d, lease := c.router.Pick(m, rt.Strategy, breaker, tried, excluded)
 			if d == nil {
@@ -154,6 +155,18 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 					last = &failure{err: fmt.Errorf("chat completions: %w", &ProviderNotSupportedError{ProviderID: d.Provider.ID, Type: d.Provider.Type}), model: cand, deployment: d, local: true}
 				}
 				continue
+			}
+			if !admitted {
+				// A fallback is admitted under its own limits only once it is about
+				// to be called: one whose deployments are all cooling down costs none.
+				if err := req.Fallback(cand); err != nil {
+					lease.Done(routing.Neutral, 0)
+					if last == nil || last.local {
+						last = &failure{err: err, model: cand, local: true}
+					}
+					break
+				}
+				admitted = true
 			}
 			if try > 0 && last != nil && last.deployment == d {
 				// Retrying the deployment that just failed: back off (exponentially, full

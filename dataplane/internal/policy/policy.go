@@ -43,11 +43,17 @@ func (l *Limits) Admit(_ context.Context, a httpapi.Admission) (httpapi.Ticket, 
 	if !a.Key.Team.Limits.IsZero() {
 		checks = append(checks, limit.Check{Scope: limit.ScopeTeam, ID: a.Key.Team.ID, Limits: conv(a.Key.Team.Limits)})
 	}
+	modelCheck := -1
 	if a.Model != nil && !a.Model.Limits.IsZero() {
+		modelCheck = len(checks)
 		checks = append(checks, limit.Check{Scope: limit.ScopeModel, ID: limit.ModelID(a.Key.Org.ID, a.Model.Name), Limits: conv(a.Model.Limits)})
 	}
-	if len(checks) == 0 {
+	if len(checks) == 0 && !limitedFallback(a.Model) {
 		return nil, nil
+	}
+	t := &ticket{l: l, org: a.Key.Org.ID, est: a.EstimatedTokens, modelCheck: modelCheck}
+	if len(checks) == 0 {
+		return t, nil
 	}
 	tk, d := l.lim.Admit(l.now(), checks, a.EstimatedTokens)
 	h := http.Header{}
@@ -55,7 +61,21 @@ func (l *Limits) Admit(_ context.Context, a httpapi.Admission) (httpapi.Ticket, 
 	if !d.Allowed {
 		return nil, &llm.Refusal{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Header: h, Message: refusal(d)}
 	}
-	return &ticket{tk: tk, h: h}, nil
+	t.tk, t.h = tk, h
+	return t, nil
+}
+
+// limitedFallback reports whether a fallback of m has limits of its own.
+func limitedFallback(m *runtime.Model) bool {
+	if m == nil {
+		return false
+	}
+	for _, fb := range m.Fallbacks {
+		if !fb.Limits.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // refusal says which limit was hit, at which level, and when to retry.
@@ -65,22 +85,60 @@ func refusal(d limit.Decision) string {
 	return fmt.Sprintf("Rate limit reached: the %s limit of %d %s. Retry in %d s.", d.Scope, d.Quota, what, max(secs, 1))
 }
 
+// ticket is a request's claim on its key's, team's and model's levels (tk), and on
+// the levels of the fallback model it moved on to (fb).
 type ticket struct {
-	tk *limit.Ticket
-	h  http.Header
+	l   *Limits
+	org string
+	est int64
+	tk  *limit.Ticket
+	h   http.Header
+	// modelCheck is the index of the asked model's level in tk's checks, -1 once the
+	// request left it for a fallback (or when it has no limits).
+	modelCheck int
+	fb         *limit.Ticket
 	// settled guards against a double settle from the pipeline.
 	settled atomic.Bool
 }
 
 func (t *ticket) Header() http.Header { return t.h }
 
-// Settle charges what was really used and frees the concurrency slot.
+// Settle charges what was really used and frees the concurrency slots.
 func (t *ticket) Settle(u llm.Usage) {
 	if t.settled.Swap(true) {
 		return
 	}
-	t.tk.Settle(u.PromptTokens + u.CompletionTokens)
+	used := u.PromptTokens + u.CompletionTokens
+	t.tk.Settle(used)
 	t.tk.Release()
+	t.fb.Settle(used)
+	t.fb.Release()
+}
+
+// Fallback implements httpapi.Ticket: the model tried before is given back, m's
+// limits are admitted.
+func (t *ticket) Fallback(m *runtime.Model) error {
+	if t.modelCheck >= 0 {
+		t.tk.Leave(t.modelCheck)
+		t.modelCheck = -1
+	}
+	if t.fb != nil {
+		t.fb.Settle(0) // the previous fallback answered nothing
+		t.fb.Release()
+		t.fb = nil
+	}
+	if m.Limits.IsZero() {
+		return nil
+	}
+	checks := []limit.Check{{Scope: limit.ScopeModel, ID: limit.ModelID(t.org, m.Name), Limits: conv(m.Limits)}}
+	tk, d := t.l.lim.Admit(t.l.now(), checks, t.est)
+	if !d.Allowed {
+		h := http.Header{}
+		d.WriteHeaders(h)
+		return &llm.Refusal{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Header: h, Message: refusal(d)}
+	}
+	t.fb = tk
+	return nil
 }
 
 // Guardrails applies each team's guardrail rules.
