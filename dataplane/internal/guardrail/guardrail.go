@@ -21,6 +21,7 @@ package guardrail
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -204,13 +205,15 @@ func compileRule(pr *gatehousev1.GuardrailRule) (*rule, error) {
 	return r, nil
 }
 
-// CheckRequest applies the request rules to texts, each checked on its own (a match
-// never spans two texts). It does not modify texts.
+// CheckRequest applies the request rules to texts: each on its own, and then all of
+// them as one text, so that a match crossing from one text into the next (a card number
+// split over two parts of a message, or over two messages) counts too — the model reads
+// them as one. It does not modify texts.
 func (p *Policy) CheckRequest(texts []string) Outcome {
 	if p == nil {
 		return Outcome{Texts: texts}
 	}
-	return p.request.check(texts)
+	return p.request.checkTexts(texts, true)
 }
 
 // CheckResponse applies the response rules to complete response texts (one per choice),
@@ -231,7 +234,11 @@ func (p *Policy) HasRequestRules() bool { return p != nil && p.request != nil }
 // HasResponseRules reports whether any rule applies to responses.
 func (p *Policy) HasResponseRules() bool { return p != nil && p.response != nil }
 
-func (s *ruleSet) check(texts []string) Outcome {
+func (s *ruleSet) check(texts []string) Outcome { return s.checkTexts(texts, false) }
+
+// checkTexts checks each text on its own and, when joined, the matches that cross from
+// one text into the next (see across).
+func (s *ruleSet) checkTexts(texts []string, joined bool) Outcome {
 	if s == nil {
 		return Outcome{Texts: texts}
 	}
@@ -254,6 +261,15 @@ func (s *ruleSet) check(texts []string) Outcome {
 			out[i] = red
 		}
 	}
+	if joined && sc.blocked < 0 && len(texts) > 1 {
+		cur := texts
+		if out != nil {
+			cur = out
+		}
+		if next := s.across(sc, cur); next != nil {
+			out = next
+		}
+	}
 	o := Outcome{Events: sc.events()}
 	if sc.blocked >= 0 {
 		o.Blocked = s.blockedError(sc.blocked)
@@ -265,6 +281,126 @@ func (s *ruleSet) check(texts []string) Outcome {
 		o.Texts = texts
 	}
 	return o
+}
+
+// across finds the matches that cross from one of texts into the next when they are
+// read as one string, counting them on sc (and blocking). A crossing REDACT match is
+// replaced by its placeholder in the text where it starts and cut from the texts it
+// reaches into. It returns the redacted texts, or nil when nothing changed. Matches
+// within one text were found (and redacted) by the check of each text.
+func (s *ruleSet) across(sc *scanner, texts []string) []string {
+	bounds := make([]int, len(texts)+1)
+	var b strings.Builder
+	for i, t := range texts {
+		bounds[i] = b.Len()
+		b.WriteString(t)
+	}
+	bounds[len(texts)] = b.Len()
+	joined := b.String()
+	// in returns the index of the text holding joined[at] (the last of several that
+	// start there: the others are empty).
+	in := func(at int) int {
+		k, _ := slices.BinarySearch(bounds, at+1)
+		return k - 1
+	}
+	var regions []match
+	for i, r := range s.rules {
+		// A match is decided within window bytes of its start, so one crossing the
+		// boundary at b starts after b-window and is decided before b+window: only
+		// that much around each boundary is read again, the spans of boundaries
+		// closer than that merged into one.
+		w := r.find.window()
+		for k := 1; k < len(texts); {
+			lo, hi := max(bounds[k]-w, 0), min(bounds[k]+w, len(joined))
+			for k++; k < len(texts) && bounds[k]-w < hi; k++ {
+				hi = min(bounds[k]+w, len(joined))
+			}
+			base := max(lo-contextBytes, 0)
+			sub := joined[base:hi]
+			for from := lo - base; from < len(sub); {
+				start, end, ok, _ := r.find.next(sub, from, true)
+				if !ok {
+					break
+				}
+				from = max(end, start+1)
+				start, end = start+base, end+base
+				first, last := in(start), in(end-1)
+				if first == last {
+					continue
+				}
+				if extends(r.find, texts[first], start-bounds[first], -1) || extends(r.find, texts[last], -1, end-bounds[last]) {
+					continue
+				}
+				sc.counts[i]++
+				switch r.mode {
+				case gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK:
+					if sc.blocked < 0 || i < sc.blocked {
+						sc.blocked = i
+					}
+				case gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT:
+					regions = append(regions, match{start: start, end: end, rule: i})
+				}
+			}
+		}
+	}
+	if sc.blocked >= 0 || len(regions) == 0 {
+		return nil
+	}
+	// Overlapping matches merge into one placeholder, named by the first.
+	slices.SortFunc(regions, func(a, b match) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return a.rule - b.rule
+	})
+	merged := regions[:1]
+	for _, m := range regions[1:] {
+		if last := &merged[len(merged)-1]; m.start < last.end {
+			last.end = max(last.end, m.end)
+			continue
+		}
+		merged = append(merged, m)
+	}
+	out := make([]string, len(texts))
+	for k := range texts {
+		lo, hi := bounds[k], bounds[k+1]
+		var tb strings.Builder
+		pos := lo
+		for _, m := range merged {
+			if m.end <= lo || m.start >= hi {
+				continue
+			}
+			tb.WriteString(joined[pos:max(m.start, lo)])
+			if m.start >= lo {
+				tb.WriteString(s.rules[m.rule].placeholder)
+			}
+			pos = min(m.end, hi)
+		}
+		tb.WriteString(joined[pos:hi])
+		out[k] = tb.String()
+	}
+	return out
+}
+
+// extends reports whether f matches within t alone at the same start (start ≥ 0) or
+// with the same end (end ≥ 0): a match across texts that only runs on from such a match
+// (an email followed by a word in the next text) is not one of its own.
+func extends(f finder, t string, start, end int) bool {
+	if start >= 0 {
+		s, _, ok, _ := f.next(t, start, true)
+		return ok && s == start
+	}
+	for from := 0; from < len(t); {
+		s, e, ok, _ := f.next(t, from, true)
+		if !ok || s >= end {
+			return false
+		}
+		if e == end {
+			return true
+		}
+		from = max(e, s+1)
+	}
+	return false
 }
 
 func (s *ruleSet) blockedError(i int) *BlockedError {

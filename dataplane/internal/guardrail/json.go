@@ -37,14 +37,18 @@ type BodyOutcome struct {
 // walkDocument): the text of an Anthropic document block (a text source's data, a
 // content source's content, its context, a base64 source's decoded text when textual)
 // and the decoded text of a textual file in base64 (a chat `file` part's file_data, a
-// Responses input_file's), and the thinking callers send back (see walkThinking).
-// Other members (images, PDFs and other binary files, tool call arguments, ids, roles)
+// Responses input_file's), the thinking callers send back (see walkThinking), the
+// tool calls they send back (chat tool_calls' arguments, a Messages tool_use block's
+// input, a Responses function_call's arguments) and the descriptions of the tools they
+// define. Other members (images, PDFs and other binary files, ids, roles, tool names)
 // are not checked: a PDF's contents are not inspected.
 var (
 	// Chat completions and Anthropic messages (messages[*].content, system), the
 	// Responses API (input, instructions), legacy completions and embeddings (prompt,
 	// input).
-	requestTextFields = []string{"messages", "input", "system", "instructions", "prompt"}
+	// Tool definitions (tools: their descriptions, their parameters' descriptions)
+	// are read by the model too, and are where injected instructions hide.
+	requestTextFields = []string{"messages", "input", "system", "instructions", "prompt", "tools"}
 	// Chat completions (choices[*].message.content, choices[*].text), Anthropic
 	// (content[*].text) and the Responses API (output[*].content[*].text).
 	responseTextFields = []string{"choices", "content", "output"}
@@ -52,14 +56,15 @@ var (
 
 // CheckRequestJSON applies the request rules to the text of an LLM request body:
 // messages[*].content (a string or an array of parts, documents' text included),
-// system, input, instructions and prompt — see requestTextFields. Each string is
-// checked on its own; a redacted text file is encoded again in base64. It returns
+// system, input, instructions and prompt — see requestTextFields. The texts are
+// checked as CheckRequest checks them (a match may cross from one into the next); a
+// redacted text file is encoded again in base64. It returns
 // ErrNotJSONObject when body is not a JSON object.
 func (p *Policy) CheckRequestJSON(body []byte) (BodyOutcome, error) {
 	if !p.HasRequestRules() {
 		return BodyOutcome{Body: body}, nil
 	}
-	return checkJSON(p.request, body, requestTextFields)
+	return checkJSON(p.request, body, requestTextFields, true)
 }
 
 // CheckResponseJSON applies the response rules to the text of a complete (not
@@ -69,10 +74,10 @@ func (p *Policy) CheckResponseJSON(body []byte) (BodyOutcome, error) {
 	if !p.HasResponseRules() {
 		return BodyOutcome{Body: body}, nil
 	}
-	return checkJSON(p.response, body, responseTextFields)
+	return checkJSON(p.response, body, responseTextFields, false)
 }
 
-func checkJSON(set *ruleSet, body []byte, fields []string) (BodyOutcome, error) {
+func checkJSON(set *ruleSet, body []byte, fields []string, joined bool) (BodyOutcome, error) {
 	top, ok := splitMembers(body)
 	if !ok {
 		return BodyOutcome{}, ErrNotJSONObject
@@ -98,7 +103,7 @@ func checkJSON(set *ruleSet, body []byte, fields []string) (BodyOutcome, error) 
 		trees[i] = v
 		walkField(f, v, collect)
 	}
-	o := set.check(texts)
+	o := set.checkTexts(texts, joined)
 	out := BodyOutcome{Blocked: o.Blocked, Events: o.Events}
 	if o.Blocked != nil {
 		return out, nil
@@ -285,6 +290,20 @@ func walkField(field string, v any, visit func(string) string) any {
 		for _, el := range asArray(v) {
 			if msg, ok := el.(object); ok {
 				walkMember(msg, "content", visit)
+				// The arguments of the tool calls of chat assistant turns.
+				msg.walk("tool_calls", func(v any) any {
+					for _, el := range asArray(v) {
+						if call, ok := el.(object); ok {
+							call.walk("function", func(fn any) any {
+								if fn, ok := fn.(object); ok {
+									walkArguments(fn, visit)
+								}
+								return fn
+							})
+						}
+					}
+					return v
+				})
 				// Chat assistant turns carry thinking blocks back (thinking_blocks).
 				msg.walk("thinking_blocks", func(v any) any {
 					for _, el := range asArray(v) {
@@ -312,8 +331,80 @@ func walkField(field string, v any, visit func(string) string) any {
 			walkString(choice, "text", visit)
 		}
 		return v
+	case "tools":
+		for _, el := range asArray(v) {
+			tool, ok := el.(object)
+			if !ok {
+				continue
+			}
+			// Chat: {function: {description, parameters}}; Messages: {description,
+			// input_schema}; Responses: {description, parameters}.
+			walkString(tool, "description", visit)
+			tool.walk("function", func(fn any) any {
+				if fn, ok := fn.(object); ok {
+					walkString(fn, "description", visit)
+					fn.walk("parameters", func(v any) any { return walkDescriptions(v, visit) })
+				}
+				return fn
+			})
+			tool.walk("parameters", func(v any) any { return walkDescriptions(v, visit) })
+			tool.walk("input_schema", func(v any) any { return walkDescriptions(v, visit) })
+		}
+		return v
 	}
 	return walkText(v, visit)
+}
+
+// walkArguments visits the strings of the JSON text in obj's arguments members (a tool
+// call's), unescaped, and writes the JSON back when one changed; arguments that are not
+// JSON are visited as they are.
+func walkArguments(obj object, visit func(string) string) {
+	obj.walk("arguments", func(v any) any {
+		s, ok := v.(string)
+		if !ok {
+			return v
+		}
+		if !json.Valid([]byte(s)) {
+			return visit(s)
+		}
+		tree, err := decodeTree(json.RawMessage(s))
+		if err != nil {
+			return visit(s)
+		}
+		changed := false
+		tree = walkStrings(tree, func(t string) string {
+			out := visit(t)
+			changed = changed || out != t
+			return out
+		})
+		if !changed {
+			return s
+		}
+		raw, err := marshal(tree)
+		if err != nil {
+			return visit(s)
+		}
+		return string(raw)
+	})
+}
+
+// walkDescriptions visits the description strings anywhere in a JSON schema.
+func walkDescriptions(v any, visit func(string) string) any {
+	switch v := v.(type) {
+	case []any:
+		for _, el := range v {
+			walkDescriptions(el, visit)
+		}
+	case object:
+		for i := range v {
+			if s, ok := v[i].val.(string); ok && strings.EqualFold(v[i].key, "description") {
+				v[i].val = visit(s)
+				continue
+			}
+			walkDescriptions(v[i].val, visit)
+		}
+	}
+	return v
 }
 
 func asArray(v any) []any {
@@ -351,6 +442,14 @@ func walkText(v any, visit func(string) string) any {
 				walkString(el, "text", visit)
 				walkMember(el, "content", visit)
 				el.walk("output", func(v any) any { return walkStrings(v, visit) })
+				// The tool calls a caller sends back: a Messages tool_use block's
+				// input, a Responses function_call item's arguments.
+				if el.is("type", "tool_use") {
+					el.walk("input", func(v any) any { return walkStrings(v, visit) })
+				}
+				if el.is("type", "function_call") {
+					walkArguments(el, visit)
+				}
 				walkDocument(el, visit)
 				walkThinking(el, visit)
 				walkThinkingState(el, visit)

@@ -25,6 +25,8 @@ func FuzzCheckJSON(f *testing.F) {
 		`{"choices":[{"index":0,"message":{"role":"assistant","content":"bob@example.com"}}]}`,
 		`{"content":[{"type":"text","text":"bob@example.com"}],"output":[{"content":[{"type":"output_text","text":"a"}]}]}`,
 		`{"input":"bob@example.com","prompt":["a","bob@example.com"],"system":[{"type":"text","text":"bob@example.com"}]}`,
+		`{"messages":[{"role":"assistant","tool_calls":[{"id":"1","function":{"name":"f","arguments":"{\"to\":\"bob\\u0040example.com\"}"}}]}],"tools":[{"type":"function","function":{"name":"f","description":"bob@example.com","parameters":{"properties":{"a":{"description":"4111 1111 1111 1111"}}}}}]}`,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"4111 1111"},{"type":"text","text":" 1111 1111"}]}]}`,
 		`[]`, `null`, `{"messages":`, `{"messages":[{"content":1e999}]}`,
 	} {
 		f.Add([]byte(seed), false)

@@ -262,3 +262,65 @@ func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchesAcrossTexts: request texts are also read as one, so a value split over
+// two parts (or messages) is found; a match within one text that merely runs on into
+// the next is not counted twice.
+func TestMatchesAcrossTexts(t *testing.T) {
+	t.Parallel()
+	const card = "4111 1111 1111 1111"
+	for _, tc := range []struct {
+		name    string
+		rule    *gatehousev1.GuardrailRule
+		in      []string
+		blocked bool
+		texts   []string // nil: unchanged
+		matches int32    // 0: no event
+	}{
+		{name: "card split in two, blocked", rule: newRule("card", detCard, modeBlock, dirRequest),
+			in: []string{"my card is " + card[:9], card[9:] + " thanks"}, blocked: true, matches: 1},
+		{name: "card over three texts, redacted", rule: newRule("card", detCard, modeRedact, dirRequest),
+			in:    []string{"pay with " + card[:5], card[5:10], "", card[10:] + " today"},
+			texts: []string{"pay with [REDACTED:card]", "", "", " today"}, matches: 1},
+		{name: "email split mid-word, redacted", rule: newRule("email", detEmail, modeRedact, dirRequest),
+			in: []string{"write to john.doe@exa", "mple.com please"}, texts: []string{"write to [REDACTED:email]", " please"}, matches: 1},
+		{name: "key split, audited", rule: newRule("key", detAPIKey, modeAudit, dirRequest),
+			in: []string{"key " + openAIKey[:20], openAIKey[20:]}, matches: 1},
+		{name: "an email running on into the next text counts once", rule: newRule("email", detEmail, modeAudit, dirRequest),
+			in: []string{"mail jane@example.com", "now", "c@d.io", "e@f.io"}, matches: 3},
+		{name: "within one text only", rule: newRule("card", detCard, modeRedact, dirRequest),
+			in: []string{card, "1234"}, texts: []string{"[REDACTED:card]", "1234"}, matches: 1},
+		{name: "digits on both sides that are no card", rule: newRule("card", detCard, modeBlock, dirRequest),
+			in: []string{"order 4111", "1111 1111 1112"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := mustCompile(t, tc.rule).CheckRequest(tc.in)
+			if (o.Blocked != nil) != tc.blocked {
+				t.Fatalf("blocked = %v, want %v", o.Blocked, tc.blocked)
+			}
+			var got int32
+			for _, e := range o.Events {
+				got += e.Matches
+			}
+			if got != tc.matches {
+				t.Errorf("matches = %d, want %d (%v)", got, tc.matches, o.Events)
+			}
+			if tc.blocked {
+				return
+			}
+			want := tc.texts
+			if want == nil {
+				want = tc.in
+			}
+			if diff := cmp.Diff(want, o.Texts); diff != "" || o.Changed != (tc.texts != nil) {
+				t.Errorf("texts (-want +got):\n%s (changed %v)", diff, o.Changed)
+			}
+		})
+	}
+	// Responses are checked text by text: a choice never runs on into the next.
+	p := mustCompile(t, newRule("card", detCard, modeBlock, dirResponse))
+	if o := p.CheckResponse([]string{card[:9], card[9:]}); o.Blocked != nil {
+		t.Errorf("two choices read as one: %v", o.Blocked)
+	}
+}
