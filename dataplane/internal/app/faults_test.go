@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,11 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
 		fmt.Fprint(w, `{"error":{"message":"boom","type":"server_error","param":null,"code":null}}`)
+		return
+	case "429-operator": // OpenAI's 429 names the operator's organization
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":{"message":"Rate limit reached for gpt-4o in organization org-AbCdEf0123456789XyZabc12 (project proj_Zyx9876543210abcdefGHIJ) on tokens per min (TPM): Limit 30000. Key sk-proj-abc1****************************wxyz.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}`)
 		return
 	case "302":
 		http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
@@ -154,6 +160,29 @@ func TestUpstreamRedirectAndGeminiKeyRefusal(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || apiErr.Code != "upstream_auth_failed" {
 		t.Fatalf("Gemini refusing its key: %v, want a 502 upstream_auth_failed", err)
+	}
+}
+
+// TestProviderErrorsDoNotNameTheOperatorsAccount: a provider's error is relayed with
+// its detail, but not the operator's organization, project or key.
+func TestProviderErrorsDoNotNameTheOperatorsAccount(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "429-operator")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("op", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1})})
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"op","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages", `{"model":"op","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		resp, body := h.do(t, "POST", tc.path, bearer(h.fx.key), tc.body)
+		if resp.StatusCode != 429 || !strings.Contains(string(body), "Rate limit reached for gpt-4o in organization [redacted]") ||
+			!json.Valid(body) {
+			t.Errorf("%s: %d %s", tc.path, resp.StatusCode, body)
+		}
+		for _, secret := range []string{"org-AbCdEf", "proj_Zyx", "sk-proj", "wxyz"} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("%s: the answer names %q: %s", tc.path, secret, body)
+			}
+		}
 	}
 }
 

@@ -3,8 +3,21 @@ package llm
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strconv"
 )
+
+// operatorIDs matches what a provider's error message may say of the operator's own
+// account rather than of the caller's request: OpenAI organization and project ids
+// (a 429 names the organization whose limit was hit), and API keys in full or masked
+// (sk-…, sk-ant-…, sk-proj-…, Google's AIza…).
+var operatorIDs = regexp.MustCompile(`\borg-[A-Za-z0-9]{12,}|\bproj_[A-Za-z0-9]{12,}|\bsk-[A-Za-z0-9_*\-]{6,}|\bAIza[0-9A-Za-z_\-]{20,}`)
+
+// scrubOperator replaces the operator's account ids and keys in a provider's error
+// body with "[redacted]". The replacement is plain ASCII, so JSON stays valid.
+func scrubOperator(body []byte) []byte {
+	return operatorIDs.ReplaceAllLiteral(body, []byte("[redacted]"))
+}
 
 // openAIErrorType is the OpenAI error type of an HTTP status.
 func openAIErrorType(status int) string {

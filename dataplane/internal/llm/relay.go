@@ -665,7 +665,8 @@ func (c *Client) write(w http.ResponseWriter, req *Request, res *Result, status 
 }
 
 // relayError answers with an upstream error: as it came when the provider speaks the
-// caller's format, translated otherwise.
+// caller's format, translated otherwise; the operator's account ids and keys are
+// scrubbed from it either way (scrubOperator).
 func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk wire, status int, header http.Header, body []byte) {
 	if ra := header.Get("Retry-After"); ra != "" {
 		w.Header().Set("Retry-After", ra)
@@ -678,6 +679,7 @@ func (c *Client) relayError(w http.ResponseWriter, req *Request, res *Result, wk
 			Status  string          `json:"status"`
 		} `json:"error"`
 	}
+	body = scrubOperator(body)
 	native := (req.Surface == SurfaceMessages && wk == wireAnthropic) || (req.Surface != SurfaceMessages && wk == wireOpenAI)
 	if wk == wireResponses {
 		if prev := req.Responses.upstreamPrevious; prev != "" {
