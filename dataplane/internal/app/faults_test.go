@@ -78,6 +78,11 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		fmt.Fprint(w, `{"error":{"message":"Rate limit reached for gpt-4o in organization org-AbCdEf0123456789XyZabc12 (project proj_Zyx9876543210abcdefGHIJ) on tokens per min (TPM): Limit 30000. Key sk-proj-abc1****************************wxyz.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}`)
 		return
+	case "stream-error-operator": // an in-stream error naming the operator's organization
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n")
+		fmt.Fprint(w, "data: {\"error\":{\"message\":\"Quota exceeded in organization org-AbCdEf0123456789XyZabc12.\",\"type\":\"server_error\"}}\n\n")
+		return
 	case "302":
 		http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
 		return
@@ -168,14 +173,26 @@ func TestUpstreamRedirectAndGeminiKeyRefusal(t *testing.T) {
 func TestProviderErrorsDoNotNameTheOperatorsAccount(t *testing.T) {
 	t.Parallel()
 	f := newFaultUpstream(t, "429-operator")
-	h := startHarness(t, harnessOptions{extra: withFaultModel("op", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1})})
-	for _, tc := range []struct{ path, body string }{
-		{"/v1/chat/completions", `{"model":"op","messages":[{"role":"user","content":"hi"}]}`},
-		{"/v1/messages", `{"model":"op","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`},
+	s := newFaultUpstream(t, "stream-error-operator")
+	h := startHarness(t, harnessOptions{extra: func(snap *gatehousev1.Snapshot) {
+		withFaultModel("op", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1})(snap)
+		withFaultModel("op-stream", s, nil)(snap)
+	}})
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/chat/completions", `{"model":"op","messages":[{"role":"user","content":"hi"}]}`, "Rate limit reached for gpt-4o in organization [redacted]"},
+		{"/v1/messages", `{"model":"op","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, "Rate limit reached for gpt-4o in organization [redacted]"},
+		// Streamed: relayed as it came, and translated.
+		{"/v1/chat/completions", `{"model":"op-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "Quota exceeded in organization [redacted]"},
+		{"/v1/messages", `{"model":"op-stream","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, "Quota exceeded in organization [redacted]"},
 	} {
 		resp, body := h.do(t, "POST", tc.path, bearer(h.fx.key), tc.body)
-		if resp.StatusCode != 429 || !strings.Contains(string(body), "Rate limit reached for gpt-4o in organization [redacted]") ||
-			!json.Valid(body) {
+		if !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s: %d %s", tc.path, resp.StatusCode, body)
+		}
+		if strings.Contains(tc.body, `"stream"`) {
+			continue
+		}
+		if resp.StatusCode != 429 || !json.Valid(body) {
 			t.Errorf("%s: %d %s", tc.path, resp.StatusCode, body)
 		}
 		for _, secret := range []string{"org-AbCdEf", "proj_Zyx", "sk-proj", "wxyz"} {

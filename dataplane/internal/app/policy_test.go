@@ -170,9 +170,18 @@ func TestGuardrailsThroughTheGateway(t *testing.T) {
 
 // TestFallbackModelsLimitsHold: a fallback model's own limits hold for the requests it
 // answers as a fallback, and the model asked for is not charged for tokens another
-// model produced.
+// model produced — also when a guardrail rewrote the request.
 func TestFallbackModelsLimitsHold(t *testing.T) {
 	t.Parallel()
+	for _, rewritten := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rewritten=%v", rewritten), func(t *testing.T) {
+			t.Parallel()
+			testFallbackLimits(t, rewritten)
+		})
+	}
+}
+
+func testFallbackLimits(t *testing.T, rewritten bool) {
 	primary := newFaultUpstream(t, "500")
 	fb := newFaultUpstream(t, "ok")
 	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
@@ -186,8 +195,14 @@ func TestFallbackModelsLimitsHold(t *testing.T) {
 				m.Limits = &gatehousev1.Limits{Rpm: 60} // a burst of 6 requests
 			}
 		}
+		for _, tm := range s.Teams {
+			if rewritten && tm.Id == "team-a" {
+				tm.Guardrails = []*gatehousev1.GuardrailRule{{Id: "g-email", Name: "no-emails", Detector: gatehousev1.GuardrailDetector_GUARDRAIL_DETECTOR_EMAIL,
+					Mode: gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT, Direction: gatehousev1.GuardrailDirection_GUARDRAIL_DIRECTION_REQUEST}}
+			}
+		}
 	}})
-	body := `{"model":"primary","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`
+	body := `{"model":"primary","max_tokens":20,"messages":[{"role":"user","content":"hi ana@example.org"}]}`
 	// Each answer uses more tokens than the primary's burst allows in a few requests:
 	// charged to the primary, they would refuse it before the fallback's limit is hit.
 	for i := range 6 {

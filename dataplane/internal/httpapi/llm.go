@@ -36,9 +36,6 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 			return err
 		}
 		defer settle()
-		if ticket != nil {
-			req.Fallback = ticket.Fallback
-		}
 
 		// Hook: request guardrails (block or rewrite), then the response filters.
 		var filter llm.ContentFilter
@@ -79,6 +76,10 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 		}
 
 		req.Candidates = c.key.Candidates(m)
+		if ticket != nil {
+			// Set on the request as served: a guardrail's rewrite parsed it anew.
+			req.Fallback = ticket.Fallback
+		}
 		req.Filter, req.NewFilter = filter, newFilter
 		req.Header = r.Header
 		req.Start = c.start

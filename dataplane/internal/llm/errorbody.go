@@ -13,10 +13,15 @@ import (
 // (sk-…, sk-ant-…, sk-proj-…, Google's AIza…).
 var operatorIDs = regexp.MustCompile(`\borg-[A-Za-z0-9]{12,}|\bproj_[A-Za-z0-9]{12,}|\bsk-[A-Za-z0-9_*\-]{6,}|\bAIza[0-9A-Za-z_\-]{20,}`)
 
+// operatorUUIDs matches how Anthropic's errors name the organization: "your
+// organization (<uuid>)" and "(org: <uuid>, model: …)".
+var operatorUUIDs = regexp.MustCompile(`(?i)(organization \(|org: )[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
 // scrubOperator replaces the operator's account ids and keys in a provider's error
 // body with "[redacted]". The replacement is plain ASCII, so JSON stays valid.
 func scrubOperator(body []byte) []byte {
-	return operatorIDs.ReplaceAllLiteral(body, []byte("[redacted]"))
+	body = operatorIDs.ReplaceAllLiteral(body, []byte("[redacted]"))
+	return operatorUUIDs.ReplaceAll(body, []byte("${1}[redacted]"))
 }
 
 // openAIErrorType is the OpenAI error type of an HTTP status.

@@ -161,7 +161,7 @@ func (s *streamRelay) chatUsage(data []byte) bool {
 // reads what the gateway needs of each (usage) and says whether it goes on.
 func (s *streamRelay) raw(keys [][]byte, inspect func(data []byte) bool) error {
 	for {
-		raw, _, data, end, err := s.nextEvent()
+		raw, name, data, end, err := s.nextEvent()
 		if end {
 			return err
 		}
@@ -173,12 +173,25 @@ func (s *streamRelay) raw(keys [][]byte, inspect func(data []byte) bool) error {
 		if s.wk == wireResponses {
 			raw = s.req.Responses.sealer.apply(raw)
 		}
+		if errorEvent(name, data) {
+			raw = scrubOperator(raw)
+		}
 		if forward {
 			if err := s.send(raw); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// errorEvent reports whether an upstream event reports an error: Anthropic's and the
+// Responses API's error events, a failed response, and OpenAI's in-stream error JSON.
+func errorEvent(name, data []byte) bool {
+	switch string(name) {
+	case "error", "response.failed":
+		return true
+	}
+	return bytes.HasPrefix(bytes.TrimLeft(data, " "), []byte(`{"error"`))
 }
 
 // nextEvent is next for a relay that passes the provider's events on: end reports the
@@ -372,7 +385,7 @@ func (s *streamRelay) translate() error {
 		case errors.As(err, &ref):
 			code, msg = ref.Code, ref.Message
 		case errors.As(err, &se):
-			msg = se.msg
+			msg = string(scrubOperator([]byte(se.msg)))
 		case errors.Is(err, ErrUpstreamTimeout):
 			code, msg = "upstream_timeout", "The model provider did not finish in time."
 		}
@@ -730,16 +743,23 @@ func (d *openAIDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
 		d.sawDone = true
 		return nil, true, nil
 	}
-	var c chatChunk
-	if err := json.Unmarshal(data, &c); err != nil {
+	if errorEvent(nil, data) {
+		// An error in the stream ({"error": {...}}, as OpenAI and vLLM send it).
 		var e struct {
 			Error *struct {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Error != nil {
-			return nil, false, &streamError{msg: e.Error.Message}
+			msg := e.Error.Message
+			if msg == "" {
+				msg = "The model provider reported an error in the stream."
+			}
+			return nil, false, &streamError{msg: msg}
 		}
+	}
+	var c chatChunk
+	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, false, fmt.Errorf("stream: %w: chunk: %w", ErrUpstreamBadResponse, err)
 	}
 	if c.Usage != nil {
