@@ -213,7 +213,11 @@ func (p *Policy) CheckRequest(texts []string) Outcome {
 	if p == nil {
 		return Outcome{Texts: texts}
 	}
-	return p.request.checkTexts(texts, true)
+	joins := make([]bool, len(texts))
+	for i := 1; i < len(joins); i++ {
+		joins[i] = true
+	}
+	return p.request.checkTexts(texts, joins)
 }
 
 // CheckResponse applies the response rules to complete response texts (one per choice),
@@ -234,11 +238,12 @@ func (p *Policy) HasRequestRules() bool { return p != nil && p.request != nil }
 // HasResponseRules reports whether any rule applies to responses.
 func (p *Policy) HasResponseRules() bool { return p != nil && p.response != nil }
 
-func (s *ruleSet) check(texts []string) Outcome { return s.checkTexts(texts, false) }
+func (s *ruleSet) check(texts []string) Outcome { return s.checkTexts(texts, nil) }
 
-// checkTexts checks each text on its own and, when joined, the matches that cross from
-// one text into the next (see across).
-func (s *ruleSet) checkTexts(texts []string, joined bool) Outcome {
+// checkTexts checks each text on its own and the matches that cross from one text into
+// the next where joins[k] says texts[k] continues texts[k-1] (see across); nil joins
+// none.
+func (s *ruleSet) checkTexts(texts []string, joins []bool) Outcome {
 	if s == nil {
 		return Outcome{Texts: texts}
 	}
@@ -261,12 +266,12 @@ func (s *ruleSet) checkTexts(texts []string, joined bool) Outcome {
 			out[i] = red
 		}
 	}
-	if joined && sc.blocked < 0 && len(texts) > 1 {
+	if joins != nil && sc.blocked < 0 && slices.Contains(joins, true) {
 		cur := texts
 		if out != nil {
 			cur = out
 		}
-		if next := s.across(sc, cur); next != nil {
+		if next := s.across(sc, cur, joins); next != nil {
 			out = next
 		}
 	}
@@ -284,11 +289,12 @@ func (s *ruleSet) checkTexts(texts []string, joined bool) Outcome {
 }
 
 // across finds the matches that cross from one of texts into the next when they are
-// read as one string, counting them on sc (and blocking). A crossing REDACT match is
-// replaced by its placeholder in the text where it starts and cut from the texts it
-// reaches into. It returns the redacted texts, or nil when nothing changed. Matches
-// within one text were found (and redacted) by the check of each text.
-func (s *ruleSet) across(sc *scanner, texts []string) []string {
+// read as one string — only where joins[k] says texts[k] continues texts[k-1] —
+// counting them on sc (and blocking). A crossing REDACT match is replaced by its
+// placeholder in each text it covers part of. It returns the redacted texts, or nil
+// when nothing changed. Matches within one text were found (and redacted) by the check
+// of each text.
+func (s *ruleSet) across(sc *scanner, texts []string, joins []bool) []string {
 	bounds := make([]int, len(texts)+1)
 	var b strings.Builder
 	for i, t := range texts {
@@ -311,9 +317,15 @@ func (s *ruleSet) across(sc *scanner, texts []string) []string {
 		// closer than that merged into one.
 		w := r.find.window()
 		for k := 1; k < len(texts); {
+			if !joins[k] {
+				k++
+				continue
+			}
 			lo, hi := max(bounds[k]-w, 0), min(bounds[k]+w, len(joined))
 			for k++; k < len(texts) && bounds[k]-w < hi; k++ {
-				hi = min(bounds[k]+w, len(joined))
+				if joins[k] {
+					hi = min(bounds[k]+w, len(joined))
+				}
 			}
 			base := max(lo-contextBytes, 0)
 			sub := joined[base:hi]
@@ -325,7 +337,7 @@ func (s *ruleSet) across(sc *scanner, texts []string) []string {
 				from = max(end, start+1)
 				start, end = start+base, end+base
 				first, last := in(start), in(end-1)
-				if first == last {
+				if first == last || slices.Contains(joins[first+1:last+1], false) {
 					continue
 				}
 				if extends(r.find, texts[first], start-bounds[first], -1) || extends(r.find, texts[last], -1, end-bounds[last]) {
@@ -367,13 +379,13 @@ func (s *ruleSet) across(sc *scanner, texts []string) []string {
 		var tb strings.Builder
 		pos := lo
 		for _, m := range merged {
-			if m.end <= lo || m.start >= hi {
+			if lo == hi || m.end <= lo || m.start >= hi {
 				continue
 			}
+			// Each text keeps a placeholder for its part of the match: none is left
+			// empty (Anthropic refuses an empty text block).
 			tb.WriteString(joined[pos:max(m.start, lo)])
-			if m.start >= lo {
-				tb.WriteString(s.rules[m.rule].placeholder)
-			}
+			tb.WriteString(s.rules[m.rule].placeholder)
 			pos = min(m.end, hi)
 		}
 		tb.WriteString(joined[pos:hi])

@@ -48,11 +48,16 @@ var (
 	// input).
 	// Tool definitions (tools: their descriptions, their parameters' descriptions)
 	// are read by the model too, and are where injected instructions hide.
-	requestTextFields = []string{"messages", "input", "system", "instructions", "prompt", "tools"}
+	requestTextFields = []string{"messages", "input", "system", "instructions", "prompt", "tools", "functions"}
 	// Chat completions (choices[*].message.content, choices[*].text), Anthropic
 	// (content[*].text) and the Responses API (output[*].content[*].text).
 	responseTextFields = []string{"choices", "content", "output"}
 )
+
+// visitFunc is called on each text of a body, in order, and returns what replaces it.
+// joins says the text continues the one visited just before it, as the model reads
+// them: the next text part of the same content.
+type visitFunc func(s string, joins bool) string
 
 // CheckRequestJSON applies the request rules to the text of an LLM request body:
 // messages[*].content (a string or an array of parts, documents' text included),
@@ -87,10 +92,14 @@ func checkJSON(set *ruleSet, body []byte, fields []string, joined bool) (BodyOut
 	// over the earlier; so is every such member checked, repeated ones too.
 	trees := make([]any, len(top))
 	var texts []string
-	collect := func(s string) string {
+	var joins []bool
+	collect := func(s string, j bool) string {
 		texts = append(texts, s)
+		joins = append(joins, j)
 		return s
 	}
+	// spans[i] is the range of texts of top[i].
+	spans := make([][2]int, len(top))
 	for i, m := range top {
 		f := fieldNamed(fields, m.key)
 		if f == "" {
@@ -101,9 +110,14 @@ func checkJSON(set *ruleSet, body []byte, fields []string, joined bool) (BodyOut
 			return BodyOutcome{}, ErrNotJSONObject
 		}
 		trees[i] = v
+		spans[i][0] = len(texts)
 		walkField(f, v, collect)
+		spans[i][1] = len(texts)
 	}
-	o := set.checkTexts(texts, joined)
+	if !joined {
+		joins = nil
+	}
+	o := set.checkTexts(texts, joins)
 	out := BodyOutcome{Blocked: o.Blocked, Events: o.Events}
 	if o.Blocked != nil {
 		return out, nil
@@ -114,12 +128,18 @@ func checkJSON(set *ruleSet, body []byte, fields []string, joined bool) (BodyOut
 	}
 	// Walk again in the same order, writing the redacted texts back.
 	next := 0
-	replace := func(string) string {
+	replace := func(string, bool) string {
 		next++
 		return o.Texts[next-1]
 	}
 	for i, m := range top {
 		if trees[i] == nil {
+			continue
+		}
+		if a, b := spans[i][0], spans[i][1]; slices.Equal(o.Texts[a:b], texts[a:b]) {
+			// Nothing of it changed: kept as it came (a re-encoding would reorder
+			// its keys, and the order of a tool schema's properties matters).
+			next = b
 			continue
 		}
 		v := walkField(fieldNamed(fields, m.key), trees[i], replace)
@@ -284,13 +304,20 @@ func decodeValue(d *json.Decoder) (any, error) {
 
 // walkField calls visit on each text string of a top-level field, in a fixed order,
 // storing what visit returns in its place, and returns the (possibly replaced) value.
-func walkField(field string, v any, visit func(string) string) any {
+func walkField(field string, v any, visit visitFunc) any {
 	switch field {
 	case "messages":
 		for _, el := range asArray(v) {
 			if msg, ok := el.(object); ok {
 				walkMember(msg, "content", visit)
-				// The arguments of the tool calls of chat assistant turns.
+				// The arguments of the tool calls of chat assistant turns (and of a
+				// legacy function_call).
+				msg.walk("function_call", func(fn any) any {
+					if fn, ok := fn.(object); ok {
+						walkArguments(fn, visit)
+					}
+					return fn
+				})
 				msg.walk("tool_calls", func(v any) any {
 					for _, el := range asArray(v) {
 						if call, ok := el.(object); ok {
@@ -331,6 +358,15 @@ func walkField(field string, v any, visit func(string) string) any {
 			walkString(choice, "text", visit)
 		}
 		return v
+	case "functions":
+		// Chat's legacy function definitions.
+		for _, el := range asArray(v) {
+			if fn, ok := el.(object); ok {
+				walkString(fn, "description", visit)
+				fn.walk("parameters", func(v any) any { return walkDescriptions(v, visit) })
+			}
+		}
+		return v
 	case "tools":
 		for _, el := range asArray(v) {
 			tool, ok := el.(object)
@@ -358,22 +394,22 @@ func walkField(field string, v any, visit func(string) string) any {
 // walkArguments visits the strings of the JSON text in obj's arguments members (a tool
 // call's), unescaped, and writes the JSON back when one changed; arguments that are not
 // JSON are visited as they are.
-func walkArguments(obj object, visit func(string) string) {
+func walkArguments(obj object, visit visitFunc) {
 	obj.walk("arguments", func(v any) any {
 		s, ok := v.(string)
 		if !ok {
 			return v
 		}
 		if !json.Valid([]byte(s)) {
-			return visit(s)
+			return visit(s, false)
 		}
 		tree, err := decodeTree(json.RawMessage(s))
 		if err != nil {
-			return visit(s)
+			return visit(s, false)
 		}
 		changed := false
-		tree = walkStrings(tree, func(t string) string {
-			out := visit(t)
+		tree = walkValues(tree, func(t string, joins bool) string {
+			out := visit(t, joins)
 			changed = changed || out != t
 			return out
 		})
@@ -382,14 +418,14 @@ func walkArguments(obj object, visit func(string) string) {
 		}
 		raw, err := marshal(tree)
 		if err != nil {
-			return visit(s)
+			return visit(s, false)
 		}
 		return string(raw)
 	})
 }
 
 // walkDescriptions visits the description strings anywhere in a JSON schema.
-func walkDescriptions(v any, visit func(string) string) any {
+func walkDescriptions(v any, visit visitFunc) any {
 	switch v := v.(type) {
 	case []any:
 		for _, el := range v {
@@ -398,7 +434,7 @@ func walkDescriptions(v any, visit func(string) string) any {
 	case object:
 		for i := range v {
 			if s, ok := v[i].val.(string); ok && strings.EqualFold(v[i].key, "description") {
-				v[i].val = visit(s)
+				v[i].val = visit(s, false)
 				continue
 			}
 			walkDescriptions(v[i].val, visit)
@@ -413,15 +449,15 @@ func asArray(v any) []any {
 }
 
 // walkMember walks the text values of obj's members named key.
-func walkMember(obj object, key string, visit func(string) string) {
+func walkMember(obj object, key string, visit visitFunc) {
 	obj.walk(key, func(v any) any { return walkText(v, visit) })
 }
 
 // walkString visits obj's string members named key.
-func walkString(obj object, key string, visit func(string) string) {
+func walkString(obj object, key string, visit visitFunc) {
 	obj.walk(key, func(v any) any {
 		if s, ok := v.(string); ok {
-			return visit(s)
+			return visit(s, false)
 		}
 		return v
 	})
@@ -429,43 +465,89 @@ func walkString(obj object, key string, visit func(string) string) {
 
 // walkText walks a text value: a string, or an array of strings and of objects with
 // text, content or output members.
-func walkText(v any, visit func(string) string) any {
+func walkText(v any, visit visitFunc) any {
 	switch v := v.(type) {
 	case string:
-		return visit(v)
+		return visit(v, false)
 	case []any:
+		// The text parts of one content array are read as one text: a part whose
+		// text comes right after another's continues it (joins).
+		part := false
 		for i, el := range v {
 			switch el := el.(type) {
 			case string:
-				v[i] = visit(el)
+				v[i] = visit(el, false)
+				part = false
 			case object:
-				walkString(el, "text", visit)
+				isPart := false
+				el.walk("text", func(t any) any {
+					if s, ok := t.(string); ok {
+						t, isPart = visit(s, part && !isPart), true
+					}
+					return t
+				})
+				others := 0
+				visit := func(s string, joins bool) string {
+					others++
+					return visit(s, joins)
+				}
 				walkMember(el, "content", visit)
 				el.walk("output", func(v any) any { return walkStrings(v, visit) })
 				// The tool calls a caller sends back: a Messages tool_use block's
-				// input, a Responses function_call item's arguments.
+				// input, a Responses function_call item's arguments (a
+				// custom_tool_call's input).
 				if el.is("type", "tool_use") {
-					el.walk("input", func(v any) any { return walkStrings(v, visit) })
+					el.walk("input", func(v any) any { return walkValues(v, visit) })
 				}
 				if el.is("type", "function_call") {
 					walkArguments(el, visit)
 				}
+				if el.is("type", "custom_tool_call") {
+					walkString(el, "input", visit)
+				}
 				walkDocument(el, visit)
 				walkThinking(el, visit)
 				walkThinkingState(el, visit)
+				part = isPart && others == 0
+			default:
+				part = false
 			}
 		}
 	}
 	return v
 }
 
+// walkValues is walkStrings that visits numbers too (as their JSON text): a tool
+// call's arguments are the model's words, a card number among them as a number too. A
+// number a rule changed becomes the changed text, a string.
+func walkValues(v any, visit visitFunc) any {
+	switch v := v.(type) {
+	case json.Number:
+		if out := visit(string(v), false); out != string(v) {
+			return out
+		}
+		return v
+	case []any:
+		for i := range v {
+			v[i] = walkValues(v[i], visit)
+		}
+		return v
+	case object:
+		for i := range v {
+			v[i].val = walkValues(v[i].val, visit)
+		}
+		return v
+	}
+	return walkStrings(v, visit)
+}
+
 // walkStrings visits every string in v: a tool's output (a Responses
 // function_call_output's) goes upstream as a string, the texts of an array of parts,
 // or the JSON text of anything else.
-func walkStrings(v any, visit func(string) string) any {
+func walkStrings(v any, visit visitFunc) any {
 	switch v := v.(type) {
 	case string:
-		return visit(v)
+		return visit(v, false)
 	case []any:
 		for i := range v {
 			v[i] = walkStrings(v[i], visit)
@@ -483,7 +565,7 @@ func walkStrings(v any, visit func(string) string) any {
 // loses its signature: the gateway cannot sign, Anthropic refuses a signed block whose
 // text changed, and the translators drop unsigned blocks on their way to Anthropic. A
 // redacted_thinking block's data is Anthropic's encrypted text and is not checked.
-func walkThinking(el object, visit func(string) string) {
+func walkThinking(el object, visit visitFunc) {
 	if !el.is("type", "thinking") {
 		return
 	}
@@ -493,7 +575,7 @@ func walkThinking(el object, visit func(string) string) {
 		if !ok {
 			return v
 		}
-		out := visit(s)
+		out := visit(s, false)
 		changed = changed || out != s
 		return out
 	})
@@ -511,7 +593,7 @@ const thinkingStatePrefix = "gatehouse.thinking.v1."
 // walkThinkingState visits the thinking text in the encrypted_content of a Responses
 // reasoning item. A state whose text a rule changed is emptied, dropping the block:
 // the gateway cannot sign the changed text, and Anthropic would refuse it.
-func walkThinkingState(el object, visit func(string) string) {
+func walkThinkingState(el object, visit visitFunc) {
 	el.walk("encrypted_content", func(v any) any {
 		s, ok := v.(string)
 		if !ok {
@@ -534,8 +616,8 @@ func walkThinkingState(el object, visit func(string) string) {
 			return v
 		}
 		changed := false
-		walkString(obj, "thinking", func(t string) string {
-			out := visit(t)
+		walkString(obj, "thinking", func(t string, joins bool) string {
+			out := visit(t, joins)
 			changed = changed || out != t
 			return out
 		})
@@ -549,7 +631,7 @@ func walkThinkingState(el object, visit func(string) string) {
 // walkDocument visits the texts of a document content part: an Anthropic document
 // block's text or content source and its context, or a text file in base64 (chat
 // `file` parts, Responses input_file).
-func walkDocument(el object, visit func(string) string) {
+func walkDocument(el object, visit visitFunc) {
 	if el.is("type", "document") {
 		// Repeated sources merge into one: a type in one applies to the data of all.
 		var types, mediaTypes []string
@@ -597,7 +679,7 @@ func walkDocument(el object, visit func(string) string) {
 // walkFileData visits the text of a file in base64 (obj's file_data: a data URL, or
 // bare base64 whose filename tells a text type) and writes back what visit returns,
 // encoded again; a file that is not text is left alone.
-func walkFileData(obj object, visit func(string) string) {
+func walkFileData(obj object, visit visitFunc) {
 	textName := slices.ContainsFunc(obj.strings("filename"), func(name string) bool {
 		switch strings.ToLower(path.Ext(name)) {
 		case ".txt", ".text", ".md":
@@ -614,7 +696,7 @@ func walkFileData(obj object, visit func(string) string) {
 	})
 }
 
-func visitFileData(fd string, textName bool, visit func(string) string) string {
+func visitFileData(fd string, textName bool, visit visitFunc) string {
 	prefix, data := "", fd
 	if rest, ok := strings.CutPrefix(fd, "data:"); ok {
 		meta, payload, ok := strings.Cut(rest, ",")
@@ -650,7 +732,7 @@ func textual(mediaType string) bool {
 // returned encoded again when it changed the text. Providers differ in how strictly
 // they read base64: what any of them would read (standard or URL-safe alphabet, padded
 // or not) is checked.
-func visitBase64(data string, visit func(string) string) string {
+func visitBase64(data string, visit visitFunc) string {
 	unpadded := strings.TrimRight(data, "=")
 	var text []byte
 	var err error
@@ -662,7 +744,7 @@ func visitBase64(data string, visit func(string) string) string {
 	if err != nil {
 		return data
 	}
-	if out := visit(string(text)); out != string(text) {
+	if out := visit(string(text), false); out != string(text) {
 		return base64.StdEncoding.EncodeToString([]byte(out))
 	}
 	return data

@@ -10,6 +10,21 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// TestNumbersInToolCalls: a card number given as a JSON number in a tool call's
+// arguments or input is found too, and replaced by the placeholder string.
+func TestNumbersInToolCalls(t *testing.T) {
+	t.Parallel()
+	p := mustCompile(t, newRule("card", detCard, modeRedact, dirRequest))
+	in := `{"messages":[{"role":"assistant","tool_calls":[{"id":"1","function":{"name":"f","arguments":"{\"card\":4111111111111111,\"n\":2}"}}]},` +
+		`{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"card":4111111111111111,"n":2}}]}]}`
+	want := `{"messages":[{"role":"assistant","tool_calls":[{"function":{"arguments":"{\"card\":\"[REDACTED:card]\",\"n\":2}","name":"f"},"id":"1"}]},` +
+		`{"content":[{"id":"t","input":{"card":"[REDACTED:card]","n":2},"name":"f","type":"tool_use"}],"role":"assistant"}]}`
+	o, err := p.CheckRequestJSON([]byte(in))
+	if err != nil || string(o.Body) != want {
+		t.Fatalf("got %s (%v)\nwant %s", o.Body, err, want)
+	}
+}
+
 func TestCheckRequestJSON(t *testing.T) {
 	t.Parallel()
 	p := mustCompile(t,
@@ -48,7 +63,17 @@ func TestCheckRequestJSON(t *testing.T) {
 			`{"tools":[{"function":{"description":"mail [REDACTED:email]","name":"f","parameters":{"properties":{"description":{"type":"string"},"to":{"description":"e.g. [REDACTED:email]","type":"string"}},"type":"object"}},"type":"function"},{"description":"[REDACTED:email]","input_schema":{"description":"[REDACTED:email]"},"name":"g"},{"description":"[REDACTED:email]","name":"h","parameters":{"properties":{"a":{"description":"[REDACTED:email]"}}},"type":"function"}]}`},
 		{"split over two parts of a message",
 			`{"messages":[{"role":"user","content":[{"type":"text","text":"write to john@exa"},{"type":"text","text":"mple.com now"}]}]}`,
-			`{"messages":[{"content":[{"text":"write to [REDACTED:email]","type":"text"},{"text":" now","type":"text"}],"role":"user"}]}`},
+			`{"messages":[{"content":[{"text":"write to [REDACTED:email]","type":"text"},{"text":"[REDACTED:email] now","type":"text"}],"role":"user"}]}`},
+		{"parts apart are not joined",
+			`{"messages":[{"role":"user","content":[{"type":"text","text":"write to john@exa"},{"type":"image_url","image_url":{"url":"https://x"}},{"type":"text","text":"mple.com now"}]}]}`, ""},
+		{"messages are not joined, nor tool calls to text",
+			`{"messages":[{"role":"user","content":"mail john@exa"},{"role":"user","content":"mple.com now"},{"role":"assistant","tool_calls":[{"id":"1","type":"function","function":{"name":"f","arguments":"{\"a\":\"x@exa\",\"b\":\"mple.com\"}"}}]}]}`, ""},
+		{"legacy functions and function_call, custom tool input",
+			`{"functions":[{"name":"f","description":"a@b.io","parameters":{"properties":{"x":{"description":"c@d.io"}}}}],"messages":[{"role":"assistant","function_call":{"name":"f","arguments":"{\"to\":\"g@h.io\",\"n\":1}"}}],"input":[{"type":"custom_tool_call","call_id":"c","name":"g","input":"to e@f.io"}]}`,
+			`{"functions":[{"description":"[REDACTED:email]","name":"f","parameters":{"properties":{"x":{"description":"[REDACTED:email]"}}}}],"input":[{"call_id":"c","input":"to [REDACTED:email]","name":"g","type":"custom_tool_call"}],"messages":[{"function_call":{"arguments":"{\"n\":1,\"to\":\"[REDACTED:email]\"}","name":"f"},"role":"assistant"}]}`},
+		{"members with nothing redacted are kept as they came",
+			`{"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"z":{},"a":{}}}}}],"messages":[{"role":"user","content":"a@b.io"}]}`,
+			`{"messages":[{"content":"[REDACTED:email]","role":"user"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"z":{},"a":{}}}}}]}`},
 		{"nothing found", `{"model":"m",  "messages":[{"role":"user","content":"hello"}]}`, ""},
 		{"anthropic text document",
 			`{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"mail bob@example.com"},"context":"from a@b.io"}]}]}`,

@@ -264,7 +264,7 @@ func TestPolicyIsSafeForConcurrentUse(t *testing.T) {
 }
 
 // TestMatchesAcrossTexts: request texts are also read as one, so a value split over
-// two parts (or messages) is found; a match within one text that merely runs on into
+// two parts is found, and redacted in each (none left empty); a match within one text that merely runs on into
 // the next is not counted twice.
 func TestMatchesAcrossTexts(t *testing.T) {
 	t.Parallel()
@@ -281,9 +281,9 @@ func TestMatchesAcrossTexts(t *testing.T) {
 			in: []string{"my card is " + card[:9], card[9:] + " thanks"}, blocked: true, matches: 1},
 		{name: "card over three texts, redacted", rule: newRule("card", detCard, modeRedact, dirRequest),
 			in:    []string{"pay with " + card[:5], card[5:10], "", card[10:] + " today"},
-			texts: []string{"pay with [REDACTED:card]", "", "", " today"}, matches: 1},
+			texts: []string{"pay with [REDACTED:card]", "[REDACTED:card]", "", "[REDACTED:card] today"}, matches: 1},
 		{name: "email split mid-word, redacted", rule: newRule("email", detEmail, modeRedact, dirRequest),
-			in: []string{"write to john.doe@exa", "mple.com please"}, texts: []string{"write to [REDACTED:email]", " please"}, matches: 1},
+			in: []string{"write to john.doe@exa", "mple.com please"}, texts: []string{"write to [REDACTED:email]", "[REDACTED:email] please"}, matches: 1},
 		{name: "key split, audited", rule: newRule("key", detAPIKey, modeAudit, dirRequest),
 			in: []string{"key " + openAIKey[:20], openAIKey[20:]}, matches: 1},
 		{name: "an email running on into the next text counts once", rule: newRule("email", detEmail, modeAudit, dirRequest),
