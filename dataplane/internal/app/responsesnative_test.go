@@ -57,7 +57,7 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 	u.path, u.auth, u.body, u.rawReq = r.URL.Path, r.Header.Get("Authorization"), body, string(b)
 	u.method, u.query = r.Method, r.URL.RawQuery
 	u.mu.Unlock()
-	if r.Method != http.MethodPost {
+	if r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/cancel") {
 		u.stored(w, r)
 		return
 	}
@@ -142,6 +142,7 @@ func (u *nativeResponsesUpstream) stored(w http.ResponseWriter, r *http.Request)
 	w.Header().Set("Content-Type", "application/json")
 	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
 	id, items := strings.CutSuffix(rest, "/input_items")
+	id, cancel := strings.CutSuffix(id, "/cancel")
 	previous := map[string]string{"resp_up1": "resp_up0", "resp_up2": "resp_up1"}
 	switch {
 	case previous[id] == "":
@@ -149,6 +150,9 @@ func (u *nativeResponsesUpstream) stored(w http.ResponseWriter, r *http.Request)
 		fmt.Fprintf(w, `{"error":{"message":"Response with id '%s' not found.","type":"invalid_request_error","param":null,"code":null}}`, id)
 	case items:
 		w.Write([]byte(`{"object":"list","data":[{"id":"msg_0","type":"message","role":"user","status":"completed","content":[{"type":"input_text","text":"hello"}]}],"first_id":"msg_0","last_id":"msg_0","has_more":false}`))
+	case cancel && r.Method == http.MethodPost:
+		fmt.Fprintf(w, `{"id":%q,"object":"response","created_at":1700000000,"status":"cancelled","background":true,"model":"up-echo","previous_response_id":%q,"output":[]}`,
+			id, previous[id])
 	case r.Method == http.MethodDelete:
 		fmt.Fprintf(w, `{"id":%q,"object":"response.deleted","deleted":true}`, id)
 	default:
@@ -658,6 +662,23 @@ func TestResponsesNativeIDsAreSealed(t *testing.T) {
 	if m, p, q, _ := n1Call(); m != "GET" || p != "/v1/responses/resp_up1/input_items" || q != "limit=5" || len(items.Data) != 1 || items.Data[0].ID != "msg_0" {
 		t.Errorf("input items: %s %s?%s → %s", m, p, q, items.RawJSON())
 	}
+	// Cancelled (a background response), by the provider's id, answered with ours.
+	cancelled, err := h.client(h.fx.key).Responses.Cancel(ctx, fromN1, option.WithResponseInto(&raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, p, _, auth := n1Call(); m != "POST" || p != "/v1/responses/resp_up1/cancel" || auth != "Bearer "+upstreamKey {
+		t.Errorf("cancel reached n1 as %s %s (auth %q)", m, p, auth)
+	}
+	if cancelled.ID != fromN1 || cancelled.Status != "cancelled" || strings.Contains(cancelled.RawJSON(), "resp_up") {
+		t.Errorf("cancelled %s", cancelled.RawJSON())
+	}
+	if ev := h.waitUsage(t, raw.Header.Get("x-request-id")); ev.Endpoint != "responses.cancel" || ev.StatusCode != 200 || ev.CostMicros != 0 {
+		t.Errorf("cancel usage event = %v", ev)
+	}
+	if _, err := h.client(otherKey).Responses.Cancel(ctx, fromN1); !isAPIError(err, 404, "response_not_found") {
+		t.Errorf("another team cancelling: %v", err)
+	}
 	// The continuation names its previous response by the very id the caller got.
 	cont, err := h.client(h.fx.key).Responses.Get(ctx, continuedOnN1, responses.ResponseGetParams{})
 	if err != nil || cont.ID != continuedOnN1 || cont.PreviousResponseID != fromN1 {
@@ -773,4 +794,10 @@ func TestResponsesNativeHeldBack(t *testing.T) {
 	if calls, _, _, _, _ := up.last(); calls != 1 {
 		t.Fatalf("provider called %d times", calls)
 	}
+}
+
+// isAPIError reports whether err is an OpenAI API error with that status and code.
+func isAPIError(err error, status int, code string) bool {
+	var apiErr *openai.Error
+	return errors.As(err, &apiErr) && apiErr.StatusCode == status && apiErr.Code == code
 }

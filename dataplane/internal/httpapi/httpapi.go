@@ -127,9 +127,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.serveLLM(llm.SurfaceChat))))
 	mux.Handle("POST /v1/embeddings", s.api("embeddings", s.requireKey(s.serveLLM(llm.SurfaceEmbeddings))))
 	mux.Handle("POST /v1/responses", s.api("responses", s.requireKey(s.serveLLM(llm.SurfaceResponses))))
-	mux.Handle("GET /v1/responses/{id}", s.api("responses.retrieve", s.requireKey(s.storedResponse(false))))
-	mux.Handle("DELETE /v1/responses/{id}", s.api("responses.delete", s.requireKey(s.storedResponse(false))))
-	mux.Handle("GET /v1/responses/{id}/input_items", s.api("responses.input_items", s.requireKey(s.storedResponse(true))))
+	mux.Handle("GET /v1/responses/{id}", s.api("responses.retrieve", s.requireKey(s.storedResponse(""))))
+	mux.Handle("DELETE /v1/responses/{id}", s.api("responses.delete", s.requireKey(s.storedResponse(""))))
+	mux.Handle("GET /v1/responses/{id}/input_items", s.api("responses.input_items", s.requireKey(s.storedResponse("input_items"))))
+	mux.Handle("POST /v1/responses/{id}/cancel", s.api("responses.cancel", s.requireKey(s.storedResponse("cancel"))))
 	mux.Handle("POST /v1/messages", s.api("messages", s.requireKey(s.serveLLM(llm.SurfaceMessages))))
 	mux.Handle("POST /v1/messages/count_tokens", s.api("messages.count_tokens", s.requireKey(s.countTokens)))
 	mux.Handle("/", s.api("unknown", s.notFound))
@@ -264,7 +265,7 @@ func surfaceOf(endpoint string) llm.Surface {
 	switch endpoint {
 	case "messages", "messages.count_tokens":
 		return llm.SurfaceMessages
-	case "responses", "responses.retrieve", "responses.delete", "responses.input_items":
+	case "responses", "responses.retrieve", "responses.delete", "responses.input_items", "responses.cancel":
 		return llm.SurfaceResponses
 	case "embeddings":
 		return llm.SurfaceEmbeddings

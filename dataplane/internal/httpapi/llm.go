@@ -121,8 +121,9 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, a Ad
 func tenant(k *runtime.Key) string { return k.Org.ID + "/" + k.Team.ID }
 
 // storedResponse serves the operations on a response a provider keeps (a native
-// Responses answer): retrieve, delete and, with inputItems, list its input items.
-func (s *Server) storedResponse(inputItems bool) handler {
+// Responses answer): retrieve or delete it (sub ""), list its input items (sub
+// "input_items"), cancel it while it runs in the background (sub "cancel").
+func (s *Server) storedResponse(sub string) handler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		// The key's and team's request limits hold here too (no tokens): these calls
 		// spend the provider account's rate limits, which other teams share.
@@ -132,7 +133,7 @@ func (s *Server) storedResponse(inputItems bool) handler {
 		}
 		defer settle()
 		res, err := s.llm.Stored(r.Context(), w, &llm.StoredResponse{
-			Method: r.Method, ID: r.PathValue("id"), InputItems: inputItems, Query: r.URL.Query(),
+			Method: r.Method, ID: r.PathValue("id"), Sub: sub, Query: r.URL.Query(),
 			Tenant: tenant(c.key), Start: c.start,
 			Provider: func(id string) *runtime.Provider { return keyProvider(c.key, id) },
 		})

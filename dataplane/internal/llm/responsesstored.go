@@ -16,13 +16,15 @@ import (
 )
 
 // StoredResponse is an operation on a response a provider keeps: retrieve it
-// (GET /v1/responses/{id}), delete it (DELETE) or list its input items
-// (GET /v1/responses/{id}/input_items). The id is the sealed one the caller got.
+// (GET /v1/responses/{id}), delete it (DELETE), list its input items
+// (GET /v1/responses/{id}/input_items) or cancel it while it runs in the background
+// (POST /v1/responses/{id}/cancel). The id is the sealed one the caller got.
 type StoredResponse struct {
 	Method string
 	ID     string
-	// InputItems: the input items of the response rather than the response.
-	InputItems bool
+	// Sub is the operation's path under the response: "" (the response itself),
+	// "input_items" or "cancel".
+	Sub string
 	// Query is the caller's query (paging, include), passed on.
 	Query url.Values
 	// Tenant names the caller's org and team (see Request.Tenant).
@@ -62,8 +64,8 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 		return res, invalidf("stream", "Streaming a stored response again is not supported by this gateway; retrieve it whole.")
 	}
 	target := p.Base + "/responses/" + url.PathEscape(upstreamID)
-	if op.InputItems {
-		target += "/input_items"
+	if op.Sub != "" {
+		target += "/" + op.Sub
 	}
 	if len(op.Query) > 0 {
 		target += "?" + op.Query.Encode()
