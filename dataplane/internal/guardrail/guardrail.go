@@ -206,9 +206,8 @@ func compileRule(pr *gatehousev1.GuardrailRule) (*rule, error) {
 }
 
 // CheckRequest applies the request rules to texts: each on its own, and then all of
-// them as one text, so that a match crossing from one text into the next (a card number
-// split over two parts of a message, or over two messages) counts too — the model reads
-// them as one. It does not modify texts.
+// them as one text, as the text parts of one message's content are read (a card number
+// split over two parts counts too). It does not modify texts.
 func (p *Policy) CheckRequest(texts []string) Outcome {
 	if p == nil {
 		return Outcome{Texts: texts}
@@ -311,48 +310,50 @@ func (s *ruleSet) across(sc *scanner, texts []string, joins []bool) []string {
 	}
 	var regions []match
 	for i, r := range s.rules {
-		// A match is decided within window bytes of its start, so one crossing the
-		// boundary at b starts after b-window and is decided before b+window: only
-		// that much around each boundary is read again, the spans of boundaries
-		// closer than that merged into one.
+		// Each run of joined texts is read as a text of its own: what comes before or
+		// after it (another message) neither starts nor ends a match. A match is
+		// decided within window bytes of its start, so one crossing the boundary at b
+		// starts after b-window and is decided before b+window: only that much around
+		// each boundary is read again, the spans of boundaries closer than that
+		// merged into one.
 		w := r.find.window()
-		for k := 1; k < len(texts); {
-			if !joins[k] {
-				k++
-				continue
+		for k0 := 0; k0 < len(texts); {
+			k1 := k0
+			for k1+1 < len(texts) && joins[k1+1] {
+				k1++
 			}
-			lo, hi := max(bounds[k]-w, 0), min(bounds[k]+w, len(joined))
-			for k++; k < len(texts) && bounds[k]-w < hi; k++ {
-				if joins[k] {
-					hi = min(bounds[k]+w, len(joined))
+			runLo, runHi := bounds[k0], bounds[k1+1]
+			for k := k0 + 1; k <= k1; {
+				lo, hi := max(bounds[k]-w, runLo), min(bounds[k]+w, runHi)
+				for k++; k <= k1 && bounds[k]-w < hi; k++ {
+					hi = min(bounds[k]+w, runHi)
 				}
-			}
-			base := max(lo-contextBytes, 0)
-			sub := joined[base:hi]
-			for from := lo - base; from < len(sub); {
-				start, end, ok, _ := r.find.next(sub, from, true)
-				if !ok {
-					break
-				}
-				from = max(end, start+1)
-				start, end = start+base, end+base
-				first, last := in(start), in(end-1)
-				if first == last || slices.Contains(joins[first+1:last+1], false) {
-					continue
-				}
-				if extends(r.find, texts[first], start-bounds[first], -1) || extends(r.find, texts[last], -1, end-bounds[last]) {
-					continue
-				}
-				sc.counts[i]++
-				switch r.mode {
-				case gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK:
-					if sc.blocked < 0 || i < sc.blocked {
-						sc.blocked = i
+				base := max(lo-contextBytes, runLo)
+				sub := joined[base:hi]
+				for from := lo - base; from < len(sub); {
+					start, end, ok, _ := r.find.next(sub, from, true)
+					if !ok {
+						break
 					}
-				case gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT:
-					regions = append(regions, match{start: start, end: end, rule: i})
+					from = max(end, start+1)
+					start, end = start+base, end+base
+					first, last := in(start), in(end-1)
+					if first == last || extends(r.find, texts[first], start-bounds[first], -1) ||
+						extends(r.find, texts[last], -1, end-bounds[last]) {
+						continue
+					}
+					sc.counts[i]++
+					switch r.mode {
+					case gatehousev1.GuardrailMode_GUARDRAIL_MODE_BLOCK:
+						if sc.blocked < 0 || i < sc.blocked {
+							sc.blocked = i
+						}
+					case gatehousev1.GuardrailMode_GUARDRAIL_MODE_REDACT:
+						regions = append(regions, match{start: start, end: end, rule: i})
+					}
 				}
 			}
+			k0 = k1 + 1
 		}
 	}
 	if sc.blocked >= 0 || len(regions) == 0 {

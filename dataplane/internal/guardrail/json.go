@@ -517,13 +517,19 @@ func walkText(v any, visit visitFunc) any {
 	return v
 }
 
-// walkValues is walkStrings that visits numbers too (as their JSON text): a tool
-// call's arguments are the model's words, a card number among them as a number too. A
-// number a rule changed becomes the changed text, a string.
+// walkValues is walkStrings that visits card-length integers too (13 to 19 digits, as
+// their JSON text): a tool call's arguments are the model's words, a card number among
+// them as a number too. Shorter numbers (timestamps, ids) are not read: a phone rule
+// would take a 10-digit timestamp for a number to call. A number a rule changed
+// becomes the changed text, a string.
 func walkValues(v any, visit visitFunc) any {
 	switch v := v.(type) {
 	case json.Number:
-		if out := visit(string(v), false); out != string(v) {
+		digits := strings.TrimPrefix(string(v), "-")
+		if len(digits) < 13 || len(digits) > 19 || strings.Trim(digits, "0123456789") != "" {
+			return v
+		}
+		if out := visit(digits, false); out != digits {
 			return out
 		}
 		return v

@@ -23,6 +23,31 @@ func TestNumbersInToolCalls(t *testing.T) {
 	if err != nil || string(o.Body) != want {
 		t.Fatalf("got %s (%v)\nwant %s", o.Body, err, want)
 	}
+	// Shorter numbers are not read: a timestamp is no phone number to call.
+	p = mustCompile(t, newRule("phone", detPhone, modeBlock, dirRequest))
+	in = `{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"since":1732233600,"id":41551234567}}]}]}`
+	if o, err := p.CheckRequestJSON([]byte(in)); err != nil || o.Blocked != nil || len(o.Events) != 0 {
+		t.Fatalf("a timestamp taken for a phone number: %+v (%v)", o, err)
+	}
+}
+
+// TestJoinedPartsStandAlone: the text parts of one content are read as a text of their
+// own, so what comes before or after them (the system prompt, a tool's description)
+// neither hides a match across them nor makes one.
+func TestJoinedPartsStandAlone(t *testing.T) {
+	t.Parallel()
+	p := mustCompile(t, newRule("card", detCard, modeBlock, dirRequest), newRule("inj", detInjection, modeBlock, dirRequest))
+	parts := `[{"type":"text","text":"4111 1111"},{"type":"text","text":" 1111 1111"}]`
+	for name, body := range map[string]string{
+		"after a system prompt ending in a full stop": `{"system":"You are X.","messages":[{"role":"user","content":` + parts + `}]}`,
+		"before a tool's description":                  `{"messages":[{"role":"user","content":` + parts + `}],"tools":[{"name":"w","description":"Get weather"}]}`,
+		"after a message ending in digits":             `{"messages":[{"role":"user","content":"order 12"},{"role":"user","content":` + parts + `}]}`,
+	} {
+		o, err := p.CheckRequestJSON([]byte(body))
+		if err != nil || o.Blocked == nil || o.Blocked.RuleID != "card" {
+			t.Errorf("%s: card split over two parts not found: %+v (%v)", name, o, err)
+		}
+	}
 }
 
 func TestCheckRequestJSON(t *testing.T) {
