@@ -40,8 +40,8 @@ func TestJoinedPartsStandAlone(t *testing.T) {
 	parts := `[{"type":"text","text":"4111 1111"},{"type":"text","text":" 1111 1111"}]`
 	for name, body := range map[string]string{
 		"after a system prompt ending in a full stop": `{"system":"You are X.","messages":[{"role":"user","content":` + parts + `}]}`,
-		"before a tool's description":                  `{"messages":[{"role":"user","content":` + parts + `}],"tools":[{"name":"w","description":"Get weather"}]}`,
-		"after a message ending in digits":             `{"messages":[{"role":"user","content":"order 12"},{"role":"user","content":` + parts + `}]}`,
+		"before a tool's description":                 `{"messages":[{"role":"user","content":` + parts + `}],"tools":[{"name":"w","description":"Get weather"}]}`,
+		"after a message ending in digits":            `{"messages":[{"role":"user","content":"order 12"},{"role":"user","content":` + parts + `}]}`,
 	} {
 		o, err := p.CheckRequestJSON([]byte(body))
 		if err != nil || o.Blocked == nil || o.Blocked.RuleID != "card" {
