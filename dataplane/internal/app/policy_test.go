@@ -75,6 +75,41 @@ func TestLimitsThroughTheGateway(t *testing.T) {
 	}
 }
 
+// TestRefusedRequestsCountAgainstLimits: requests refused before admission (unknown
+// model, malformed body) count against the key's request limit too, and are answered
+// with its 429 once over it.
+func TestRefusedRequestsCountAgainstLimits(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		for _, k := range s.Keys {
+			if k.Id == "acmekey00001" {
+				k.Limits = &gatehousev1.Limits{Rpm: 60} // a burst of 6
+			}
+		}
+	}})
+	for i, c := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/v1/chat/completions", `{"model":"nope","messages":[]}`, 404},
+		{"/v1/chat/completions", `{"model":"nope","messages":[]}`, 404},
+		{"/v1/chat/completions", `{"model":`, 400},
+		{"/v1/messages", `{"model":"nope","max_tokens":5,"messages":[]}`, 404},
+		{"/v1/messages/count_tokens", `{"model":"nope","messages":[]}`, 404},
+		{"/v1/embeddings", `{"model":"nope","input":"x"}`, 404},
+		{"/v1/chat/completions", `{"model":"nope","messages":[]}`, 429},
+		{"/v1/chat/completions", `{"model":"echo","messages":[{"role":"user","content":"hi"}]}`, 429},
+	} {
+		resp, b := h.do(t, "POST", c.path, bearer(h.fx.key), c.body)
+		if resp.StatusCode != c.status {
+			t.Fatalf("request %d (%s %s): %d %s, want %d", i, c.path, c.body, resp.StatusCode, b, c.status)
+		}
+		if c.status == 429 && (!strings.Contains(string(b), "key limit of 60 requests per minute") || resp.Header.Get("Retry-After") == "") {
+			t.Fatalf("request %d: %s %v", i, b, resp.Header)
+		}
+	}
+}
+
 // emailUpstream streams a reply with an email address split across chunks, and
 // records the request bodies it received.
 func emailUpstream(bodies chan<- string) http.Handler {

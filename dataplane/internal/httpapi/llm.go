@@ -15,17 +15,17 @@ func (s *Server) serveLLM(surface llm.Surface) handler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		body, err := s.readBody(w, r)
 		if err != nil {
-			return err
+			return s.counted(w, r, c, err)
 		}
 		c.body = body
 		req, err := parseLLM(surface, body)
 		if err != nil {
-			return err
+			return s.counted(w, r, c, err)
 		}
 		c.modelName = req.model
 		m, err := c.key.Model(req.model)
 		if err != nil {
-			return err
+			return s.counted(w, r, c, err)
 		}
 		c.model = m
 		ctx := r.Context()
@@ -115,6 +115,19 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, a Ad
 		}
 		ticket.Settle(u)
 	}, nil
+}
+
+// counted answers a request refused before admission (a malformed or oversized body,
+// a model the key may not use) with err, once it has counted against the key's and
+// team's request limits: a client sending bad requests in a loop is held to its
+// limits like any other, and gets their 429 once over them.
+func (s *Server) counted(w http.ResponseWriter, r *http.Request, c *call, err error) error {
+	_, settle, aerr := s.admit(r.Context(), w, c, Admission{Key: c.key, Endpoint: c.endpoint})
+	if aerr != nil {
+		return aerr
+	}
+	settle()
+	return err
 }
 
 // tenant names the org and team whose native Responses ids a key's requests see.
@@ -228,17 +241,17 @@ func truncate(s string, n int) string {
 func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, c *call) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
-		return err
+		return s.counted(w, r, c, err)
 	}
 	c.body = body
 	mr, err := llm.ParseCountTokensRequest(body)
 	if err != nil {
-		return err
+		return s.counted(w, r, c, err)
 	}
 	c.modelName = mr.Model
 	m, err := c.key.Model(mr.Model)
 	if err != nil {
-		return err
+		return s.counted(w, r, c, err)
 	}
 	c.model = m
 	ctx := r.Context()
