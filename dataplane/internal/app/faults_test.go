@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/llm"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -512,5 +513,68 @@ func TestInvalidCapability3SnapshotIsNACKed(t *testing.T) {
 	})
 	if resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","messages":[]}`); resp.StatusCode != 200 {
 		t.Errorf("previous config not serving: %d %s", resp.StatusCode, body)
+	}
+}
+
+// usageUpstream answers chat completions with usage as its "usage" query says: "none"
+// leaves it out (as some OpenAI-compatible servers do), "huge" reports 4·10^12 prompt
+// tokens, "negative" a negative completion count; embeddings come without usage.
+func usageUpstream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/embeddings") {
+			fmt.Fprint(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.25]}],"model":"up"}`)
+			return
+		}
+		usage := `,"usage":{"prompt_tokens":4000000000000,"completion_tokens":7,"total_tokens":4000000000007}`
+		switch {
+		case strings.Contains(string(raw), "none"):
+			usage = ""
+		case strings.Contains(string(raw), "negative"):
+			usage = `,"usage":{"prompt_tokens":10,"completion_tokens":-1000000,"total_tokens":-999990}`
+		}
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"up","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}]%s}`,
+			strings.Repeat("word ", 40), usage)
+	})
+}
+
+// TestUsageTheProviderGetsWrong: an answer without usage is charged an estimate, not
+// nothing; absurd counts are held within bounds, so a cost never wraps negative (which
+// would credit the team's spend).
+func TestUsageTheProviderGetsWrong(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{upstream: usageUpstream()})
+	prompt := strings.Repeat("x", 400) // ~100 tokens
+	for _, c := range []struct {
+		name, path, body string
+		check            func(ev *gatehousev1.UsageEvent) bool
+	}{
+		{"chat without usage", "/v1/chat/completions", `{"model":"echo","messages":[{"role":"user","content":"none ` + prompt + `"}]}`,
+			func(ev *gatehousev1.UsageEvent) bool {
+				return ev.PromptTokens >= 100 && ev.CompletionTokens >= 40 && ev.CostMicros > 0
+			}},
+		{"messages without usage (translated)", "/v1/messages", `{"model":"echo","max_tokens":50,"messages":[{"role":"user","content":"none ` + prompt + `"}]}`,
+			func(ev *gatehousev1.UsageEvent) bool {
+				return ev.PromptTokens >= 100 && ev.CompletionTokens >= 40 && ev.CostMicros > 0
+			}},
+		{"embeddings without usage", "/v1/embeddings", `{"model":"echo","input":"` + prompt + `"}`,
+			func(ev *gatehousev1.UsageEvent) bool { return ev.PromptTokens >= 100 && ev.CostMicros > 0 }},
+		{"4·10^12 prompt tokens", "/v1/chat/completions", `{"model":"echo","messages":[{"role":"user","content":"hi"}]}`,
+			func(ev *gatehousev1.UsageEvent) bool {
+				return ev.PromptTokens == llm.MaxUsageTokens && ev.CostMicros > 0
+			}},
+		{"negative completion tokens", "/v1/chat/completions", `{"model":"echo","messages":[{"role":"user","content":"negative"}]}`,
+			func(ev *gatehousev1.UsageEvent) bool {
+				return ev.PromptTokens == 10 && ev.CompletionTokens == 0 && ev.CostMicros >= 0
+			}},
+	} {
+		resp, b := h.do(t, "POST", c.path, bearer(h.fx.key), c.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.name, resp.StatusCode, b)
+		}
+		if ev := h.waitUsage(t, resp.Header.Get("x-request-id")); !c.check(ev) {
+			t.Errorf("%s: usage event %v", c.name, ev)
+		}
 	}
 }

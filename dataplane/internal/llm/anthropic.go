@@ -104,9 +104,9 @@ type anthropicUsage struct {
 // gateway's prompt tokens include them, and cache reads are the cached tokens.
 func (u *anthropicUsage) usage() Usage {
 	return Usage{
-		PromptTokens:     u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
-		CompletionTokens: u.OutputTokens,
-		CachedTokens:     u.CacheReadInputTokens,
+		PromptTokens:     tokenCount(u.InputTokens) + tokenCount(u.CacheReadInputTokens) + tokenCount(u.CacheCreationInputTokens),
+		CompletionTokens: tokenCount(u.OutputTokens),
+		CachedTokens:     tokenCount(u.CacheReadInputTokens),
 	}
 }
 

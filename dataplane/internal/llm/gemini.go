@@ -114,7 +114,8 @@ type geminiUsage struct {
 
 // usage converts Gemini usage; thinking tokens are billed as output.
 func (u *geminiUsage) usage() Usage {
-	return Usage{PromptTokens: u.PromptTokenCount, CompletionTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount, CachedTokens: u.CachedContentTokenCount}
+	return Usage{PromptTokens: tokenCount(u.PromptTokenCount), CompletionTokens: tokenCount(u.CandidatesTokenCount) + tokenCount(u.ThoughtsTokenCount),
+		CachedTokens: tokenCount(u.CachedContentTokenCount)}
 }
 
 // chatToGemini translates a chat completions request into a generateContent request.

@@ -328,6 +328,23 @@ type Usage struct {
 	CachedTokens     int64
 }
 
+// MaxUsageTokens bounds each count of a Usage: a provider reporting more (or a hostile
+// upstream reporting 2^62) is held to it, so sums and prices cannot wrap around.
+const MaxUsageTokens = 1 << 40
+
+// clamped returns u with each count within [0, MaxUsageTokens] and the cached tokens
+// at most the prompt's.
+func (u Usage) clamped() Usage {
+	u.PromptTokens = tokenCount(u.PromptTokens)
+	u.CompletionTokens = tokenCount(u.CompletionTokens)
+	u.CachedTokens = min(tokenCount(u.CachedTokens), u.PromptTokens)
+	return u
+}
+
+// tokenCount is n within [0, MaxUsageTokens]: what a provider reports is summed only
+// once each part is.
+func tokenCount(n int64) int64 { return min(max(n, 0), MaxUsageTokens) }
+
 // Request is one LLM call as the gateway serves it.
 type Request struct {
 	Surface Surface

@@ -42,6 +42,9 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 		var u *usageJSON
 		if decodeTopLevelUsage(body, &u) && u != nil {
 			res.Usage = u.usage()
+		} else {
+			// An answer without usage is not free: its input, estimated.
+			res.Usage, res.UsageEstimated = Usage{PromptTokens: req.Embeddings.EstimateTokens()}, true
 		}
 		return c.write(w, req, res, http.StatusOK, contentType(header), body)
 	}
@@ -49,16 +52,20 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 		((req.Surface == SurfaceChat && wk == wireOpenAI) || (req.Surface == SurfaceMessages && wk == wireAnthropic))
 	if passthrough {
 		// Only usage is read: locate the top-level member and decode just it.
+		found := false
 		if wk == wireOpenAI {
 			var u *usageJSON
-			if decodeTopLevelUsage(body, &u) && u != nil {
+			if found = decodeTopLevelUsage(body, &u) && u != nil; found {
 				res.Usage = u.usage()
 			}
 		} else {
 			var u *anthropicUsage
-			if decodeTopLevelUsage(body, &u) && u != nil {
+			if found = decodeTopLevelUsage(body, &u) && u != nil; found {
 				res.Usage = u.usage()
 			}
+		}
+		if !found {
+			estimateAnswer(req, res, wk, body)
 		}
 		return c.write(w, req, res, http.StatusOK, contentType(header), body)
 	}
@@ -69,6 +76,8 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 	}
 	if cr.Usage != nil {
 		res.Usage = cr.Usage.usage()
+	} else {
+		estimateAnswer(req, res, wk, body)
 	}
 	if req.Surface != SurfaceChat && len(cr.Choices) > 1 {
 		// A Message or a Response is one answer: the first choice. The others (an
@@ -102,6 +111,22 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 		return fmt.Errorf("render answer: %w", err)
 	}
 	return c.write(w, req, res, http.StatusOK, "application/json", b)
+}
+
+// estimateAnswer charges a complete answer that reported no usage (a provider that
+// leaves it out must not answer for free): the prompt's estimate and the answer's
+// generated text (in the provider's body, as wk writes it) divided by 4, marked as an
+// estimate.
+func estimateAnswer(req *Request, res *Result, wk wire, body []byte) {
+	keys := chatTextKeys
+	switch wk {
+	case wireAnthropic, wireGemini:
+		keys = anthropicTextKeys
+	case wireResponses:
+		keys = responsesAnswerKeys
+	}
+	res.Usage = Usage{PromptTokens: req.promptTokensEstimate(), CompletionTokens: int64(textLen(body, keys)+3) / 4}
+	res.UsageEstimated = true
 }
 
 // message runs the choice's filters over the texts of its complete answer: its

@@ -62,6 +62,8 @@ func (c *Client) relayResponsesBody(w http.ResponseWriter, req *Request, res *Re
 	var u *responsesUsage
 	if decodeTopLevelUsage(body, &u) && u != nil {
 		res.Usage = u.usage()
+	} else {
+		estimateAnswer(req, res, wireResponses, body)
 	}
 	if req.Filter != nil {
 		var err error
@@ -104,6 +106,10 @@ func (u *responsesUsage) usage() Usage {
 // text: the deltas (output text, reasoning, tool arguments), for the estimate of a
 // stream cut short.
 var responsesTextKeys = [][]byte{[]byte(`"delta":"`)}
+
+// responsesAnswerKeys are the members of a complete Responses answer that carry
+// generated text: output text, reasoning summaries, tool call arguments.
+var responsesAnswerKeys = [][]byte{[]byte(`"text":"`), []byte(`"arguments":"`)}
 
 // responsesEventType is the type of a Responses stream event.
 func responsesEventType(data []byte) string {

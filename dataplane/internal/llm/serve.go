@@ -122,6 +122,8 @@ func deployments(m *runtime.Model) *runtime.Model {
 func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request) (res *Result, err error) {
 	res = &Result{}
 	defer func() {
+		// What a provider reported is held within bounds before anyone prices it.
+		res.Usage = res.Usage.clamped()
 		if res.Model != nil {
 			c.metrics.upstream[boolIndex(res.Streamed)].Observe(res.Upstream.Seconds())
 		}

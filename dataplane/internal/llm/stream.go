@@ -81,8 +81,8 @@ type streamRelay struct {
 }
 
 var (
-	chatTextKeys      = [][]byte{[]byte(`"content":"`), []byte(`"arguments":"`)}
-	anthropicTextKeys = [][]byte{[]byte(`"text":"`), []byte(`"partial_json":"`)}
+	chatTextKeys      = [][]byte{[]byte(`"content":"`), []byte(`"arguments":"`), []byte(`"reasoning_content":"`), []byte(`"reasoning":"`)}
+	anthropicTextKeys = [][]byte{[]byte(`"text":"`), []byte(`"partial_json":"`), []byte(`"thinking":"`)}
 )
 
 // textLen counts the bytes of the JSON string values that follow keys in data, without

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"math/bits"
 	"net/url"
 	"slices"
 	"strings"
@@ -463,14 +465,32 @@ func (k *Key) Candidates(m *Model) []*Model {
 
 // Cost returns the price of a request in micro-USD, rounded to the nearest micro-USD.
 // Cached prompt tokens are billed at the cached price instead of the input price.
+// The arithmetic saturates: counts or prices large enough to overflow give the largest
+// cost, never a wrapped-around (negative) one.
 func (m *Model) Cost(promptTokens, completionTokens, cachedTokens int64) int64 {
 	promptTokens = max(promptTokens, 0)
 	completionTokens = max(completionTokens, 0)
 	cachedTokens = min(max(cachedTokens, 0), promptTokens)
-	total := (promptTokens-cachedTokens)*m.InputPrice +
-		cachedTokens*m.CachedInputPrice +
-		completionTokens*m.OutputPrice
-	return (total + 500_000) / 1_000_000
+	total := satAdd(satAdd(satMul(promptTokens-cachedTokens, m.InputPrice), satMul(cachedTokens, m.CachedInputPrice)),
+		satMul(completionTokens, m.OutputPrice))
+	return satAdd(total, 500_000) / 1_000_000
+}
+
+// satMul is a·b for a, b ≥ 0 (negative ones count as 0), at most math.MaxInt64.
+func satMul(a, b int64) int64 {
+	hi, lo := bits.Mul64(uint64(max(a, 0)), uint64(max(b, 0)))
+	if hi != 0 || lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(lo)
+}
+
+// satAdd is a+b for a, b ≥ 0, at most math.MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // Store holds the current runtime. It is the one atomic pointer through which config is

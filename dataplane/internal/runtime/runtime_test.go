@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,10 @@ func TestCost(t *testing.T) {
 		{"cached above prompt is clamped", 100, 0, 1000, 125_000_000 / 1_000_000},
 		{"rounds to nearest", 1, 0, 0, 3},
 		{"negative ignored", -5, -5, -5, 0},
+		// 4e12 × 2.5e6 overflows int64: the cost saturates, it never wraps negative.
+		{"overflowing prompt saturates", 4_000_000_000_000, 0, 0, math.MaxInt64 / 1_000_000},
+		{"overflowing sum saturates", 3_000_000_000_000, 800_000_000_000, 0, math.MaxInt64 / 1_000_000},
+		{"largest counts", math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64 / 1_000_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
