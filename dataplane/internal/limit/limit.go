@@ -30,8 +30,10 @@
 // a default). Admission needs room for one token; the whole estimate is then charged,
 // so one request may take the bucket into debt (later requests wait it out) instead of a
 // large request never fitting a small burst. Ticket.Settle replaces the estimate with
-// the actual count: a refund lowers TAT, an excess raises it. So a gateway's tokens in
-// any minute are at most share + B + c − 1, c the largest single charge.
+// the actual count: an excess raises TAT; a refund lowers it, but only by what of the
+// ticket's own charge has not run off by then (a charge the bucket has already earned
+// back is not given back twice). So a gateway's tokens in any minute are at most
+// share + B + c − 1, c the largest single charge.
 //
 // All checks of one Admit are decided together under their locks: if any level refuses,
 // nothing is consumed anywhere.
@@ -432,11 +434,11 @@ func (l *Limiter) Admit(now time.Time, checks []Check, estTokens int64) (*Ticket
 	if holds == 0 {
 		return nil, d
 	}
-	tk := &Ticket{est: estTokens}
+	tk := &Ticket{lim: l, est: estTokens}
 	tk.holds = tk.buf[:0]
 	for i := range levels {
 		if lv := &levels[i]; lv.tok.share > 0 || lv.conc > 0 {
-			tk.holds = append(tk.holds, hold{sh: lv.sh, st: lv.st, check: lv.check, tokShare: lv.tok.share, conc: lv.conc > 0})
+			tk.holds = append(tk.holds, hold{sh: lv.sh, st: lv.st, check: lv.check, tokShare: lv.tok.share, tokEnd: lv.tokTAT, conc: lv.conc > 0})
 		}
 	}
 	return tk, d
@@ -550,6 +552,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 // call from any goroutine, more than once (only the first call counts), and on a nil
 // Ticket.
 type Ticket struct {
+	lim      *Limiter
 	est      int64
 	holds    []hold
 	buf      [3]hold
@@ -563,24 +566,39 @@ type hold struct {
 	check int // index in Admit's checks
 	left  bool
 	// tokShare is the token share at admission (0: no tpm), so that Settle corrects
-	// exactly what was charged.
+	// exactly what was charged; tokEnd is the level's token TAT right after the charge.
 	tokShare int64
+	tokEnd   int64
 	conc     bool
 }
 
+// refund is how far the level's token TAT may move back for a refund of want, as of
+// now: only the part of this ticket's charge that has not run off yet. A charge made
+// a minute ago is behind the TAT already; refunding it again would hand out tokens
+// the bucket has given back by itself (requests left open to save refunds up, then
+// spent at once).
+func (h *hold) refund(want, now int64) int64 {
+	return min(want, max(h.tokEnd-now, 0))
+}
+
 // Settle replaces the estimated token cost charged at admission by the actual one on
-// every level with a token limit: the difference is refunded or charged (a debt makes
-// later requests wait). Call it before Release; only the first call counts.
+// every level with a token limit: the difference is charged (a debt makes later
+// requests wait) or refunded, as far as the charge has not run off yet (see refund). Call it before Release; only the first call counts.
 func (t *Ticket) Settle(actualTokens int64) {
 	if t == nil || !t.settled.CompareAndSwap(false, true) {
 		return
 	}
 	actualTokens = max(actualTokens, 0)
-	for _, h := range t.holds {
+	now := int64(t.lim.now().Sub(t.lim.epoch))
+	for i := range t.holds {
+		h := &t.holds[i]
 		if h.tokShare == 0 || h.left {
 			continue
 		}
 		delta := charge(actualTokens, h.tokShare) - charge(t.est, h.tokShare)
+		if delta < 0 {
+			delta = -h.refund(-delta, now)
+		}
 		if delta == 0 {
 			continue
 		}
@@ -613,12 +631,13 @@ func (t *Ticket) Leave(check int) {
 	if t == nil || t.settled.Load() || t.released.Load() {
 		return
 	}
+	now := int64(t.lim.now().Sub(t.lim.epoch))
 	for i := range t.holds {
 		if h := &t.holds[i]; h.check == check && !h.left {
 			h.left = true
 			var refund int64
 			if h.tokShare > 0 {
-				refund = charge(t.est, h.tokShare)
+				refund = h.refund(charge(t.est, h.tokShare), now)
 			}
 			h.release(-refund)
 		}

@@ -237,6 +237,56 @@ func TestSettle(t *testing.T) {
 	}
 }
 
+// TestRefundsDoNotOutliveTheirCharge: requests left open until their charge has run
+// off cannot save refunds up: settling them at zero gives back nothing, so a large
+// request spent meanwhile still holds the bucket.
+func TestRefundsDoNotOutliveTheirCharge(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64 // offset from t0
+	l, err := New(Options{Now: func() time.Time { return t0.Add(time.Duration(now.Load())) }, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := key("k", Limits{TPM: 6000}) // 10 ms a token, a burst of 600
+	var open []*Ticket
+	for i := range 10 { // one 6,000-token request a minute, none finished
+		now.Store(int64(time.Duration(i) * time.Minute))
+		tk, d := l.Admit(at(time.Duration(i)*time.Minute), lim, 6000)
+		if !d.Allowed {
+			t.Fatalf("minute %d: refused %+v", i, d)
+		}
+		open = append(open, tk)
+	}
+	now.Store(int64(10 * time.Minute))
+	big, d := l.Admit(at(10*time.Minute), lim, 60000)
+	if !d.Allowed {
+		t.Fatalf("big request refused: %+v", d)
+	}
+	for _, tk := range open {
+		tk.Settle(0) // their charges ran off long ago: nothing to give back
+		tk.Release()
+	}
+	big.Settle(60000)
+	big.Release()
+	if _, d := l.Admit(at(10*time.Minute), lim, 1); d.Allowed || d.Limit != TPM || d.RetryAfter < 9*time.Minute {
+		t.Fatalf("after 60,000 tokens at once the key admits again: %+v", d)
+	}
+	// A refund of a charge still ahead of now is given back in full (TestSettle), and
+	// half of one that is half run off: 3,000 tokens = 30 s of a 60 s charge.
+	now.Store(0)
+	l2, err := New(Options{Now: func() time.Time { return t0.Add(time.Duration(now.Load())) }, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, _ := l2.Admit(at(0), lim, 6000)
+	now.Store(int64(30 * time.Second))
+	tk.Settle(0)
+	tk.Release()
+	if _, d := l2.Admit(at(30*time.Second), lim, 0); !d.Allowed || d.Remaining != 600 {
+		t.Fatalf("half a charge run off, refunded: %+v, want the full burst again", d)
+	}
+}
+
 // TestLeave: a level left mid-request (the model asked for, once a fallback answers)
 // gets its token estimate back and its slot freed at once, keeps its request counted,
 // and is untouched by the ticket's later Settle and Release.
