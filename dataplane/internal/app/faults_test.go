@@ -578,3 +578,78 @@ func TestUsageTheProviderGetsWrong(t *testing.T) {
 		}
 	}
 }
+
+// streamUsageUpstream streams answers whose usage the gateway must keep: what the body
+// names decides the stream (see TestStreamedUsageIsKept).
+func streamUsageUpstream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		body := string(raw)
+		w.Header().Set("Content-Type", "text/event-stream")
+		flush := func() { w.(http.Flusher).Flush() }
+		anthropicEvent := func(typ, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data) }
+		switch {
+		case strings.Contains(r.URL.Path, "streamGenerateContent"): // Gemini, cut after its counts
+			fmt.Fprint(w, `data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Hello"}]},"index":0}],"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":5,"thoughtsTokenCount":8000,"totalTokenCount":8105}}`+"\n\n")
+			flush()
+			panic(http.ErrAbortHandler)
+		case strings.HasSuffix(r.URL.Path, "/chat/completions"): // OpenAI, cut after the usage chunk
+			fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`+"\n\n")
+			fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[],"usage":{"prompt_tokens":100,"completion_tokens":9000,"total_tokens":9100}}`+"\n\n")
+			flush()
+			panic(http.ErrAbortHandler)
+		}
+		// Anthropic.
+		start := `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":%s}}`
+		switch {
+		case strings.Contains(body, "cache-in-start"):
+			anthropicEvent("message_start", fmt.Sprintf(start, `{"input_tokens":10,"cache_creation_input_tokens":2000,"cache_read_input_tokens":3000,"output_tokens":1}`))
+		case strings.Contains(body, "cache-in-delta"), strings.Contains(body, "cut-thinking"):
+			anthropicEvent("message_start", fmt.Sprintf(start, `{"input_tokens":10,"output_tokens":1}`))
+		}
+		if strings.Contains(body, "cut-thinking") {
+			anthropicEvent("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}`)
+			anthropicEvent("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":%q}}`, strings.Repeat("hmm ", 1000)))
+			flush()
+			panic(http.ErrAbortHandler)
+		}
+		anthropicEvent("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+		anthropicEvent("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`)
+		anthropicEvent("content_block_stop", `{"type":"content_block_stop","index":0}`)
+		delta := `{"input_tokens":10,"output_tokens":50}`
+		if strings.Contains(body, "cache-in-delta") {
+			delta = `{"cache_read_input_tokens":3000,"output_tokens":50}`
+		}
+		anthropicEvent("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":`+delta+`}`)
+		anthropicEvent("message_stop", `{"type":"message_stop"}`)
+	})
+}
+
+// TestStreamedUsageIsKept: what a provider reported in a stream is charged, also when
+// the stream broke before its end, and Anthropic's cache counts survive a message_delta
+// that repeats (or alone carries) the input counts.
+func TestStreamedUsageIsKept(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{upstream: streamUsageUpstream()})
+	for _, c := range []struct {
+		name, path, body           string
+		prompt, cached, completion int64 // completion -1: at least 1,000
+	}{
+		{"gemini cut after its counts (thinking billed)", "/v1/chat/completions", `{"model":"gemini","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 100, 0, 8005},
+		{"openai cut after the usage chunk, translated", "/v1/messages", `{"model":"echo","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, 100, 0, 9000},
+		{"anthropic cache counts in message_start", "/v1/messages", `{"model":"claude","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"cache-in-start"}]}`, 5010, 3000, 50},
+		{"anthropic cache counts in message_delta", "/v1/messages", `{"model":"claude","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"cache-in-delta"}]}`, 3010, 3000, 50},
+		{"anthropic cut in its thinking", "/v1/messages", `{"model":"claude","stream":true,"max_tokens":5000,"messages":[{"role":"user","content":"cut-thinking"}]}`, 10, 0, -1},
+	} {
+		resp, b := h.do(t, "POST", c.path, bearer(h.fx.key), c.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.name, resp.StatusCode, b)
+		}
+		ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
+		okCompletion := ev.CompletionTokens == c.completion || c.completion == -1 && ev.CompletionTokens >= 1000
+		if ev.PromptTokens != c.prompt || ev.CachedTokens != c.cached || !okCompletion {
+			t.Errorf("%s: prompt %d cached %d completion %d, want %d %d %d", c.name, ev.PromptTokens, ev.CachedTokens, ev.CompletionTokens,
+				c.prompt, c.cached, c.completion)
+		}
+	}
+}

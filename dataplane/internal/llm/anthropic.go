@@ -110,6 +110,22 @@ func (u *anthropicUsage) usage() Usage {
 	}
 }
 
+// merge takes in the usage of a message_delta: its counts are cumulative, and the
+// input counts replace message_start's only when given (some servers send the cache
+// counts only there).
+func (u *anthropicUsage) merge(delta *anthropicUsage) {
+	u.OutputTokens = delta.OutputTokens
+	if delta.InputTokens > 0 {
+		u.InputTokens = delta.InputTokens
+	}
+	if delta.CacheReadInputTokens > 0 {
+		u.CacheReadInputTokens = delta.CacheReadInputTokens
+	}
+	if delta.CacheCreationInputTokens > 0 {
+		u.CacheCreationInputTokens = delta.CacheCreationInputTokens
+	}
+}
+
 func anthropicUsageOf(u Usage) anthropicUsage {
 	return anthropicUsage{InputTokens: max(u.PromptTokens-u.CachedTokens, 0), OutputTokens: u.CompletionTokens, CacheReadInputTokens: u.CachedTokens}
 }
@@ -648,17 +664,7 @@ func (d *anthropicStreamDecoder) decode(data []byte) (chunks []chatChunk, done b
 		}
 	case "message_delta":
 		if ev.Usage != nil {
-			// message_delta carries cumulative counts; input counts only when given.
-			d.usage.OutputTokens = ev.Usage.OutputTokens
-			if ev.Usage.InputTokens > 0 {
-				d.usage.InputTokens = ev.Usage.InputTokens
-			}
-			if ev.Usage.CacheReadInputTokens > 0 {
-				d.usage.CacheReadInputTokens = ev.Usage.CacheReadInputTokens
-			}
-			if ev.Usage.CacheCreationInputTokens > 0 {
-				d.usage.CacheCreationInputTokens = ev.Usage.CacheCreationInputTokens
-			}
+			d.usage.merge(ev.Usage)
 		}
 		if ev.Delta.StopReason != nil {
 			d.finish = finishReasonOfAnthropic(*ev.Delta.StopReason)

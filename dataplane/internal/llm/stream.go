@@ -41,10 +41,16 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 		err = s.translate()
 	}
 	if !s.sawUsage {
-		// The provider never reported usage (the caller left, or the stream broke):
-		// charge an estimate of what was used.
-		res.UsageEstimated = true
-		res.Usage = Usage{PromptTokens: req.promptTokensEstimate(), CompletionTokens: int64(s.chars+3) / 4}
+		// The provider never reported the whole usage (the caller left, or the stream
+		// broke): charge an estimate of what was used, with what the provider did
+		// report (the input counts of Anthropic's message_start, Gemini's counts so
+		// far) where it says more.
+		u := Usage{PromptTokens: req.promptTokensEstimate(), CompletionTokens: int64(s.chars+3) / 4}
+		if s.reported {
+			u = Usage{PromptTokens: max(res.Usage.PromptTokens, u.PromptTokens), CachedTokens: res.Usage.CachedTokens,
+				CompletionTokens: max(res.Usage.CompletionTokens, u.CompletionTokens)}
+		}
+		res.Usage, res.UsageEstimated = u, true
 	}
 	return err
 }
@@ -76,6 +82,10 @@ type streamRelay struct {
 	unflushed bool
 	flushed   bool
 	sawUsage  bool
+	// reported: res.Usage holds what the provider reported so far, not all of it
+	// unless sawUsage; anthropic accumulates Anthropic's counts.
+	reported  bool
+	anthropic anthropicUsage
 	chars     int
 	text      strings.Builder
 }
@@ -308,17 +318,20 @@ func (s *streamRelay) anthropicUsage(data []byte) bool {
 	}
 	switch {
 	case ev.Type == "message_start" && ev.Message.Usage != nil:
-		s.res.Usage = ev.Message.Usage.usage()
+		s.anthropic = *ev.Message.Usage
+		s.report(s.anthropic.usage(), false)
 	case ev.Type == "message_delta" && ev.Usage != nil:
-		u := s.res.Usage
-		u.CompletionTokens = ev.Usage.OutputTokens
-		if ev.Usage.InputTokens > 0 {
-			u = ev.Usage.usage()
-		}
-		s.res.Usage = u
-		s.sawUsage = true
+		s.anthropic.merge(ev.Usage)
+		s.report(s.anthropic.usage(), true)
 	}
 	return true
+}
+
+// report records the usage the provider reported so far; final says it is the
+// answer's whole usage. What a stream cut short reported is kept (see relayStream).
+func (s *streamRelay) report(u Usage, final bool) {
+	s.res.Usage, s.reported = u, true
+	s.sawUsage = s.sawUsage || final
 }
 
 // failEvent renders an in-stream error in the caller's format.
@@ -345,6 +358,8 @@ type streamDecoder interface {
 	decode(name, data []byte) (chunks []chatChunk, done bool, err error)
 	// usage returns the usage the stream reported, if it did.
 	usage() (Usage, bool)
+	// partial returns what of the usage the stream reported so far, if anything.
+	partial() (Usage, bool)
 }
 
 // streamEncoder renders chat chunks in the caller's format.
@@ -378,6 +393,11 @@ func (s *streamRelay) translate() error {
 	}
 	id := ""
 	cut := func(err error) error {
+		if u, ok := dec.usage(); ok {
+			s.report(u, true)
+		} else if u, ok := dec.partial(); ok {
+			s.report(u, false)
+		}
 		code, msg := "upstream_stream_broken", "The model provider broke off the stream."
 		var ref *Refusal
 		var se *streamError
@@ -788,6 +808,8 @@ func (d *openAIDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
 
 func (d *openAIDecoder) usage() (Usage, bool) { return d.u, d.sawUsage }
 
+func (d *openAIDecoder) partial() (Usage, bool) { return d.usage() }
+
 type anthropicDecoder struct {
 	d    anthropicStreamDecoder
 	seen bool
@@ -808,6 +830,12 @@ func (a *anthropicDecoder) usage() (Usage, bool) {
 	return a.d.usage.usage(), true
 }
 
+// partial is the usage of message_start and the message_deltas so far.
+func (a *anthropicDecoder) partial() (Usage, bool) {
+	u := a.d.usage.usage()
+	return u, u != Usage{}
+}
+
 type geminiDecoder struct{ d geminiStreamDecoder }
 
 func (g *geminiDecoder) decode(_, data []byte) ([]chatChunk, bool, error) {
@@ -821,6 +849,9 @@ func (g *geminiDecoder) usage() (Usage, bool) {
 	}
 	return g.d.usage.usage(), true
 }
+
+// partial is Gemini's cumulative counts so far.
+func (g *geminiDecoder) partial() (Usage, bool) { return g.usage() }
 
 // chatEncoder renders chat chunks as a chat completions stream.
 type chatEncoder struct {
