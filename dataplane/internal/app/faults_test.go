@@ -432,6 +432,45 @@ func TestClientLeavingBeforeTheAnswerIsCharged(t *testing.T) {
 	}
 }
 
+// TestClientLeavingKeepsTheLimitsCharge: a caller that leaves before the answer began
+// keeps its admission's token estimate on its limits — the provider may have generated
+// the whole answer for nobody — so leaving early is no way around a tokens-per-minute
+// limit.
+func TestClientLeavingKeepsTheLimitsCharge(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		for _, k := range s.Keys {
+			if k.Id == "acmekey00001" {
+				k.Limits = &gatehousev1.Limits{Tpm: 6000} // a burst of 600 tokens
+			}
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	params := chatParams("slow")
+	params.MaxTokens = openai.Int(700)
+	if _, err := h.client(h.fx.key).Chat.Completions.New(ctx, params); err == nil {
+		t.Fatal("the slow model answered")
+	}
+	// The ticket is settled before the request's usage event is sent.
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		evs, err := h.usageEvents()
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Model == "slow" {
+				return nil
+			}
+		}
+		return errors.New("no usage event for the slow model")
+	})
+	resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 429 || !strings.Contains(string(b), "tokens per minute") {
+		t.Fatalf("after leaving a 700-token request: %d %s, want the key's tpm refusal", resp.StatusCode, b)
+	}
+}
+
 func TestTraceContextPropagatedUpstream(t *testing.T) {
 	t.Parallel()
 	f := newFaultUpstream(t, "ok")

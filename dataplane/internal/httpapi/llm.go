@@ -112,6 +112,12 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, a Ad
 		var u llm.Usage
 		if c.result != nil {
 			u = c.result.Usage
+			if c.result.ClientLeft && u.PromptTokens+u.CompletionTokens < a.EstimatedTokens {
+				// The provider may have generated the whole answer for nobody: the
+				// limits keep the admission's estimate (the usage event still prices
+				// only the prompt), or leaving early would refund what was spent.
+				u = llm.Usage{PromptTokens: a.EstimatedTokens}
+			}
 		}
 		ticket.Settle(u)
 	}, nil

@@ -402,6 +402,9 @@ type Result struct {
 	// UsageEstimated says Usage was counted by the gateway (the stream ended before the
 	// provider reported usage): prompt and completion characters divided by 4.
 	UsageEstimated bool
+	// ClientLeft says the caller left after the provider was asked and before its
+	// answer began: what the provider generated meanwhile is unknown.
+	ClientLeft bool
 	// TTFT is the time from the answering attempt's start to the first streamed event,
 	// or to the response headers when not streaming.
 	TTFT time.Duration

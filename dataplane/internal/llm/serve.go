@@ -343,6 +343,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 			// The caller left before the answer began: the provider has read the
 			// prompt, so it is charged (an estimate; nothing was relayed).
 			res.Usage, res.UsageEstimated = Usage{PromptTokens: req.promptTokensEstimate()}, true
+			res.ClientLeft = true
 			return fail(routing.Neutral, done, &failure{err: fmt.Errorf("upstream: %w: %w", ErrClientGone, err), reason: "client_gone"})
 		case errors.Is(context.Cause(actx), errTTFT):
 			return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w: %w", ErrUpstreamTimeout, errTTFT), reason: "ttft_timeout"})
