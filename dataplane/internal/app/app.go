@@ -12,6 +12,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,7 +208,8 @@ func New(cfg Config) (*App, error) {
 	}
 	admitter, guard := cfg.Admitter, cfg.Guard
 	if admitter == nil {
-		a.peers, err = peers.New(peers.Options{Conn: nc, Region: cfg.Region, Self: cfg.GatewayID, Interval: cfg.HeartbeatInterval, Logger: log, Registerer: reg})
+		a.peers, err = peers.New(peers.Options{Conn: nc, Region: cfg.Region, Self: cfg.GatewayID, Interval: cfg.HeartbeatInterval,
+			Floor: readPeerCount(cfg.ConfigCacheDir), Logger: log, Registerer: reg})
 		if err != nil {
 			return cleanup(fmt.Errorf("app: %w", err))
 		}
@@ -296,6 +301,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.peers != nil {
 		wg.Go(func() { _ = a.peers.Run(bgCtx) })
 		wg.Go(func() { _ = a.limiter.Run(bgCtx) })
+		if a.cfg.ConfigCacheDir != "" {
+			wg.Go(func() { a.keepPeerCount(bgCtx) })
+		}
 	}
 	usageDone := make(chan struct{})
 	go func() {
@@ -341,4 +349,54 @@ type rawDialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 func (d rawDialer) Dial(network, address string) (net.Conn, error) {
 	return d(context.Background(), network, address)
+}
+
+// peerCountFile, in the config cache directory, keeps the region's gateway count this
+// gateway last knew, for the next start (peers.Options.Floor).
+const peerCountFile = "peers"
+
+// readPeerCount returns the count kept in dir, or 0.
+func readPeerCount(dir string) int {
+	if dir == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(dir, peerCountFile))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 1 || n > 10000 {
+		return 0
+	}
+	return n
+}
+
+// keepPeerCount writes the region's gateway count to the config cache directory every
+// heartbeat interval it changed, once the tracker has settled.
+func (a *App) keepPeerCount(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	kept := readPeerCount(a.cfg.ConfigCacheDir)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n := a.peers.Count()
+		if n == kept || !a.peers.Settled() {
+			continue
+		}
+		path := filepath.Join(a.cfg.ConfigCacheDir, peerCountFile)
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strconv.Itoa(n)+"\n"), 0o600); err != nil {
+			a.log.Warn("peer count not kept", "err", err)
+			continue
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			a.log.Warn("peer count not kept", "err", err)
+			continue
+		}
+		kept = n
+	}
 }

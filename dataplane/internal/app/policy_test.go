@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/app"
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/openai/openai-go/v3"
@@ -268,4 +273,30 @@ func testFallbackLimits(t *testing.T, rewritten bool) {
 	if resp.StatusCode != 500 || primary.count() == before {
 		t.Fatalf("the primary after 8 requests: %d %s, want its own 500 (admitted)", resp.StatusCode, b)
 	}
+}
+
+// TestPeerCountKept: the gateway keeps the region's gateway count in its config cache
+// directory, and a restart starts from it (peers.Options.Floor) rather than from a
+// lone gateway's share.
+func TestPeerCountKept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "peers"), []byte("3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := app.ReadPeerCount(dir); got != 3 {
+		t.Fatalf("kept count read as %d, want 3", got)
+	}
+	startHarness(t, harnessOptions{cacheDir: dir})
+	// Alone in its region (heartbeats every 50 ms), it settles and keeps 1.
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "peers"))
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(b)) != "1" {
+			return fmt.Errorf("kept %q", b)
+		}
+		return nil
+	})
 }

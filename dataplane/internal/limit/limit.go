@@ -63,11 +63,14 @@
 //     intervals (15 s) and under-admit meanwhile; with L = 600, N = 3→2 the bound is
 //     600 + 3 + 2·(20+30) + 20 = 723 (steady: 660).
 //   - when k gateways join and each serves only once peers.Tracker.Settled (it has heard
-//     everyone, and everyone heard its first heartbeat, sent at start, long before).
+//     everyone, and everyone heard its first heartbeat, sent at start, long before), or
+//     counts until then at least the region's count it last knew: a restarting
+//     gateway does (peers.Options.Floor, kept in its config cache directory).
 //
 // It fails for a gateway that serves while counting fewer gateways than serve, by
-// ceil(L/n') − ceil(L/N) per minute for as long as that lasts: a joiner serving before it
-// settled (≤ 1 interval: +L·(1 − 1/N)·5s/60s + B(L) for n' = 1), a lost first
+// ceil(L/n') − ceil(L/N) per minute for as long as that lasts: a new joiner, or one
+// without a cache directory, serving before it settled (≤ 1 interval:
+// +L·(1 − 1/N)·5s/60s + B(L) for n' = 1), a lost first
 // heartbeat (≤ 1 interval more), or a gateway cut off from NATS that keeps serving on its
 // last count while its peers expire it after 3 intervals (then the region admits up to
 // L·(1 + 1/N) per minute for as long as the partition lasts: availability over

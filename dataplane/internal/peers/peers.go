@@ -51,6 +51,10 @@ type Options struct {
 	Interval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Floor, when above 1, is the count to assume until Settled: the region's count
+	// this gateway last knew (before a restart), so that a gateway coming back does not
+	// claim a lone gateway's share of every limit while it has not heard its peers.
+	Floor int
 	// OnChange, if set, is called with the new count each time it changes, in order,
 	// under the tracker's lock: it must not block (Count may be called from it).
 	OnChange func(count int)
@@ -71,6 +75,7 @@ type Tracker struct {
 
 	sub        *nats.Subscription
 	count      atomic.Int64
+	floor      atomic.Int64 // Options.Floor until settled, then 0
 	heartbeats prometheus.Counter
 
 	mu sync.Mutex
@@ -114,6 +119,9 @@ func New(o Options) (*Tracker, error) {
 		}),
 	}
 	t.count.Store(1)
+	if o.Floor > 1 {
+		t.floor.Store(int64(o.Floor))
+	}
 	if o.Registerer != nil {
 		peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_gateway_peers",
@@ -143,9 +151,10 @@ func New(o Options) (*Tracker, error) {
 	return t, nil
 }
 
-// Count is the number of live gateways in the region, this one included (at least 1).
-// It is one atomic load: call it on every request.
-func (t *Tracker) Count() int { return int(t.count.Load()) }
+// Count is the number of live gateways in the region, this one included (at least 1),
+// and until Settled at least Options.Floor. It is two atomic loads: call it on every
+// request.
+func (t *Tracker) Count() int { return int(max(t.count.Load(), t.floor.Load())) }
 
 // Settled reports whether the tracker has listened for a full heartbeat interval (plus
 // a fifth for delivery), so that every live peer has been heard at least once unless a
@@ -203,6 +212,9 @@ func (t *Tracker) Sweep() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	if t.floor.Load() != 0 && now.Sub(t.listening) >= t.interval+t.interval/5 {
+		t.floor.Store(0) // settled: every live peer has been heard
+	}
 	// A silent peer may be our own outage: expire nobody while disconnected, nor until
 	// the connection has been back long enough to hear everyone again.
 	if !t.nc.IsConnected() {

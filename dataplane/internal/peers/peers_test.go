@@ -292,6 +292,32 @@ func TestSettled(t *testing.T) {
 	}
 }
 
+// TestFloorUntilSettled: a gateway that knew 3 gateways before its restart counts 3
+// until it has listened a full interval, then what it hears.
+func TestFloorUntilSettled(t *testing.T) {
+	t.Parallel()
+	cp := fakecp.Start(t)
+	var clk clock
+	nc := connect(t, cp)
+	tr, err := New(Options{Conn: nc, Region: "eu", Self: "gw-1", Now: clk.Now, Floor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Count(); got != 3 {
+		t.Fatalf("count before settling = %d, want the floor 3", got)
+	}
+	clk.Advance(5 * time.Second)
+	tr.Sweep()
+	if got := tr.Count(); got != 3 {
+		t.Fatalf("count after one interval = %d, want still 3", got)
+	}
+	clk.Advance(time.Second)
+	tr.Sweep()
+	if got := tr.Count(); got != 1 {
+		t.Fatalf("count once settled, nobody heard = %d, want 1", got)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	if _, err := New(Options{Region: "eu", Self: "gw-1"}); err == nil {

@@ -1,0 +1,4 @@
+package app
+
+// ReadPeerCount exposes readPeerCount to the tests.
+var ReadPeerCount = readPeerCount
