@@ -73,8 +73,9 @@ func (c *Client) CountTokens(ctx context.Context, w http.ResponseWriter, req *Re
 	}
 	res.Local = true
 	w.Header().Set(TokenCountHeader, "estimated")
-	// The prompt's text, and the tool definitions as the JSON they are sent as.
-	n := req.Chat.promptEstimate() + int64(len(req.Messages.fields["tools"])+3)/4
+	// The prompt's text and media, and the tool definitions as the JSON they are sent
+	// as (in their chat form: promptEstimate).
+	n := req.Chat.promptEstimate()
 	return res, c.write(w, req, res, http.StatusOK, "application/json", []byte(`{"input_tokens":`+strconv.FormatInt(n, 10)+"}"))
 }
 

@@ -234,8 +234,10 @@ func jsonKind(k string) string {
 const DefaultCompletionEstimate = 1024
 
 // EstimateTokens estimates the tokens a chat request will use, before it is sent: the
-// characters of its message texts divided by 4, plus its output limit (max_tokens,
-// max_completion_tokens) or DefaultCompletionEstimate for each of its n choices.
+// characters of its message texts and tool definitions divided by 4, mediaEstimate
+// tokens for each other part (an image, a file, audio), plus its output limit
+// (max_tokens, max_completion_tokens) or DefaultCompletionEstimate for each of its n
+// choices.
 // Limits admission uses it; it is only an estimate, settled against the real usage
 // afterwards.
 func (r *ChatRequest) EstimateTokens() int64 {
@@ -255,6 +257,8 @@ func (r *ChatRequest) estimate() (prompt, completion int64) {
 	if raw, ok := r.fields["messages"]; ok {
 		chars = messagesTextLen(raw)
 	}
+	// Tool definitions go to the model as the JSON they are.
+	chars += len(r.fields["tools"])
 	out := int64(DefaultCompletionEstimate)
 	for _, name := range [...]string{"max_completion_tokens", "max_tokens"} {
 		raw, ok := r.fields[name]
@@ -324,7 +328,7 @@ func messageTextLen(msg []byte) (int, bool) {
 	}
 	n := 0
 	if v[0] != nil {
-		n = contentTextLen(v[0])
+		n = contentEstimateLen(v[0])
 	}
 	if v[1] == nil {
 		return n, true
@@ -344,6 +348,36 @@ func messageTextLen(msg []byte) (int, bool) {
 	})
 }
 
+// mediaEstimate is the tokens assumed for a content part that is not text (an image,
+// a file, audio): about what a provider charges for an image, and a document of a page
+// or two. Its bytes would say more about its encoding than about its tokens.
+const mediaEstimate = 1000
+
+// contentEstimateLen is the characters a message content counts for in an estimate:
+// its text, and 4·mediaEstimate for each part that is not text.
+func contentEstimateLen(raw json.RawMessage) int {
+	n := contentTextLen(raw)
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return n
+	}
+	scanArray(raw, func(vs, ve int) bool {
+		v, ok := members(raw[vs:ve], "type")
+		if !ok || v[0] == nil {
+			return true
+		}
+		var t string
+		decodeString(v[0], &t)
+		switch t {
+		case "text", "input_text", "output_text", "refusal":
+		default:
+			n += 4 * mediaEstimate
+		}
+		return true
+	})
+	return n
+}
+
 // decodedMessagesTextLen is messagesTextLen by encoding/json.
 func decodedMessagesTextLen(raw []byte) int {
 	var msgs []struct {
@@ -353,7 +387,7 @@ func decodedMessagesTextLen(raw []byte) int {
 	_ = json.Unmarshal(raw, &msgs)
 	var chars int
 	for _, m := range msgs {
-		chars += contentTextLen(m.Content)
+		chars += contentEstimateLen(m.Content)
 		for _, tc := range m.ToolCalls {
 			chars += len(tc.Function.Arguments)
 		}

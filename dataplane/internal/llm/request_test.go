@@ -3,6 +3,7 @@ package llm
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -208,6 +209,11 @@ func TestEstimateTokens(t *testing.T) {
 		{"huge max_tokens", `{"model":"m","max_tokens":1000000000000000,"messages":[]}`, 1 << 20},
 		{"max_tokens near 2^63 with a prompt", `{"model":"m","max_tokens":9223372036854775807,"messages":[{"role":"user","content":"12345678"}]}`, 2 + 1<<20},
 		{"the largest estimate", `{"model":"m","max_tokens":9223372036854775807,"n":9223372036854775807,"messages":[]}`, 128 << 20},
+		// An image counts mediaEstimate whatever its bytes; tool definitions as their JSON.
+		{"an image and text", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"data:image/png;base64,` +
+			strings.Repeat("A", 40000) + `"}}]}]}`, 1 + mediaEstimate + 1},
+		{"tool definitions", `{"model":"m","max_tokens":1,"messages":[],"tools":[{"type":"function","function":{"name":"f","description":"` +
+			strings.Repeat("d", 395) + `"}}]}`, (457+3)/4 + 1}, // the tools member is 457 bytes
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, err := ParseChatRequest([]byte(c.body))
