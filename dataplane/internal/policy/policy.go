@@ -46,7 +46,7 @@ func (l *Limits) Admit(_ context.Context, a httpapi.Admission) (httpapi.Ticket, 
 	modelCheck := -1
 	if a.Model != nil && !a.Model.Limits.IsZero() {
 		modelCheck = len(checks)
-		checks = append(checks, limit.Check{Scope: limit.ScopeModel, ID: limit.ModelID(a.Key.Org.ID, a.Model.Name), Limits: conv(a.Model.Limits)})
+		checks = append(checks, limit.Check{Scope: limit.ScopeModel, ID: modelLimitID(a.Key.Org.ID, a.Model), Limits: conv(a.Model.Limits)})
 	}
 	if len(checks) == 0 && !limitedFallback(a.Model) {
 		return nil, nil
@@ -63,6 +63,15 @@ func (l *Limits) Admit(_ context.Context, a httpapi.Admission) (httpapi.Ticket, 
 	}
 	t.tk, t.h = tk, h
 	return t, nil
+}
+
+// modelLimitID is the limit state id of a model: by its registry id, which a rename
+// keeps (its name when a hand-built model has none).
+func modelLimitID(org string, m *runtime.Model) string {
+	if m.ID != "" {
+		return limit.ModelID(org, m.ID)
+	}
+	return limit.ModelID(org, m.Name)
 }
 
 // limitedFallback reports whether a fallback of m has limits of its own.
@@ -130,7 +139,7 @@ func (t *ticket) Fallback(m *runtime.Model) error {
 	if m.Limits.IsZero() {
 		return nil
 	}
-	checks := []limit.Check{{Scope: limit.ScopeModel, ID: limit.ModelID(t.org, m.Name), Limits: conv(m.Limits)}}
+	checks := []limit.Check{{Scope: limit.ScopeModel, ID: modelLimitID(t.org, m), Limits: conv(m.Limits)}}
 	tk, d := t.l.lim.Admit(t.l.now(), checks, t.est)
 	if !d.Allowed {
 		h := http.Header{}
