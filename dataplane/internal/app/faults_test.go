@@ -490,6 +490,22 @@ func TestTraceContextPropagatedUpstream(t *testing.T) {
 	}
 }
 
+// TestUnusableAnswerThenRetryIsCharged: an answer the gateway could not use, retried,
+// is charged its prompt on top of the answer that served.
+func TestUnusableAnswerThenRetryIsCharged(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "garbage", "ok")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("garbled", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1})})
+	// Translated (the Messages surface): an OpenAI-compatible answer that is not one.
+	resp, body := h.do(t, "POST", "/v1/messages", bearer(h.fx.key), `{"model":"garbled","max_tokens":5,"messages":[{"role":"user","content":"`+strings.Repeat("x", 400)+`"}]}`)
+	if resp.StatusCode != 200 || f.count() != 2 {
+		t.Fatalf("%d %s after %d calls", resp.StatusCode, body, f.count())
+	}
+	if ev := h.waitUsage(t, resp.Header.Get("x-request-id")); ev.PromptTokens != promptTokens+100 || ev.CompletionTokens != outputTokens {
+		t.Errorf("usage event = %v, want the answer's %d prompt tokens and the unusable one's 100", ev, promptTokens)
+	}
+}
+
 // TestMalformedUpstreamAnswers checks that answers the gateway cannot read become
 // clean errors in the caller's format: retried while nothing was sent, an error event
 // once a stream began.
@@ -503,6 +519,10 @@ func TestMalformedUpstreamAnswers(t *testing.T) {
 	}
 	if f.count() != 2 {
 		t.Errorf("upstream called %d times, want a retry", f.count())
+	}
+	// Both answers came and were left unused: the prompt they read is charged.
+	if ev := h.waitUsage(t, resp.Header.Get("x-request-id")); ev.PromptTokens != 2 || ev.CostMicros == 0 {
+		t.Errorf("usage event of two unusable answers = %v, want 2 prompt estimates of 1", ev)
 	}
 	resp, body = h.do(t, "POST", "/v1/responses", bearer(h.fx.key), `{"model":"garbled","stream":true,"input":"x"}`)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"delta":"Hel"`) || !strings.Contains(string(body), "response.failed") {

@@ -405,6 +405,9 @@ type Result struct {
 	// ClientLeft says the caller left after the provider was asked and before its
 	// answer began: what the provider generated meanwhile is unknown.
 	ClientLeft bool
+	// abandoned is the estimated prompt tokens of answers that came and were left
+	// unused (retried); Serve adds it to Usage.
+	abandoned int64
 	// TTFT is the time from the answering attempt's start to the first streamed event,
 	// or to the response headers when not streaming.
 	TTFT time.Duration

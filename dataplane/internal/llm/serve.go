@@ -122,6 +122,10 @@ func deployments(m *runtime.Model) *runtime.Model {
 func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request) (res *Result, err error) {
 	res = &Result{}
 	defer func() {
+		if res.abandoned > 0 {
+			res.Usage.PromptTokens = tokenCount(res.Usage.PromptTokens) + tokenCount(res.abandoned)
+			res.UsageEstimated = true
+		}
 		// What a provider reported is held within bounds before anyone prices it.
 		res.Usage = res.Usage.clamped()
 		if res.Model != nil {
@@ -500,11 +504,19 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		return done, nil
 	}
 
+	// An answer that came (200) and is left unused — unreadable, too large, or not
+	// what the provider's API answers — was generated all the same: the prompt the
+	// provider read is charged, whatever attempt answers in the end.
+	abandoned := func() { res.abandoned += req.promptTokensEstimate() }
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResp+1))
 	if err != nil {
+		if ctx.Err() == nil {
+			abandoned()
+		}
 		return transportFailure(err, ErrUpstreamBadResponse)
 	}
 	if int64(len(body)) > c.maxResp {
+		abandoned()
 		return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w: body over %d bytes", ErrUpstreamBadResponse, c.maxResp), reason: "bad_response"})
 	}
 	latency := time.Since(start)
@@ -512,6 +524,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	res.UpstreamWait += latency
 	if err := c.relayBody(w, req, res, wk, d, resp.Header, body); err != nil {
 		if errors.Is(err, ErrUpstreamBadResponse) && res.Status == 0 {
+			abandoned()
 			release(routing.Failure, 0)
 			c.metrics.attempt(ptype, "bad_response").Inc()
 			return retry, &failure{err: err, reason: "bad_response"}
