@@ -586,6 +586,11 @@ func usageUpstream() http.Handler {
 			fmt.Fprint(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.25]}],"model":"up"}`)
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/messages") { // Anthropic, without usage
+			fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":%q}],"stop_reason":"end_turn"}`,
+				strings.Repeat("word ", 40))
+			return
+		}
 		usage := `,"usage":{"prompt_tokens":4000000000000,"completion_tokens":7,"total_tokens":4000000000007}`
 		switch {
 		case strings.Contains(string(raw), "none"):
@@ -614,6 +619,10 @@ func TestUsageTheProviderGetsWrong(t *testing.T) {
 				return ev.PromptTokens >= 100 && ev.CompletionTokens >= 40 && ev.CostMicros > 0
 			}},
 		{"messages without usage (translated)", "/v1/messages", `{"model":"echo","max_tokens":50,"messages":[{"role":"user","content":"none ` + prompt + `"}]}`,
+			func(ev *gatehousev1.UsageEvent) bool {
+				return ev.PromptTokens >= 100 && ev.CompletionTokens >= 40 && ev.CostMicros > 0
+			}},
+		{"anthropic without usage, on the chat surface", "/v1/chat/completions", `{"model":"claude","messages":[{"role":"user","content":"none ` + prompt + `"}]}`,
 			func(ev *gatehousev1.UsageEvent) bool {
 				return ev.PromptTokens >= 100 && ev.CompletionTokens >= 40 && ev.CostMicros > 0
 			}},
@@ -648,6 +657,10 @@ func streamUsageUpstream() http.Handler {
 		flush := func() { w.(http.Flusher).Flush() }
 		anthropicEvent := func(typ, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data) }
 		switch {
+		case strings.Contains(r.URL.Path, "streamGenerateContent") && strings.Contains(body, "early"): // counts without the answer yet
+			fmt.Fprintf(w, `data: {"candidates":[{"content":{"role":"model","parts":[{"text":%q}]},"index":0}],"usageMetadata":{"promptTokenCount":100}}`+"\n\n", strings.Repeat("word ", 800))
+			flush()
+			panic(http.ErrAbortHandler)
 		case strings.Contains(r.URL.Path, "streamGenerateContent"): // Gemini, cut after its counts
 			fmt.Fprint(w, `data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Hello"}]},"index":0}],"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":5,"thoughtsTokenCount":8000,"totalTokenCount":8105}}`+"\n\n")
 			flush()
@@ -695,6 +708,7 @@ func TestStreamedUsageIsKept(t *testing.T) {
 		prompt, cached, completion int64 // completion -1: at least 1,000
 	}{
 		{"gemini cut after its counts (thinking billed)", "/v1/chat/completions", `{"model":"gemini","stream":true,"messages":[{"role":"user","content":"hi"}]}`, 100, 0, 8005},
+		{"gemini cut before its counts name the answer", "/v1/chat/completions", `{"model":"gemini","stream":true,"messages":[{"role":"user","content":"early"}]}`, 100, 0, -1},
 		{"openai cut after the usage chunk, translated", "/v1/messages", `{"model":"echo","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, 100, 0, 9000},
 		{"anthropic cache counts in message_start", "/v1/messages", `{"model":"claude","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"cache-in-start"}]}`, 5010, 3000, 50},
 		{"anthropic cache counts in message_delta", "/v1/messages", `{"model":"claude","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"cache-in-delta"}]}`, 3010, 3000, 50},

@@ -90,7 +90,8 @@ type anthropicResponse struct {
 	Content      []anthropicBlock `json:"content"`
 	StopReason   *string          `json:"stop_reason"`
 	StopSequence *string          `json:"stop_sequence"`
-	Usage        anthropicUsage   `json:"usage"`
+	// Usage is nil when a provider's answer left it out (then estimated).
+	Usage *anthropicUsage `json:"usage"`
 }
 
 type anthropicUsage struct {
@@ -562,12 +563,15 @@ func anthropicToChat(r *anthropicResponse, created int64) *chatResponse {
 	if r.StopReason != nil {
 		stop = *r.StopReason
 	}
-	u := r.Usage.usage()
-	return &chatResponse{
+	out := &chatResponse{
 		ID: chatID(r.ID), Object: "chat.completion", Created: created, Model: r.Model,
 		Choices: []chatChoice{{Index: 0, Message: msg, FinishReason: finishReasonOfAnthropic(stop)}},
-		Usage:   u.json(),
 	}
+	if r.Usage != nil {
+		u := r.Usage.usage()
+		out.Usage = u.json()
+	}
+	return out
 }
 
 func chatID(id string) string {
@@ -622,7 +626,9 @@ func (d *anthropicStreamDecoder) decode(data []byte) (chunks []chatChunk, done b
 	switch ev.Type {
 	case "message_start":
 		d.id, d.model = chatID(ev.Message.ID), ev.Message.Model
-		d.usage = ev.Message.Usage
+		if ev.Message.Usage != nil {
+			d.usage = *ev.Message.Usage
+		}
 		d.toolIndex = map[int]int{}
 		return []chatChunk{d.chunk(chunkDelta{Role: "assistant", Content: ptr("")}, nil)}, false, nil
 	case "content_block_start":
@@ -885,9 +891,11 @@ func chatToMessages(c *chatResponse, model string) *anthropicResponse {
 		}
 	}
 	out.StopReason = ptr(stopReasonOfChat(finish))
+	au := anthropicUsage{}
 	if c.Usage != nil {
-		out.Usage = anthropicUsageOf(c.Usage.usage())
+		au = anthropicUsageOf(c.Usage.usage())
 	}
+	out.Usage = &au // Messages answers always carry usage
 	return out
 }
 

@@ -341,6 +341,13 @@ func (u Usage) clamped() Usage {
 	return u
 }
 
+// add returns the sum of two usages, each count clamped first.
+func (u Usage) add(v Usage) Usage {
+	u, v = u.clamped(), v.clamped()
+	return Usage{PromptTokens: u.PromptTokens + v.PromptTokens, CompletionTokens: u.CompletionTokens + v.CompletionTokens,
+		CachedTokens: u.CachedTokens + v.CachedTokens}
+}
+
 // tokenCount is n within [0, MaxUsageTokens]: what a provider reports is summed only
 // once each part is.
 func tokenCount(n int64) int64 { return min(max(n, 0), MaxUsageTokens) }
@@ -405,9 +412,9 @@ type Result struct {
 	// ClientLeft says the caller left after the provider was asked and before its
 	// answer began: what the provider generated meanwhile is unknown.
 	ClientLeft bool
-	// abandoned is the estimated prompt tokens of answers that came and were left
-	// unused (retried); Serve adds it to Usage.
-	abandoned int64
+	// abandoned is the usage (or the estimated prompt) of answers that came and were
+	// left unused (retried); Serve adds it to Usage.
+	abandoned Usage
 	// TTFT is the time from the answering attempt's start to the first streamed event,
 	// or to the response headers when not streaming.
 	TTFT time.Duration

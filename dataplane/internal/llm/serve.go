@@ -122,8 +122,8 @@ func deployments(m *runtime.Model) *runtime.Model {
 func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request) (res *Result, err error) {
 	res = &Result{}
 	defer func() {
-		if res.abandoned > 0 {
-			res.Usage.PromptTokens = tokenCount(res.Usage.PromptTokens) + tokenCount(res.abandoned)
+		if res.abandoned != (Usage{}) {
+			res.Usage = res.Usage.clamped().add(res.abandoned)
 			res.UsageEstimated = true
 		}
 		// What a provider reported is held within bounds before anyone prices it.
@@ -507,7 +507,15 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	// An answer that came (200) and is left unused — unreadable, too large, or not
 	// what the provider's API answers — was generated all the same: the prompt the
 	// provider read is charged, whatever attempt answers in the end.
-	abandoned := func() { res.abandoned += req.promptTokensEstimate() }
+	abandoned := func() {
+		// The attempt's own usage, when it got as far as reading it, else its prompt.
+		u := res.Usage
+		if u == (Usage{}) {
+			u.PromptTokens = req.promptTokensEstimate()
+		}
+		res.Usage, res.UsageEstimated = Usage{}, false
+		res.abandoned = res.abandoned.add(u)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResp+1))
 	if err != nil {
 		if ctx.Err() == nil {

@@ -393,9 +393,9 @@ func (s *streamRelay) translate() error {
 	}
 	id := ""
 	cut := func(err error) error {
-		if u, ok := dec.usage(); ok {
-			s.report(u, true)
-		} else if u, ok := dec.partial(); ok {
+		// What was reported before the cut is a floor, not the whole: Gemini's
+		// counts are cumulative and an early chunk's may leave the answer out.
+		if u, ok := dec.partial(); ok {
 			s.report(u, false)
 		}
 		code, msg := "upstream_stream_broken", "The model provider broke off the stream."
