@@ -353,7 +353,7 @@ func (d rawDialer) Dial(network, address string) (net.Conn, error) {
 
 // peerCountFile, in the config cache directory, keeps the region's gateway count this
 // gateway last knew, for the next start (peers.Options.Floor).
-const peerCountFile = "peers"
+const peerCountFile = "peers.count"
 
 // readPeerCount returns the count kept in dir, or 0.
 func readPeerCount(dir string) int {
@@ -377,24 +377,32 @@ func (a *App) keepPeerCount(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	kept := readPeerCount(a.cfg.ConfigCacheDir)
+	warned := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		n := a.peers.Count()
-		if n == kept || !a.peers.Settled() {
+		if !a.peers.Settled() {
+			continue
+		}
+		n := a.peers.Heard()
+		if n == kept {
 			continue
 		}
 		path := filepath.Join(a.cfg.ConfigCacheDir, peerCountFile)
 		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(strconv.Itoa(n)+"\n"), 0o600); err != nil {
-			a.log.Warn("peer count not kept", "err", err)
-			continue
+		err := os.WriteFile(tmp, []byte(strconv.Itoa(n)+"\n"), 0o600)
+		if err == nil {
+			err = os.Rename(tmp, path)
 		}
-		if err := os.Rename(tmp, path); err != nil {
-			a.log.Warn("peer count not kept", "err", err)
+		if err != nil {
+			_ = os.Remove(tmp)
+			if !warned { // once: a read-only directory stays one
+				a.log.Warn("peer count not kept", "err", err)
+				warned = true
+			}
 			continue
 		}
 		kept = n

@@ -281,7 +281,7 @@ func testFallbackLimits(t *testing.T, rewritten bool) {
 func TestPeerCountKept(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "peers"), []byte("3\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "peers.count"), []byte("3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := app.ReadPeerCount(dir); got != 3 {
@@ -290,7 +290,7 @@ func TestPeerCountKept(t *testing.T) {
 	startHarness(t, harnessOptions{cacheDir: dir})
 	// Alone in its region (heartbeats every 50 ms), it settles and keeps 1.
 	fakecp.Eventually(t, 5*time.Second, func() error {
-		b, err := os.ReadFile(filepath.Join(dir, "peers"))
+		b, err := os.ReadFile(filepath.Join(dir, "peers.count"))
 		if err != nil {
 			return err
 		}

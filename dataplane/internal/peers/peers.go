@@ -156,6 +156,10 @@ func New(o Options) (*Tracker, error) {
 // request.
 func (t *Tracker) Count() int { return int(max(t.count.Load(), t.floor.Load())) }
 
+// Heard is the number of live gateways this tracker has heard, itself included,
+// whatever Options.Floor says: what to keep for the next start.
+func (t *Tracker) Heard() int { return int(t.count.Load()) }
+
 // Settled reports whether the tracker has listened for a full heartbeat interval (plus
 // a fifth for delivery), so that every live peer has been heard at least once unless a
 // heartbeat was lost. Gate readiness on it to keep a starting gateway from serving with
