@@ -145,3 +145,29 @@ func TestCapability3CompileRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestFallbackShadowedByAlias: a key allowed "big", where "big" is a team alias of
+// small, may not be served by the org's own model big as small's fallback: the
+// allow-list entry means the alias.
+func TestFallbackShadowedByAlias(t *testing.T) {
+	t.Parallel()
+	s := llmSnapshot("o1") // its team's alias "big" names small
+	s.Keys[0].AllowedModels = []string{"big"}
+	rt := mustRuntime(t, s)
+	token, _ := keyFor("aaaaaaaaaaaa")
+	k, err := rt.Authenticate(token, time.UnixMilli(5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := k.Model("big")
+	if err != nil || m.Name != "small" {
+		t.Fatalf("big resolves to %v, %v; want the alias's small", m, err)
+	}
+	var names []string
+	for _, c := range k.Candidates(m) {
+		names = append(names, c.Name)
+	}
+	if diff := cmp.Diff([]string{"small"}, names); diff != "" {
+		t.Errorf("candidates (-want +got):\n%s", diff)
+	}
+}

@@ -456,11 +456,23 @@ func (k *Key) Candidates(m *Model) []*Model {
 	out := make([]*Model, 0, len(m.Fallbacks)+1)
 	out = append(out, m)
 	for _, fb := range m.Fallbacks {
-		if k.allows(fb.Name, fb) {
+		if k.allowsFallback(fb) {
 			out = append(out, fb)
 		}
 	}
 	return out
+}
+
+// allowsFallback reports whether the key may be served by fb as a fallback: as if it
+// had asked for fb by its own name — except that when a team alias has that name, an
+// allow-list entry of it means the alias, not fb.
+func (k *Key) allowsFallback(fb *Model) bool {
+	if k.allowedModels != nil {
+		if _, shadowed := k.Team.aliases[fb.Name]; shadowed {
+			return false
+		}
+	}
+	return k.allows(fb.Name, fb)
 }
 
 // Cost returns the price of a request in micro-USD, rounded to the nearest micro-USD.
