@@ -752,7 +752,7 @@ func blocksText(blocks []anthropicBlock) string {
 // and described by unsupported, for the upstreams that need the chat form to refuse:
 // Anthropic upstreams get the request as it came.
 func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequestError, err error) {
-	out = &chatBody{Model: m.Model, MaxTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
+	out = &chatBody{Model: m.Model, MaxCompletionTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
 	if m.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
 	}
