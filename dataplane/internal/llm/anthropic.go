@@ -155,6 +155,7 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 	if err := anthropicThinking(b, out, b.MaxCompletionTokens != nil || b.MaxTokens != nil); err != nil {
 		return nil, err
 	}
+	anthropicSampling(out)
 	var system []anthropicBlock
 	var msgs []anthropicMessage
 	// add appends blocks to the conversation, merging consecutive turns of one role:
@@ -401,6 +402,26 @@ func thinkingBudget(effort string) (budget int64, think bool, err error) {
 	return budget, true, nil
 }
 
+// anthropicSampling fits chat's sampling parameters to what the Messages API takes:
+// temperature within [0, 1] (chat's runs to 2: above 1 is sent as 1); temperature or
+// top_p, not both (recent Claude models refuse the pair: temperature is kept); and
+// with thinking on, no temperature and a top_p of at least 0.95, or none.
+func anthropicSampling(out *anthropicRequest) {
+	if t := out.Temperature; t != nil && *t > 1 {
+		one := 1.0
+		out.Temperature = &one
+	}
+	if out.Temperature != nil && out.TopP != nil {
+		out.TopP = nil
+	}
+	if len(out.Thinking) > 0 && !bytes.Contains(out.Thinking, []byte(`"disabled"`)) {
+		out.Temperature = nil
+		if out.TopP != nil && *out.TopP < 0.95 {
+			out.TopP = nil
+		}
+	}
+}
+
 // minThinkingBudget is the smallest budget Anthropic accepts.
 const minThinkingBudget = 1024
 
@@ -417,6 +438,13 @@ func anthropicThinking(b *chatBody, out *anthropicRequest, maxSet bool) error {
 			return invalidf("thinking", "`thinking` must be an object, e.g. {\"type\":\"enabled\",\"budget_tokens\":2048}.")
 		}
 		out.Thinking = b.Thinking
+		var t struct {
+			BudgetTokens int64 `json:"budget_tokens"`
+		}
+		if !maxSet && json.Unmarshal(b.Thinking, &t) == nil && t.BudgetTokens >= out.MaxTokens {
+			// The budget must stay below max_tokens: the default answer size on top.
+			out.MaxTokens = t.BudgetTokens + defaultAnthropicMaxTokens
+		}
 		return nil
 	}
 	budget, think, err := thinkingBudget(b.ReasoningEffort)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -36,6 +37,8 @@ func TestAnthropicThinking(t *testing.T) {
 		{"unknown effort", `{"reasoning_effort":"extreme","messages":[{"role":"user","content":"x"}]}`, 0, "", "reasoning_effort"},
 		{"anthropic thinking object as it is", `{"thinking":{"type":"enabled","budget_tokens":2048},"max_tokens":5000,"messages":[{"role":"user","content":"x"}]}`, 5000, `{"type":"enabled","budget_tokens":2048}`, ""},
 		{"thinking that is not an object", `{"thinking":true,"messages":[{"role":"user","content":"x"}]}`, 0, "", "thinking"},
+		{"a thinking object's budget above the default answer", `{"thinking":{"type":"enabled","budget_tokens":8000},"messages":[{"role":"user","content":"x"}]}`,
+			8000 + defaultAnthropicMaxTokens, `{"type":"enabled","budget_tokens":8000}`, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b chatBody
@@ -150,5 +153,41 @@ func TestMessagesReplayRedactedThinking(t *testing.T) {
 				t.Errorf("thinking sent: %s", sent.Thinking)
 			}
 		})
+	}
+}
+
+// TestAnthropicSampling: chat's sampling parameters are fitted to what the Messages
+// API takes.
+func TestAnthropicSampling(t *testing.T) {
+	t.Parallel()
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	show := func(p *float64) string {
+		if p == nil {
+			return "-"
+		}
+		return f(*p)
+	}
+	for _, c := range []struct {
+		name, extra string
+		temp, topP  string
+	}{
+		{"as they are", `"temperature":0.7`, "0.7", "-"},
+		{"temperature above 1", `"temperature":1.6`, "1", "-"},
+		{"top_p alone", `"top_p":0.9`, "-", "0.9"},
+		{"both: temperature kept", `"temperature":0.2,"top_p":0.9`, "0.2", "-"},
+		{"thinking: no temperature, a low top_p dropped", `"temperature":0.2,"top_p":0.5,"reasoning_effort":"low"`, "-", "-"},
+		{"thinking: a top_p of 0.95 kept", `"top_p":0.97,"reasoning_effort":"low"`, "-", "0.97"},
+	} {
+		var b chatBody
+		if err := json.Unmarshal([]byte(`{`+c.extra+`,"messages":[{"role":"user","content":"x"}]}`), &b); err != nil {
+			t.Fatal(err)
+		}
+		out, err := chatToAnthropic(&b, "claude")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if show(out.Temperature) != c.temp || show(out.TopP) != c.topP {
+			t.Errorf("%s: temperature %s top_p %s, want %s %s", c.name, show(out.Temperature), show(out.TopP), c.temp, c.topP)
+		}
 	}
 }
