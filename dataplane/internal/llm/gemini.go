@@ -102,6 +102,17 @@ type geminiResponse struct {
 	UsageMetadata *geminiUsage `json:"usageMetadata"`
 	ModelVersion  string       `json:"modelVersion"`
 	ResponseID    string       `json:"responseId"`
+	// PromptFeedback says why a prompt was blocked: then there are no candidates.
+	PromptFeedback *struct {
+		BlockReason string `json:"blockReason"`
+	} `json:"promptFeedback"`
+}
+
+// promptBlocked reports whether Gemini refused the prompt itself (no candidates, a
+// block reason): answered as one choice finished by the content filter, never as an
+// answer without choices.
+func (r *geminiResponse) promptBlocked() bool {
+	return len(r.Candidates) == 0 && r.PromptFeedback != nil && r.PromptFeedback.BlockReason != ""
 }
 
 type geminiUsage struct {
@@ -362,6 +373,9 @@ func geminiToChat(r *geminiResponse, model string, created int64) *chatResponse 
 		}
 		out.Choices = append(out.Choices, chatChoice{Index: c.Index, Message: msg, FinishReason: finish})
 	}
+	if r.promptBlocked() {
+		out.Choices = append(out.Choices, chatChoice{Index: 0, Message: responseMessage{Role: "assistant", Content: ptr("")}, FinishReason: "content_filter"})
+	}
 	if r.UsageMetadata != nil {
 		out.Usage = r.UsageMetadata.usage().json()
 	}
@@ -443,6 +457,9 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 		if f := finishReasonOfGemini(c.FinishReason, d.tools[c.Index] > 0); f != "" {
 			out = append(out, d.chunk(c.Index, chunkDelta{}, ptr(f)))
 		}
+	}
+	if r.promptBlocked() {
+		out = append(out, d.chunk(0, chunkDelta{}, ptr("content_filter")))
 	}
 	return out, nil
 }

@@ -187,3 +187,28 @@ func TestGeminiChoicesEachNameTheirRole(t *testing.T) {
 		t.Errorf("the role of each choice's first chunk (-want +got):\n%s\n%s", diff, rec.Body.String())
 	}
 }
+
+// TestGeminiBlockedPrompt: a prompt Gemini blocks (no candidates, a block reason) is
+// one choice finished by the content filter, streamed or not — never an answer
+// without choices.
+func TestGeminiBlockedPrompt(t *testing.T) {
+	t.Parallel()
+	blocked := []byte(`{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":7},"modelVersion":"gemini-x","responseId":"r1"}`)
+	var r geminiResponse
+	if err := json.Unmarshal(blocked, &r); err != nil {
+		t.Fatal(err)
+	}
+	out := geminiToChat(&r, "m", 1)
+	if len(out.Choices) != 1 || out.Choices[0].FinishReason != "content_filter" || out.Choices[0].Message.Content == nil {
+		t.Fatalf("choices = %+v", out.Choices)
+	}
+	var d geminiStreamDecoder
+	chunks, err := d.decode(blocked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := chunks[len(chunks)-1]
+	if len(last.Choices) != 1 || last.Choices[0].FinishReason == nil || *last.Choices[0].FinishReason != "content_filter" {
+		t.Fatalf("stream chunks = %+v", chunks)
+	}
+}
