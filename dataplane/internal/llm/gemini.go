@@ -32,6 +32,9 @@ type geminiPart struct {
 	FileData         *geminiFile             `json:"fileData,omitempty"`
 	FunctionCall     *geminiFunctionCall     `json:"functionCall,omitempty"`
 	FunctionResponse *geminiFunctionResponse `json:"functionResponse,omitempty"`
+	// ThoughtSignature is Gemini's signature of its thinking before a function call:
+	// it must come back with the call (Gemini 3 refuses a call without it).
+	ThoughtSignature string `json:"thoughtSignature,omitempty"`
 }
 
 type geminiBlob struct {
@@ -228,7 +231,9 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 			}
 			for _, tc := range m.ToolCalls {
 				callNames[tc.ID] = tc.Function.Name
-				gp = append(gp, geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)}})
+				_, sig, _ := strings.Cut(tc.ID, thoughtSignatureSep)
+				gp = append(gp, geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)},
+					ThoughtSignature: sig})
 			}
 			if len(gp) > 0 {
 				add("model", gp...)
@@ -354,7 +359,7 @@ func geminiToChat(r *geminiResponse, model string, created int64) *chatResponse 
 		for i, p := range c.Content.Parts {
 			switch {
 			case p.FunctionCall != nil:
-				msg.ToolCalls = append(msg.ToolCalls, geminiToolCall(p.FunctionCall, i))
+				msg.ToolCalls = append(msg.ToolCalls, geminiToolCall(p, r.ResponseID, i))
 			case p.Text != "" && p.Thought:
 				thoughts.WriteString(p.Text)
 			case p.Text != "":
@@ -382,10 +387,24 @@ func geminiToChat(r *geminiResponse, model string, created int64) *chatResponse 
 	return out
 }
 
-func geminiToolCall(fc *geminiFunctionCall, i int) toolCall {
+// thoughtSignatureSep separates a tool call id from the thought signature it carries.
+const thoughtSignatureSep = ".gts."
+
+// geminiToolCall is a function call part as a chat tool call. Its id is Gemini's, or
+// one made unique with the response's id; a thought signature rides along after
+// thoughtSignatureSep, for chatToGemini to put back on the call when the caller sends
+// the conversation on.
+func geminiToolCall(p geminiPart, responseID string, i int) toolCall {
+	fc := p.FunctionCall
 	id := fc.ID
 	if id == "" {
 		id = fmt.Sprintf("call_%d", i)
+		if responseID != "" {
+			id = fmt.Sprintf("call_%s_%d", responseID, i)
+		}
+	}
+	if p.ThoughtSignature != "" {
+		id += thoughtSignatureSep + p.ThoughtSignature
 	}
 	args := string(fc.Args)
 	if args == "" {
@@ -397,10 +416,11 @@ func geminiToolCall(fc *geminiFunctionCall, i int) toolCall {
 // geminiStreamDecoder turns streamGenerateContent (alt=sse) events into chat chunks,
 // each candidate (candidateCount, from n) a choice of its index.
 type geminiStreamDecoder struct {
-	id      string
-	model   string
-	created int64
-	started bool
+	id         string
+	responseID string // Gemini's, for tool call ids
+	model      string
+	created    int64
+	started    bool
 	// roled: the candidates whose first chunk (the role) went out.
 	roled map[int]bool
 	// tools counts the tool calls of each candidate so far.
@@ -414,7 +434,7 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 		return nil, fmt.Errorf("%w: gemini event: %w", ErrUpstreamBadResponse, err)
 	}
 	if r.ResponseID != "" && d.id == "" {
-		d.id = chatID(r.ResponseID)
+		d.id, d.responseID = chatID(r.ResponseID), r.ResponseID
 	}
 	if r.ModelVersion != "" {
 		d.model = r.ModelVersion
@@ -444,7 +464,7 @@ func (d *geminiStreamDecoder) decode(data []byte) ([]chatChunk, error) {
 					d.tools = map[int]int{}
 				}
 				n := d.tools[c.Index]
-				tc := geminiToolCall(p.FunctionCall, n)
+				tc := geminiToolCall(p, d.responseID, n)
 				tc.Index = ptr(n)
 				d.tools[c.Index] = n + 1
 				out = append(out, d.chunk(c.Index, chunkDelta{ToolCalls: []toolCall{tc}}, nil))
