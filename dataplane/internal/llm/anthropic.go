@@ -617,6 +617,8 @@ type anthropicStreamDecoder struct {
 	usage   anthropicUsage
 	// toolIndex maps a content block index to its tool call index; -1 for other blocks.
 	toolIndex map[int]int
+	// toolArgs: the tool blocks whose input JSON began.
+	toolArgs map[int]bool
 	tools     int
 	finish    string
 	// thinking is the text of the thinking block being streamed, sent again with
@@ -694,7 +696,17 @@ func (d *anthropicStreamDecoder) decode(data []byte) (chunks []chatChunk, done b
 			if !ok || ev.Delta.PartialJSON == "" {
 				return nil, false, nil
 			}
+			if d.toolArgs == nil {
+				d.toolArgs = map[int]bool{}
+			}
+			d.toolArgs[ev.Index] = true
 			return []chatChunk{d.chunk(chunkDelta{ToolCalls: []toolCall{{Index: ptr(i), Function: toolFunction{Arguments: ev.Delta.PartialJSON}}}}, nil)}, false, nil
+		}
+	case "content_block_stop":
+		// A tool called without input streams no JSON: its arguments are "{}", as
+		// when not streamed, never "" (which no JSON parser takes).
+		if i, ok := d.toolIndex[ev.Index]; ok && !d.toolArgs[ev.Index] {
+			return []chatChunk{d.chunk(chunkDelta{ToolCalls: []toolCall{{Index: ptr(i), Function: toolFunction{Arguments: "{}"}}}}, nil)}, false, nil
 		}
 	case "message_delta":
 		if ev.Usage != nil {

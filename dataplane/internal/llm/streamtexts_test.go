@@ -258,3 +258,40 @@ func TestGeminiThoughtSignatureRoundTrip(t *testing.T) {
 		t.Fatalf("tool result sent back = %+v", g.Contents[2])
 	}
 }
+
+// TestAnthropicToolWithoutInputStreamsEmptyObject: a streamed tool_use without input
+// ends with arguments "{}", as the same answer not streamed; one with input gets
+// nothing added.
+func TestAnthropicToolWithoutInputStreamsEmptyObject(t *testing.T) {
+	t.Parallel()
+	events := []string{
+		`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"c","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"now","input":{}}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_2","name":"weather","input":{}}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}`,
+		`{"type":"content_block_stop","index":1}`,
+		`{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}`,
+		`{"type":"message_stop"}`,
+	}
+	var d anthropicStreamDecoder
+	args := map[int]string{}
+	for _, ev := range events {
+		chunks, _, err := d.decode([]byte(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			for _, ch := range c.Choices {
+				for _, tc := range ch.Delta.ToolCalls {
+					args[*tc.Index] += tc.Function.Arguments
+				}
+			}
+		}
+	}
+	if diff := cmp.Diff(map[int]string{0: "{}", 1: `{"city":"Paris"}`}, args); diff != "" {
+		t.Errorf("arguments (-want +got):\n%s", diff)
+	}
+}
