@@ -619,8 +619,8 @@ type anthropicStreamDecoder struct {
 	toolIndex map[int]int
 	// toolArgs: the tool blocks whose input JSON began.
 	toolArgs map[int]bool
-	tools     int
-	finish    string
+	tools    int
+	finish   string
 	// thinking is the text of the thinking block being streamed, sent again with
 	// its signature as a thinking block when that arrives.
 	thinking strings.Builder
