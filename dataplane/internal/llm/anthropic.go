@@ -777,10 +777,14 @@ func anthropicBlocks(raw json.RawMessage) ([]anthropicBlock, error) {
 	return blocks, err
 }
 
-func blocksText(blocks []anthropicBlock) string {
+// blocksText joins the text blocks' texts with sep between them.
+func blocksText(blocks []anthropicBlock, sep string) string {
 	var b strings.Builder
 	for _, bl := range blocks {
 		if bl.Type == "text" {
+			if b.Len() > 0 {
+				b.WriteString(sep)
+			}
 			b.WriteString(bl.Text)
 		}
 	}
@@ -804,7 +808,9 @@ func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequest
 	}
 	if sys, err := anthropicBlocks(m.System); err != nil {
 		return nil, nil, invalidf("system", "`system` must be a string or an array of text blocks.")
-	} else if t := blocksText(sys); t != "" {
+	} else if t := blocksText(sys, "\n"); t != "" {
+		// Several system blocks are separate texts: a line between them, not one
+		// sentence run into the next.
 		out.Messages = append(out.Messages, chatMessage{Role: "system", Content: stringContent(t)})
 	}
 	for i, msg := range m.Messages {
@@ -840,7 +846,7 @@ func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequest
 				case "tool_result":
 					text := ""
 					if inner, err := anthropicBlocks(b.Content); err == nil {
-						text = blocksText(inner)
+						text = blocksText(inner, "")
 					}
 					out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: b.ToolUseID, Content: stringContent(text)})
 				}
@@ -855,7 +861,7 @@ func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequest
 			out.Messages = append(out.Messages, chatMessage{Role: "user", Content: content})
 		case "assistant":
 			cm := chatMessage{Role: "assistant"}
-			text := blocksText(blocks)
+			text := blocksText(blocks, "")
 			for _, b := range blocks {
 				if b.Type == "tool_use" {
 					args := string(b.Input)

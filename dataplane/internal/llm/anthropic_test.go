@@ -191,3 +191,20 @@ func TestAnthropicSampling(t *testing.T) {
 		}
 	}
 }
+
+// TestMessagesSystemBlocksKeepApart: several system blocks reach a chat upstream as one
+// system message with a line between them.
+func TestMessagesSystemBlocksKeepApart(t *testing.T) {
+	t.Parallel()
+	var m messagesBody
+	if err := json.Unmarshal([]byte(`{"model":"m","max_tokens":5,"system":[{"type":"text","text":"You are X."},{"type":"text","text":"Be brief."}],"messages":[{"role":"user","content":"hi"}]}`), &m); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := messagesToChat(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Messages[0].Role != "system" || contentText(out.Messages[0].Content) != "You are X.\nBe brief." {
+		t.Fatalf("system message = %+v", out.Messages[0])
+	}
+}

@@ -123,7 +123,7 @@ func chatDocument(b *anthropicBlock, param string) (contentPart, *InvalidRequest
 		if err != nil {
 			return contentPart{}, invalidf(param+".content", "%s.content: must be a string or an array of content blocks.", param)
 		}
-		return contentPart{Type: "text", Text: blocksText(blocks)}, nil
+		return contentPart{Type: "text", Text: blocksText(blocks, "")}, nil
 	case "url":
 		return contentPart{}, invalidf(param+".url", "%s: this model's provider cannot read documents by URL. Send the document as base64 data (source type \"base64\").", param)
 	case "file":
