@@ -40,6 +40,8 @@ func (e *apiError) Unwrap() error { return e.err }
 var (
 	errMissingKey = &apiError{status: http.StatusUnauthorized, typ: "invalid_request_error", code: "invalid_api_key",
 		msg: "Missing API key. Pass it as `Authorization: Bearer <key>` or in the `x-api-key` header."}
+	errAmbiguousKey = &apiError{status: http.StatusUnauthorized, typ: "invalid_request_error", code: "invalid_api_key",
+		msg: "More than one API key was presented (several `Authorization` or `x-api-key` headers, or both with different keys). Send exactly one."}
 	errNotReady = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "not_ready",
 		msg: "The gateway has not loaded its configuration yet; retry shortly."}
 	errNotFound = &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",

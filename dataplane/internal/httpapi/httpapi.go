@@ -373,7 +373,10 @@ func (s *Server) requireKey(h handler) handler {
 		if rt == nil {
 			return errNotReady
 		}
-		token := presentedKey(r)
+		token, err := presentedKey(r)
+		if err != nil {
+			return err
+		}
 		if token == "" {
 			return errMissingKey
 		}
@@ -386,15 +389,33 @@ func (s *Server) requireKey(h handler) handler {
 	}
 }
 
-func presentedKey(r *http.Request) string {
-	if v := r.Header.Get("Authorization"); v != "" {
-		scheme, token, ok := strings.Cut(v, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(token)
-		}
-		return ""
+// presentedKey is the key of the request: `Authorization: Bearer <key>` or
+// `x-api-key: <key>`. Several keys — a header given twice, or both headers with
+// different keys — are refused: a proxy in front may have checked another one than
+// the gateway would use.
+func presentedKey(r *http.Request) (string, error) {
+	auth, xKey := r.Header.Values("Authorization"), r.Header.Values("x-api-key")
+	if len(auth) > 1 || len(xKey) > 1 {
+		return "", errAmbiguousKey
 	}
-	return strings.TrimSpace(r.Header.Get("x-api-key"))
+	var bearer, apiKey string
+	if len(auth) == 1 {
+		scheme, token, ok := strings.Cut(auth[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", nil
+		}
+		bearer = strings.TrimSpace(token)
+	}
+	if len(xKey) == 1 {
+		apiKey = strings.TrimSpace(xKey[0])
+	}
+	if bearer != "" && apiKey != "" && bearer != apiKey {
+		return "", errAmbiguousKey
+	}
+	if bearer != "" || len(auth) == 1 {
+		return bearer, nil
+	}
+	return apiKey, nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *call) error {

@@ -56,26 +56,33 @@ func TestPanicAnswers500(t *testing.T) {
 func TestPresentedKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		header map[string]string
-		want   string
+		name      string
+		header    http.Header
+		want      string
+		ambiguous bool
 	}{
-		{"bearer", map[string]string{"Authorization": "Bearer k1"}, "k1"},
-		{"lower-case scheme", map[string]string{"Authorization": "bearer k1"}, "k1"},
-		{"x-api-key", map[string]string{"x-api-key": "k2"}, "k2"},
-		{"authorization wins", map[string]string{"Authorization": "Bearer k1", "x-api-key": "k2"}, "k1"},
-		{"basic is not a key", map[string]string{"Authorization": "Basic k1"}, ""},
-		{"none", nil, ""},
+		{"bearer", http.Header{"Authorization": {"Bearer k1"}}, "k1", false},
+		{"lower-case scheme", http.Header{"Authorization": {"bearer k1"}}, "k1", false},
+		{"x-api-key", http.Header{"X-Api-Key": {"k2"}}, "k2", false},
+		{"both, the same key", http.Header{"Authorization": {"Bearer k1"}, "X-Api-Key": {"k1"}}, "k1", false},
+		{"both, different keys", http.Header{"Authorization": {"Bearer k1"}, "X-Api-Key": {"k2"}}, "", true},
+		{"two authorization headers", http.Header{"Authorization": {"Bearer k1", "Bearer k2"}}, "", true},
+		{"two x-api-key headers", http.Header{"X-Api-Key": {"k2", "k2"}}, "", true},
+		{"basic is not a key", http.Header{"Authorization": {"Basic k1"}}, "", false},
+		{"basic does not fall back to x-api-key", http.Header{"Authorization": {"Basic k1"}, "X-Api-Key": {"k2"}}, "", false},
+		{"none", nil, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequest("GET", "/", nil)
-			for k, v := range tt.header {
-				r.Header.Set(k, v)
+			r.Header = tt.header.Clone()
+			if r.Header == nil {
+				r.Header = http.Header{}
 			}
-			if got := presentedKey(r); got != tt.want {
-				t.Fatalf("key = %q, want %q", got, tt.want)
+			got, err := presentedKey(r)
+			if got != tt.want || (err != nil) != tt.ambiguous {
+				t.Fatalf("key = %q, err %v; want %q, ambiguous %v", got, err, tt.want, tt.ambiguous)
 			}
 		})
 	}
