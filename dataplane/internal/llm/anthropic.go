@@ -970,7 +970,11 @@ type deltaBody struct {
 
 // messagesEncoder renders chat chunks as a Messages event stream.
 type messagesEncoder struct {
-	model   string
+	model string
+	// input is the prompt's estimated tokens, for message_start (the real counts come
+	// with message_delta): clients that read input tokens only from message_start
+	// would see none.
+	input   int64
 	started bool
 	// open is the kind of the content block being written ("" when none), index its
 	// index; tools maps a chat tool call index to its content block.
@@ -997,7 +1001,7 @@ func (e *messagesEncoder) start(id string) {
 	e.tools = map[int]int{}
 	e.event("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 		"id": messageID(id), "type": "message", "role": "assistant", "model": e.model, "content": []any{},
-		"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
+		"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{InputTokens: e.input},
 	}})
 }
 

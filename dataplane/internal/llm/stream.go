@@ -385,7 +385,7 @@ func (s *streamRelay) translate() error {
 	var enc streamEncoder
 	switch s.req.Surface {
 	case SurfaceMessages:
-		enc = &messagesEncoder{model: s.req.Messages.Model}
+		enc = &messagesEncoder{model: s.req.Messages.Model, input: s.req.promptTokensEstimate()}
 	case SurfaceResponses:
 		enc = &responsesEncoder{req: s.req.Responses.body, model: s.req.Responses.Model}
 	default:
