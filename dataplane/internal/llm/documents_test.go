@@ -86,3 +86,31 @@ func TestResponsesFileURLNative(t *testing.T) {
 		t.Errorf("the chat form's estimate = %d, want the text part's 1", prompt)
 	}
 }
+
+// TestResponsesToolOutputWithImage: a function_call_output holding an image is one
+// the chat form cannot carry (served natively, or refused naming the part), and its
+// text reaches the chat form as text — never the parts as JSON text.
+func TestResponsesToolOutputWithImage(t *testing.T) {
+	t.Parallel()
+	req, err := ParseResponsesRequest([]byte(`{"model":"m","input":[{"type":"function_call","call_id":"c1","name":"shot","arguments":"{}"},` +
+		`{"type":"function_call_output","call_id":"c1","output":[{"type":"input_text","text":"the screen:"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.unsupported == nil || req.unsupported.Param != "input[1].output[1]" {
+		t.Fatalf("unsupported = %v", req.unsupported)
+	}
+	body, err := req.Chat.body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tool *chatMessage
+	for i := range body.Messages {
+		if body.Messages[i].Role == "tool" {
+			tool = &body.Messages[i]
+		}
+	}
+	if tool == nil || contentText(tool.Content) != "the screen:" {
+		t.Fatalf("tool message = %+v", tool)
+	}
+}

@@ -138,12 +138,24 @@ func responsesToChat(r *responsesBody) (out *chatBody, unsupported *InvalidReque
 				thinking = nil
 				text := string(it.Output)
 				var s string
+				var parts []struct {
+					Type string `json:"type"`
+					Text string `json:"text"`
+				}
 				if json.Unmarshal(it.Output, &s) == nil {
 					text = s
-				} else if parts, err := contentParts(it.Output); err == nil {
+				} else if json.Unmarshal(it.Output, &parts) == nil {
+					// An array of parts: its text; an image or a file in it the chat
+					// form cannot carry (a tool message is text), never as JSON text.
 					text = ""
-					for _, p := range parts {
-						text += p.Text
+					for j, p := range parts {
+						switch p.Type {
+						case "input_text", "output_text", "text":
+							text += p.Text
+						default:
+							cannot(invalidf(fmt.Sprintf("input[%d].output[%d]", i, j),
+								"`input[%d].output[%d]` (%s): this model's providers take tool output as text only.", i, j, p.Type))
+						}
 					}
 				}
 				out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: it.CallID, Content: stringContent(text)})
