@@ -847,6 +847,18 @@ func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequest
 					text := ""
 					if inner, err := anthropicBlocks(b.Content); err == nil {
 						text = blocksText(inner, "")
+						for k, ib := range inner {
+							if ib.Type != "text" && unsupported == nil {
+								// A chat tool message is text: an image the tool
+								// returned cannot go with it.
+								unsupported = invalidf(fmt.Sprintf("messages.%d.content.%d.content.%d", i, j, k),
+									"messages.%d.content.%d.content.%d: this model's provider takes tool results as text only (%s).", i, j, k, ib.Type)
+							}
+						}
+					}
+					if b.IsError {
+						// Chat has no error flag on tool results: the text says it.
+						text = "Error: " + text
 					}
 					out.Messages = append(out.Messages, chatMessage{Role: "tool", ToolCallID: b.ToolUseID, Content: stringContent(text)})
 				}

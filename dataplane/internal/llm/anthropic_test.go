@@ -208,3 +208,33 @@ func TestMessagesSystemBlocksKeepApart(t *testing.T) {
 		t.Fatalf("system message = %+v", out.Messages[0])
 	}
 }
+
+// TestMessagesToolResultForChat: a tool result's error flag is said in its text, and
+// an image in it is one the chat form cannot carry (never dropped silently).
+func TestMessagesToolResultForChat(t *testing.T) {
+	t.Parallel()
+	var m messagesBody
+	body := `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"go"},` +
+		`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"run","input":{}},{"type":"tool_use","id":"t2","name":"shot","input":{}}]},` +
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"no such file"},` +
+		`{"type":"tool_result","tool_use_id":"t2","content":[{"type":"text","text":"screen:"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}]}]}`
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatal(err)
+	}
+	out, unsupported, err := messagesToChat(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsupported == nil || unsupported.Param != "messages.2.content.1.content.1" {
+		t.Errorf("unsupported = %v", unsupported)
+	}
+	var tools []string
+	for _, msg := range out.Messages {
+		if msg.Role == "tool" {
+			tools = append(tools, msg.ToolCallID+": "+contentText(msg.Content))
+		}
+	}
+	if diff := cmp.Diff([]string{"t1: Error: no such file", "t2: screen:"}, tools); diff != "" {
+		t.Errorf("tool messages (-want +got):\n%s", diff)
+	}
+}
