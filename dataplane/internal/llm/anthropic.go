@@ -199,7 +199,8 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 			for j, p := range parts {
 				switch p.Type {
 				case "text":
-					if p.Text != "" {
+					// Anthropic refuses text blocks that are empty or only white space.
+					if strings.TrimSpace(p.Text) != "" {
 						blocks = append(blocks, anthropicBlock{Type: "text", Text: p.Text})
 					}
 				case "file":
@@ -220,7 +221,9 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 				}
 			}
 			if len(blocks) == 0 {
-				blocks = append(blocks, anthropicBlock{Type: "text", Text: " "})
+				// Nothing to say (chat takes an empty user message, Anthropic no empty
+				// or blank text): the turn is left out.
+				continue
 			}
 			if err := add("user", blocks...); err != nil {
 				return nil, err

@@ -238,3 +238,29 @@ func TestMessagesToolResultForChat(t *testing.T) {
 		t.Errorf("tool messages (-want +got):\n%s", diff)
 	}
 }
+
+// TestBlankUserTurnsForAnthropic: empty or blank user text (which chat takes and
+// Anthropic refuses) is left out; a conversation of nothing else is a 400 naming it.
+func TestBlankUserTurnsForAnthropic(t *testing.T) {
+	t.Parallel()
+	var b chatBody
+	if err := json.Unmarshal([]byte(`{"messages":[{"role":"user","content":"  "},{"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"hi"}]}]}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	out, err := chatToAnthropic(&b, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(out.Messages)
+	if string(got) != `[{"role":"user","content":[{"type":"text","text":"hi"}]}]` {
+		t.Errorf("messages = %s", got)
+	}
+	b = chatBody{}
+	if err := json.Unmarshal([]byte(`{"messages":[{"role":"user","content":""}]}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	var ie *InvalidRequestError
+	if _, err := chatToAnthropic(&b, "c"); !errors.As(err, &ie) || ie.Param != "messages" {
+		t.Errorf("only a blank turn: %v", err)
+	}
+}
