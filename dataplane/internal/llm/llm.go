@@ -463,6 +463,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 	long := append([]byte(nil), line...)
 	for err == bufio.ErrBufferFull {
+		if len(long) > maxSSEEvent {
+			return nil, errSSEEventTooLarge
+		}
 		line, err = br.ReadSlice('\n')
 		long = append(long, line...)
 	}

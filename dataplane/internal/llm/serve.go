@@ -451,16 +451,16 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 				}
 				return transportFailure(err, ErrUpstreamBadResponse)
 			}
-			if data != nil {
-				token := firstToken(wk, data)
-				if token || !holdBack || len(prelude) >= maxPrelude {
-					// With the hold-back, whatever ends it counts as the first token.
-					tokenSeen = token || holdBack
-					// The reader's buffers stay valid until its next read, which
-					// comes after the relay handled this event: no copy needed.
-					prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
-					break
-				}
+			token := data != nil && firstToken(wk, data)
+			if token || !holdBack || len(prelude) >= maxPrelude {
+				// Without the hold-back the answer goes out from its first event, a
+				// keep-alive comment too; with it, whatever ends it counts as the
+				// first token (keep-alives count toward its bound).
+				tokenSeen = token || holdBack
+				// The reader's buffers stay valid until its next read, which comes
+				// after the relay handled this event: no copy needed.
+				prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
+				break
 			}
 			prelude = append(prelude, cloneEvent(raw, name, data))
 		}

@@ -3,6 +3,7 @@ package llm
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"sync"
 )
@@ -14,7 +15,16 @@ type sseReader struct {
 	event []byte
 	data  []byte
 	name  []byte
+	// begun: the stream's first line was read (a byte order mark before it is dropped).
+	begun bool
 }
+
+// maxSSEEvent bounds one event (or line) of a stream: a stream is no way around the
+// bound on a whole answer's body.
+const maxSSEEvent = 64 << 20
+
+// errSSEEventTooLarge ends a stream whose event passed maxSSEEvent.
+var errSSEEventTooLarge = fmt.Errorf("%w: a stream event over %d bytes", ErrUpstreamBadResponse, maxSSEEvent)
 
 // sseBufSize is a stream reader's buffer: what a relay holds for each open stream
 // (times 5,000 streams). An event or line larger than it is still read whole, into
@@ -33,6 +43,7 @@ var sseReaders = sync.Pool{New: func() any { return newSSEReader(nil) }}
 func getSSEReader(r io.Reader) *sseReader {
 	s := sseReaders.Get().(*sseReader)
 	s.br.Reset(r)
+	s.begun = false
 	return s
 }
 
@@ -47,14 +58,28 @@ func putSSEReader(s *sseReader) {
 
 // next returns the next non-empty event: its raw bytes (ending in a blank line), its
 // event name and its data (nil when it has no data line). The slices are valid until
-// the next call. At the end of the stream it returns io.EOF; an event cut short by the
-// end is completed and returned first.
+// the next call. At the end of the stream it returns io.EOF; an event the end left
+// without its blank line is completed and returned first. An event a failed read cut
+// off (a reset connection, a broken chunked body) is dropped, never relayed half: the
+// error is returned.
 func (s *sseReader) next() (raw, name, data []byte, err error) {
 	s.event = s.event[:0]
 	for {
 		line, err := readLine(s.br)
+		if err != nil && err != io.EOF {
+			s.event = s.event[:0]
+			return nil, nil, nil, err
+		}
+		if !s.begun && len(line) > 0 {
+			s.begun = true
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		}
 		if len(line) > 0 {
 			s.event = append(s.event, line...)
+		}
+		if len(s.event) > maxSSEEvent {
+			s.event = s.event[:0]
+			return nil, nil, nil, errSSEEventTooLarge
 		}
 		end := isBlankLine(line) || (err != nil && len(s.event) > 0)
 		if end && len(bytes.TrimSpace(s.event)) > 0 {

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -50,4 +51,43 @@ func TestSSEReaderLongEvents(t *testing.T) {
 			putSSEReader(rd)
 		}
 	}
+}
+
+// failingReader yields its bytes, then err.
+type failingReader struct {
+	b   []byte
+	err error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// TestSSECutByAFailedRead: an event a failed read cut off is dropped, not relayed half
+// (callers parse each data line as JSON); one the clean end left without its blank
+// line is completed; a byte order mark before the first event is dropped.
+func TestSSECutByAFailedRead(t *testing.T) {
+	t.Parallel()
+	whole := "data: {\"a\":1}\n\n"
+	r := getSSEReader(&failingReader{b: []byte(whole + `data: {"choices":[{"delta":{"content":"wor`), err: io.ErrUnexpectedEOF})
+	raw, _, _, err := r.next()
+	if err != nil || string(raw) != whole {
+		t.Fatalf("first event %q, %v", raw, err)
+	}
+	if raw, _, _, err := r.next(); raw != nil || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut event %q, %v; want nothing and the read's error", raw, err)
+	}
+	putSSEReader(r)
+
+	r = getSSEReader(&failingReader{b: []byte("\xef\xbb\xbfdata: {\"b\":2}"), err: io.EOF})
+	raw, _, data, err := r.next()
+	if err != nil || string(data) != `{"b":2}` || string(raw) != "data: {\"b\":2}\n\n" {
+		t.Fatalf("event at the end: %q %q %v", raw, data, err)
+	}
+	putSSEReader(r)
 }

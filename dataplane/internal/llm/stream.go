@@ -40,6 +40,11 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 	default:
 		err = s.translate()
 	}
+	if s.unflushed && !errors.Is(err, ErrClientGone) {
+		// The last events went out behind something that was not relayed (a comment
+		// after [DONE]): flush them now, not when the handler returns.
+		_ = s.flush()
+	}
 	if !s.sawUsage {
 		// The provider never reported the whole usage (the caller left, or the stream
 		// broke): charge an estimate of what was used, with what the provider did
