@@ -84,6 +84,11 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n")
 		fmt.Fprint(w, "data: {\"error\":{\"message\":\"Quota exceeded in organization org-AbCdEf0123456789XyZabc12.\",\"type\":\"server_error\"}}\n\n")
 		return
+	case "half": // half an event, then the connection breaks
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, `data: {"id":"chatcmpl-f","object":"chat.completion.chunk","created":1,"model":"fault","choices":[{"index":0,"delta":{"content":"Hel`)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
 	case "302":
 		http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
 		return
@@ -487,6 +492,20 @@ func TestTraceContextPropagatedUpstream(t *testing.T) {
 	f.mu.Unlock()
 	if !strings.HasPrefix(tp, "00-"+traceID+"-") {
 		t.Errorf("upstream traceparent = %q, want trace %s", tp, traceID)
+	}
+}
+
+// TestHalfAnEventIsRetried: with a time-to-first-token bound, a first event the
+// connection cut in half is no answer yet: the attempt is retried, and the caller gets
+// the whole answer of the next one, never the half event.
+func TestHalfAnEventIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "half", "ok")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("halved", f, &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1, TtftTimeoutMs: 5000})})
+	resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"halved","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || f.count() != 2 || strings.Count(string(body), `"content":"Hel"`) != 1 ||
+		strings.Contains(string(body), "Hel\n") || !strings.Contains(string(body), "[DONE]") {
+		t.Fatalf("%d after %d calls: %s", resp.StatusCode, f.count(), body)
 	}
 }
 
