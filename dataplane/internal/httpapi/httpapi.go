@@ -394,7 +394,7 @@ func (s *Server) requireKey(h handler) handler {
 // different keys — are refused: a proxy in front may have checked another one than
 // the gateway would use.
 func presentedKey(r *http.Request) (string, error) {
-	auth, xKey := r.Header.Values("Authorization"), r.Header.Values("x-api-key")
+	auth, xKey := presented(r.Header.Values("Authorization")), presented(r.Header.Values("x-api-key"))
 	if len(auth) > 1 || len(xKey) > 1 {
 		return "", errAmbiguousKey
 	}
@@ -416,6 +416,17 @@ func presentedKey(r *http.Request) (string, error) {
 		return bearer, nil
 	}
 	return apiKey, nil
+}
+
+// presented is the header values that say something (an empty header is none).
+func presented(vs []string) []string {
+	out := vs[:0:0]
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *call) error {

@@ -70,6 +70,7 @@ func TestPresentedKey(t *testing.T) {
 		{"two x-api-key headers", http.Header{"X-Api-Key": {"k2", "k2"}}, "", true},
 		{"basic is not a key", http.Header{"Authorization": {"Basic k1"}}, "", false},
 		{"basic does not fall back to x-api-key", http.Header{"Authorization": {"Basic k1"}, "X-Api-Key": {"k2"}}, "", false},
+		{"an empty authorization header is none", http.Header{"Authorization": {""}, "X-Api-Key": {"k2"}}, "k2", false},
 		{"none", nil, "", false},
 	}
 	for _, tt := range tests {

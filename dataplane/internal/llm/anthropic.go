@@ -222,7 +222,11 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 			}
 			if len(blocks) == 0 {
 				// Nothing to say (chat takes an empty user message, Anthropic no empty
-				// or blank text): the turn is left out.
+				// or blank text): the turn is left out — unless it is the last one,
+				// whose place an assistant turn would take, continuing its answer.
+				if i == len(b.Messages)-1 {
+					return nil, invalidf(fmt.Sprintf("messages[%d].content", i), "`messages[%d]` is empty: this model's provider needs the last user message to say something.", i)
+				}
 				continue
 			}
 			if err := add("user", blocks...); err != nil {
@@ -799,7 +803,7 @@ func blocksText(blocks []anthropicBlock, sep string) string {
 // and described by unsupported, for the upstreams that need the chat form to refuse:
 // Anthropic upstreams get the request as it came.
 func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequestError, err error) {
-	out = &chatBody{Model: m.Model, MaxCompletionTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
+	out = &chatBody{Model: m.Model, MaxTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, Stream: m.Stream}
 	if m.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
 	}

@@ -260,7 +260,15 @@ func TestBlankUserTurnsForAnthropic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ie *InvalidRequestError
-	if _, err := chatToAnthropic(&b, "c"); !errors.As(err, &ie) || ie.Param != "messages" {
+	if _, err := chatToAnthropic(&b, "c"); !errors.As(err, &ie) || ie.Param != "messages[0].content" {
 		t.Errorf("only a blank turn: %v", err)
+	}
+	// A blank last turn would leave the assistant's turn last (a prefill): refused.
+	b = chatBody{}
+	if err := json.Unmarshal([]byte(`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":" "}]}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chatToAnthropic(&b, "c"); !errors.As(err, &ie) || ie.Param != "messages[2].content" {
+		t.Errorf("a blank last turn: %v", err)
 	}
 }

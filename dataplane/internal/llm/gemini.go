@@ -32,9 +32,6 @@ type geminiPart struct {
 	FileData         *geminiFile             `json:"fileData,omitempty"`
 	FunctionCall     *geminiFunctionCall     `json:"functionCall,omitempty"`
 	FunctionResponse *geminiFunctionResponse `json:"functionResponse,omitempty"`
-	// ThoughtSignature is Gemini's signature of its thinking before a function call:
-	// it must come back with the call (Gemini 3 refuses a call without it).
-	ThoughtSignature string `json:"thoughtSignature,omitempty"`
 }
 
 type geminiBlob struct {
@@ -231,9 +228,7 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 			}
 			for _, tc := range m.ToolCalls {
 				callNames[tc.ID] = tc.Function.Name
-				_, sig, _ := strings.Cut(tc.ID, thoughtSignatureSep)
-				gp = append(gp, geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)},
-					ThoughtSignature: sig})
+				gp = append(gp, geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)}})
 			}
 			if len(gp) > 0 {
 				add("model", gp...)
@@ -387,24 +382,18 @@ func geminiToChat(r *geminiResponse, model string, created int64) *chatResponse 
 	return out
 }
 
-// thoughtSignatureSep separates a tool call id from the thought signature it carries.
-const thoughtSignatureSep = ".gts."
-
 // geminiToolCall is a function call part as a chat tool call. Its id is Gemini's, or
-// one made unique with the response's id; a thought signature rides along after
-// thoughtSignatureSep, for chatToGemini to put back on the call when the caller sends
-// the conversation on.
+// one made unique with (the start of) the response's id, within the 40 characters
+// OpenAI takes and the characters Anthropic takes: a conversation may move on to
+// another provider (a fallback).
 func geminiToolCall(p geminiPart, responseID string, i int) toolCall {
 	fc := p.FunctionCall
 	id := fc.ID
 	if id == "" {
 		id = fmt.Sprintf("call_%d", i)
-		if responseID != "" {
-			id = fmt.Sprintf("call_%s_%d", responseID, i)
+		if r := toolIDChars(responseID); r != "" {
+			id = fmt.Sprintf("call_%s_%d", r[:min(len(r), 24)], i)
 		}
-	}
-	if p.ThoughtSignature != "" {
-		id += thoughtSignatureSep + p.ThoughtSignature
 	}
 	args := string(fc.Args)
 	if args == "" {
@@ -512,4 +501,14 @@ type geminiEmbedResponse struct {
 // not the caller's request.
 func geminiKeyRefused(status int, body []byte) bool {
 	return status == http.StatusBadRequest && bytes.Contains(body, []byte(`"API_KEY_INVALID"`))
+}
+
+// toolIDChars keeps the characters of s that every provider takes in a tool call id.
+func toolIDChars(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
 }

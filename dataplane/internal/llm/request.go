@@ -121,9 +121,21 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // model id, for streams `stream_options.include_usage` forced on so the gateway can
 // meter the request, and Anthropic's redacted thinking left out of the messages
 // (withoutAnthropicThinking). Keys are written in sorted order.
-func (r *ChatRequest) UpstreamBody(upstreamModel string) []byte {
+//
+// completionTokens asks for the output limit as max_completion_tokens, which OpenAI's
+// own API and Azure's take from every model and their reasoning models require
+// (they refuse max_tokens); other OpenAI-compatible servers keep max_tokens, which
+// some of them read only.
+func (r *ChatRequest) UpstreamBody(upstreamModel string, completionTokens bool) []byte {
 	fields := r.fields
 	override := map[string]json.RawMessage{"model": mustMarshal(upstreamModel)}
+	if v, ok := fields["max_tokens"]; ok && completionTokens {
+		if _, both := fields["max_completion_tokens"]; !both {
+			fields = maps.Clone(fields)
+			delete(fields, "max_tokens")
+			override["max_completion_tokens"] = v
+		}
+	}
 	if r.Stream {
 		opts := make(map[string]json.RawMessage, len(r.streamOptions)+1)
 		maps.Copy(opts, r.streamOptions)

@@ -3,10 +3,14 @@ package llm
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
 func TestParseChatRequest(t *testing.T) {
@@ -100,7 +104,7 @@ func TestUpstreamBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got map[string]any
-			if err := json.Unmarshal(req.UpstreamBody("gpt-real"), &got); err != nil {
+			if err := json.Unmarshal(req.UpstreamBody("gpt-real", false), &got); err != nil {
 				t.Fatalf("upstream body is not JSON: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -138,7 +142,7 @@ func FuzzParseChatRequest(f *testing.F) {
 				IncludeUsage bool `json:"include_usage"`
 			} `json:"stream_options"`
 		}
-		up := req.UpstreamBody("upstream/model")
+		up := req.UpstreamBody("upstream/model", false)
 		if err := json.Unmarshal(up, &out); err != nil {
 			t.Fatalf("upstream body %q is not JSON: %v", up, err)
 		}
@@ -244,5 +248,42 @@ func TestOtherSpellingsRefusedOnEverySurface(t *testing.T) {
 		if err := parse([]byte(`{"model":"m","max_tokens":5,"messages":[],"input":"hi","Stream":true}`)); !errors.As(err, &ie) || ie.Param != "Stream" {
 			t.Errorf("%s: Stream: %v, want an InvalidRequestError for it", name, err)
 		}
+	}
+}
+
+// TestCompletionTokensForOpenAI: OpenAI's own API and Azure (2024-09-01 on) get the
+// output limit as max_completion_tokens, which their reasoning models require; other
+// OpenAI-compatible servers keep max_tokens, which some of them read only.
+func TestCompletionTokensForOpenAI(t *testing.T) {
+	t.Parallel()
+	provider := func(typ gatehousev1.ProviderType, base, version string) *runtime.Provider {
+		u, _ := url.Parse(base)
+		return &runtime.Provider{Type: typ, BaseURL: u, APIVersion: version}
+	}
+	compat, azure := gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI
+	for _, c := range []struct {
+		name string
+		p    *runtime.Provider
+		want bool
+	}{
+		{"openai", provider(compat, "https://api.openai.com/v1", ""), true},
+		{"vllm", provider(compat, "http://vllm:8000/v1", ""), false},
+		{"ollama", provider(compat, "http://127.0.0.1:11434/v1", ""), false},
+		{"azure, default version", provider(azure, "https://x.openai.azure.com", ""), true},
+		{"azure, an old version", provider(azure, "https://x.openai.azure.com", "2024-06-01"), false},
+	} {
+		if got := takesCompletionTokens(c.p); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	r, err := ParseChatRequest([]byte(`{"model":"m","max_tokens":50,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(r.UpstreamBody("o3", true)); got != `{"max_completion_tokens":50,"messages":[],"model":"o3"}` {
+		t.Errorf("for OpenAI: %s", got)
+	}
+	if got := string(r.UpstreamBody("llama", false)); got != `{"max_tokens":50,"messages":[],"model":"llama"}` {
+		t.Errorf("for others: %s", got)
 	}
 }

@@ -85,7 +85,7 @@ func responsesToChat(r *responsesBody) (out *chatBody, unsupported *InvalidReque
 	if r.PreviousResponseID != "" {
 		cannot(invalidf("previous_response_id", "`previous_response_id` is not supported by this model's providers: the gateway stores no responses. Send the conversation in `input`."))
 	}
-	out = &chatBody{Model: r.Model, MaxCompletionTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
+	out = &chatBody{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
 		Stream: r.Stream, ParallelToolCalls: r.ParallelToolCalls, User: r.User}
 	if r.Stream {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}

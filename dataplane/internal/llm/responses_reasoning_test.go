@@ -272,8 +272,8 @@ func TestResponsesReasoningItemsElsewhere(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Contains(string(req.Chat.UpstreamBody("up")), "thinking") {
-				t.Errorf("chat form for OpenAI-style upstreams carries thinking: %s", req.Chat.UpstreamBody("up"))
+			if strings.Contains(string(req.Chat.UpstreamBody("up", false)), "thinking") {
+				t.Errorf("chat form for OpenAI-style upstreams carries thinking: %s", req.Chat.UpstreamBody("up", false))
 			}
 			cb, err := req.Chat.body()
 			if err != nil {

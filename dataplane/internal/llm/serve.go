@@ -452,15 +452,18 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 				return transportFailure(err, ErrUpstreamBadResponse)
 			}
 			token := data != nil && firstToken(wk, data)
-			if token || !holdBack || len(prelude) >= maxPrelude {
+			if token || !holdBack || data != nil && len(prelude) >= maxPrelude {
 				// Without the hold-back the answer goes out from its first event, a
-				// keep-alive comment too; with it, whatever ends it counts as the
-				// first token (keep-alives count toward its bound).
+				// keep-alive comment too; with it, a data event that ends it counts
+				// as the first token.
 				tokenSeen = token || holdBack
 				// The reader's buffers stay valid until its next read, which comes
 				// after the relay handled this event: no copy needed.
 				prelude = append(prelude, sseEvent{raw: raw, name: name, data: data})
 				break
+			}
+			if data == nil && len(prelude) >= maxPrelude {
+				continue // keep-alives past the bound are dropped, never the first token
 			}
 			prelude = append(prelude, cloneEvent(raw, name, data))
 		}

@@ -65,7 +65,7 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 				return nil, err
 			}
 		case wireOpenAI:
-			body = req.Chat.UpstreamBody(d.UpstreamModel)
+			body = req.Chat.UpstreamBody(d.UpstreamModel, takesCompletionTokens(p))
 			target = openAIURL(p, d.UpstreamModel, "chat/completions")
 		case wireAnthropic:
 			if req.Surface == SurfaceMessages {
@@ -274,6 +274,22 @@ func containsASCIIFold(b []byte, s string) bool {
 		if j == len(s) {
 			return true
 		}
+	}
+	return false
+}
+
+// takesCompletionTokens reports whether a provider is OpenAI's own API or Azure
+// OpenAI at an API version that takes max_completion_tokens (2024-09-01 on).
+func takesCompletionTokens(p *runtime.Provider) bool {
+	switch p.Type {
+	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
+		v := p.APIVersion
+		if v == "" {
+			v = runtime.DefaultAzureAPIVersion
+		}
+		return v >= "2024-09-01"
+	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
+		return p.BaseURL != nil && strings.EqualFold(p.BaseURL.Hostname(), "api.openai.com")
 	}
 	return false
 }
