@@ -745,3 +745,42 @@ func TestStreamedUsageIsKept(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepAliveStartsTheAnswer: without a time-to-first-token bound, the answer goes
+// out from the upstream's first event, a keep-alive comment too: the caller has its
+// head while the model is still queued (a proxy in front would otherwise time out).
+func TestKeepAliveStartsTheAnswer(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, ": queued\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	})
+	h := startHarness(t, harnessOptions{upstream: upstream})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", h.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"echo","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+h.fx.key)
+	// The head arrives while the upstream still holds its first data event back.
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no head before the first data event: %v", err)
+	}
+	defer resp.Body.Close()
+	close(release)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), `"content":"Hi"`) {
+		t.Fatalf("%d %s (%v)", resp.StatusCode, body, err)
+	}
+}
