@@ -122,7 +122,7 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			Id: m.ID, Name: m.Name, ProviderId: m.ProviderID, UpstreamModel: m.UpstreamModel,
 			InputPricePerMtokMicros: m.InputPricePerMTokMicros, OutputPricePerMtokMicros: m.OutputPricePerMTokMicros,
 			CachedInputPricePerMtokMicros: m.CachedInputPricePerMTokMicros, ContextWindow: m.ContextWindow,
-			TeamIds: teamIDs, Limits: limits(m.Limits), Fallbacks: m.Routing.Fallbacks, Routing: routing(m.Routing),
+			TeamIds: teamIDs, Limits: limits(m.Limits), Fallbacks: slices.Clone(m.Routing.Fallbacks), Routing: routing(m.Routing),
 		}
 		for _, d := range cfg.Deployments {
 			// A deployment on a provider some of the model's teams may not use would

@@ -203,6 +203,14 @@ func TestCompileLeavesUnusableModelsOut(t *testing.T) {
 			t.Fatalf("search's other aliases went too: %v", tm.Aliases)
 		}
 	}
+	// The org's config is compiled once per region: leaving the fallback out of one
+	// snapshot must not change the config the next is compiled from.
+	if cfg.Models[0].Routing.Fallbacks[0] != "claude" {
+		t.Fatalf("compiling changed the config's fallbacks: %q", cfg.Models[0].Routing.Fallbacks)
+	}
+	if _, err := configpub.Compile(cfg, "us", time.Now(), 1<<20); err != nil {
+		t.Fatalf("the next region's compile: %v", err)
+	}
 }
 
 // TestCompileKeepsDeploymentsToTheirProvidersTeams: a deployment on a provider shared
