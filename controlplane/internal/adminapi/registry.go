@@ -275,13 +275,10 @@ func (a *API) fleet(w http.ResponseWriter, r *http.Request) error {
 
 // change maps a shared_with of an edit: omitted = unchanged.
 func (s *shareReq) change() *store.Sharing {
-	if s == nil {
-		return nil
-	}
-	if s.All {
+	if s != nil && s.All {
 		return &store.Sharing{All: true}
 	}
-	return &store.Sharing{Teams: s.Teams}
+	return s.sharing()
 }
 
 // updateProviderReq edits a provider; omitted members stay as they are. api_key

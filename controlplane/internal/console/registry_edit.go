@@ -115,8 +115,7 @@ func (c *Console) updateProvider(w http.ResponseWriter, r *http.Request) error {
 		c.render(w, r, http.StatusUnprocessableEntity, v.Provider(pv))
 		return nil
 	}
-	http.Redirect(w, r, "/orgs/"+currentOrg(r).Slug+"/providers/"+chi.URLParam(r, "id")+"?done=provider", http.StatusSeeOther)
-	return nil
+	return c.done(w, r, "providers/"+chi.URLParam(r, "id"), "provider")
 }
 
 // Model settings: prices, upstream model, context window.

@@ -522,9 +522,22 @@ func walkText(v any, visit visitFunc) any {
 // them as a number too. Shorter numbers (timestamps, ids) are not read: a phone rule
 // would take a 10-digit timestamp for a number to call. A number a rule changed
 // becomes the changed text, a string.
-func walkValues(v any, visit visitFunc) any {
+func walkValues(v any, visit visitFunc) any { return walkJSON(v, visit, true) }
+
+// walkStrings visits every string in v: a tool's output (a Responses
+// function_call_output's) goes upstream as a string, the texts of an array of parts,
+// or the JSON text of anything else.
+func walkStrings(v any, visit visitFunc) any { return walkJSON(v, visit, false) }
+
+// walkJSON visits every string in v and, with numbers, its card-length integers.
+func walkJSON(v any, visit visitFunc, numbers bool) any {
 	switch v := v.(type) {
+	case string:
+		return visit(v, false)
 	case json.Number:
+		if !numbers {
+			return v
+		}
 		digits := strings.TrimPrefix(string(v), "-")
 		if len(digits) < 13 || len(digits) > 19 || strings.Trim(digits, "0123456789") != "" {
 			return v
@@ -532,35 +545,13 @@ func walkValues(v any, visit visitFunc) any {
 		if out := visit(digits, false); out != digits {
 			return out
 		}
-		return v
 	case []any:
 		for i := range v {
-			v[i] = walkValues(v[i], visit)
-		}
-		return v
-	case object:
-		for i := range v {
-			v[i].val = walkValues(v[i].val, visit)
-		}
-		return v
-	}
-	return walkStrings(v, visit)
-}
-
-// walkStrings visits every string in v: a tool's output (a Responses
-// function_call_output's) goes upstream as a string, the texts of an array of parts,
-// or the JSON text of anything else.
-func walkStrings(v any, visit visitFunc) any {
-	switch v := v.(type) {
-	case string:
-		return visit(v, false)
-	case []any:
-		for i := range v {
-			v[i] = walkStrings(v[i], visit)
+			v[i] = walkJSON(v[i], visit, numbers)
 		}
 	case object:
 		for i := range v {
-			v[i].val = walkStrings(v[i].val, visit)
+			v[i].val = walkJSON(v[i].val, visit, numbers)
 		}
 	}
 	return v

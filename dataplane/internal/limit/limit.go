@@ -586,7 +586,8 @@ func (h *hold) refund(want, now int64) int64 {
 
 // Settle replaces the estimated token cost charged at admission by the actual one on
 // every level with a token limit: the difference is charged (a debt makes later
-// requests wait) or refunded, as far as the charge has not run off yet (see refund). Call it before Release; only the first call counts.
+// requests wait) or refunded, as far as the charge has not run off yet (see refund).
+// Call it before Release; only the first call counts.
 func (t *Ticket) Settle(actualTokens int64) {
 	if t == nil || !t.settled.CompareAndSwap(false, true) {
 		return

@@ -273,23 +273,13 @@ func (r *ChatRequest) estimate() (prompt, completion int64) {
 	chars += len(r.fields["tools"])
 	out := int64(DefaultCompletionEstimate)
 	for _, name := range [...]string{"max_completion_tokens", "max_tokens"} {
-		raw, ok := r.fields[name]
-		if !ok {
-			continue
-		}
-		var n *int64
-		if v := int64(0); fastInt(raw, &v) {
-			n = &v
-		} else if json.Unmarshal(raw, &n) != nil {
-			n = nil
-		}
-		if n != nil {
-			out = *n
+		if n, ok := r.intMember(name); ok {
+			out = n
 			break
 		}
 	}
 	out = min(max(out, 0), maxCompletionEstimate)
-	if choices := r.intField("n"); choices > 1 {
+	if choices, _ := r.intMember("n"); choices > 1 {
 		out *= min(choices, maxChoicesEstimate)
 	}
 	return int64(chars+3) / 4, out
@@ -304,17 +294,17 @@ const (
 	maxChoicesEstimate    = 128
 )
 
-// intField is the integer member name, or 0 when it is absent or not an integer.
-func (r *ChatRequest) intField(name string) int64 {
+// intMember is the integer member name; ok is false when it is absent, null or not
+// an integer.
+func (r *ChatRequest) intMember(name string) (v int64, ok bool) {
 	raw, ok := r.fields[name]
-	if !ok {
-		return 0
+	if !ok || isNull(raw) {
+		return 0, false
 	}
-	var v int64
 	if fastInt(raw, &v) || json.Unmarshal(raw, &v) == nil {
-		return v
+		return v, true
 	}
-	return 0
+	return 0, false
 }
 
 // messagesTextLen counts the characters of a messages array that the token estimate

@@ -566,13 +566,18 @@ var eventKeys = map[string]bool{"type": true, "item_id": true, "output_index": t
 // others checks the strings of o's members but those handled and those that say
 // where it belongs: a member the filter does not know may carry text too.
 func (f *respFilter) others(o *object, out int, prefix string, handled ...string) error {
-	rest := &object{m: map[string]json.RawMessage{}}
+	var rest *object
 	for k, v := range o.m {
-		if !slices.Contains(handled, k) && !(eventKeys[k] && isScalar(v)) {
-			rest.m[k] = v
+		// Emptied log probabilities (dropLogprobs) hold no text to check.
+		if k == "logprobs" && (isNull(v) || string(v) == "[]") || slices.Contains(handled, k) || eventKeys[k] && isScalar(v) {
+			continue
 		}
+		if rest == nil {
+			rest = &object{m: map[string]json.RawMessage{}}
+		}
+		rest.m[k] = v
 	}
-	if len(rest.m) == 0 {
+	if rest == nil {
 		return nil
 	}
 	if err := f.checkStrings(rest, out, prefix); err != nil {

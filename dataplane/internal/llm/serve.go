@@ -123,7 +123,7 @@ func (c *Client) Serve(ctx context.Context, w http.ResponseWriter, req *Request)
 	res = &Result{}
 	defer func() {
 		if res.abandoned != (Usage{}) {
-			res.Usage = res.Usage.clamped().add(res.abandoned)
+			res.Usage = res.Usage.add(res.abandoned)
 			res.UsageEstimated = true
 		}
 		// What a provider reported is held within bounds before anyone prices it.

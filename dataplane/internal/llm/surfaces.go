@@ -205,9 +205,9 @@ func withoutGatewayState(raw json.RawMessage) (json.RawMessage, bool) {
 // statefulFields reads the fields that name state a provider keeps from the member
 // that goes upstream as it is: json.Unmarshal matches keys in any case and keeps the
 // last, the relayed body keeps every spelling, so a second spelling could carry an id
-// past the gateway's check (see openPrevious). Other spellings are refused, as is
-// `conversation`: conversations are created at the provider, never through the
-// gateway, so their ids could only come from outside it.
+// past the gateway's check (see openPrevious); checkSpelling has refused other
+// spellings already. `conversation` is refused too: conversations are created at the
+// provider, never through the gateway, so their ids could only come from outside it.
 func statefulFields(fields map[string]json.RawMessage, rb *responsesBody) error {
 	rb.PreviousResponseID = ""
 	for k, raw := range fields {
@@ -216,8 +216,6 @@ func statefulFields(fields map[string]json.RawMessage, rb *responsesBody) error 
 			if !isNull(raw) && !decodeString(raw, &rb.PreviousResponseID) && json.Unmarshal(raw, &rb.PreviousResponseID) != nil {
 				return invalidf("previous_response_id", "`previous_response_id` must be a string.")
 			}
-		case strings.EqualFold(k, "previous_response_id"):
-			return invalidf(k, "Send `previous_response_id` once, spelt in lower case.")
 		case strings.EqualFold(k, "conversation") && !isNull(raw):
 			return invalidf(k, "`conversation` is not supported by this gateway: continue a response with `previous_response_id`, or send the conversation in `input`.")
 		}

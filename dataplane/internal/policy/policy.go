@@ -56,13 +56,19 @@ func (l *Limits) Admit(_ context.Context, a httpapi.Admission) (httpapi.Ticket, 
 		return t, nil
 	}
 	tk, d := l.lim.Admit(l.now(), checks, a.EstimatedTokens)
+	if !d.Allowed {
+		return nil, refused(d)
+	}
+	t.tk, t.h = tk, http.Header{}
+	d.WriteHeaders(t.h)
+	return t, nil
+}
+
+// refused is the 429 of a refusal, with its RateLimit-* and Retry-After headers.
+func refused(d limit.Decision) *llm.Refusal {
 	h := http.Header{}
 	d.WriteHeaders(h)
-	if !d.Allowed {
-		return nil, &llm.Refusal{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Header: h, Message: refusal(d)}
-	}
-	t.tk, t.h = tk, h
-	return t, nil
+	return &llm.Refusal{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Header: h, Message: refusal(d)}
 }
 
 // modelLimitID is the limit state id of a model: by its registry id, which a rename
@@ -142,9 +148,7 @@ func (t *ticket) Fallback(m *runtime.Model) error {
 	checks := []limit.Check{{Scope: limit.ScopeModel, ID: modelLimitID(t.org, m), Limits: conv(m.Limits)}}
 	tk, d := t.l.lim.Admit(t.l.now(), checks, t.est)
 	if !d.Allowed {
-		h := http.Header{}
-		d.WriteHeaders(h)
-		return &llm.Refusal{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Header: h, Message: refusal(d)}
+		return refused(d)
 	}
 	t.fb = tk
 	return nil
