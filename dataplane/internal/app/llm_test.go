@@ -134,11 +134,19 @@ func TestToolCallsAcrossProviders(t *testing.T) {
 				params.Tools = []openai.ChatCompletionToolUnionParam{weatherTool}
 				var msg openai.ChatCompletionMessage
 				var finish string
+				var extra string // the tool call's extra_content, as the SDK read it
 				if stream {
 					s := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), params)
 					var acc openai.ChatCompletionAccumulator
 					for s.Next() {
 						acc.AddChunk(s.Current())
+						for _, c := range s.Current().Choices {
+							for _, tc := range c.Delta.ToolCalls {
+								if f, ok := tc.JSON.ExtraFields["extra_content"]; ok {
+									extra = f.Raw()
+								}
+							}
+						}
 					}
 					if err := s.Err(); err != nil {
 						t.Fatal(err)
@@ -150,6 +158,14 @@ func TestToolCallsAcrossProviders(t *testing.T) {
 						t.Fatal(err)
 					}
 					msg, finish = got.Choices[0].Message, got.Choices[0].FinishReason
+					if len(msg.ToolCalls) > 0 {
+						if f, ok := msg.ToolCalls[0].AsFunction().JSON.ExtraFields["extra_content"]; ok {
+							extra = f.Raw()
+						}
+					}
+				}
+				if wantExtra := p.wire == "gemini"; wantExtra != strings.Contains(extra, `"thought_signature":"`+geminiSignature+`"`) {
+					t.Errorf("tool call extra_content = %q", extra)
 				}
 				if finish != "tool_calls" || len(msg.ToolCalls) != 1 {
 					t.Fatalf("finish %q, tool calls %+v", finish, msg.ToolCalls)
@@ -164,7 +180,13 @@ func TestToolCallsAcrossProviders(t *testing.T) {
 				}
 
 				// The second turn carries the call and its result back.
-				params.Messages = append(params.Messages, msg.ToParam(), openai.ToolMessage(`{"temp_c":21}`, tc.ID))
+				// openai-go's ToParam drops fields it does not know: a caller
+				// carries Gemini's extra_content back itself.
+				turn := msg.ToParam()
+				if extra != "" {
+					turn.OfAssistant.ToolCalls[0].OfFunction.SetExtraFields(map[string]any{"extra_content": json.RawMessage(extra)})
+				}
+				params.Messages = append(params.Messages, turn, openai.ToolMessage(`{"temp_c":21}`, tc.ID))
 				if _, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), params); err != nil {
 					t.Fatal(err)
 				}
@@ -174,7 +196,9 @@ func TestToolCallsAcrossProviders(t *testing.T) {
 					"openai":    {`"role":"tool"`, `"tool_call_id":"` + tc.ID + `"`, `"name":"get_weather"`},
 					"azure":     {`"role":"tool"`, `"tool_call_id":"` + tc.ID + `"`},
 					"anthropic": {`"type":"tool_use"`, `"type":"tool_result"`, `"tool_use_id":"` + tc.ID + `"`, `"input_schema"`, `"city":"Paris"`},
-					"gemini":    {`"functionCall"`, `"functionResponse"`, `"temp_c":21`, `"functionDeclarations"`},
+					// The call's thought signature came back through the SDK
+					// (extra_content), or Gemini 3 would refuse the turn.
+					"gemini": {`"functionCall"`, `"functionResponse"`, `"temp_c":21`, `"functionDeclarations"`, `"thoughtSignature":"` + geminiSignature + `"`},
 				}[p.wire] {
 					if !strings.Contains(string(raw), want) {
 						t.Errorf("upstream body lacks %s: %s", want, raw)

@@ -178,7 +178,7 @@ func wireAnswer(c wireCall, tool bool) string {
 	case "gemini":
 		parts := `[{"text":"Hello"}]`
 		if tool {
-			parts = `[{"functionCall":{"name":"get_weather","args":` + toolArgs + `}}]`
+			parts = `[{"functionCall":{"name":"get_weather","args":` + toolArgs + `},"thoughtSignature":"` + geminiSignature + `"}]`
 		}
 		return fmt.Sprintf(`{"candidates":[{"content":{"role":"model","parts":%s},"finishReason":"STOP","index":0}],`+
 			`"usageMetadata":{"promptTokenCount":%d,"candidatesTokenCount":%d,"cachedContentTokenCount":%d,"totalTokenCount":%d},"modelVersion":%q,"responseId":"gem-1"}`,
@@ -242,7 +242,7 @@ func wireStream(c wireCall, tool bool) []string {
 		}
 		last := `{"candidates":[{"content":{"role":"model","parts":[{"text":""}]},"finishReason":"STOP","index":0}],`
 		if tool {
-			last = `{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":` + toolArgs + `}}]},"finishReason":"STOP","index":0}],`
+			last = `{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":` + toolArgs + `},"thoughtSignature":"` + geminiSignature + `"}]},"finishReason":"STOP","index":0}],`
 		}
 		return append(out, data(last+fmt.Sprintf(`"usageMetadata":{"promptTokenCount":%d,"candidatesTokenCount":%d,"cachedContentTokenCount":%d,"totalTokenCount":%d},"modelVersion":%q,"responseId":"gem-1"}`,
 			promptTokens, outputTokens, cachedTokens, promptTokens+outputTokens, c.model)))
@@ -271,3 +271,7 @@ func wireStream(c wireCall, tool bool) []string {
 }
 
 var _ = time.Second
+
+// geminiSignature is the thought signature the fake Gemini signs its function calls
+// with: Gemini 3 refuses a conversation whose calls come back without theirs.
+const geminiSignature = "c2lnbmVkLWJ5LWdlbWluaQ=="

@@ -74,6 +74,35 @@ type toolCall struct {
 	ID       string       `json:"id,omitempty"`
 	Type     string       `json:"type,omitempty"`
 	Function toolFunction `json:"function"`
+	// ExtraContent carries a Gemini thought signature as Google's own
+	// OpenAI-compatible API does (extra_content.google.thought_signature): Gemini 3
+	// refuses a conversation whose function calls come back without theirs.
+	ExtraContent *toolCallExtra `json:"extra_content,omitempty"`
+}
+
+type toolCallExtra struct {
+	Google *struct {
+		ThoughtSignature string `json:"thought_signature,omitempty"`
+	} `json:"google,omitempty"`
+}
+
+// thoughtSignature is the Gemini thought signature the call carries, if any.
+func (tc *toolCall) thoughtSignature() string {
+	if tc.ExtraContent == nil || tc.ExtraContent.Google == nil {
+		return ""
+	}
+	return tc.ExtraContent.Google.ThoughtSignature
+}
+
+// withThoughtSignature returns extra content carrying sig, nil for none.
+func withThoughtSignature(sig string) *toolCallExtra {
+	if sig == "" {
+		return nil
+	}
+	e := &toolCallExtra{Google: &struct {
+		ThoughtSignature string `json:"thought_signature,omitempty"`
+	}{ThoughtSignature: sig}}
+	return e
 }
 
 type toolFunction struct {

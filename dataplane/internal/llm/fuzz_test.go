@@ -26,7 +26,7 @@ func checkChat(t *testing.T, c *ChatRequest, model string) {
 		t.Fatalf("chat form has model %v, want %q", c, model)
 	}
 	var out map[string]any
-	if err := json.Unmarshal(c.UpstreamBody("up", false), &out); err != nil {
+	if err := json.Unmarshal(c.UpstreamBody("up", false, false), &out); err != nil {
 		t.Fatalf("upstream body is not JSON: %v", err)
 	}
 	if b, err := c.body(); err == nil {

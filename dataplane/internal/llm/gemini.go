@@ -32,7 +32,14 @@ type geminiPart struct {
 	FileData         *geminiFile             `json:"fileData,omitempty"`
 	FunctionCall     *geminiFunctionCall     `json:"functionCall,omitempty"`
 	FunctionResponse *geminiFunctionResponse `json:"functionResponse,omitempty"`
+	ThoughtSignature string                  `json:"thoughtSignature,omitempty"`
 }
+
+// skipSignatureCheck is the thought signature Google documents for function calls
+// whose own signature is not known (a conversation begun with another model, or by a
+// client that does not carry extra_content back): Gemini 3 refuses a function call
+// of the conversation without one.
+const skipSignatureCheck = "skip_thought_signature_validator"
 
 type geminiBlob struct {
 	MimeType string `json:"mimeType"`
@@ -226,9 +233,16 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 			if t := contentText(m.Content); t != "" {
 				gp = append(gp, geminiPart{Text: t})
 			}
-			for _, tc := range m.ToolCalls {
+			for j, tc := range m.ToolCalls {
 				callNames[tc.ID] = tc.Function.Name
-				gp = append(gp, geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)}})
+				part := geminiPart{FunctionCall: &geminiFunctionCall{Name: tc.Function.Name, Args: argumentsObject(tc.Function.Arguments)},
+					ThoughtSignature: tc.thoughtSignature()}
+				if j == 0 && part.ThoughtSignature == "" {
+					// Gemini signs the first call of each step (parallel calls
+					// after it carry none).
+					part.ThoughtSignature = skipSignatureCheck
+				}
+				gp = append(gp, part)
 			}
 			if len(gp) > 0 {
 				add("model", gp...)
@@ -399,7 +413,8 @@ func geminiToolCall(p geminiPart, responseID string, i int) toolCall {
 	if args == "" {
 		args = "{}"
 	}
-	return toolCall{ID: id, Type: "function", Function: toolFunction{Name: fc.Name, Arguments: args}}
+	return toolCall{ID: id, Type: "function", Function: toolFunction{Name: fc.Name, Arguments: args},
+		ExtraContent: withThoughtSignature(p.ThoughtSignature)}
 }
 
 // geminiStreamDecoder turns streamGenerateContent (alt=sse) events into chat chunks,

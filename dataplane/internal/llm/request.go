@@ -125,8 +125,10 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // completionTokens asks for the output limit as max_completion_tokens, which OpenAI's
 // own API and Azure's take from every model and their reasoning models require
 // (they refuse max_tokens); other OpenAI-compatible servers keep max_tokens, which
-// some of them read only.
-func (r *ChatRequest) UpstreamBody(upstreamModel string, completionTokens bool) []byte {
+// some of them read only. Without googleExtras (any provider but Google's own
+// OpenAI-compatible API) the Gemini thought signatures of the tool calls are left out
+// (withoutGoogleExtras).
+func (r *ChatRequest) UpstreamBody(upstreamModel string, completionTokens, googleExtras bool) []byte {
 	fields := r.fields
 	override := map[string]json.RawMessage{"model": mustMarshal(upstreamModel)}
 	if v, ok := fields["max_tokens"]; ok && completionTokens {
@@ -142,7 +144,14 @@ func (r *ChatRequest) UpstreamBody(upstreamModel string, completionTokens bool) 
 		opts["include_usage"] = json.RawMessage("true")
 		override["stream_options"] = writeObject(opts, nil)
 	}
-	if msgs, ok := withoutAnthropicThinking(fields["messages"]); ok {
+	msgs, changed := withoutAnthropicThinking(fields["messages"])
+	if !googleExtras {
+		var stripped bool
+		if msgs, stripped = withoutGoogleExtras(msgs); stripped {
+			changed = true
+		}
+	}
+	if changed {
 		override["messages"] = msgs
 	}
 	return writeObject(fields, override)

@@ -3,6 +3,7 @@ package llm
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -104,7 +105,7 @@ func TestUpstreamBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got map[string]any
-			if err := json.Unmarshal(req.UpstreamBody("gpt-real", false), &got); err != nil {
+			if err := json.Unmarshal(req.UpstreamBody("gpt-real", false, false), &got); err != nil {
 				t.Fatalf("upstream body is not JSON: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -142,7 +143,7 @@ func FuzzParseChatRequest(f *testing.F) {
 				IncludeUsage bool `json:"include_usage"`
 			} `json:"stream_options"`
 		}
-		up := req.UpstreamBody("upstream/model", false)
+		up := req.UpstreamBody("upstream/model", false, false)
 		if err := json.Unmarshal(up, &out); err != nil {
 			t.Fatalf("upstream body %q is not JSON: %v", up, err)
 		}
@@ -280,10 +281,67 @@ func TestCompletionTokensForOpenAI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(r.UpstreamBody("o3", true)); got != `{"max_completion_tokens":50,"messages":[],"model":"o3"}` {
+	if got := string(r.UpstreamBody("o3", true, false)); got != `{"max_completion_tokens":50,"messages":[],"model":"o3"}` {
 		t.Errorf("for OpenAI: %s", got)
 	}
-	if got := string(r.UpstreamBody("llama", false)); got != `{"max_tokens":50,"messages":[],"model":"llama"}` {
+	if got := string(r.UpstreamBody("llama", false, false)); got != `{"max_tokens":50,"messages":[],"model":"llama"}` {
 		t.Errorf("for others: %s", got)
+	}
+}
+
+// Gemini's thought signatures ride on tool calls as Google's OpenAI-compatible API
+// carries them: they go to Gemini (native, or Google's own OpenAI-style endpoint) and
+// are left out for every other provider, whose APIs refuse a property they do not know.
+func TestThoughtSignaturesReachGoogleOnly(t *testing.T) {
+	t.Parallel()
+	provider := func(base string) *runtime.Provider {
+		u, _ := url.Parse(base)
+		return &runtime.Provider{Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseURL: u}
+	}
+	for base, want := range map[string]bool{
+		"https://generativelanguage.googleapis.com/v1beta/openai":                            true,
+		"https://aiplatform.googleapis.com/v1/projects/p/locations/global/endpoints/openapi": true,
+		"https://api.openai.com/v1":             false,
+		"http://vllm:8000/v1":                   false,
+		"https://googleapis.com.example.net/v1": false,
+	} {
+		if got := readsGoogleExtras(provider(base)); got != want {
+			t.Errorf("%s: %v, want %v", base, got, want)
+		}
+	}
+	body := `{"model":"m","messages":[{"role":"user","content":"weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[` +
+		`{"id":"c1","type":"function","function":{"name":"w","arguments":"{}"},"extra_content":{"google":{"thought_signature":"c2ln"}}},` +
+		`{"id":"c2","type":"function","function":{"name":"t","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"c1","content":"sunny, says extra_content"}]}`
+	r, err := ParseChatRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent struct {
+		Messages []struct {
+			Content   *string
+			ToolCalls []map[string]json.RawMessage `json:"tool_calls"`
+		}
+	}
+	if err := json.Unmarshal(r.UpstreamBody("gpt", false, false), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sent.Messages); n != 3 || len(sent.Messages[1].ToolCalls) != 2 {
+		t.Fatalf("messages changed shape: %+v", sent.Messages)
+	}
+	for i, tc := range sent.Messages[1].ToolCalls {
+		if _, ok := tc["extra_content"]; ok {
+			t.Errorf("tool call %d still carries extra_content for another provider", i)
+		}
+		if string(tc["id"]) != fmt.Sprintf(`"c%d"`, i+1) || len(tc["function"]) == 0 {
+			t.Errorf("tool call %d lost its members: %v", i, tc)
+		}
+	}
+	if c := sent.Messages[2].Content; c == nil || *c != "sunny, says extra_content" {
+		t.Errorf("a tool result's text changed: %v", c)
+	}
+	if got := string(r.UpstreamBody("gemini-3-pro", false, true)); !strings.Contains(got, `"extra_content":{"google":{"thought_signature":"c2ln"}}`) {
+		t.Errorf("Google's endpoint lost the signature: %s", got)
 	}
 }

@@ -65,7 +65,7 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 				return nil, err
 			}
 		case wireOpenAI:
-			body = req.Chat.UpstreamBody(d.UpstreamModel, takesCompletionTokens(p))
+			body = req.Chat.UpstreamBody(d.UpstreamModel, takesCompletionTokens(p), readsGoogleExtras(p))
 			target = openAIURL(p, d.UpstreamModel, "chat/completions")
 		case wireAnthropic:
 			if req.Surface == SurfaceMessages {
@@ -198,16 +198,7 @@ func withoutAnthropicThinking(raw json.RawMessage) (json.RawMessage, bool) {
 	if !mayHoldThinking(raw) {
 		return raw, false
 	}
-	var msgs []json.RawMessage
-	if json.Unmarshal(raw, &msgs) != nil {
-		return raw, false
-	}
-	changed := false
-	for i, m := range msgs {
-		var fields map[string]json.RawMessage
-		if json.Unmarshal(m, &fields) != nil {
-			continue
-		}
+	return rewriteMessages(raw, func(m json.RawMessage, fields map[string]json.RawMessage) bool {
 		var keys []string
 		for k := range fields {
 			if strings.EqualFold(k, "thinking_blocks") {
@@ -218,17 +209,33 @@ func withoutAnthropicThinking(raw json.RawMessage) (json.RawMessage, bool) {
 			ThinkingBlocks []thinkingBlock `json:"thinking_blocks"`
 		}
 		if len(keys) == 0 || json.Unmarshal(m, &turn) != nil {
-			continue
+			return false
 		}
 		for _, k := range keys {
 			delete(fields, k)
 		}
-		var override map[string]json.RawMessage
 		if tbs := foreignThinking(turn.ThinkingBlocks); len(tbs) > 0 {
-			b, _ := json.Marshal(tbs)
-			override = map[string]json.RawMessage{"thinking_blocks": b}
+			fields["thinking_blocks"], _ = json.Marshal(tbs)
 		}
-		msgs[i] = writeObject(fields, override)
+		return true
+	})
+}
+
+// rewriteMessages applies change to the members of each message in raw (a JSON
+// array of objects); a message change reports changing is written again, with its
+// members in sorted order. ok is false when nothing changed.
+func rewriteMessages(raw json.RawMessage, change func(m json.RawMessage, fields map[string]json.RawMessage) bool) (json.RawMessage, bool) {
+	var msgs []json.RawMessage
+	if json.Unmarshal(raw, &msgs) != nil {
+		return raw, false
+	}
+	changed := false
+	for i, m := range msgs {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(m, &fields) != nil || !change(m, fields) {
+			continue
+		}
+		msgs[i] = writeObject(fields, nil)
 		changed = true
 	}
 	if !changed {
@@ -238,7 +245,6 @@ func withoutAnthropicThinking(raw json.RawMessage) (json.RawMessage, bool) {
 	return b, true
 }
 
-// containsASCIIFold reports whether b contains s (lower-case ASCII) in any ASCII case.
 // mayHoldThinking reports whether messages may carry thinking_blocks, in one pass: a
 // member of that name in any ASCII case, or a key the scan cannot read plainly (escaped
 // or beyond ASCII: encoding/json may fold it to that name). Escapes in text values —
@@ -259,6 +265,7 @@ func mayHoldThinking(raw []byte) bool {
 	return found || !plain
 }
 
+// containsASCIIFold reports whether b contains s (lower-case ASCII) in any ASCII case.
 func containsASCIIFold(b []byte, s string) bool {
 	for i := 0; i+len(s) <= len(b); i++ {
 		j := 0
@@ -276,6 +283,46 @@ func containsASCIIFold(b []byte, s string) bool {
 		}
 	}
 	return false
+}
+
+// withoutGoogleExtras removes the extra_content of the tool calls in raw messages:
+// Gemini's thought signatures (see toolCall.ExtraContent), which only Google reads and
+// which OpenAI's API refuses as a property it does not know. ok is false when nothing
+// changed.
+func withoutGoogleExtras(raw json.RawMessage) (json.RawMessage, bool) {
+	if !bytes.Contains(raw, []byte(`"extra_content"`)) {
+		return raw, false
+	}
+	return rewriteMessages(raw, func(m json.RawMessage, fields map[string]json.RawMessage) bool {
+		var calls []map[string]json.RawMessage
+		if !bytes.Contains(m, []byte(`"extra_content"`)) || json.Unmarshal(fields["tool_calls"], &calls) != nil {
+			return false
+		}
+		stripped := false
+		list := make([]json.RawMessage, len(calls))
+		for j, tc := range calls {
+			if _, ok := tc["extra_content"]; ok {
+				delete(tc, "extra_content")
+				stripped = true
+			}
+			list[j] = writeObject(tc, nil)
+		}
+		if stripped {
+			fields["tool_calls"], _ = json.Marshal(list)
+		}
+		return stripped
+	})
+}
+
+// readsGoogleExtras reports whether an OpenAI-style provider is Google's own
+// (generativelanguage.googleapis.com/v1beta/openai, Vertex AI's endpoint), which reads
+// the thought signatures in extra_content.
+func readsGoogleExtras(p *runtime.Provider) bool {
+	if p.Type != gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE || p.BaseURL == nil {
+		return false
+	}
+	h := strings.ToLower(p.BaseURL.Hostname())
+	return h == "googleapis.com" || strings.HasSuffix(h, ".googleapis.com")
 }
 
 // takesCompletionTokens reports whether a provider is OpenAI's own API or Azure
