@@ -684,3 +684,58 @@ func TestThinkingThroughResponses(t *testing.T) {
 		t.Fatalf("streamed summary %q, final output %s", summary.String(), final.RawJSON())
 	}
 }
+
+// A JSON schema for the answer reaches every provider in its own form, from either
+// SDK: response_format (OpenAI), output_config.format (Anthropic), responseSchema
+// (Gemini).
+func TestStructuredOutputsAcrossProviders(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{})
+	schema := map[string]any{"type": "object", "properties": map[string]any{"temp_c": map[string]any{"type": "number"}},
+		"required": []string{"temp_c"}, "additionalProperties": false}
+	want := map[string]string{ // what the upstream body must hold
+		"openai":    `"response_format":{"json_schema":{"name":"weather","schema":`,
+		"azure":     `"response_format":{"json_schema":{"name":"weather","schema":`,
+		"anthropic": `"output_config":{"format":{"schema":{"additionalProperties":false,"properties":{"temp_c":{"type":"number"}},"required":["temp_c"],"type":"object"},"type":"json_schema"}}`,
+		"gemini":    `"responseMimeType":"application/json","responseSchema":{"properties":{"temp_c":{"type":"number"}}`,
+	}
+	wantFromMessages := map[string]string{
+		"openai":    `"response_format":{"json_schema":{"name":"output","schema":{"additionalProperties":false,"properties":{"temp_c":{"type":"number"}},"required":["temp_c"],"type":"object"},"strict":true},"type":"json_schema"}`,
+		"azure":     `"response_format":{"json_schema":{"name":"output","schema":`,
+		"anthropic": `"output_config":{"format":{"schema":{"additionalProperties":false,"properties":{"temp_c":{"type":"number"}}`,
+		"gemini":    `"responseMimeType":"application/json","responseSchema":{"properties":{"temp_c":{"type":"number"}}`,
+	}
+	upstreamBody := func(t *testing.T) string {
+		t.Helper()
+		call, _ := h.upstream.lastCall()
+		raw, _ := json.Marshal(call.Body)
+		return string(raw)
+	}
+	for _, p := range providerModels {
+		t.Run(p.wire+"/chat", func(t *testing.T) {
+			params := chatParams(p.model)
+			params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "weather", Schema: schema, Strict: openai.Bool(true)}}}
+			if _, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), params); err != nil {
+				t.Fatal(err)
+			}
+			if body := upstreamBody(t); !strings.Contains(body, want[p.wire]) {
+				t.Errorf("upstream body lacks %s: %s", want[p.wire], body)
+			}
+		})
+		t.Run(p.wire+"/messages", func(t *testing.T) {
+			client := h.anthropicClient()
+			_, err := client.Messages.New(context.Background(), anthropic.MessageNewParams{
+				Model: anthropic.Model(p.model), MaxTokens: 64,
+				Messages:     []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("weather?"))},
+				OutputConfig: anthropic.OutputConfigParam{Format: anthropic.JSONOutputFormatParam{Schema: schema}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body := upstreamBody(t); !strings.Contains(body, wantFromMessages[p.wire]) {
+				t.Errorf("upstream body lacks %s: %s", wantFromMessages[p.wire], body)
+			}
+		})
+	}
+}

@@ -32,6 +32,18 @@ type anthropicRequest struct {
 	Stream        bool                 `json:"stream,omitempty"`
 	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
 	Thinking      json.RawMessage      `json:"thinking,omitempty"`
+	OutputConfig  *anthropicOutput     `json:"output_config,omitempty"`
+}
+
+// anthropicOutput is the Messages API's output_config: a structured output's JSON
+// schema (chat's response_format json_schema).
+type anthropicOutput struct {
+	Format *anthropicOutputFormat `json:"format,omitempty"`
+}
+
+type anthropicOutputFormat struct {
+	Type   string          `json:"type"`
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 type anthropicMetadata struct {
@@ -151,6 +163,11 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 	}
 	if b.User != "" {
 		out.Metadata = &anthropicMetadata{UserID: b.User}
+	}
+	// A JSON schema constrains Claude's answer as it does OpenAI's. json_object (any
+	// JSON) has no Messages counterpart: the prompt asking for JSON is all Claude gets.
+	if kind, schema := b.responseFormat(); kind == "json_schema" && len(schema) > 0 && !isNull(schema) {
+		out.OutputConfig = &anthropicOutput{Format: &anthropicOutputFormat{Type: "json_schema", Schema: schema}}
 	}
 	if err := anthropicThinking(b, out, b.MaxCompletionTokens != nil || b.MaxTokens != nil); err != nil {
 		return nil, err
@@ -764,6 +781,7 @@ type messagesBody struct {
 	TopP          *float64           `json:"top_p"`
 	Stream        bool               `json:"stream"`
 	Metadata      *anthropicMetadata `json:"metadata"`
+	OutputConfig  *anthropicOutput   `json:"output_config"`
 }
 
 // anthropicBlocks reads Messages content: a string or an array of blocks.
@@ -812,6 +830,11 @@ func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequest
 	}
 	if m.Metadata != nil {
 		out.User = m.Metadata.UserID
+	}
+	if f := m.OutputConfig; f != nil && f.Format != nil && f.Format.Type == "json_schema" && len(f.Format.Schema) > 0 {
+		// Claude's structured outputs always hold to the schema: OpenAI's strict mode.
+		out.ResponseFormat, _ = json.Marshal(map[string]any{"type": "json_schema",
+			"json_schema": map[string]any{"name": "output", "schema": f.Format.Schema, "strict": true}})
 	}
 	if sys, err := anthropicBlocks(m.System); err != nil {
 		return nil, nil, invalidf("system", "`system` must be a string or an array of text blocks.")

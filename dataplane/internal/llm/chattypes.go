@@ -293,3 +293,22 @@ func stopList(raw json.RawMessage) []string {
 	_ = json.Unmarshal(raw, &many)
 	return many
 }
+
+// responseFormat reads response_format: its type (json_object, json_schema, text;
+// "" when absent or unreadable) and, for json_schema, the schema.
+func (b *chatBody) responseFormat() (kind string, schema json.RawMessage) {
+	rf := bytes.TrimSpace(b.ResponseFormat)
+	if len(rf) == 0 || isNull(rf) {
+		return "", nil
+	}
+	var f struct {
+		Type       string `json:"type"`
+		JSONSchema struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
+	}
+	if json.Unmarshal(rf, &f) != nil {
+		return "", nil
+	}
+	return f.Type, f.JSONSchema.Schema
+}

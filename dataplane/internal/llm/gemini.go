@@ -146,22 +146,12 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 	case b.MaxTokens != nil:
 		gen.MaxOutputTokens = b.MaxTokens
 	}
-	if rf := bytes.TrimSpace(b.ResponseFormat); len(rf) > 0 && !isNull(rf) {
-		var f struct {
-			Type       string `json:"type"`
-			JSONSchema struct {
-				Schema json.RawMessage `json:"schema"`
-			} `json:"json_schema"`
-		}
-		if json.Unmarshal(rf, &f) == nil {
-			switch f.Type {
-			case "json_object":
-				gen.ResponseMimeType = "application/json"
-			case "json_schema":
-				gen.ResponseMimeType = "application/json"
-				gen.ResponseSchema = geminiSchema(f.JSONSchema.Schema)
-			}
-		}
+	switch kind, schema := b.responseFormat(); kind {
+	case "json_object":
+		gen.ResponseMimeType = "application/json"
+	case "json_schema":
+		gen.ResponseMimeType = "application/json"
+		gen.ResponseSchema = geminiSchema(schema)
 	}
 	// Without an effort the model's default stands: some Gemini models cannot stop
 	// thinking, and refuse a budget of 0.
