@@ -784,3 +784,47 @@ func TestKeepAliveStartsTheAnswer(t *testing.T) {
 		t.Fatalf("%d %s (%v)", resp.StatusCode, body, err)
 	}
 }
+
+// TestAnthropicCacheWritesArePriced: tokens Anthropic writes to its prompt cache cost
+// more than plain input (1.25 times for 5 minutes, 2 times for an hour), streamed or
+// not, through either API.
+func TestAnthropicCacheWritesArePriced(t *testing.T) {
+	t.Parallel()
+	const usage = `{"input_tokens":1000,"cache_read_input_tokens":3000,"cache_creation_input_tokens":2000,` +
+		`"cache_creation":{"ephemeral_5m_input_tokens":1500,"ephemeral_1h_input_tokens":500},"output_tokens":100}`
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(raw), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":`+usage+`}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		ev := func(typ, data string) { fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data) }
+		ev("message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":`+usage+`}}`)
+		ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+		ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`)
+		ev("content_block_stop", `{"type":"content_block_stop","index":0}`)
+		ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":100}}`)
+		ev("message_stop", `{"type":"message_stop"}`)
+	})
+	h := startHarness(t, harnessOptions{upstream: upstream})
+	// At $2 input, $0.50 cached, $8 output per million: 1,000 plain tokens 2,000 µUSD,
+	// 3,000 cached 1,500, 1,500 written for 5 minutes 3,750, 500 for an hour 2,000,
+	// 100 out 800 (priced as plain input, the writes would make 8,300).
+	const want = 10_050
+	for _, path := range []string{"/v1/chat/completions", "/v1/messages"} {
+		for _, stream := range []bool{false, true} {
+			body := fmt.Sprintf(`{"model":"claude","max_tokens":50,"stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream)
+			resp, b := h.do(t, "POST", path, bearer(h.fx.key), body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s stream=%v: %d %s", path, stream, resp.StatusCode, b)
+			}
+			ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
+			if ev.CostMicros != want || ev.PromptTokens != 6000 || ev.CachedTokens != 3000 || ev.CompletionTokens != 100 {
+				t.Errorf("%s stream=%v: cost %d µUSD, prompt %d, cached %d, completion %d; want %d, 6000, 3000, 100",
+					path, stream, ev.CostMicros, ev.PromptTokens, ev.CachedTokens, ev.CompletionTokens, want)
+			}
+		}
+	}
+}

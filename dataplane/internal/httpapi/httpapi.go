@@ -359,7 +359,7 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 			ev.PromptTokens = res.Usage.PromptTokens
 			ev.CompletionTokens = res.Usage.CompletionTokens
 			ev.CachedTokens = res.Usage.CachedTokens
-			ev.CostMicros = m.Cost(res.Usage.PromptTokens, res.Usage.CompletionTokens, res.Usage.CachedTokens)
+			ev.CostMicros = m.Cost(res.Usage.Tokens())
 		}
 	}
 	return ev

@@ -111,16 +111,29 @@ type anthropicUsage struct {
 	OutputTokens             int64 `json:"output_tokens"`
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	// CacheCreation splits the cache writes by how long they are kept.
+	CacheCreation *anthropicCacheCreation `json:"cache_creation,omitempty"`
+}
+
+type anthropicCacheCreation struct {
+	Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
 }
 
 // usage converts Anthropic usage: its input tokens exclude cache reads and writes, the
-// gateway's prompt tokens include them, and cache reads are the cached tokens.
+// gateway's prompt tokens include them, cache reads are the cached tokens and cache
+// writes are priced as such.
 func (u *anthropicUsage) usage() Usage {
-	return Usage{
+	out := Usage{
 		PromptTokens:     tokenCount(u.InputTokens) + tokenCount(u.CacheReadInputTokens) + tokenCount(u.CacheCreationInputTokens),
 		CompletionTokens: tokenCount(u.OutputTokens),
 		CachedTokens:     tokenCount(u.CacheReadInputTokens),
+		CacheWriteTokens: tokenCount(u.CacheCreationInputTokens),
 	}
+	if c := u.CacheCreation; c != nil {
+		out.CacheWrite1hTokens = tokenCount(c.Ephemeral1h)
+	}
+	return out.clamped()
 }
 
 // merge takes in the usage of a message_delta: its counts are cumulative, and the
@@ -137,10 +150,15 @@ func (u *anthropicUsage) merge(delta *anthropicUsage) {
 	if delta.CacheCreationInputTokens > 0 {
 		u.CacheCreationInputTokens = delta.CacheCreationInputTokens
 	}
+	if delta.CacheCreation != nil {
+		u.CacheCreation = delta.CacheCreation
+	}
 }
 
 func anthropicUsageOf(u Usage) anthropicUsage {
-	return anthropicUsage{InputTokens: max(u.PromptTokens-u.CachedTokens, 0), OutputTokens: u.CompletionTokens, CacheReadInputTokens: u.CachedTokens}
+	u = u.clamped()
+	return anthropicUsage{InputTokens: u.PromptTokens - u.CachedTokens - u.CacheWriteTokens, OutputTokens: u.CompletionTokens,
+		CacheReadInputTokens: u.CachedTokens, CacheCreationInputTokens: u.CacheWriteTokens}
 }
 
 // chatToAnthropic translates a chat completions request into a Messages request.
@@ -621,7 +639,7 @@ func anthropicToChat(r *anthropicResponse, created int64) *chatResponse {
 	}
 	if r.Usage != nil {
 		u := r.Usage.usage()
-		out.Usage = u.json()
+		out.Usage, out.native = u.json(), &u
 	}
 	return out
 }
@@ -980,8 +998,8 @@ func chatToMessages(c *chatResponse, model string) *anthropicResponse {
 	}
 	out.StopReason = ptr(stopReasonOfChat(finish))
 	au := anthropicUsage{}
-	if c.Usage != nil {
-		au = anthropicUsageOf(c.Usage.usage())
+	if u, ok := c.usage(); ok {
+		au = anthropicUsageOf(u)
 	}
 	out.Usage = &au // Messages answers always carry usage
 	return out

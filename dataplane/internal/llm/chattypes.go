@@ -130,6 +130,20 @@ type chatResponse struct {
 	Model   string       `json:"model"`
 	Choices []chatChoice `json:"choices"`
 	Usage   *usageJSON   `json:"usage,omitempty"`
+	// native is the usage as the provider reported it, when translated: it can say
+	// more than chat's form (Anthropic's cache writes).
+	native *Usage
+}
+
+// usage is the answer's usage; ok is false when it has none.
+func (r *chatResponse) usage() (u Usage, ok bool) {
+	switch {
+	case r.native != nil:
+		return *r.native, true
+	case r.Usage != nil:
+		return r.Usage.usage(), true
+	}
+	return Usage{}, false
 }
 
 type chatChoice struct {

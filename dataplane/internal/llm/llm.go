@@ -326,6 +326,17 @@ type Usage struct {
 	PromptTokens     int64
 	CompletionTokens int64
 	CachedTokens     int64
+	// CacheWriteTokens are prompt tokens written to the provider's prompt cache
+	// (Anthropic), priced above the input price; CacheWrite1hTokens those of them
+	// kept for an hour.
+	CacheWriteTokens   int64
+	CacheWrite1hTokens int64
+}
+
+// Tokens are the counts the request is priced by.
+func (u Usage) Tokens() runtime.Tokens {
+	return runtime.Tokens{Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens,
+		CacheWrites: u.CacheWriteTokens, CacheWrites1h: u.CacheWrite1hTokens}
 }
 
 // MaxUsageTokens bounds each count of a Usage: a provider reporting more (or a hostile
@@ -338,6 +349,8 @@ func (u Usage) clamped() Usage {
 	u.PromptTokens = tokenCount(u.PromptTokens)
 	u.CompletionTokens = tokenCount(u.CompletionTokens)
 	u.CachedTokens = min(tokenCount(u.CachedTokens), u.PromptTokens)
+	u.CacheWriteTokens = min(tokenCount(u.CacheWriteTokens), u.PromptTokens-u.CachedTokens)
+	u.CacheWrite1hTokens = min(tokenCount(u.CacheWrite1hTokens), u.CacheWriteTokens)
 	return u
 }
 
@@ -345,7 +358,8 @@ func (u Usage) clamped() Usage {
 func (u Usage) add(v Usage) Usage {
 	u, v = u.clamped(), v.clamped()
 	return Usage{PromptTokens: u.PromptTokens + v.PromptTokens, CompletionTokens: u.CompletionTokens + v.CompletionTokens,
-		CachedTokens: u.CachedTokens + v.CachedTokens}
+		CachedTokens: u.CachedTokens + v.CachedTokens, CacheWriteTokens: u.CacheWriteTokens + v.CacheWriteTokens,
+		CacheWrite1hTokens: u.CacheWrite1hTokens + v.CacheWrite1hTokens}
 }
 
 // tokenCount is n within [0, MaxUsageTokens]: what a provider reports is summed only

@@ -74,8 +74,8 @@ func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk 
 	if err != nil {
 		return err
 	}
-	if cr.Usage != nil {
-		res.Usage = cr.Usage.usage()
+	if u, ok := cr.usage(); ok {
+		res.Usage = u
 	} else {
 		estimateAnswer(req, res, wk, body)
 	}

@@ -533,8 +533,8 @@ func chatToResponse(c *chatResponse, r *responsesBody, model string) *responseOb
 		}
 	}
 	finishResponse(o, finish)
-	if c.Usage != nil {
-		o.Usage = responsesUsageOf(c.Usage.usage())
+	if u, ok := c.usage(); ok {
+		o.Usage = responsesUsageOf(u)
 	}
 	return o
 }

@@ -52,8 +52,10 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 		// far) where it says more.
 		u := Usage{PromptTokens: req.promptTokensEstimate(), CompletionTokens: int64(s.chars+3) / 4}
 		if s.reported {
-			u = Usage{PromptTokens: max(res.Usage.PromptTokens, u.PromptTokens), CachedTokens: res.Usage.CachedTokens,
-				CompletionTokens: max(res.Usage.CompletionTokens, u.CompletionTokens)}
+			reported := res.Usage
+			reported.PromptTokens = max(reported.PromptTokens, u.PromptTokens)
+			reported.CompletionTokens = max(reported.CompletionTokens, u.CompletionTokens)
+			u = reported
 		}
 		res.Usage, res.UsageEstimated = u, true
 	}

@@ -475,16 +475,30 @@ func (k *Key) allowsFallback(fb *Model) bool {
 	return k.allows(fb.Name, fb)
 }
 
+// Tokens are the counts a request is priced by. Prompt includes the cached tokens and
+// the cache writes; CacheWrites includes CacheWrites1h.
+type Tokens struct {
+	Prompt, Completion, Cached int64
+	// CacheWrites are prompt tokens written to a provider's prompt cache (Anthropic's
+	// cache_creation_input_tokens), CacheWrites1h those of them kept for an hour.
+	CacheWrites, CacheWrites1h int64
+}
+
 // Cost returns the price of a request in micro-USD, rounded to the nearest micro-USD.
-// Cached prompt tokens are billed at the cached price instead of the input price.
-// The arithmetic saturates: counts or prices large enough to overflow give the largest
-// cost, never a wrapped-around (negative) one.
-func (m *Model) Cost(promptTokens, completionTokens, cachedTokens int64) int64 {
-	promptTokens = max(promptTokens, 0)
-	completionTokens = max(completionTokens, 0)
-	cachedTokens = min(max(cachedTokens, 0), promptTokens)
-	total := satAdd(satAdd(satMul(promptTokens-cachedTokens, m.InputPrice), satMul(cachedTokens, m.CachedInputPrice)),
-		satMul(completionTokens, m.OutputPrice))
+// Cached prompt tokens are billed at the cached price instead of the input price;
+// prompt-cache writes at the input price times Anthropic's published multipliers, 1.25
+// (kept 5 minutes) and 2 (kept an hour). The arithmetic saturates: counts or prices
+// large enough to overflow give the largest cost, never a wrapped-around (negative) one.
+func (m *Model) Cost(t Tokens) int64 {
+	prompt := max(t.Prompt, 0)
+	cached := min(max(t.Cached, 0), prompt)
+	writes := min(max(t.CacheWrites, 0), prompt-cached)
+	long := min(max(t.CacheWrites1h, 0), writes)
+	short := satMul(writes-long, m.InputPrice)
+	total := satAdd(satMul(prompt-cached-writes, m.InputPrice), satMul(cached, m.CachedInputPrice))
+	total = satAdd(total, satAdd(short, short/4))
+	total = satAdd(total, satMul(long, satMul(m.InputPrice, 2)))
+	total = satAdd(total, satMul(max(t.Completion, 0), m.OutputPrice))
 	return satAdd(total, 500_000) / 1_000_000
 }
 

@@ -336,25 +336,33 @@ func TestCost(t *testing.T) {
 	t.Parallel()
 	m := &Model{InputPrice: 2_500_000, OutputPrice: 10_000_000, CachedInputPrice: 1_250_000}
 	tests := []struct {
-		name                      string
-		prompt, completion, cache int64
-		want                      int64
+		name string
+		n    Tokens
+		want int64
 	}{
-		{"zero", 0, 0, 0, 0},
-		{"million each", 1_000_000, 1_000_000, 0, 12_500_000},
-		{"cached billed at cached price", 1_000_000, 0, 400_000, 1_500_000 + 500_000},
-		{"cached above prompt is clamped", 100, 0, 1000, 125_000_000 / 1_000_000},
-		{"rounds to nearest", 1, 0, 0, 3},
-		{"negative ignored", -5, -5, -5, 0},
+		{"zero", Tokens{}, 0},
+		{"million each", Tokens{Prompt: 1_000_000, Completion: 1_000_000}, 12_500_000},
+		{"cached billed at cached price", Tokens{Prompt: 1_000_000, Cached: 400_000}, 1_500_000 + 500_000},
+		{"cached above prompt is clamped", Tokens{Prompt: 100, Cached: 1000}, 125_000_000 / 1_000_000},
+		{"rounds to nearest", Tokens{Prompt: 1}, 3},
+		{"negative ignored", Tokens{Prompt: -5, Completion: -5, Cached: -5, CacheWrites: -5, CacheWrites1h: -5}, 0},
+		// Anthropic: 1M prompt tokens of which 200k read from the cache, 400k written
+		// to it (100k of them for an hour): 400k plain at $2.50, 200k at $1.25,
+		// 300k at 1.25 × $2.50, 100k at 2 × $2.50.
+		{"cache writes", Tokens{Prompt: 1_000_000, Cached: 200_000, CacheWrites: 400_000, CacheWrites1h: 100_000},
+			1_000_000 + 250_000 + 937_500 + 500_000},
+		{"cache writes above the uncached prompt are clamped", Tokens{Prompt: 1_000, Cached: 600, CacheWrites: 1_000_000, CacheWrites1h: 2_000_000},
+			(600*1_250_000 + 400*5_000_000 + 500_000) / 1_000_000},
 		// 4e12 × 2.5e6 overflows int64: the cost saturates, it never wraps negative.
-		{"overflowing prompt saturates", 4_000_000_000_000, 0, 0, math.MaxInt64 / 1_000_000},
-		{"overflowing sum saturates", 3_000_000_000_000, 800_000_000_000, 0, math.MaxInt64 / 1_000_000},
-		{"largest counts", math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64 / 1_000_000},
+		{"overflowing prompt saturates", Tokens{Prompt: 4_000_000_000_000}, math.MaxInt64 / 1_000_000},
+		{"overflowing sum saturates", Tokens{Prompt: 3_000_000_000_000, Completion: 800_000_000_000}, math.MaxInt64 / 1_000_000},
+		{"overflowing writes saturate", Tokens{Prompt: 4_000_000_000_000, CacheWrites: 4_000_000_000_000}, math.MaxInt64 / 1_000_000},
+		{"largest counts", Tokens{Prompt: math.MaxInt64, Completion: math.MaxInt64, Cached: math.MaxInt64, CacheWrites: math.MaxInt64}, math.MaxInt64 / 1_000_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := m.Cost(tt.prompt, tt.completion, tt.cache); got != tt.want {
+			if got := m.Cost(tt.n); got != tt.want {
 				t.Fatalf("Cost = %d, want %d", got, tt.want)
 			}
 		})
