@@ -723,6 +723,19 @@ func TestStructuredOutputsAcrossProviders(t *testing.T) {
 				t.Errorf("upstream body lacks %s: %s", want[p.wire], body)
 			}
 		})
+		t.Run(p.wire+"/chat, not strict", func(t *testing.T) {
+			// A schema that only guides OpenAI would have Claude refuse what it
+			// cannot enforce: it stays with the prompt.
+			params := chatParams(p.model)
+			params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "weather", Schema: map[string]any{"type": "object"}}}}
+			if _, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), params); err != nil {
+				t.Fatal(err)
+			}
+			if body := upstreamBody(t); p.wire == "anthropic" && strings.Contains(body, "output_config") {
+				t.Errorf("a schema that is not strict reached Claude: %s", body)
+			}
+		})
 		t.Run(p.wire+"/messages", func(t *testing.T) {
 			client := h.anthropicClient()
 			_, err := client.Messages.New(context.Background(), anthropic.MessageNewParams{

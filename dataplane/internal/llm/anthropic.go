@@ -182,10 +182,13 @@ func chatToAnthropic(b *chatBody, upstreamModel string) (*anthropicRequest, erro
 	if b.User != "" {
 		out.Metadata = &anthropicMetadata{UserID: b.User}
 	}
-	// A JSON schema constrains Claude's answer as it does OpenAI's. json_object (any
-	// JSON) has no Messages counterpart: the prompt asking for JSON is all Claude gets.
-	if kind, schema := b.responseFormat(); kind == "json_schema" && len(schema) > 0 && !isNull(schema) {
-		out.OutputConfig = &anthropicOutput{Format: &anthropicOutputFormat{Type: "json_schema", Schema: schema}}
+	// A strict JSON schema constrains Claude's answer as it constrains OpenAI's (its
+	// structured outputs always hold to the schema). A schema that is not strict is
+	// guidance only for OpenAI too, and would have Claude refuse what it cannot
+	// enforce; it stays in the prompt's hands, as does json_object (any JSON), which
+	// has no Messages counterpart.
+	if kind, schema, strict := b.responseFormat(); kind == "json_schema" && strict && len(schema) > 0 && !isNull(schema) {
+		out.OutputConfig = &anthropicOutput{Format: &anthropicOutputFormat{Type: "json_schema", Schema: anthropicSchema(schema)}}
 	}
 	if err := anthropicThinking(b, out, b.MaxCompletionTokens != nil || b.MaxTokens != nil); err != nil {
 		return nil, err
@@ -850,9 +853,11 @@ func messagesToChat(m *messagesBody) (out *chatBody, unsupported *InvalidRequest
 		out.User = m.Metadata.UserID
 	}
 	if f := m.OutputConfig; f != nil && f.Format != nil && f.Format.Type == "json_schema" && len(f.Format.Schema) > 0 {
-		// Claude's structured outputs always hold to the schema: OpenAI's strict mode.
+		// Claude's structured outputs always hold to the schema: OpenAI's strict mode,
+		// when the schema is one strict mode takes (every property required, no
+		// others allowed); else the schema guides.
 		out.ResponseFormat, _ = json.Marshal(map[string]any{"type": "json_schema",
-			"json_schema": map[string]any{"name": "output", "schema": f.Format.Schema, "strict": true}})
+			"json_schema": map[string]any{"name": "output", "schema": f.Format.Schema, "strict": strictReady(f.Format.Schema)}})
 	}
 	if sys, err := anthropicBlocks(m.System); err != nil {
 		return nil, nil, invalidf("system", "`system` must be a string or an array of text blocks.")
@@ -1213,4 +1218,122 @@ func anthropicErrorOf(typ, msg string) anthropicError {
 	e := anthropicError{Type: "error"}
 	e.Error.Type, e.Error.Message = typ, msg
 	return e
+}
+
+// anthropicSchema fits a JSON schema to Claude's structured outputs, which refuse
+// numeric and length constraints: each is moved into the description of its schema,
+// where the model still reads it (as Anthropic's SDKs do). The schema is returned as
+// it came when it has none, or cannot be read.
+func anthropicSchema(raw json.RawMessage) json.RawMessage {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return raw
+	}
+	if !fitAnthropicSchema(v) {
+		return raw
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+// unsupportedByClaude are the schema keywords Claude's structured outputs refuse.
+var unsupportedByClaude = []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+	"minLength", "maxLength", "maxItems"}
+
+func fitAnthropicSchema(v any) (changed bool) {
+	t, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	var notes []string
+	for _, k := range unsupportedByClaude {
+		if c, ok := t[k]; ok {
+			b, _ := json.Marshal(c)
+			notes = append(notes, k+": "+string(b))
+			delete(t, k)
+		}
+	}
+	if n, ok := t["minItems"].(float64); ok && n > 1 {
+		notes = append(notes, fmt.Sprintf("minItems: %v", n))
+		delete(t, "minItems")
+	}
+	if len(notes) > 0 {
+		d, _ := t["description"].(string)
+		if d != "" {
+			d += " "
+		}
+		t["description"] = d + "{" + strings.Join(notes, ", ") + "}"
+		changed = true
+	}
+	eachSubschema(t, func(c any) bool {
+		changed = fitAnthropicSchema(c) || changed
+		return true
+	})
+	return changed
+}
+
+// eachSubschema calls f with each schema directly inside schema t (properties,
+// definitions, items, combinators), until f returns false; it reports whether f
+// never did. Member names are never taken for keywords.
+func eachSubschema(t map[string]any, f func(any) bool) bool {
+	for _, k := range []string{"properties", "patternProperties", "$defs", "definitions"} {
+		if m, ok := t[k].(map[string]any); ok {
+			for _, c := range m {
+				if !f(c) {
+					return false
+				}
+			}
+		}
+	}
+	for _, k := range []string{"items", "additionalProperties", "not", "contains", "if", "then", "else"} {
+		if c, ok := t[k].(map[string]any); ok && !f(c) {
+			return false
+		}
+	}
+	for _, k := range []string{"anyOf", "allOf", "oneOf", "prefixItems"} {
+		if l, ok := t[k].([]any); ok {
+			for _, c := range l {
+				if !f(c) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// strictReady reports whether a JSON schema is one OpenAI's strict mode takes: every
+// object schema lists all its properties as required and allows no others.
+func strictReady(raw json.RawMessage) bool {
+	var v any
+	return json.Unmarshal(raw, &v) == nil && strictSchema(v)
+}
+
+func strictSchema(v any) bool {
+	t, ok := v.(map[string]any)
+	if !ok {
+		return true
+	}
+	props, hasProps := t["properties"].(map[string]any)
+	if hasProps || t["type"] == "object" {
+		if ap, ok := t["additionalProperties"].(bool); !ok || ap {
+			return false
+		}
+		req, _ := t["required"].([]any)
+		listed := map[string]bool{}
+		for _, r := range req {
+			if s, ok := r.(string); ok {
+				listed[s] = true
+			}
+		}
+		for k := range props {
+			if !listed[k] {
+				return false
+			}
+		}
+	}
+	return eachSubschema(t, strictSchema)
 }

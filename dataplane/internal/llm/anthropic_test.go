@@ -272,3 +272,55 @@ func TestBlankUserTurnsForAnthropic(t *testing.T) {
 		t.Errorf("a blank last turn: %v", err)
 	}
 }
+
+// Claude's structured outputs refuse numeric and length constraints: they move into
+// the description, where the model still reads them; members named like keywords are
+// members, not keywords.
+func TestAnthropicSchema(t *testing.T) {
+	t.Parallel()
+	in := `{"type":"object","additionalProperties":false,"required":["minimum","name","tags"],"properties":{` +
+		`"minimum":{"type":"integer","minimum":0,"maximum":10,"description":"Lowest."},` +
+		`"name":{"type":"string","maxLength":20},` +
+		`"tags":{"type":"array","minItems":2,"items":{"type":"string","minLength":1}}}}`
+	var got map[string]any
+	if err := json.Unmarshal(anthropicSchema(json.RawMessage(in)), &got); err != nil {
+		t.Fatal(err)
+	}
+	props := got["properties"].(map[string]any)
+	if len(props) != 3 || got["additionalProperties"] != false {
+		t.Fatalf("members changed: %v", got)
+	}
+	minimum := props["minimum"].(map[string]any)
+	if _, ok := minimum["minimum"]; ok || minimum["description"] != "Lowest. {minimum: 0, maximum: 10}" {
+		t.Errorf("minimum = %v", minimum)
+	}
+	if name := props["name"].(map[string]any); name["description"] != "{maxLength: 20}" || name["maxLength"] != nil {
+		t.Errorf("name = %v", name)
+	}
+	tags := props["tags"].(map[string]any)
+	if tags["minItems"] != nil || tags["items"].(map[string]any)["description"] != "{minLength: 1}" {
+		t.Errorf("tags = %v", tags)
+	}
+	plain := `{"type":"object","properties":{"a":{"type":"string"}}}`
+	if got := string(anthropicSchema(json.RawMessage(plain))); got != plain {
+		t.Errorf("a schema with nothing to move changed: %s", got)
+	}
+}
+
+func TestStrictReady(t *testing.T) {
+	t.Parallel()
+	for schema, want := range map[string]bool{
+		`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`:                                      true,
+		`{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}},"required":["a"],"additionalProperties":false}`:                false,
+		`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}`:                                                                   false,
+		`{"type":"object","properties":{"a":{"type":"object","properties":{"x":{"type":"number"}}}},"required":["a"],"additionalProperties":false}`: false,
+		`{"type":"array","items":{"type":"object","properties":{"x":{"type":"number"}},"required":["x"],"additionalProperties":false}}`:             true,
+		`{"anyOf":[{"type":"object","properties":{"x":{"type":"number"}},"additionalProperties":false}]}`:                                           false,
+		// A member named "properties" is a member.
+		`{"type":"object","properties":{"properties":{"type":"string"}},"required":["properties"],"additionalProperties":false}`: true,
+	} {
+		if got := strictReady(json.RawMessage(schema)); got != want {
+			t.Errorf("%s: %v, want %v", schema, got, want)
+		}
+	}
+}

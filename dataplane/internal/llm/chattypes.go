@@ -76,33 +76,30 @@ type toolCall struct {
 	Function toolFunction `json:"function"`
 	// ExtraContent carries a Gemini thought signature as Google's own
 	// OpenAI-compatible API does (extra_content.google.thought_signature): Gemini 3
-	// refuses a conversation whose function calls come back without theirs.
-	ExtraContent *toolCallExtra `json:"extra_content,omitempty"`
-}
-
-type toolCallExtra struct {
-	Google *struct {
-		ThoughtSignature string `json:"thought_signature,omitempty"`
-	} `json:"google,omitempty"`
+	// refuses a conversation whose function calls come back without theirs. Kept
+	// raw: a value of another shape is no error, it just carries no signature.
+	ExtraContent json.RawMessage `json:"extra_content,omitempty"`
 }
 
 // thoughtSignature is the Gemini thought signature the call carries, if any.
 func (tc *toolCall) thoughtSignature() string {
-	if tc.ExtraContent == nil || tc.ExtraContent.Google == nil {
+	var extra struct {
+		Google struct {
+			ThoughtSignature string `json:"thought_signature"`
+		} `json:"google"`
+	}
+	if len(tc.ExtraContent) == 0 || json.Unmarshal(tc.ExtraContent, &extra) != nil {
 		return ""
 	}
-	return tc.ExtraContent.Google.ThoughtSignature
+	return extra.Google.ThoughtSignature
 }
 
 // withThoughtSignature returns extra content carrying sig, nil for none.
-func withThoughtSignature(sig string) *toolCallExtra {
+func withThoughtSignature(sig string) json.RawMessage {
 	if sig == "" {
 		return nil
 	}
-	e := &toolCallExtra{Google: &struct {
-		ThoughtSignature string `json:"thought_signature,omitempty"`
-	}{ThoughtSignature: sig}}
-	return e
+	return json.RawMessage(`{"google":{"thought_signature":` + string(AppendJSONString(nil, sig)) + `}}`)
 }
 
 type toolFunction struct {
@@ -309,20 +306,22 @@ func stopList(raw json.RawMessage) []string {
 }
 
 // responseFormat reads response_format: its type (json_object, json_schema, text;
-// "" when absent or unreadable) and, for json_schema, the schema.
-func (b *chatBody) responseFormat() (kind string, schema json.RawMessage) {
+// "" when absent or unreadable) and, for json_schema, the schema and whether it is
+// strict.
+func (b *chatBody) responseFormat() (kind string, schema json.RawMessage, strict bool) {
 	rf := bytes.TrimSpace(b.ResponseFormat)
 	if len(rf) == 0 || isNull(rf) {
-		return "", nil
+		return "", nil, false
 	}
 	var f struct {
 		Type       string `json:"type"`
 		JSONSchema struct {
 			Schema json.RawMessage `json:"schema"`
+			Strict *bool           `json:"strict"`
 		} `json:"json_schema"`
 	}
 	if json.Unmarshal(rf, &f) != nil {
-		return "", nil
+		return "", nil, false
 	}
-	return f.Type, f.JSONSchema.Schema
+	return f.Type, f.JSONSchema.Schema, f.JSONSchema.Strict != nil && *f.JSONSchema.Strict
 }

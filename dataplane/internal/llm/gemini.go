@@ -146,7 +146,7 @@ func chatToGemini(b *chatBody) (*geminiRequest, error) {
 	case b.MaxTokens != nil:
 		gen.MaxOutputTokens = b.MaxTokens
 	}
-	switch kind, schema := b.responseFormat(); kind {
+	switch kind, schema, _ := b.responseFormat(); kind {
 	case "json_object":
 		gen.ResponseMimeType = "application/json"
 	case "json_schema":

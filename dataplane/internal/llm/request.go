@@ -125,9 +125,9 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // completionTokens asks for the output limit as max_completion_tokens, which OpenAI's
 // own API and Azure's take from every model and their reasoning models require
 // (they refuse max_tokens); other OpenAI-compatible servers keep max_tokens, which
-// some of them read only. Without googleExtras (any provider but Google's own
-// OpenAI-compatible API) the Gemini thought signatures of the tool calls are left out
-// (withoutGoogleExtras).
+// some of them read only. Without googleExtras (OpenAI's own API and Azure, which
+// refuse properties they do not know) the Gemini thought signatures of the tool calls
+// are left out (withoutGoogleExtras).
 func (r *ChatRequest) UpstreamBody(upstreamModel string, completionTokens, googleExtras bool) []byte {
 	fields := r.fields
 	override := map[string]json.RawMessage{"model": mustMarshal(upstreamModel)}

@@ -290,50 +290,57 @@ func TestCompletionTokensForOpenAI(t *testing.T) {
 }
 
 // Gemini's thought signatures ride on tool calls as Google's OpenAI-compatible API
-// carries them: they go to Gemini (native, or Google's own OpenAI-style endpoint) and
-// are left out for every other provider, whose APIs refuse a property they do not know.
-func TestThoughtSignaturesReachGoogleOnly(t *testing.T) {
+// carries them: they are left out for OpenAI's own API and Azure, which refuse a
+// property they do not know, in whatever spelling the gateway itself would read, and
+// go on to every other OpenAI-style server (Google's endpoint, a proxy before Gemini).
+func TestThoughtSignaturesLeftOutForOpenAI(t *testing.T) {
 	t.Parallel()
-	provider := func(base string) *runtime.Provider {
+	provider := func(typ gatehousev1.ProviderType, base string) *runtime.Provider {
 		u, _ := url.Parse(base)
-		return &runtime.Provider{Type: gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, BaseURL: u}
+		return &runtime.Provider{Type: typ, BaseURL: u}
 	}
-	for base, want := range map[string]bool{
-		"https://generativelanguage.googleapis.com/v1beta/openai":                            true,
-		"https://aiplatform.googleapis.com/v1/projects/p/locations/global/endpoints/openapi": true,
-		"https://api.openai.com/v1":             false,
-		"http://vllm:8000/v1":                   false,
-		"https://googleapis.com.example.net/v1": false,
+	compat, azure := gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI
+	for _, c := range []struct {
+		p    *runtime.Provider
+		want bool
+	}{
+		{provider(compat, "https://api.openai.com/v1"), true},
+		{provider(azure, "https://x.openai.azure.com"), true},
+		{provider(compat, "https://generativelanguage.googleapis.com/v1beta/openai"), false},
+		{provider(compat, "http://litellm:4000/v1"), false},
+		{provider(compat, "http://vllm:8000/v1"), false},
 	} {
-		if got := readsGoogleExtras(provider(base)); got != want {
-			t.Errorf("%s: %v, want %v", base, got, want)
+		if got := refusesUnknownFields(c.p); got != c.want {
+			t.Errorf("%s: %v, want %v", c.p.BaseURL, got, c.want)
 		}
 	}
 	body := `{"model":"m","messages":[{"role":"user","content":"weather?"},` +
 		`{"role":"assistant","content":null,"tool_calls":[` +
 		`{"id":"c1","type":"function","function":{"name":"w","arguments":"{}"},"extra_content":{"google":{"thought_signature":"c2ln"}}},` +
-		`{"id":"c2","type":"function","function":{"name":"t","arguments":"{}"}}]},` +
+		`{"id":"c2","type":"function","function":{"name":"t","arguments":"{}"},"Extra_Content":{"google":{"thought_signature":"c2ln"}}},` +
+		`{"id":"c3","type":"function","function":{"name":"u","arguments":"{}"},"extra\u005fcontent":{"google":{"thought_signature":"c2ln"}}}]},` +
 		`{"role":"tool","tool_call_id":"c1","content":"sunny, says extra_content"}]}`
 	r, err := ParseChatRequest([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	toOpenAI := r.UpstreamBody("gpt", false, false)
 	var sent struct {
 		Messages []struct {
 			Content   *string
 			ToolCalls []map[string]json.RawMessage `json:"tool_calls"`
 		}
 	}
-	if err := json.Unmarshal(r.UpstreamBody("gpt", false, false), &sent); err != nil {
+	if err := json.Unmarshal(toOpenAI, &sent); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(sent.Messages); n != 3 || len(sent.Messages[1].ToolCalls) != 2 {
-		t.Fatalf("messages changed shape: %+v", sent.Messages)
+	if n := len(sent.Messages); n != 3 || len(sent.Messages[1].ToolCalls) != 3 {
+		t.Fatalf("messages changed shape: %s", toOpenAI)
+	}
+	if strings.Contains(strings.ToLower(string(toOpenAI)), "c2ln") {
+		t.Errorf("a signature reached OpenAI: %s", toOpenAI)
 	}
 	for i, tc := range sent.Messages[1].ToolCalls {
-		if _, ok := tc["extra_content"]; ok {
-			t.Errorf("tool call %d still carries extra_content for another provider", i)
-		}
 		if string(tc["id"]) != fmt.Sprintf(`"c%d"`, i+1) || len(tc["function"]) == 0 {
 			t.Errorf("tool call %d lost its members: %v", i, tc)
 		}
@@ -343,5 +350,19 @@ func TestThoughtSignaturesReachGoogleOnly(t *testing.T) {
 	}
 	if got := string(r.UpstreamBody("gemini-3-pro", false, true)); !strings.Contains(got, `"extra_content":{"google":{"thought_signature":"c2ln"}}`) {
 		t.Errorf("Google's endpoint lost the signature: %s", got)
+	}
+	// A value of another shape carries no signature and is no error.
+	for _, extra := range []string{`"x"`, `{"google":"x"}`, `{"google":{"thought_signature":5}}`, `null`} {
+		tc := toolCall{ExtraContent: json.RawMessage(extra)}
+		if sig := tc.thoughtSignature(); sig != "" {
+			t.Errorf("extra_content %s: signature %q", extra, sig)
+		}
+		b, err := ParseChatRequest([]byte(`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"},"extra_content":` + extra + `}]}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.body(); err != nil {
+			t.Errorf("extra_content %s: %v", extra, err)
+		}
 	}
 }

@@ -65,7 +65,7 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 				return nil, err
 			}
 		case wireOpenAI:
-			body = req.Chat.UpstreamBody(d.UpstreamModel, takesCompletionTokens(p), readsGoogleExtras(p))
+			body = req.Chat.UpstreamBody(d.UpstreamModel, takesCompletionTokens(p), !refusesUnknownFields(p))
 			target = openAIURL(p, d.UpstreamModel, "chat/completions")
 		case wireAnthropic:
 			if req.Surface == SurfaceMessages {
@@ -287,42 +287,55 @@ func containsASCIIFold(b []byte, s string) bool {
 
 // withoutGoogleExtras removes the extra_content of the tool calls in raw messages:
 // Gemini's thought signatures (see toolCall.ExtraContent), which only Google reads and
-// which OpenAI's API refuses as a property it does not know. ok is false when nothing
-// changed.
+// which OpenAI's API refuses as a property it does not know. Both keys are matched as
+// encoding/json matches them (any case, escapes undone), since that is how the
+// gateway's own translations read them. ok is false when nothing changed.
 func withoutGoogleExtras(raw json.RawMessage) (json.RawMessage, bool) {
-	if !bytes.Contains(raw, []byte(`"extra_content"`)) {
+	if !containsASCIIFold(raw, "extra_content") && !bytes.Contains(raw, []byte(`\u`)) {
 		return raw, false
 	}
 	return rewriteMessages(raw, func(m json.RawMessage, fields map[string]json.RawMessage) bool {
-		var calls []map[string]json.RawMessage
-		if !bytes.Contains(m, []byte(`"extra_content"`)) || json.Unmarshal(fields["tool_calls"], &calls) != nil {
+		if !containsASCIIFold(m, "tool_calls") && !bytes.Contains(m, []byte(`\u`)) {
 			return false
 		}
 		stripped := false
-		list := make([]json.RawMessage, len(calls))
-		for j, tc := range calls {
-			if _, ok := tc["extra_content"]; ok {
-				delete(tc, "extra_content")
+		for k, v := range fields {
+			var calls []map[string]json.RawMessage
+			if !strings.EqualFold(k, "tool_calls") || json.Unmarshal(v, &calls) != nil {
+				continue
+			}
+			changed := false
+			list := make([]json.RawMessage, len(calls))
+			for j, tc := range calls {
+				for ck := range tc {
+					if strings.EqualFold(ck, "extra_content") {
+						delete(tc, ck)
+						changed = true
+					}
+				}
+				list[j] = writeObject(tc, nil)
+			}
+			if changed {
+				fields[k], _ = json.Marshal(list)
 				stripped = true
 			}
-			list[j] = writeObject(tc, nil)
-		}
-		if stripped {
-			fields["tool_calls"], _ = json.Marshal(list)
 		}
 		return stripped
 	})
 }
 
-// readsGoogleExtras reports whether an OpenAI-style provider is Google's own
-// (generativelanguage.googleapis.com/v1beta/openai, Vertex AI's endpoint), which reads
-// the thought signatures in extra_content.
-func readsGoogleExtras(p *runtime.Provider) bool {
-	if p.Type != gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE || p.BaseURL == nil {
-		return false
+// refusesUnknownFields reports whether a provider's API refuses a message property it
+// does not know (OpenAI's own, Azure OpenAI): extra_content is left out for them.
+// Other OpenAI-style servers ignore it, and some pass it on to Gemini (Google's own
+// OpenAI-compatible API, or a proxy in front of it).
+func refusesUnknownFields(p *runtime.Provider) bool {
+	switch p.Type {
+	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
+		return true
+	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
+		return p.BaseURL != nil && strings.EqualFold(p.BaseURL.Hostname(), "api.openai.com")
 	}
-	h := strings.ToLower(p.BaseURL.Hostname())
-	return h == "googleapis.com" || strings.HasSuffix(h, ".googleapis.com")
+	return false
 }
 
 // takesCompletionTokens reports whether a provider is OpenAI's own API or Azure
