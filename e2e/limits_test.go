@@ -25,8 +25,9 @@ func TestLimitsAcrossThreeGateways(t *testing.T) {
 		t.Fatalf("eu gateways = %d", len(eu))
 	}
 	// Wait until every gateway has the key and has heard its two peers (heartbeats go
-	// out at once after a config change).
-	eventually(t, 15*time.Second, func() error {
+	// out at once after a config change, then every 5 s; under make test's load a
+	// gateway has been seen to take more than 15 s to count both).
+	eventually(t, 30*time.Second, func() error {
 		for _, gw := range eu {
 			// GET /v1/models is not rate limited, so this spends nothing.
 			if ok, err := stack.KeyWorks(ctx, gw, key.Secret); !ok {
