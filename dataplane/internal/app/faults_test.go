@@ -418,20 +418,7 @@ func TestClientLeavingBeforeTheAnswerIsCharged(t *testing.T) {
 	if _, err := h.client(h.fx.key).Chat.Completions.New(ctx, chatParams("slow")); err == nil {
 		t.Fatal("the slow model answered")
 	}
-	var ev *gatehousev1.UsageEvent
-	fakecp.Eventually(t, 5*time.Second, func() error {
-		evs, err := h.usageEvents()
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			if e.Model == "slow" {
-				ev = e
-				return nil
-			}
-		}
-		return errors.New("no usage event for the slow model")
-	})
+	ev := h.waitModelUsage(t, "slow")
 	if ev.ErrorClass != "client_closed" || ev.PromptTokens < 1 || ev.CompletionTokens != 0 || ev.CostMicros == 0 {
 		t.Errorf("usage event = %v, want the prompt charged", ev)
 	}
@@ -458,18 +445,7 @@ func TestClientLeavingKeepsTheLimitsCharge(t *testing.T) {
 		t.Fatal("the slow model answered")
 	}
 	// The ticket is settled before the request's usage event is sent.
-	fakecp.Eventually(t, 5*time.Second, func() error {
-		evs, err := h.usageEvents()
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			if e.Model == "slow" {
-				return nil
-			}
-		}
-		return errors.New("no usage event for the slow model")
-	})
+	h.waitModelUsage(t, "slow")
 	resp, b := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`)
 	if resp.StatusCode != 429 || !strings.Contains(string(b), "tokens per minute") {
 		t.Fatalf("after leaving a 700-token request: %d %s, want the key's tpm refusal", resp.StatusCode, b)

@@ -306,6 +306,26 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 }
 
 // usageEvents returns every usage event the gateway published, keyed by request id.
+// waitModelUsage waits for a usage event of model and returns it.
+func (h *harness) waitModelUsage(t testing.TB, model string) *gatehousev1.UsageEvent {
+	t.Helper()
+	var ev *gatehousev1.UsageEvent
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		evs, err := h.usageEvents()
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Model == model {
+				ev = e
+				return nil
+			}
+		}
+		return fmt.Errorf("no usage event for the model %s", model)
+	})
+	return ev
+}
+
 func (h *harness) usageEvents() (map[string]*gatehousev1.UsageEvent, error) {
 	batches, err := h.cp.UsageBatches()
 	if err != nil {

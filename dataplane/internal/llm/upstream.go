@@ -291,13 +291,10 @@ func containsASCIIFold(b []byte, s string) bool {
 // encoding/json matches them (any case, escapes undone), since that is how the
 // gateway's own translations read them. ok is false when nothing changed.
 func withoutGoogleExtras(raw json.RawMessage) (json.RawMessage, bool) {
-	if !containsASCIIFold(raw, "extra_content") && !bytes.Contains(raw, []byte(`\u`)) {
+	if !mayHoldExtras(raw) {
 		return raw, false
 	}
 	return rewriteMessages(raw, func(m json.RawMessage, fields map[string]json.RawMessage) bool {
-		if !containsASCIIFold(m, "tool_calls") && !bytes.Contains(m, []byte(`\u`)) {
-			return false
-		}
 		stripped := false
 		for k, v := range fields {
 			var calls []map[string]json.RawMessage
@@ -322,6 +319,31 @@ func withoutGoogleExtras(raw json.RawMessage) (json.RawMessage, bool) {
 		}
 		return stripped
 	})
+}
+
+// mayHoldExtras reports whether messages may carry a tool call's extra_content, as
+// mayHoldThinking does for thinking_blocks: a key the scan cannot read plainly counts.
+func mayHoldExtras(raw []byte) bool {
+	if !containsASCIIFold(raw, "extra_content") && !bytes.Contains(raw, []byte(`\u`)) {
+		return false
+	}
+	found := false
+	plain := scanArray(raw, func(vs, ve int) bool {
+		m := raw[vs:ve]
+		return scanObject(m, func(key []byte, ks, ke int) bool {
+			if !asciiEqualFold(key, "tool_calls") {
+				return true
+			}
+			calls := m[ks:ke]
+			return scanArray(calls, func(cs, ce int) bool {
+				return scanObject(calls[cs:ce], func(k []byte, _, _ int) bool {
+					found = found || asciiEqualFold(k, "extra_content")
+					return true
+				})
+			})
+		})
+	})
+	return found || !plain
 }
 
 // refusesUnknownFields reports whether a provider's API refuses a message property it
