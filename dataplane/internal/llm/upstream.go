@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,7 +99,11 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 			}
 		}
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	var parsed *url.URL
+	if target == p.ChatCompletionsURL {
+		parsed = p.ChatCompletions
+	}
+	hreq, err := newPost(ctx, target, parsed, body)
 	if err != nil {
 		return nil, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
@@ -126,6 +131,26 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		}
 	}
 	return hreq, nil
+}
+
+// newPost is http.NewRequestWithContext for a POST of body to target, without
+// parsing target again when parsed (read only, copied) is its parsed form.
+func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (*http.Request, error) {
+	if parsed == nil {
+		return http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	*req.URL = *parsed // the URL "" parsed to, overwritten: a copy of parsed
+	req.Host = parsed.Host
+	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if len(body) == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	return req, nil
 }
 
 // setOpenAIAuth sets the credential of a request to an OpenAI-compatible provider.

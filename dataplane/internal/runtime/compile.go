@@ -257,6 +257,9 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 	switch p.Type {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
 		prov.ChatCompletionsURL = prov.Base + "/chat/completions"
+		if prov.ChatCompletions, err = url.Parse(prov.ChatCompletionsURL); err != nil {
+			return nil, fmt.Errorf("provider %q: base_url %w", p.Id, err)
+		}
 		if p.ApiKey != "" {
 			prov.Authorization = "Bearer " + p.ApiKey
 			prov.AuthorizationValues = []string{prov.Authorization}

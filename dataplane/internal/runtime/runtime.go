@@ -395,6 +395,9 @@ type Provider struct {
 	BaseURL            *url.URL
 	Base               string
 	ChatCompletionsURL string
+	// ChatCompletions is ChatCompletionsURL parsed (nil when that is empty), so that
+	// requests need not parse it again; read only.
+	ChatCompletions *url.URL
 	// APIVersion is the api-version query parameter (Azure OpenAI); Azure providers
 	// without one get DefaultAzureAPIVersion.
 	APIVersion string
