@@ -92,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	region := fs.String("region", env("GATEHOUSE_REGION", "local"), "gateway group this gateway serves (env GATEHOUSE_REGION)")
 	listen := fs.String("listen", env("GATEHOUSE_GATEWAY_ADDR", "127.0.0.1:8090"), "HTTP listen address (env GATEHOUSE_GATEWAY_ADDR)")
+	metricsListen := fs.String("metrics-listen", getenv("GATEHOUSE_METRICS_ADDR"), "the operator's port: serve /metrics (and /healthz, /readyz) on this address and no longer on the public one; empty keeps /metrics on --listen (env GATEHOUSE_METRICS_ADDR)")
 	natsURL := fs.String("nats-url", env("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URLs (env NATS_URL)")
 	keys := fs.String("config-keys", getenv("GATEHOUSE_CONFIG_KEYS"), "config decryption keys id:base64-32-bytes[,...] (env GATEHOUSE_CONFIG_KEYS, required)")
 	gatewayID := fs.String("gateway-id", getenv("GATEHOUSE_GATEWAY_ID"), "gateway id in heartbeats and usage (env GATEHOUSE_GATEWAY_ID, default hostname-random)")
@@ -197,6 +198,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	cfg.app.Region = *region
 	cfg.app.Listen = *listen
+	cfg.app.MetricsListen = *metricsListen
 	cfg.app.NATSURL = *natsURL
 	cfg.app.Keyring = kr
 	cfg.app.GatewayID = *gatewayID

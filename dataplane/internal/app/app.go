@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,8 +43,11 @@ import (
 
 // Config is the gateway's configuration, as parsed from flags and the environment.
 type Config struct {
-	Region        string
-	Listen        string
+	Region string
+	Listen string
+	// MetricsListen, when set, is the address of the operator's port: /metrics (and
+	// /healthz, /readyz) are served there and /metrics no longer on Listen.
+	MetricsListen string
 	NATSURL       string
 	Keyring       *wire.Keyring
 	GatewayID     string
@@ -109,6 +113,9 @@ type App struct {
 	limiter  *limit.Limiter
 	server   *httpserver.Server
 	listener net.Listener
+	// metricsServer serves the operator's port (nil without Config.MetricsListen).
+	metricsServer   *http.Server
+	metricsListener net.Listener
 }
 
 // New builds the gateway and binds its listener. It does not wait for NATS: the
@@ -224,7 +231,7 @@ func New(cfg Config) (*App, error) {
 	}
 	a.api, err = httpapi.New(httpapi.Config{
 		Store: a.store, LLM: a.llm, Usage: a.recorder, MaxBodyBytes: cfg.MaxBodyBytes,
-		Logger: log, Registerer: reg, Gatherer: reg, Tracer: tracer, AccessLog: cfg.AccessLog, AccessLogOut: cfg.AccessLogOut,
+		Logger: log, Registerer: reg, Gatherer: reg, MetricsApart: cfg.MetricsListen != "", Tracer: tracer, AccessLog: cfg.AccessLog, AccessLogOut: cfg.AccessLogOut,
 		Admitter: admitter, Guard: guard,
 	})
 	if err != nil {
@@ -243,7 +250,23 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return cleanup(fmt.Errorf("app: listen: %w", err))
 	}
+	if cfg.MetricsListen != "" {
+		if a.metricsListener, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			_ = a.listener.Close()
+			return cleanup(fmt.Errorf("app: metrics listen: %w", err))
+		}
+		a.metricsServer = &http.Server{Handler: a.api.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	}
 	return a, nil
+}
+
+// MetricsAddr is the address of the operator's port ("" without Config.MetricsListen).
+func (a *App) MetricsAddr() string {
+	if a.metricsListener == nil {
+		return ""
+	}
+	return a.metricsListener.Addr().String()
 }
 
 // Addr is the address the HTTP server listens on.
@@ -311,8 +334,16 @@ func (a *App) Run(ctx context.Context) error {
 		_ = a.recorder.Run(usageCtx)
 	}()
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
+	if a.metricsServer != nil {
+		a.log.Info("metrics on the operator's port", "addr", a.MetricsAddr())
+		go func() {
+			if err := a.metricsServer.Serve(a.metricsListener); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
 
 	var runErr error
 	select {
@@ -327,6 +358,9 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.server.Shutdown(sctx); err != nil {
 		a.log.Warn("http drain incomplete, closing connections", "err", err)
 		_ = a.server.Close()
+	}
+	if a.metricsServer != nil {
+		_ = a.metricsServer.Close()
 	}
 	// Every Emit has happened now: flush what is left.
 	stopUsage()

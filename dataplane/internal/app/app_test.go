@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -501,6 +502,45 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestMetricsOnOperatorPort: with an operator's port, /metrics is served there and
+// no longer on the public port, where the API goes on as before.
+func TestMetricsOnOperatorPort(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{metricsListen: "127.0.0.1:0"})
+	if resp, body := h.do(t, "POST", "/v1/chat/completions", bearer(h.fx.key), `{"model":"echo","messages":[]}`); resp.StatusCode != 200 {
+		t.Fatalf("chat = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := h.do(t, "GET", "/metrics", nil, ""); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("public /metrics = %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := h.do(t, "GET", "/healthz", nil, ""); resp.StatusCode != 200 {
+		t.Fatalf("public /healthz = %d", resp.StatusCode)
+	}
+	op := "http://" + h.app.MetricsAddr()
+	if op == h.url || h.app.MetricsAddr() == "" {
+		t.Fatalf("operator's port %q", op)
+	}
+	for path, want := range map[string]string{
+		"/metrics": `gatehouse_gateway_requests_total{code="2xx",endpoint="chat.completions"} 1`,
+		"/healthz": "", "/readyz": "",
+	} {
+		resp, err := http.Get(op + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("operator's %s = %d, lacks %q", path, resp.StatusCode, want)
+		}
+	}
+	if resp, err := http.Post(op+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"echo","messages":[]}`)); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode == 200 {
+		t.Fatal("the operator's port serves the API")
 	}
 }
 

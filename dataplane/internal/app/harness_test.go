@@ -228,6 +228,8 @@ type harnessOptions struct {
 	accessLog bool
 	// accessLogOut receives the access log lines.
 	accessLogOut io.Writer
+	// metricsListen moves /metrics to an operator's port.
+	metricsListen string
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -276,7 +278,7 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a, err := app.New(app.Config{
-		Region: region, Listen: "127.0.0.1:0", NATSURL: h.cp.URL(), Keyring: kr,
+		Region: region, Listen: "127.0.0.1:0", MetricsListen: o.metricsListen, NATSURL: h.cp.URL(), Keyring: kr,
 		GatewayID: "gw-test", MaxBodyBytes: o.maxBody, SpoolDir: o.spoolDir,
 		UpstreamTimeout: o.upstreamTimeout, HeartbeatInterval: 50 * time.Millisecond,
 		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,

@@ -45,8 +45,10 @@ type Config struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
-	// Gatherer is served on /metrics.
-	Gatherer prometheus.Gatherer
+	// Gatherer is served on /metrics: by Handler, or, when MetricsApart, only by
+	// MetricsHandler (the operator's own port, off the public one).
+	Gatherer     prometheus.Gatherer
+	MetricsApart bool
 	// Tracer traces requests (default: no tracing; the W3C trace context of requests is
 	// still propagated upstream).
 	Tracer trace.Tracer
@@ -64,21 +66,22 @@ type Config struct {
 
 // Server serves the gateway's HTTP API.
 type Server struct {
-	store     *runtime.Store
-	llm       *llm.Client
-	usage     *usage.Recorder
-	maxBody   int64
-	log       *slog.Logger
-	gatherer  prometheus.Gatherer
-	metrics   *metrics
-	tracer    trace.Tracer
-	tracing   bool
-	prop      propagation.TextMapPropagator
-	accessLog bool
-	accessOut io.Writer
-	admitter  Admitter
-	guard     Guard
-	inFlight  atomic.Int64
+	store        *runtime.Store
+	llm          *llm.Client
+	usage        *usage.Recorder
+	maxBody      int64
+	log          *slog.Logger
+	gatherer     prometheus.Gatherer
+	metricsApart bool
+	metrics      *metrics
+	tracer       trace.Tracer
+	tracing      bool
+	prop         propagation.TextMapPropagator
+	accessLog    bool
+	accessOut    io.Writer
+	admitter     Admitter
+	guard        Guard
+	inFlight     atomic.Int64
 }
 
 // New returns a Server.
@@ -96,12 +99,12 @@ func New(cfg Config) (*Server, error) {
 		accessOut = os.Stderr
 	}
 	return &Server{
-		store:     cfg.Store,
-		llm:       cfg.LLM,
-		usage:     cfg.Usage,
-		maxBody:   cfg.MaxBodyBytes,
-		log:       cfg.Logger.With("component", "http"),
-		gatherer:  cfg.Gatherer,
+		store:    cfg.Store,
+		llm:      cfg.LLM,
+		usage:    cfg.Usage,
+		maxBody:  cfg.MaxBodyBytes,
+		log:      cfg.Logger.With("component", "http"),
+		gatherer: cfg.Gatherer, metricsApart: cfg.MetricsApart,
 		metrics:   m,
 		tracer:    tracer,
 		tracing:   cfg.Tracer != nil,
@@ -116,12 +119,28 @@ func New(cfg Config) (*Server, error) {
 // InFlight returns the number of requests being served.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
+// MetricsHandler serves /metrics, /healthz and /readyz: the operator's port when
+// Config.MetricsApart keeps the metrics off the public one.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("GET /healthz", s.api("healthz", s.healthz))
+	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
+	return mux
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
+}
+
 // Handler returns every route of the gateway.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.api("healthz", s.healthz))
 	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	if !s.metricsApart {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	mux.Handle("GET /v1/models", s.api("models", anthropicAware(s.requireKey(s.listModels))))
 	mux.Handle("GET /v1/models/{model...}", s.api("models", anthropicAware(s.requireKey(s.retrieveModel))))
 	mux.Handle("POST /v1/chat/completions", s.api("chat.completions", s.requireKey(s.serveLLM(llm.SurfaceChat))))
