@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/app"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/database"
+	"github.com/gatehouse-dev/gatehouse/controlplane/internal/natsbus"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/sso"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.StringVar(&cfg.PublicURL, "public-url", env("GATEHOUSE_PUBLIC_URL", ""), "URL browsers use to reach the console (GATEHOUSE_PUBLIC_URL); default http://<listen>")
 	fs.DurationVar(&cfg.SessionIdle, "session-idle", 2*time.Hour, "console session idle timeout")
 	fs.DurationVar(&cfg.SessionAbsolute, "session-absolute", 12*time.Hour, "console session absolute timeout")
+	fs.Int64Var(&cfg.UsageStreamMaxBytes, "usage-stream-max-bytes", envInt64("GATEHOUSE_USAGE_STREAM_MAX_BYTES", natsbus.DefaultUsageMaxBytes),
+		"bound of the usage stream's backlog (events not yet ingested); when full, gateways keep their batches in their spools (GATEHOUSE_USAGE_STREAM_MAX_BYTES)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -122,6 +126,15 @@ func list(s string) []string {
 		}
 	}
 	return out
+}
+
+// envInt64 is the integer in the environment variable name, or def when it is unset
+// or not a number.
+func envInt64(name string, def int64) int64 {
+	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil {
+		return v
+	}
+	return def
 }
 
 func env(name, def string) string {

@@ -47,8 +47,10 @@ type Config struct {
 	EmbeddedNATS       bool
 	EmbeddedNATSListen string
 	EmbeddedNATSStore  string
-	Regions            []string
-	Version            string
+	// UsageStreamMaxBytes bounds the usage stream's backlog (0: natsbus's default).
+	UsageStreamMaxBytes int64
+	Regions             []string
+	Version             string
 	// PublicURL is where browsers reach the control plane (the OIDC callback is
 	// PublicURL/auth/callback). Cookies are Secure unless it is http on loopback.
 	PublicURL string
@@ -113,7 +115,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	var res natsbus.Resources
 	for {
 		ensureCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err = natsbus.Ensure(ensureCtx, js)
+		res, err = natsbus.Ensure(ensureCtx, js, natsbus.EnsureOptions{UsageMaxBytes: cfg.UsageStreamMaxBytes, Log: log})
 		cancel()
 		if err == nil {
 			break

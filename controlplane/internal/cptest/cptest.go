@@ -64,7 +64,7 @@ func StartNATS(t testing.TB) *NATS {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := natsbus.Ensure(ctx, js)
+	res, err := natsbus.Ensure(ctx, js, natsbus.EnsureOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,8 +91,31 @@ type Resources struct {
 	Usage  jetstream.Stream
 }
 
+// DefaultUsageMaxBytes bounds the usage stream when EnsureOptions names no size.
+const DefaultUsageMaxBytes int64 = 4 << 30
+
+// minUsageMaxBytes is the smallest bound Ensure settles for when JetStream has too
+// little storage for the one asked.
+const minUsageMaxBytes int64 = 64 << 20
+
+// errCodeStorageExceeded is JetStream's "insufficient storage resources available".
+const errCodeStorageExceeded jetstream.ErrorCode = 10047
+
+// EnsureOptions configures Ensure.
+type EnsureOptions struct {
+	// UsageMaxBytes bounds the usage stream's backlog (default DefaultUsageMaxBytes).
+	UsageMaxBytes int64
+	Log           *slog.Logger
+}
+
 // Ensure creates or updates the config bucket and the usage stream.
-func Ensure(ctx context.Context, js jetstream.JetStream) (Resources, error) {
+func Ensure(ctx context.Context, js jetstream.JetStream, o EnsureOptions) (Resources, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.UsageMaxBytes <= 0 {
+		o.UsageMaxBytes = DefaultUsageMaxBytes
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:       wire.ConfigBucket,
 		Description:  "Gatehouse config snapshots, one sealed value per region and org",
@@ -103,17 +126,102 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (Resources, error) {
 	if err != nil {
 		return Resources{}, fmt.Errorf("ensure config bucket: %w", err)
 	}
-	usage, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        wire.UsageStream,
-		Description: "Gatehouse usage batches from every gateway",
-		Subjects:    []string{wire.UsageSubjects},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      7 * 24 * time.Hour,
-		Duplicates:  2 * time.Minute,
-	})
+	usage, err := ensureUsage(ctx, js, o.UsageMaxBytes, o.Log)
 	if err != nil {
 		return Resources{}, fmt.Errorf("ensure usage stream: %w", err)
 	}
 	return Resources{Config: kv, Usage: usage}, nil
+}
+
+// UsageStreamConfig is the usage stream: a work queue — a batch leaves it once the
+// control plane has written it to Postgres and acknowledged it — bounded in bytes.
+// A full stream refuses new batches (DiscardNew) rather than dropping old ones: the
+// gateways keep refused batches in their spools and send them again, so a long
+// control-plane outage costs disk at the edges, never events.
+func UsageStreamConfig(maxBytes int64) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        wire.UsageStream,
+		Description: "Gatehouse usage batches from every gateway, until ingested",
+		Subjects:    []string{wire.UsageSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxBytes:    maxBytes,
+		Discard:     jetstream.DiscardNew,
+		Duplicates:  2 * time.Minute,
+	}
+}
+
+// ensureUsage creates or updates the usage stream. A stream of an earlier release
+// (limits retention: every batch kept for 7 days, unbounded in bytes) cannot change
+// its retention in place: it is replaced once everything in it has been ingested,
+// and left as it is, with a warning, until then. When JetStream cannot reserve
+// maxBytes, the bound is halved (down to minUsageMaxBytes) and the one taken logged.
+func ensureUsage(ctx context.Context, js jetstream.JetStream, maxBytes int64, log *slog.Logger) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, wire.UsageStream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return nil, err
+	case s.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy:
+		drained, err := usageDrained(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if !drained {
+			log.Warn("usage stream still holds batches not yet ingested: it becomes a bounded work queue at a later start, once they are",
+				"stream", wire.UsageStream)
+			return s, nil
+		}
+		if err := js.DeleteStream(ctx, wire.UsageStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, err
+		}
+		log.Info("usage stream replaced by a bounded work queue (everything in it was ingested)", "stream", wire.UsageStream)
+	}
+	cfg := UsageStreamConfig(maxBytes)
+	for {
+		s, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			if cfg.MaxBytes != maxBytes {
+				log.Warn("usage stream bound lowered: JetStream has too little storage for the one asked",
+					"asked_bytes", maxBytes, "max_bytes", cfg.MaxBytes)
+			}
+			return s, nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStorageExceeded || cfg.MaxBytes/2 < minUsageMaxBytes {
+			return nil, err
+		}
+		cfg.MaxBytes /= 2
+	}
+}
+
+// usageDrained reports whether every batch in a limits-retention usage stream has
+// been acknowledged by its consumers (an empty stream is drained; a stream that holds
+// batches and has no consumer is not).
+func usageDrained(ctx context.Context, s jetstream.Stream) (bool, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	if info.State.Msgs == 0 {
+		return true, nil
+	}
+	if info.State.Consumers == 0 {
+		return false, nil
+	}
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		c, err := s.Consumer(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		ci := c.CachedInfo()
+		if ci.NumPending > 0 || ci.NumAckPending > 0 || ci.NumRedelivered > 0 {
+			return false, nil
+		}
+	}
+	if err := names.Err(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
