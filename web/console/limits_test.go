@@ -38,7 +38,7 @@ func fullUsage() UsageView {
 		Range:  UsageRange7d,
 		Totals: UsageTotals{Requests: "12,345", Errors: "12", PromptTokens: "1.2M", CompletionTokens: "340k", Cost: "$42.10"},
 		Breakdown: []UsageRow{
-			{Team: "Platform", Model: "gpt-4o", Requests: "10,000", Errors: "10", PromptTokens: "1M", CompletionTokens: "300k", Cost: "$40.00",
+			{Team: "Platform", Model: "gpt-4o", Requests: "10,000", Errors: "10", PromptTokens: "1M", CompletionTokens: "300k", CacheTokens: "600k / 20k", Cost: "$40.00",
 				P50LatencyMs: "420", P95LatencyMs: "1,900"},
 			{Team: "Research", Model: "claude-sonnet", Requests: "2,345", Errors: "2", PromptTokens: "200k", CompletionTokens: "40k", Cost: "$2.10"},
 		},
@@ -364,7 +364,7 @@ func TestUsagePage(t *testing.T) {
 				`<h2 id="totals-heading">Last 7 days</h2>`, testID("usage-totals"),
 				"<dt>Requests</dt><dd>12,345</dd>", "<dd>12</dd>", "<dd>1.2M</dd>", "<dd>340k</dd>", "<dd>$42.10</dd>",
 				testID("usage-table"), `data-testid="usage-row" data-team="Platform" data-model="gpt-4o"`, `<td class="num">420</td>`, `<td class="num">1,900</td>`,
-				`<td class="num nowrap">$40.00</td>`,
+				`<td class="num nowrap">600k / 20k</td>`, `<td class="num nowrap">$40.00</td>`,
 				testID("recent-table"), testID("recent-row-req-1"), "<code>req-1</code>", "/v1/chat/completions", "key <code>k1</code>", "as <code>support-bot</code>",
 				`badge-success">200<`, testID("streamed-req-1"), ">Streamed<", "<code>azure/gpt-4o</code>", `data-testid="retries-req-1">retries: 1<`,
 				`badge-danger">503<`, `badge-warning">429<`, `data-testid="fallback-req-2"`, ">Fallback<", "<code>gpt-mini</code>",

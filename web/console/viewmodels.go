@@ -803,9 +803,12 @@ type UsageRow struct {
 	Errors           string
 	PromptTokens     string
 	CompletionTokens string
-	Cost             string
-	P50LatencyMs     string
-	P95LatencyMs     string
+	// CacheTokens are the prompt tokens read from and written to the provider's
+	// prompt cache (parts of PromptTokens), e.g. "1,200 / 300".
+	CacheTokens  string
+	Cost         string
+	P50LatencyMs string
+	P95LatencyMs string
 }
 
 // RecentRow is one recent request. Everything is display-ready; Status is the HTTP status

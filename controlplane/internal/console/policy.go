@@ -288,7 +288,7 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) error {
 		req, errs, pt, ct, cost = req+b.Requests, errs+b.Errors, pt+b.PromptTokens, ct+b.CompletionTokens, cost+b.CostMicros
 		view.Breakdown = append(view.Breakdown, v.UsageRow{Team: orDash(b.Team), Model: orDash(b.Model), Requests: thousands0(b.Requests),
 			Errors: thousands0(b.Errors), PromptTokens: thousands0(b.PromptTokens), CompletionTokens: thousands0(b.CompletionTokens),
-			Cost: money(b.CostMicros), P50LatencyMs: strconv.FormatFloat(b.P50LatencyMs, 'f', 0, 64), P95LatencyMs: strconv.FormatFloat(b.P95LatencyMs, 'f', 0, 64)})
+			CacheTokens: thousands0(b.CachedTokens) + " / " + thousands0(b.CacheWriteTokens), Cost: money(b.CostMicros), P50LatencyMs: strconv.FormatFloat(b.P50LatencyMs, 'f', 0, 64), P95LatencyMs: strconv.FormatFloat(b.P95LatencyMs, 'f', 0, 64)})
 	}
 	view.Totals = v.UsageTotals{Requests: thousands0(req), Errors: thousands0(errs), PromptTokens: thousands0(pt), CompletionTokens: thousands0(ct), Cost: money(cost)}
 	for _, e := range detail.Recent {

@@ -24,7 +24,22 @@ type UsageEvent struct {
 	LatencyMs        int64     `json:"latency_ms"`
 	PromptTokens     int64     `json:"prompt_tokens"`
 	CompletionTokens int64     `json:"completion_tokens"`
-	CostMicros       int64     `json:"cost_micros"`
+	// CachedTokens (read from the provider's prompt cache) and CacheWriteTokens
+	// (written to it; CacheWriteHourTokens of them kept for an hour) are parts of
+	// PromptTokens, each priced differently.
+	CachedTokens         int64 `json:"cached_tokens"`
+	CacheWriteTokens     int64 `json:"cache_write_tokens"`
+	CacheWriteHourTokens int64 `json:"cache_write_hour_tokens"`
+	CostMicros           int64 `json:"cost_micros"`
+}
+
+// usageEvent is the API's form of an ingested event.
+func usageEvent(r dbq.UsageEvent) UsageEvent {
+	return UsageEvent{EventID: r.EventID, RequestID: r.RequestID, StartedAt: r.StartedAt.Time.UTC(), TeamID: r.TeamID,
+		KeyID: r.KeyID, Model: r.Model, Endpoint: r.Endpoint, Region: r.Region, GatewayID: r.GatewayID, StatusCode: r.StatusCode,
+		Streamed: r.Streamed, LatencyMs: r.LatencyMs, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
+		CachedTokens: r.CachedTokens, CacheWriteTokens: r.CacheWriteTokens, CacheWriteHourTokens: r.CacheWriteHourTokens,
+		CostMicros: r.CostMicros}
 }
 
 // UsageSummary is an org's usage over the last 24 hours plus its newest events.
@@ -53,9 +68,7 @@ func (s *Store) UsageSummary(ctx context.Context, orgID string) (UsageSummary, e
 	out := UsageSummary{Since: since, Requests: tot.Requests, Errors: tot.Errors, PromptTokens: tot.PromptTokens,
 		CompletionTokens: tot.CompletionTokens, CostMicros: tot.CostMicros, Recent: make([]UsageEvent, len(rows))}
 	for i, r := range rows {
-		out.Recent[i] = UsageEvent{EventID: r.EventID, RequestID: r.RequestID, StartedAt: r.StartedAt.Time.UTC(), TeamID: r.TeamID,
-			KeyID: r.KeyID, Model: r.Model, Endpoint: r.Endpoint, Region: r.Region, GatewayID: r.GatewayID, StatusCode: r.StatusCode,
-			Streamed: r.Streamed, LatencyMs: r.LatencyMs, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CostMicros: r.CostMicros}
+		out.Recent[i] = usageEvent(r)
 	}
 	return out, nil
 }
@@ -68,6 +81,8 @@ type UsageBreakdownRow struct {
 	Errors           int64   `json:"errors"`
 	PromptTokens     int64   `json:"prompt_tokens"`
 	CompletionTokens int64   `json:"completion_tokens"`
+	CachedTokens     int64   `json:"cached_tokens"`
+	CacheWriteTokens int64   `json:"cache_write_tokens"`
 	CostMicros       int64   `json:"cost_micros"`
 	P50LatencyMs     float64 `json:"p50_latency_ms"`
 	P95LatencyMs     float64 `json:"p95_latency_ms"`
@@ -102,19 +117,19 @@ func (s *Store) UsageDetail(ctx context.Context, orgID string, since time.Time) 
 	}
 	for _, r := range rows {
 		out.Breakdown = append(out.Breakdown, UsageBreakdownRow{Team: r.Team, Model: r.Model, Requests: r.Requests, Errors: r.Errors,
-			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CostMicros: r.CostMicros, P50LatencyMs: r.P50Ms, P95LatencyMs: r.P95Ms})
+			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, CacheWriteTokens: r.CacheWriteTokens,
+			CostMicros: r.CostMicros, P50LatencyMs: r.P50Ms, P95LatencyMs: r.P95Ms})
 	}
 	recent, err := q.RecentUsageSince(ctx, dbq.RecentUsageSinceParams{OrgID: orgID, StartedAt: ts(since), Limit: 50})
 	if err != nil {
 		return out, mapError(err)
 	}
 	for _, r := range recent {
+		e := r.UsageEvent
 		out.Recent = append(out.Recent, UsageRecord{
-			UsageEvent: UsageEvent{EventID: r.EventID, RequestID: r.RequestID, StartedAt: r.StartedAt.Time.UTC(), TeamID: r.TeamID,
-				KeyID: r.KeyID, Model: r.Model, Endpoint: r.Endpoint, Region: r.Region, GatewayID: r.GatewayID, StatusCode: r.StatusCode,
-				Streamed: r.Streamed, LatencyMs: r.LatencyMs, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, CostMicros: r.CostMicros},
-			Team: r.TeamName, AgentIdentity: r.AgentIdentity, DeploymentID: r.DeploymentID, Retries: r.Retries, FallbackModel: r.FallbackModel,
-			OverheadUs: r.OverheadUs,
+			UsageEvent: usageEvent(e),
+			Team:       r.TeamName, AgentIdentity: e.AgentIdentity, DeploymentID: e.DeploymentID, Retries: e.Retries, FallbackModel: e.FallbackModel,
+			OverheadUs: e.OverheadUs,
 		})
 	}
 	return out, nil

@@ -64,6 +64,8 @@ func (c *usageCopy) add(e *gatehousev1.UsageEvent, eventID, orgID [16]byte, team
 	b = appendInt4(b, e.Retries)
 	b = appendText(b, e.FallbackModel)
 	b = appendInt8(b, e.OverheadUs)
+	b = appendInt8(b, e.CacheWriteTokens)
+	b = appendInt8(b, e.CacheWriteHourTokens)
 	c.buf = b
 	c.rows++
 }

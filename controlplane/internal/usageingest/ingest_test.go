@@ -259,7 +259,7 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 		StartedAtUnixMs: started.UnixMilli(), LatencyMs: 1234, TimeToFirstTokenMs: 56, StatusCode: 429,
 		ErrorClass: "rate_limited", Streamed: true, PromptTokens: 1 << 40, CompletionTokens: 7, CachedTokens: 3,
 		CostMicros: -5, Region: "eu", GatewayId: "gw-1", AgentIdentity: "agent", DeploymentId: "dep",
-		Retries: 2, FallbackModel: "fb", OverheadUs: 99}
+		Retries: 2, FallbackModel: "fb", OverheadUs: 99, CacheWriteTokens: 11, CacheWriteHourTokens: 4}
 	bare := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: "req-2", OrgId: org.ID, Endpoint: "embeddings",
 		StartedAtUnixMs: time.Now().UnixMilli(), Region: "eu", GatewayId: "gw-1"}
 	// A start time in the year 318,857 (a broken clock) is skipped like a malformed id:
@@ -272,7 +272,8 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 	const q = `select event_id::text, started_at, request_id, org_id::text, coalesce(team_id::text, 'NULL'),
 		coalesce(key_id, 'NULL'), model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms,
 		time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens,
-		cached_tokens, cost_micros, agent_identity, deployment_id, retries, fallback_model, overhead_us
+		cached_tokens, cost_micros, agent_identity, deployment_id, retries, fallback_model, overhead_us,
+		cache_write_tokens, cache_write_hour_tokens
 		from usage_events where event_id = $1`
 	read := func(id string) string {
 		t.Helper()
@@ -280,27 +281,27 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 			eventID, request, orgID, teamID, keyID, model, upstream, provider, endpoint, region, gateway string
 			errClass, agent, deployment, fallback                                                        string
 			at                                                                                           time.Time
-			latency, ttft, prompt, completion, cached, cost, overhead                                    int64
+			latency, ttft, prompt, completion, cached, cost, overhead, writes, writesHour                int64
 			status, retries                                                                              int32
 			streamed                                                                                     bool
 		)
 		if err := st.Pool().QueryRow(ctx, q, id).Scan(&eventID, &at, &request, &orgID, &teamID, &keyID, &model,
 			&upstream, &provider, &endpoint, &region, &gateway, &latency, &ttft, &status, &errClass, &streamed,
-			&prompt, &completion, &cached, &cost, &agent, &deployment, &retries, &fallback, &overhead); err != nil {
+			&prompt, &completion, &cached, &cost, &agent, &deployment, &retries, &fallback, &overhead, &writes, &writesHour); err != nil {
 			t.Fatal(err)
 		}
 		return fmt.Sprintln(eventID, at.UTC().Format(time.RFC3339Nano), request, orgID, teamID, keyID, model, upstream,
 			provider, endpoint, region, gateway, latency, ttft, status, errClass, streamed, prompt, completion, cached,
-			cost, agent, deployment, retries, fallback, overhead)
+			cost, agent, deployment, retries, fallback, overhead, writes, writesHour)
 	}
 	want := fmt.Sprintln(full.EventId, "1999-12-31T23:59:58.123Z", "req-1", org.ID, full.TeamId, "key-1", "m\uFFFDodel",
 		"gpt-ü", "prov", "chat.completions", "eu", "gw-1", 1234, 56, 429, "rate_limited", true, int64(1<<40), 7, 3,
-		-5, "agent", "dep", 2, "fb", 99)
+		-5, "agent", "dep", 2, "fb", 99, 11, 4)
 	if got := read(full.EventId); got != want {
 		t.Errorf("stored\n%s want\n%s", got, want)
 	}
 	want = fmt.Sprintln(bare.EventId, time.UnixMilli(bare.StartedAtUnixMs).UTC().Format(time.RFC3339Nano), "req-2", org.ID,
-		"NULL", "NULL", "", "", "", "embeddings", "eu", "gw-1", 0, 0, 0, "", false, 0, 0, 0, 0, "", "", 0, "", 0)
+		"NULL", "NULL", "", "", "", "embeddings", "eu", "gw-1", 0, 0, 0, "", false, 0, 0, 0, 0, "", "", 0, "", 0, 0, 0)
 	if got := read(bare.EventId); got != want {
 		t.Errorf("stored\n%s want\n%s", got, want)
 	}
@@ -364,5 +365,45 @@ func TestIngestDropsRefusedEvents(t *testing.T) {
 	}
 	if got != "a1,a2,b1,c1" {
 		t.Fatalf("stored requests %s, want a1,a2,b1,c1 (only the refused event left out)", got)
+	}
+}
+
+// TestCacheTokensReachTheUsageViews: the prompt-cache reads and writes of ingested
+// events come back from the usage API's summary and detail, per event and summed.
+func TestCacheTokensReachTheUsageViews(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ctx := context.Background()
+	org, err := st.CreateOrg(ctx, "test", "cache-views", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := usageingest.New(st.Pool(), nil, slog.New(slog.DiscardHandler))
+	now := time.Now().UnixMilli()
+	var events []*gatehousev1.UsageEvent
+	for i := range 2 {
+		events = append(events, &gatehousev1.UsageEvent{EventId: uuid(), RequestId: fmt.Sprint("req-", i), OrgId: org.ID,
+			Model: "claude", Endpoint: "messages", StartedAtUnixMs: now - int64(i), Region: "eu", GatewayId: "gw-1", StatusCode: 200,
+			PromptTokens: 6000, CachedTokens: 3000, CacheWriteTokens: 2000, CacheWriteHourTokens: 500, CompletionTokens: 100, CostMicros: 10_050})
+	}
+	if n, err := ing.Write(ctx, events); err != nil || n != 2 {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	sum, err := st.UsageSummary(ctx, org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Recent) != 2 || sum.Recent[0].CachedTokens != 3000 || sum.Recent[0].CacheWriteTokens != 2000 || sum.Recent[0].CacheWriteHourTokens != 500 {
+		t.Fatalf("summary's recent events %+v", sum.Recent)
+	}
+	detail, err := st.UsageDetail(ctx, org.ID, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(detail.Breakdown) != 1 || detail.Breakdown[0].CachedTokens != 6000 || detail.Breakdown[0].CacheWriteTokens != 4000 {
+		t.Fatalf("breakdown %+v", detail.Breakdown)
+	}
+	if len(detail.Recent) != 2 || detail.Recent[1].CacheWriteTokens != 2000 || detail.Recent[1].CacheWriteHourTokens != 500 || detail.Recent[1].RequestID != "req-1" {
+		t.Fatalf("detail's recent events %+v", detail.Recent)
 	}
 }

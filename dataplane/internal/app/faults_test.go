@@ -797,9 +797,10 @@ func TestAnthropicCacheWritesArePriced(t *testing.T) {
 				t.Fatalf("%s stream=%v: %d %s", path, stream, resp.StatusCode, b)
 			}
 			ev := h.waitUsage(t, resp.Header.Get("x-request-id"))
-			if ev.CostMicros != want || ev.PromptTokens != 6000 || ev.CachedTokens != 3000 || ev.CompletionTokens != 100 {
-				t.Errorf("%s stream=%v: cost %d µUSD, prompt %d, cached %d, completion %d; want %d, 6000, 3000, 100",
-					path, stream, ev.CostMicros, ev.PromptTokens, ev.CachedTokens, ev.CompletionTokens, want)
+			if ev.CostMicros != want || ev.PromptTokens != 6000 || ev.CachedTokens != 3000 || ev.CompletionTokens != 100 ||
+				ev.CacheWriteTokens != 2000 || ev.CacheWriteHourTokens != 500 {
+				t.Errorf("%s stream=%v: cost %d µUSD, prompt %d, cached %d, completion %d, cache writes %d (1h %d); want %d, 6000, 3000, 100, 2000 (500)",
+					path, stream, ev.CostMicros, ev.PromptTokens, ev.CachedTokens, ev.CompletionTokens, ev.CacheWriteTokens, ev.CacheWriteHourTokens, want)
 			}
 		}
 	}

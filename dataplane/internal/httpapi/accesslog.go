@@ -59,6 +59,10 @@ func appendAccessLine(b []byte, now time.Time, c *call, ev *gatehousev1.UsageEve
 	num("prompt_tokens", ev.PromptTokens)
 	num("completion_tokens", ev.CompletionTokens)
 	num("cached_tokens", ev.CachedTokens)
+	if ev.CacheWriteTokens > 0 {
+		num("cache_write_tokens", ev.CacheWriteTokens)
+		num("cache_write_hour_tokens", ev.CacheWriteHourTokens)
+	}
 	num("cost_micros", ev.CostMicros)
 	num("latency_ms", ev.LatencyMs)
 	num("ttft_ms", ev.TimeToFirstTokenMs)

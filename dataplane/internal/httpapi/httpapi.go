@@ -378,6 +378,8 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 			ev.PromptTokens = res.Usage.PromptTokens
 			ev.CompletionTokens = res.Usage.CompletionTokens
 			ev.CachedTokens = res.Usage.CachedTokens
+			ev.CacheWriteTokens = res.Usage.CacheWriteTokens
+			ev.CacheWriteHourTokens = res.Usage.CacheWrite1hTokens
 			ev.CostMicros = m.Cost(res.Usage.Tokens())
 		}
 	}

@@ -137,9 +137,14 @@ type UsageEvent struct {
 	// Guardrail triggers on this request.
 	GuardrailEvents []*GuardrailEvent `protobuf:"bytes,26,rep,name=guardrail_events,json=guardrailEvents,proto3" json:"guardrail_events,omitempty"`
 	// Time the gateway itself added, in microseconds.
-	OverheadUs    int64 `protobuf:"varint,27,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OverheadUs int64 `protobuf:"varint,27,opt,name=overhead_us,json=overheadUs,proto3" json:"overhead_us,omitempty"`
+	// Prompt tokens written to the provider's prompt cache (Anthropic's
+	// cache_creation_input_tokens; part of prompt_tokens, priced above the input price),
+	// and those of them kept for an hour (also in cache_write_tokens).
+	CacheWriteTokens     int64 `protobuf:"varint,28,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	CacheWriteHourTokens int64 `protobuf:"varint,29,opt,name=cache_write_hour_tokens,json=cacheWriteHourTokens,proto3" json:"cache_write_hour_tokens,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *UsageEvent) Reset() {
@@ -361,6 +366,20 @@ func (x *UsageEvent) GetOverheadUs() int64 {
 	return 0
 }
 
+func (x *UsageEvent) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetCacheWriteHourTokens() int64 {
+	if x != nil {
+		return x.CacheWriteHourTokens
+	}
+	return 0
+}
+
 // GuardrailEvent records one guardrail trigger (never the matched text).
 type GuardrailEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -462,7 +481,7 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"gateway_id\x18\x02 \x01(\tR\tgatewayId\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\x15\n" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x120\n" +
-	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\xab\a\n" +
+	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\x90\b\n" +
 	"\n" +
 	"UsageEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
@@ -500,7 +519,9 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"\x0efallback_model\x18\x19 \x01(\tR\rfallbackModel\x12G\n" +
 	"\x10guardrail_events\x18\x1a \x03(\v2\x1c.gatehouse.v1.GuardrailEventR\x0fguardrailEvents\x12\x1f\n" +
 	"\voverhead_us\x18\x1b \x01(\x03R\n" +
-	"overheadUs\"\xa7\x01\n" +
+	"overheadUs\x12,\n" +
+	"\x12cache_write_tokens\x18\x1c \x01(\x03R\x10cacheWriteTokens\x125\n" +
+	"\x17cache_write_hour_tokens\x18\x1d \x01(\x03R\x14cacheWriteHourTokens\"\xa7\x01\n" +
 	"\x0eGuardrailEvent\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x1a\n" +
 	"\bdetector\x18\x02 \x01(\tR\bdetector\x12\x12\n" +

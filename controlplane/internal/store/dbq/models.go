@@ -354,6 +354,10 @@ type UsageEvent struct {
 	Retries            int32
 	FallbackModel      string
 	OverheadUs         int64
+	// Prompt tokens written to the provider's prompt cache (part of prompt_tokens).
+	CacheWriteTokens int64
+	// Of cache_write_tokens, those kept for an hour (priced at twice the input price).
+	CacheWriteHourTokens int64
 }
 
 // People (provisioned just in time at SSO login or invited by email) and service accounts.

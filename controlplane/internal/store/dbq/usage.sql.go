@@ -23,7 +23,7 @@ func (q *Queries) CountUsageForOrg(ctx context.Context, orgID string) (int64, er
 }
 
 const recentUsage = `-- name: RecentUsage :many
-select event_id, started_at, request_id, org_id, team_id, key_id, model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms, time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens, cached_tokens, cost_micros, ingested_at, agent_identity, deployment_id, retries, fallback_model, overhead_us from usage_events where org_id = $1 order by started_at desc limit $2
+select event_id, started_at, request_id, org_id, team_id, key_id, model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms, time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens, cached_tokens, cost_micros, ingested_at, agent_identity, deployment_id, retries, fallback_model, overhead_us, cache_write_tokens, cache_write_hour_tokens from usage_events where org_id = $1 order by started_at desc limit $2
 `
 
 type RecentUsageParams struct {
@@ -68,6 +68,8 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 			&i.Retries,
 			&i.FallbackModel,
 			&i.OverheadUs,
+			&i.CacheWriteTokens,
+			&i.CacheWriteHourTokens,
 		); err != nil {
 			return nil, err
 		}
@@ -80,7 +82,7 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 }
 
 const recentUsageSince = `-- name: RecentUsageSince :many
-select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
+select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, u.cache_write_tokens, u.cache_write_hour_tokens, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2 order by u.started_at desc limit $3
 `
 
@@ -91,34 +93,8 @@ type RecentUsageSinceParams struct {
 }
 
 type RecentUsageSinceRow struct {
-	EventID            string
-	StartedAt          pgtype.Timestamptz
-	RequestID          string
-	OrgID              string
-	TeamID             *string
-	KeyID              *string
-	Model              string
-	UpstreamModel      string
-	ProviderID         string
-	Endpoint           string
-	Region             string
-	GatewayID          string
-	LatencyMs          int64
-	TimeToFirstTokenMs int64
-	StatusCode         int32
-	ErrorClass         string
-	Streamed           bool
-	PromptTokens       int64
-	CompletionTokens   int64
-	CachedTokens       int64
-	CostMicros         int64
-	IngestedAt         pgtype.Timestamptz
-	AgentIdentity      string
-	DeploymentID       string
-	Retries            int32
-	FallbackModel      string
-	OverheadUs         int64
-	TeamName           string
+	UsageEvent UsageEvent
+	TeamName   string
 }
 
 func (q *Queries) RecentUsageSince(ctx context.Context, arg RecentUsageSinceParams) ([]RecentUsageSinceRow, error) {
@@ -131,33 +107,35 @@ func (q *Queries) RecentUsageSince(ctx context.Context, arg RecentUsageSincePara
 	for rows.Next() {
 		var i RecentUsageSinceRow
 		if err := rows.Scan(
-			&i.EventID,
-			&i.StartedAt,
-			&i.RequestID,
-			&i.OrgID,
-			&i.TeamID,
-			&i.KeyID,
-			&i.Model,
-			&i.UpstreamModel,
-			&i.ProviderID,
-			&i.Endpoint,
-			&i.Region,
-			&i.GatewayID,
-			&i.LatencyMs,
-			&i.TimeToFirstTokenMs,
-			&i.StatusCode,
-			&i.ErrorClass,
-			&i.Streamed,
-			&i.PromptTokens,
-			&i.CompletionTokens,
-			&i.CachedTokens,
-			&i.CostMicros,
-			&i.IngestedAt,
-			&i.AgentIdentity,
-			&i.DeploymentID,
-			&i.Retries,
-			&i.FallbackModel,
-			&i.OverheadUs,
+			&i.UsageEvent.EventID,
+			&i.UsageEvent.StartedAt,
+			&i.UsageEvent.RequestID,
+			&i.UsageEvent.OrgID,
+			&i.UsageEvent.TeamID,
+			&i.UsageEvent.KeyID,
+			&i.UsageEvent.Model,
+			&i.UsageEvent.UpstreamModel,
+			&i.UsageEvent.ProviderID,
+			&i.UsageEvent.Endpoint,
+			&i.UsageEvent.Region,
+			&i.UsageEvent.GatewayID,
+			&i.UsageEvent.LatencyMs,
+			&i.UsageEvent.TimeToFirstTokenMs,
+			&i.UsageEvent.StatusCode,
+			&i.UsageEvent.ErrorClass,
+			&i.UsageEvent.Streamed,
+			&i.UsageEvent.PromptTokens,
+			&i.UsageEvent.CompletionTokens,
+			&i.UsageEvent.CachedTokens,
+			&i.UsageEvent.CostMicros,
+			&i.UsageEvent.IngestedAt,
+			&i.UsageEvent.AgentIdentity,
+			&i.UsageEvent.DeploymentID,
+			&i.UsageEvent.Retries,
+			&i.UsageEvent.FallbackModel,
+			&i.UsageEvent.OverheadUs,
+			&i.UsageEvent.CacheWriteTokens,
+			&i.UsageEvent.CacheWriteHourTokens,
 			&i.TeamName,
 		); err != nil {
 			return nil, err
@@ -176,6 +154,8 @@ select coalesce(t.name, '')::text as team, u.model,
        count(*) filter (where u.status_code >= 400)::bigint as errors,
        coalesce(sum(u.prompt_tokens), 0)::bigint as prompt_tokens,
        coalesce(sum(u.completion_tokens), 0)::bigint as completion_tokens,
+       coalesce(sum(u.cached_tokens), 0)::bigint as cached_tokens,
+       coalesce(sum(u.cache_write_tokens), 0)::bigint as cache_write_tokens,
        coalesce(sum(u.cost_micros), 0)::bigint as cost_micros,
        coalesce(percentile_cont(0.5) within group (order by u.latency_ms), 0)::float8 as p50_ms,
        coalesce(percentile_cont(0.95) within group (order by u.latency_ms), 0)::float8 as p95_ms
@@ -196,6 +176,8 @@ type UsageBreakdownRow struct {
 	Errors           int64
 	PromptTokens     int64
 	CompletionTokens int64
+	CachedTokens     int64
+	CacheWriteTokens int64
 	CostMicros       int64
 	P50Ms            float64
 	P95Ms            float64
@@ -217,6 +199,8 @@ func (q *Queries) UsageBreakdown(ctx context.Context, arg UsageBreakdownParams) 
 			&i.Errors,
 			&i.PromptTokens,
 			&i.CompletionTokens,
+			&i.CachedTokens,
+			&i.CacheWriteTokens,
 			&i.CostMicros,
 			&i.P50Ms,
 			&i.P95Ms,

@@ -18,6 +18,8 @@ select coalesce(t.name, '')::text as team, u.model,
        count(*) filter (where u.status_code >= 400)::bigint as errors,
        coalesce(sum(u.prompt_tokens), 0)::bigint as prompt_tokens,
        coalesce(sum(u.completion_tokens), 0)::bigint as completion_tokens,
+       coalesce(sum(u.cached_tokens), 0)::bigint as cached_tokens,
+       coalesce(sum(u.cache_write_tokens), 0)::bigint as cache_write_tokens,
        coalesce(sum(u.cost_micros), 0)::bigint as cost_micros,
        coalesce(percentile_cont(0.5) within group (order by u.latency_ms), 0)::float8 as p50_ms,
        coalesce(percentile_cont(0.95) within group (order by u.latency_ms), 0)::float8 as p95_ms
@@ -26,5 +28,5 @@ where u.org_id = $1 and u.started_at >= $2
 group by 1, 2 order by cost_micros desc, requests desc limit 200;
 
 -- name: RecentUsageSince :many
-select u.*, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
+select sqlc.embed(u), coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2 order by u.started_at desc limit $3;
