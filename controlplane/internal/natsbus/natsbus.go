@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
@@ -98,8 +99,15 @@ const DefaultUsageMaxBytes int64 = 4 << 30
 // little storage for the one asked.
 const minUsageMaxBytes int64 = 64 << 20
 
-// errCodeStorageExceeded is JetStream's "insufficient storage resources available".
-const errCodeStorageExceeded jetstream.ErrorCode = 10047
+// JetStream's refusals of a stream bound it cannot reserve: storage resources
+// exceeded (one server, or the account's limits), insufficient resources, and, in a
+// cluster, no peers with room ("insufficient storage").
+const (
+	errCodeStorageExceeded    jetstream.ErrorCode = 10047
+	errCodeInsufficient       jetstream.ErrorCode = 10023
+	errCodeClusterNoPeers     jetstream.ErrorCode = 10005
+	clusterNoStorageSubstring                     = "insufficient storage"
+)
 
 // EnsureOptions configures Ensure.
 type EnsureOptions struct {
@@ -133,50 +141,30 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o EnsureOptions) (Resou
 	return Resources{Config: kv, Usage: usage}, nil
 }
 
-// UsageStreamConfig is the usage stream: a work queue — a batch leaves it once the
-// control plane has written it to Postgres and acknowledged it — bounded in bytes.
-// A full stream refuses new batches (DiscardNew) rather than dropping old ones: the
-// gateways keep refused batches in their spools and send them again, so a long
-// control-plane outage costs disk at the edges, never events.
+// UsageStreamConfig is the usage stream, bounded in bytes and kept only until
+// ingested: the control plane purges what its consumer has acknowledged (see
+// usageingest), so the stream holds the backlog, not the history (an earlier
+// release kept every batch for 7 days and dropped older ones, ingested or not). A
+// full stream refuses new batches (DiscardNew) rather than dropping old ones: the
+// gateways keep refused batches in their spools and send them again. The retention
+// stays "limits" — a work queue would need the stream recreated, which cannot be
+// done without a window where acknowledged publishes are lost.
 func UsageStreamConfig(maxBytes int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        wire.UsageStream,
 		Description: "Gatehouse usage batches from every gateway, until ingested",
 		Subjects:    []string{wire.UsageSubjects},
 		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.WorkQueuePolicy,
+		Retention:   jetstream.LimitsPolicy,
 		MaxBytes:    maxBytes,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  2 * time.Minute,
 	}
 }
 
-// ensureUsage creates or updates the usage stream. A stream of an earlier release
-// (limits retention: every batch kept for 7 days, unbounded in bytes) cannot change
-// its retention in place: it is replaced once everything in it has been ingested,
-// and left as it is, with a warning, until then. When JetStream cannot reserve
+// ensureUsage creates or updates the usage stream. When JetStream cannot reserve
 // maxBytes, the bound is halved (down to minUsageMaxBytes) and the one taken logged.
 func ensureUsage(ctx context.Context, js jetstream.JetStream, maxBytes int64, log *slog.Logger) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, wire.UsageStream)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-	case err != nil:
-		return nil, err
-	case s.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy:
-		drained, err := usageDrained(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if !drained {
-			log.Warn("usage stream still holds batches not yet ingested: it becomes a bounded work queue at a later start, once they are",
-				"stream", wire.UsageStream)
-			return s, nil
-		}
-		if err := js.DeleteStream(ctx, wire.UsageStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, err
-		}
-		log.Info("usage stream replaced by a bounded work queue (everything in it was ingested)", "stream", wire.UsageStream)
-	}
 	cfg := UsageStreamConfig(maxBytes)
 	for {
 		s, err := js.CreateOrUpdateStream(ctx, cfg)
@@ -187,41 +175,24 @@ func ensureUsage(ctx context.Context, js jetstream.JetStream, maxBytes int64, lo
 			}
 			return s, nil
 		}
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStorageExceeded || cfg.MaxBytes/2 < minUsageMaxBytes {
+		if !noStorage(err) || cfg.MaxBytes/2 < minUsageMaxBytes {
 			return nil, err
 		}
 		cfg.MaxBytes /= 2
 	}
 }
 
-// usageDrained reports whether every batch in a limits-retention usage stream has
-// been acknowledged by its consumers (an empty stream is drained; a stream that holds
-// batches and has no consumer is not).
-func usageDrained(ctx context.Context, s jetstream.Stream) (bool, error) {
-	info, err := s.Info(ctx)
-	if err != nil {
-		return false, err
+// noStorage reports whether err is JetStream refusing a stream for want of storage.
+func noStorage(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
 	}
-	if info.State.Msgs == 0 {
-		return true, nil
+	switch apiErr.ErrorCode {
+	case errCodeStorageExceeded, errCodeInsufficient:
+		return true
+	case errCodeClusterNoPeers:
+		return strings.Contains(apiErr.Description, clusterNoStorageSubstring)
 	}
-	if info.State.Consumers == 0 {
-		return false, nil
-	}
-	names := s.ConsumerNames(ctx)
-	for name := range names.Name() {
-		c, err := s.Consumer(ctx, name)
-		if err != nil {
-			return false, err
-		}
-		ci := c.CachedInfo()
-		if ci.NumPending > 0 || ci.NumAckPending > 0 || ci.NumRedelivered > 0 {
-			return false, nil
-		}
-	}
-	if err := names.Err(); err != nil {
-		return false, err
-	}
-	return true, nil
+	return false
 }

@@ -46,9 +46,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestUsageStreamIsABoundedWorkQueue: an ingested batch leaves the stream, and a full
-// stream refuses new batches (the gateway spools them) instead of dropping old ones.
-func TestUsageStreamIsABoundedWorkQueue(t *testing.T) {
+// TestUsageStreamIsBounded: the usage stream keeps batches without an age limit
+// (the ingester purges what it acknowledged), and a full stream refuses new batches
+// (the gateway spools them) instead of dropping old ones.
+func TestUsageStreamIsBounded(t *testing.T) {
 	t.Parallel()
 	js, ctx := startJS(t, 0), ctxT(t)
 	res, err := Ensure(ctx, js, EnsureOptions{UsageMaxBytes: minUsageMaxBytes})
@@ -56,29 +57,10 @@ func TestUsageStreamIsABoundedWorkQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := res.Usage.CachedInfo().Config
-	if cfg.Retention != jetstream.WorkQueuePolicy || cfg.MaxBytes != minUsageMaxBytes || cfg.Discard != jetstream.DiscardNew || cfg.MaxAge != 0 {
+	if cfg.MaxBytes != minUsageMaxBytes || cfg.Discard != jetstream.DiscardNew || cfg.MaxAge != 0 || cfg.Duplicates != 2*time.Minute {
 		t.Fatalf("usage stream config %+v", cfg)
 	}
 	subject := wire.UsageSubject("eu", "org-1")
-	if _, err := js.Publish(ctx, subject, []byte("batch-1")); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, wire.UsageStream, jetstream.ConsumerConfig{Durable: "ingest", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := msg.DoubleAck(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if info, err := res.Usage.Info(ctx); err != nil || info.State.Msgs != 0 {
-		t.Fatalf("after the ack the stream holds %d batches (%v), want 0", info.State.Msgs, err)
-	}
-
-	// Fill it: 1 MiB batches until one is refused; none of the kept ones goes.
 	batch := bytes.Repeat([]byte("x"), 1<<20)
 	kept := uint64(0)
 	for {
@@ -98,52 +80,54 @@ func TestUsageStreamIsABoundedWorkQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kept == 0 || info.State.Msgs != kept || info.State.FirstSeq != 2 {
-		t.Fatalf("full stream: %d batches from seq %d, want the %d published from seq 2", info.State.Msgs, info.State.FirstSeq, kept)
+	if kept == 0 || info.State.Msgs != kept || info.State.FirstSeq != 1 {
+		t.Fatalf("full stream: %d batches from seq %d, want the %d published from seq 1", info.State.Msgs, info.State.FirstSeq, kept)
 	}
 }
 
-// TestUsageStreamOfEarlierReleaseIsReplacedOnceDrained: a limits-retention stream
-// stays while it holds batches not yet acknowledged, and becomes the work queue once
-// they are.
-func TestUsageStreamOfEarlierReleaseIsReplacedOnceDrained(t *testing.T) {
+// TestUsageStreamOfEarlierReleaseIsUpdated: the 7-day stream of an earlier release
+// loses its age limit and gains the bound in place, every batch in it kept.
+func TestUsageStreamOfEarlierReleaseIsUpdated(t *testing.T) {
 	t.Parallel()
 	js, ctx := startJS(t, 0), ctxT(t)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: wire.UsageStream, Subjects: []string{wire.UsageSubjects},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, MaxAge: 7 * 24 * time.Hour}); err != nil {
+		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, MaxAge: 7 * 24 * time.Hour, Duplicates: 2 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, wire.UsageStream, jetstream.ConsumerConfig{Durable: "ingest", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Publish(ctx, wire.UsageSubject("eu", "org-1"), []byte("batch-1")); err != nil {
-		t.Fatal(err)
+	for range 3 {
+		if _, err := js.Publish(ctx, wire.UsageSubject("eu", "org-1"), []byte("batch")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := Ensure(ctx, js, EnsureOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := res.Usage.CachedInfo().Config.Retention; r != jetstream.LimitsPolicy {
-		t.Fatalf("a stream with a batch not yet ingested became %v", r)
-	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := msg.DoubleAck(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if res, err = Ensure(ctx, js, EnsureOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	cfg := res.Usage.CachedInfo().Config
-	if cfg.Retention != jetstream.WorkQueuePolicy || cfg.MaxBytes != DefaultUsageMaxBytes || cfg.MaxAge != 0 {
-		t.Fatalf("drained stream not replaced: %+v", cfg)
+	if cfg.MaxAge != 0 || cfg.MaxBytes != DefaultUsageMaxBytes || cfg.Discard != jetstream.DiscardNew {
+		t.Fatalf("earlier release's stream not updated: %+v", cfg)
 	}
-	// Ensure again (every start): the work queue stays as it is.
-	if res, err = Ensure(ctx, js, EnsureOptions{}); err != nil || res.Usage.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy {
-		t.Fatalf("second ensure: %v", err)
+	if n := res.Usage.CachedInfo().State.Msgs; n != 3 {
+		t.Fatalf("the stream holds %d batches after the update, want 3", n)
+	}
+}
+
+// TestNoStorage: the refusals that lower the bound, and only those.
+func TestNoStorage(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{ErrorCode: 10047, Description: "insufficient storage resources available"}, true},
+		{&jetstream.APIError{ErrorCode: 10023, Description: "insufficient resources"}, true},
+		{&jetstream.APIError{ErrorCode: 10005, Description: "insufficient storage resources for the stream"}, true},
+		{&jetstream.APIError{ErrorCode: 10005, Description: "no suitable peers for placement"}, false},
+		{&jetstream.APIError{ErrorCode: 10058, Description: "stream name already in use with a different configuration"}, false},
+		{errors.New("insufficient storage"), false},
+	} {
+		if got := noStorage(c.err); got != c.want {
+			t.Errorf("noStorage(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
 

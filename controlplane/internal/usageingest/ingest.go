@@ -58,7 +58,12 @@ func (in *Ingester) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("usage ingest: consumer: %w", err)
 	}
+	var purged uint64
+	var lastPurge time.Time
 	for ctx.Err() == nil {
+		if time.Since(lastPurge) >= purgeEvery {
+			purged, lastPurge = in.purgeAcked(ctx, cons, purged), time.Now()
+		}
 		msgs, err := cons.Fetch(in.batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -86,6 +91,39 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// purgeEvery is how often the ingester removes what it has acknowledged from the
+// usage stream.
+const purgeEvery = time.Second
+
+// purgeAcked removes from the usage stream every batch up to the consumer's ack floor
+// (all of them written to Postgres, or terminated as undecodable) when it moved past
+// purged, and returns the floor purged up to. The stream is the control plane's
+// queue: it holds the backlog, not the history.
+func (in *Ingester) purgeAcked(ctx context.Context, cons jetstream.Consumer, purged uint64) uint64 {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			in.log.Warn("usage purge: consumer info", "error", err)
+		}
+		return purged
+	}
+	floor := info.AckFloor.Stream
+	if floor <= purged {
+		return purged
+	}
+	stream, err := in.js.Stream(ctx, wire.UsageStream)
+	if err == nil {
+		err = stream.Purge(ctx, jetstream.WithPurgeSequence(floor+1))
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			in.log.Warn("usage purge failed", "error", err, "up_to_sequence", floor)
+		}
+		return purged
+	}
+	return floor
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -113,8 +113,19 @@ func TestIngestExactlyOnce(t *testing.T) {
 	if parts != 2 {
 		t.Fatalf("partitions = %d, want 2", parts)
 	}
-	// Everything is acked: nothing pending for the durable consumer.
+	// Everything is acked: nothing pending for the durable consumer, and the stream,
+	// the backlog, not the history, is purged of it.
 	eventuallyAllAcked(ctx, t, ns)
+	cptest.Eventually(t, 10*time.Second, func() error {
+		info, err := ns.Resources.Usage.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("the usage stream still holds %d ingested batches", info.State.Msgs)
+		}
+		return nil
+	})
 }
 
 // eventuallyAllAcked waits until the durable consumer has nothing pending.
@@ -405,5 +416,54 @@ func TestCacheTokensReachTheUsageViews(t *testing.T) {
 	}
 	if len(detail.Recent) != 2 || detail.Recent[1].CacheWriteTokens != 2000 || detail.Recent[1].CacheWriteHourTokens != 500 || detail.Recent[1].RequestID != "req-1" {
 		t.Fatalf("detail's recent events %+v", detail.Recent)
+	}
+}
+
+// TestPurgeKeepsWhatIsNotAcked: the purge removes the batches up to the consumer's
+// ack floor and none after it — one acknowledged out of order included.
+func TestPurgeKeepsWhatIsNotAcked(t *testing.T) {
+	t.Parallel()
+	ns := cptest.StartNATS(t)
+	ctx := context.Background()
+	for range 5 {
+		if _, err := ns.JS.Publish(ctx, wire.UsageSubject("eu", "org-1"), []byte("batch")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := ns.JS.CreateOrUpdateConsumer(ctx, wire.UsageStream, jetstream.ConsumerConfig{Durable: usageingest.ConsumerName,
+		AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := cons.Fetch(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []jetstream.Msg
+	for m := range msgs.Messages() {
+		got = append(got, m)
+	}
+	if len(got) != 5 {
+		t.Fatalf("fetched %d batches, want 5", len(got))
+	}
+	for _, i := range []int{0, 1, 3} { // the 3rd (seq 3) stays unacknowledged
+		if err := got[i].DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ing := usageingest.New(nil, ns.JS, slog.New(slog.DiscardHandler))
+	if purged := ing.PurgeAcked(ctx, cons, 0); purged != 2 {
+		t.Fatalf("purged up to %d, want 2", purged)
+	}
+	info, err := ns.Resources.Usage.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.FirstSeq != 3 || info.State.Msgs != 3 {
+		t.Fatalf("after the purge the stream holds %d batches from seq %d, want 3 from seq 3", info.State.Msgs, info.State.FirstSeq)
+	}
+	// Nothing moved: no purge (and no call to purge).
+	if purged := ing.PurgeAcked(ctx, cons, 2); purged != 2 {
+		t.Fatalf("second purge up to %d, want 2", purged)
 	}
 }
