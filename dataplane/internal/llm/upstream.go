@@ -145,6 +145,9 @@ func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (
 	}
 	*req.URL = *parsed // the URL "" parsed to, overwritten: a copy of parsed
 	req.Host = parsed.Host
+	if strings.LastIndex(req.Host, ":") > strings.LastIndex(req.Host, "]") {
+		req.Host = strings.TrimSuffix(req.Host, ":") // an empty port, as NewRequestWithContext drops it
+	}
 	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	if len(body) == 0 {
