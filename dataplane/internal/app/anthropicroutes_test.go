@@ -201,8 +201,9 @@ func TestCountTokensRequestGuardrails(t *testing.T) {
 	}
 }
 
-// TestAnthropicModels: the Anthropic SDK lists and gets models on the routes the
-// OpenAI API shares (anthropic-version picks Anthropic's shapes), errors included.
+// TestAnthropicModels: the Anthropic SDK lists (paged as Anthropic pages) and gets
+// models on the routes the OpenAI API shares (anthropic-version picks Anthropic's
+// shapes), errors included.
 func TestAnthropicModels(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, harnessOptions{})
@@ -223,6 +224,40 @@ func TestAnthropicModels(t *testing.T) {
 		t.Errorf("list: %v, has_more %v, first %q, last %q", ids, page.HasMore, page.FirstID, page.LastID)
 	}
 	full := h.anthropicClient()
+	// The SDK's auto-paging walks the list a page at a time (limit, after_id) and
+	// finds every model once, in the list's order; before_id pages back.
+	everything, err := full.Models.List(ctx, anthropic.ModelListParams{})
+	if err != nil || len(everything.Data) < 3 {
+		t.Fatalf("full list: %+v, %v", everything, err)
+	}
+	var want, paged []string
+	for _, m := range everything.Data {
+		want = append(want, m.ID)
+	}
+	iter := full.Models.ListAutoPaging(ctx, anthropic.ModelListParams{Limit: anthropic.Int(2)})
+	for iter.Next() {
+		paged = append(paged, iter.Current().ID)
+	}
+	if err := iter.Err(); err != nil || strings.Join(paged, ",") != strings.Join(want, ",") {
+		t.Errorf("auto-paged by 2: %v (%v), want %v", paged, err, want)
+	}
+	first, err := full.Models.List(ctx, anthropic.ModelListParams{Limit: anthropic.Int(2)})
+	if err != nil || len(first.Data) != 2 || !first.HasMore || first.LastID != want[1] {
+		t.Errorf("first page of 2: %+v, %v", first, err)
+	}
+	back, err := full.Models.List(ctx, anthropic.ModelListParams{Limit: anthropic.Int(1), BeforeID: anthropic.String(want[2])})
+	if err != nil || len(back.Data) != 1 || back.Data[0].ID != want[1] || !back.HasMore {
+		t.Errorf("one before %s: %+v, %v", want[2], back, err)
+	}
+	gone, err := full.Models.List(ctx, anthropic.ModelListParams{AfterID: anthropic.String("no-such-model")})
+	if err != nil || len(gone.Data) != 0 || gone.HasMore {
+		t.Errorf("after an id no longer listed: %+v, %v", gone, err)
+	}
+	var limitErr *anthropic.Error
+	_, err = full.Models.List(ctx, anthropic.ModelListParams{Limit: anthropic.Int(1001)})
+	if !errors.As(err, &limitErr) || limitErr.StatusCode != 400 || !strings.Contains(limitErr.RawJSON(), `"invalid_request_error"`) {
+		t.Errorf("limit 1001: %v", err)
+	}
 	m, err := full.Models.Get(ctx, "claude", anthropic.ModelGetParams{})
 	if err != nil || m.ID != "claude" {
 		t.Errorf("get claude: %+v, %v", m, err)

@@ -16,8 +16,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -511,18 +513,61 @@ const aliasOwner = "alias"
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request, c *call) error {
 	all := keyModels(c)
 	if isAnthropic(r) {
-		out := anthropicModelList{Data: make([]anthropicModel, 0, len(all))}
-		for _, m := range all {
+		page, more, err := anthropicPage(all, r.URL.Query())
+		if err != nil {
+			return err
+		}
+		out := anthropicModelList{Data: make([]anthropicModel, 0, len(page)), HasMore: more}
+		for _, m := range page {
 			out.Data = append(out.Data, m.anthropic())
 		}
-		if len(all) > 0 {
-			out.FirstID, out.LastID = &all[0].ID, &all[len(all)-1].ID
+		if len(page) > 0 {
+			out.FirstID, out.LastID = &page[0].ID, &page[len(page)-1].ID
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
 	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: all})
 	return nil
+}
+
+// anthropicPage is the page of all that Anthropic's list parameters ask for: at most
+// limit (1 to 1,000, default 20) models right after after_id or right before
+// before_id (the first ones without either), and whether more lie that way. An id no
+// longer in the list gives an empty page, so that a client paging through a list that
+// changed stops rather than fails.
+func anthropicPage(all []modelObject, q url.Values) ([]modelObject, bool, error) {
+	limit := 20
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, false, &llm.InvalidRequestError{Param: "limit", Message: "limit: must be an integer between 1 and 1000."}
+		}
+		limit = n
+	}
+	after, before := q.Get("after_id"), q.Get("before_id")
+	if after != "" && before != "" {
+		return nil, false, &llm.InvalidRequestError{Param: "before_id", Message: "before_id and after_id cannot both be set."}
+	}
+	index := func(id string) int {
+		return slices.IndexFunc(all, func(m modelObject) bool { return m.ID == id })
+	}
+	switch {
+	case after != "":
+		i := index(after)
+		if i < 0 {
+			return nil, false, nil
+		}
+		rest := all[i+1:]
+		return rest[:min(limit, len(rest))], len(rest) > limit, nil
+	case before != "":
+		i := index(before)
+		if i < 0 {
+			return nil, false, nil
+		}
+		return all[max(i-limit, 0):i], i > limit, nil
+	}
+	return all[:min(limit, len(all))], len(all) > limit, nil
 }
 
 // keyModels are the models a key may use, as /v1/models lists them: the org's models
