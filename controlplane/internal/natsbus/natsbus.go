@@ -166,6 +166,13 @@ func UsageStreamConfig(maxBytes int64) jetstream.StreamConfig {
 // maxBytes, the bound is halved (down to minUsageMaxBytes) and the one taken logged.
 func ensureUsage(ctx context.Context, js jetstream.JetStream, maxBytes int64, log *slog.Logger) (jetstream.Stream, error) {
 	cfg := UsageStreamConfig(maxBytes)
+	// A stream made a work queue by a build of this release's development keeps that
+	// retention (JetStream cannot change it in place); it is purged all the same.
+	if s, err := js.Stream(ctx, wire.UsageStream); err == nil && s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
+		cfg.Retention = jetstream.WorkQueuePolicy
+	} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
 	for {
 		s, err := js.CreateOrUpdateStream(ctx, cfg)
 		if err == nil {

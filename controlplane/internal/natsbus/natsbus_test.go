@@ -112,6 +112,24 @@ func TestUsageStreamOfEarlierReleaseIsUpdated(t *testing.T) {
 	}
 }
 
+// TestWorkQueueUsageStreamIsKept: a usage stream already made a work queue keeps
+// that retention (JetStream refuses to change it) and gets the bound.
+func TestWorkQueueUsageStreamIsKept(t *testing.T) {
+	t.Parallel()
+	js, ctx := startJS(t, 0), ctxT(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: wire.UsageStream, Subjects: []string{wire.UsageSubjects},
+		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Ensure(ctx, js, EnsureOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := res.Usage.CachedInfo().Config; cfg.Retention != jetstream.WorkQueuePolicy || cfg.MaxBytes != DefaultUsageMaxBytes {
+		t.Fatalf("work-queue stream: %+v", cfg)
+	}
+}
+
 // TestNoStorage: the refusals that lower the bound, and only those.
 func TestNoStorage(t *testing.T) {
 	for _, c := range []struct {

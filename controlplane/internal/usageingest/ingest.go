@@ -36,6 +36,8 @@ type Ingester struct {
 	js    jetstream.JetStream
 	log   *slog.Logger
 	batch int
+	// stream is the usage stream, for purging (looked up at the first purge).
+	stream jetstream.Stream
 
 	mu         sync.Mutex
 	partitions map[string]bool
@@ -113,9 +115,11 @@ func (in *Ingester) purgeAcked(ctx context.Context, cons jetstream.Consumer, pur
 	if floor <= purged {
 		return purged
 	}
-	stream, err := in.js.Stream(ctx, wire.UsageStream)
+	if in.stream == nil {
+		in.stream, err = in.js.Stream(ctx, wire.UsageStream)
+	}
 	if err == nil {
-		err = stream.Purge(ctx, jetstream.WithPurgeSequence(floor+1))
+		err = in.stream.Purge(ctx, jetstream.WithPurgeSequence(floor+1))
 	}
 	if err != nil {
 		if ctx.Err() == nil {

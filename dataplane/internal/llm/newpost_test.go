@@ -24,7 +24,7 @@ func TestNewPostMatchesNewRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
-			if got.Method != want.Method || got.URL.String() != target || got.Host != want.Host || got.Proto != want.Proto ||
+			if got.Method != want.Method || got.URL.String() != want.URL.String() || got.Host != want.Host || got.Proto != want.Proto ||
 				got.ProtoMajor != 1 || got.ProtoMinor != 1 || got.Context() != ctx || got.Header == nil {
 				t.Fatalf("%s: request %+v, want like %+v", target, got, want)
 			}

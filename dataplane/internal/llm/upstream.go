@@ -147,6 +147,7 @@ func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (
 	req.Host = parsed.Host
 	if strings.LastIndex(req.Host, ":") > strings.LastIndex(req.Host, "]") {
 		req.Host = strings.TrimSuffix(req.Host, ":") // an empty port, as NewRequestWithContext drops it
+		req.URL.Host = req.Host
 	}
 	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
