@@ -36,6 +36,7 @@ type nativeResponsesUpstream struct {
 	calls  int
 	path   string
 	auth   string
+	apiKey string // the api-key header (Azure)
 	body   map[string]any
 	rawReq string
 	// method and query of the last call.
@@ -55,6 +56,7 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 	u.mu.Lock()
 	u.calls++
 	u.path, u.auth, u.body, u.rawReq = r.URL.Path, r.Header.Get("Authorization"), body, string(b)
+	u.apiKey = r.Header.Get("api-key")
 	u.method, u.query = r.Method, r.URL.RawQuery
 	u.mu.Unlock()
 	if r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/cancel") {
@@ -140,7 +142,7 @@ func (u *nativeResponsesUpstream) ServeHTTP(w http.ResponseWriter, r *http.Reque
 // resp_up0) and resp_up2 (which continued resp_up1); every other id is not found.
 func (u *nativeResponsesUpstream) stored(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
+	_, rest, _ := strings.Cut(r.URL.Path, "/v1/responses/") // /v1/…, or Azure's /openai/v1/…
 	id, items := strings.CutSuffix(rest, "/input_items")
 	id, cancel := strings.CutSuffix(id, "/cancel")
 	previous := map[string]string{"resp_up1": "resp_up0", "resp_up2": "resp_up1"}
@@ -767,6 +769,46 @@ func TestResponsesNativeProvider(t *testing.T) {
 		if after, _, _, _, _ := up.last(); after != before {
 			t.Errorf("%s: sent to the native provider's /responses", name)
 		}
+	}
+}
+
+// TestResponsesNativeAzure: Azure OpenAI serves the Responses API on its v1 surface: a
+// request only a Responses API can serve goes to /openai/v1/responses (no deployment
+// in the path, no api-version) with the deployment as the model and the provider's
+// api-key (never the caller's key), and its stored response is retrieved there too.
+func TestResponsesNativeAzure(t *testing.T) {
+	t.Parallel()
+	up := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "az", Name: "az", Type: gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI,
+			BaseUrl: srv.URL + "/openai", ApiKey: upstreamKey, ApiVersion: azureAPIVersion})
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-az", Name: "az-model", ProviderId: "az", UpstreamModel: "my-deployment"})
+	}})
+	ctx := context.Background()
+	got, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("az-model", "patch it"))
+	if err != nil || !strings.HasPrefix(got.ID, "resp_gh1") || got.OutputText() != "Patched" {
+		t.Fatalf("native on Azure: %+v, %v", got, err)
+	}
+	calls, path, auth, body, _ := up.last()
+	up.mu.Lock()
+	apiKey, query := up.apiKey, up.query
+	up.mu.Unlock()
+	if calls != 1 || path != "/openai/v1/responses" || query != "" || body["model"] != "my-deployment" || apiKey != upstreamKey ||
+		auth != "" || strings.Contains(fmt.Sprint(body), h.fx.key) {
+		t.Fatalf("Azure got %d calls: %s?%s model %v api-key %q authorization %q", calls, path, query, body["model"], apiKey, auth)
+	}
+	stored, err := h.client(h.fx.key).Responses.Get(ctx, got.ID, responses.ResponseGetParams{})
+	if err != nil || stored.ID != got.ID {
+		t.Fatalf("retrieve on Azure: %+v, %v", stored, err)
+	}
+	calls, path, _, _, _ = up.last()
+	up.mu.Lock()
+	apiKey, method := up.apiKey, up.method
+	up.mu.Unlock()
+	if calls != 2 || method != http.MethodGet || path != "/openai/v1/responses/resp_up1" || apiKey != upstreamKey {
+		t.Fatalf("retrieve went to %s %s (api-key %q), call %d", method, path, apiKey, calls)
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
-
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
@@ -20,10 +18,11 @@ import (
 // provider's `usage`) and prices it.
 
 // wireFor is the wire an attempt speaks with d: its provider's, or wireResponses
-// for a Responses request to an OpenAI-compatible provider when the request is
+// for a Responses request to a provider with a Responses API of its own (OpenAI-
+// compatible, Azure OpenAI) when the request is
 // native or the provider is registered as speaking the Responses API itself.
 func wireFor(req *Request, d *runtime.Deployment) wire {
-	if req.Surface == SurfaceResponses && d.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE &&
+	if req.Surface == SurfaceResponses && d.Provider.ResponsesURL != "" &&
 		(req.Responses.Native() || d.Provider.NativeResponses && req.Responses.nativeByChoice()) {
 		return wireResponses
 	}
@@ -54,7 +53,7 @@ func (c *Client) responsesUpstream(req *Request, d *runtime.Deployment) (target 
 		return "", nil, cannotCarry(errPreviousResponseElsewhere)
 	}
 	req.Responses.sealer = newIDSealer(c.cfg.ResponseIDs, req.Tenant, d.Provider.ID, req.Responses)
-	return openAIURL(d.Provider, d.UpstreamModel, "responses"), req.Responses.upstreamBody(d.UpstreamModel), nil
+	return d.Provider.ResponsesURL, req.Responses.upstreamBody(d.UpstreamModel), nil
 }
 
 // relayResponsesBody relays a complete native Responses answer, reading its usage.

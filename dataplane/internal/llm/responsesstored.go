@@ -57,13 +57,13 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 		return res, errResponseNotFound(op.ID)
 	}
 	p := op.Provider(providerID)
-	if p == nil || p.Type != gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE {
+	if p == nil || p.ResponsesURL == "" {
 		return res, errResponseNotFound(op.ID)
 	}
 	if v := op.Query.Get("stream"); v != "" && v != "false" {
 		return res, invalidf("stream", "Streaming a stored response again is not supported by this gateway; retrieve it whole.")
 	}
-	target := p.Base + "/responses/" + url.PathEscape(upstreamID)
+	target := p.ResponsesURL + "/" + url.PathEscape(upstreamID)
 	if op.Sub != "" {
 		target += "/" + op.Sub
 	}
@@ -77,7 +77,13 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 		return res, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
 	hreq.Header["Accept"] = jsonHeader
-	setOpenAIAuth(hreq.Header, p)
+	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
+		if p.APIKey != "" {
+			hreq.Header.Set("Api-Key", p.APIKey)
+		}
+	} else {
+		setOpenAIAuth(hreq.Header, p)
+	}
 	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
 	start := time.Now()
 	resp, err := c.rt.RoundTrip(hreq)

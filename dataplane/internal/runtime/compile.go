@@ -257,6 +257,7 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 	switch p.Type {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
 		prov.ChatCompletionsURL = prov.Base + "/chat/completions"
+		prov.ResponsesURL = prov.Base + "/responses"
 		if prov.ChatCompletions, err = url.Parse(prov.ChatCompletionsURL); err != nil {
 			return nil, fmt.Errorf("provider %q: base_url %w", p.Id, err)
 		}
@@ -271,6 +272,9 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		if strings.ContainsAny(prov.APIVersion, "&#?/ ") {
 			return nil, fmt.Errorf("provider %q: api_version %q is not a version", p.Id, prov.APIVersion)
 		}
+		// Azure serves the Responses API on its v1 surface only: no deployment in the
+		// path (the deployment is the body's model) and no api-version.
+		prov.ResponsesURL = strings.TrimSuffix(prov.Base, "/openai") + "/openai/v1/responses"
 	}
 	return prov, nil
 }

@@ -398,6 +398,10 @@ type Provider struct {
 	// ChatCompletions is ChatCompletionsURL parsed (nil when that is empty), so that
 	// requests need not parse it again; read only.
 	ChatCompletions *url.URL
+	// ResponsesURL is the provider's own Responses API (OpenAI-compatible providers and
+	// Azure OpenAI's v1 surface), where requests the chat form cannot carry go; empty
+	// for providers without one.
+	ResponsesURL string
 	// APIVersion is the api-version query parameter (Azure OpenAI); Azure providers
 	// without one get DefaultAzureAPIVersion.
 	APIVersion string
