@@ -803,12 +803,26 @@ func TestResponsesNativeAzure(t *testing.T) {
 	if err != nil || stored.ID != got.ID {
 		t.Fatalf("retrieve on Azure: %+v, %v", stored, err)
 	}
-	calls, path, _, _, _ = up.last()
+	calls, path, auth, _, _ = up.last()
 	up.mu.Lock()
 	apiKey, method := up.apiKey, up.method
 	up.mu.Unlock()
-	if calls != 2 || method != http.MethodGet || path != "/openai/v1/responses/resp_up1" || apiKey != upstreamKey {
-		t.Fatalf("retrieve went to %s %s (api-key %q), call %d", method, path, apiKey, calls)
+	if calls != 2 || method != http.MethodGet || path != "/openai/v1/responses/resp_up1" || apiKey != upstreamKey || auth != "" {
+		t.Fatalf("retrieve went to %s %s (api-key %q, authorization %q), call %d", method, path, apiKey, auth, calls)
+	}
+	// Streamed, the same way.
+	stream := h.client(h.fx.key).Responses.NewStreaming(ctx, nativeParams("az-model", "patch it"))
+	var text strings.Builder
+	for stream.Next() {
+		if ev := stream.Current(); ev.Type == "response.output_text.delta" {
+			text.WriteString(ev.Delta)
+		}
+	}
+	if err := stream.Err(); err != nil || text.String() != "Patched" {
+		t.Fatalf("streamed on Azure: %q, %v", text.String(), err)
+	}
+	if calls, path, _, body, _ := up.last(); calls != 3 || path != "/openai/v1/responses" || body["stream"] != true {
+		t.Fatalf("streamed call %d to %s, stream %v", calls, path, body["stream"])
 	}
 }
 

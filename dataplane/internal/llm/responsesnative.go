@@ -10,7 +10,7 @@ import (
 )
 
 // A Responses request that the chat form cannot carry (ResponsesRequest.Native) is
-// served by OpenAI-compatible providers' own Responses API: the body goes up as it
+// served by the own Responses API of OpenAI-compatible and Azure OpenAI providers: the body goes up as it
 // came (the model replaced) and the answer, streamed or not, comes back as the
 // provider sent it, its ids sealed (responseids.go) and, for a team with response
 // guardrails, its texts filtered (responsesfilter.go). The gateway still

@@ -28,8 +28,9 @@ const (
 	wireOpenAI wire = iota // OpenAI-compatible and Azure OpenAI
 	wireAnthropic
 	wireGemini
-	// wireResponses is the Responses API of an OpenAI-compatible provider, spoken only
-	// for Responses requests the chat form cannot carry (see wireFor).
+	// wireResponses is the Responses API of an OpenAI-compatible or Azure OpenAI
+	// provider (Provider.ResponsesURL), spoken for Responses requests the chat form
+	// cannot carry, and for every one to a provider flagged native (see wireFor).
 	wireResponses
 )
 

@@ -196,7 +196,7 @@ func setAnthropicHeaders(h http.Header, p *runtime.Provider, req *Request) {
 // deployment for Azure OpenAI.
 func openAIURL(p *runtime.Provider, model, op string) string {
 	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
-		root := strings.TrimSuffix(p.Base, "/openai")
+		root := runtime.AzureRoot(p.Base)
 		version := p.APIVersion
 		if version == "" {
 			version = runtime.DefaultAzureAPIVersion

@@ -236,17 +236,18 @@ func TestProviderTypes(t *testing.T) {
 	t.Parallel()
 	org := mustCompile(t, registrySnapshot("o1"))
 	type prov struct {
-		Type                        gatehousev1.ProviderType
-		ChatURL, Auth, Key, Version string
+		Type                                      gatehousev1.ProviderType
+		ChatURL, ResponsesURL, Auth, Key, Version string
 	}
 	tests := []struct {
 		model string
 		want  prov
 	}{
-		{"small", prov{gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, "https://api.example.com/v1/chat/completions", "Bearer sk-up", "sk-up", ""}},
-		{"claude", prov{gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC, "", "", "sk-ant", ""}},
-		{"azure", prov{gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI, "", "", "az", "2024-10-21"}},
-		{"gemini", prov{gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI, "", "", "gm", ""}},
+		{"small", prov{gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, "https://api.example.com/v1/chat/completions",
+			"https://api.example.com/v1/responses", "Bearer sk-up", "sk-up", ""}},
+		{"claude", prov{gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC, "", "", "", "sk-ant", ""}},
+		{"azure", prov{gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI, "", "https://x.openai.azure.com/openai/v1/responses", "", "az", "2024-10-21"}},
+		{"gemini", prov{gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI, "", "", "", "gm", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.model, func(t *testing.T) {
@@ -256,7 +257,7 @@ func TestProviderTypes(t *testing.T) {
 				t.Fatalf("no model %s", tt.model)
 			}
 			p := m.Provider
-			got := prov{p.Type, p.ChatCompletionsURL, p.Authorization, p.APIKey, p.APIVersion}
+			got := prov{p.Type, p.ChatCompletionsURL, p.ResponsesURL, p.Authorization, p.APIKey, p.APIVersion}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("provider (-want +got):\n%s", diff)
 			}
@@ -276,6 +277,25 @@ func TestProviderTypes(t *testing.T) {
 		m, _ := org.Model(name)
 		if want := m.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE; m.Provider.NativeResponses != want {
 			t.Errorf("%s: native responses %v, want %v", name, m.Provider.NativeResponses, want)
+		}
+	}
+}
+
+// TestAzureRoot: an Azure OpenAI endpoint registered with or without the classic
+// /openai or the v1 API's /openai/v1, or behind an API gateway's own path, has one
+// resource root.
+func TestAzureRoot(t *testing.T) {
+	for base, want := range map[string]string{
+		"https://x.openai.azure.com/openai":      "https://x.openai.azure.com",
+		"https://x.openai.azure.com/openai/":     "https://x.openai.azure.com",
+		"https://x.openai.azure.com/openai/v1":   "https://x.openai.azure.com",
+		"https://x.openai.azure.com/openai/v1/":  "https://x.openai.azure.com",
+		"https://x.openai.azure.com":             "https://x.openai.azure.com",
+		"https://apim.example.com/team-a/openai": "https://apim.example.com/team-a",
+		"https://apim.example.com/openai-proxy":  "https://apim.example.com/openai-proxy",
+	} {
+		if got := AzureRoot(base); got != want {
+			t.Errorf("AzureRoot(%q) = %q, want %q", base, got, want)
 		}
 	}
 }

@@ -251,7 +251,8 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		Base:       strings.TrimSuffix(u.String(), "/"),
 		APIVersion: p.ApiVersion,
 		APIKey:     p.ApiKey,
-		// Only an OpenAI-compatible provider has a Responses API the gateway speaks.
+		// The flag (every Responses request native) is for OpenAI-compatible providers;
+		// Azure's Responses API serves only the requests the chat form cannot carry.
 		NativeResponses: p.NativeResponses && p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE,
 	}
 	switch p.Type {
@@ -274,9 +275,20 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		}
 		// Azure serves the Responses API on its v1 surface only: no deployment in the
 		// path (the deployment is the body's model) and no api-version.
-		prov.ResponsesURL = strings.TrimSuffix(prov.Base, "/openai") + "/openai/v1/responses"
+		prov.ResponsesURL = AzureRoot(prov.Base) + "/openai/v1/responses"
 	}
 	return prov, nil
+}
+
+// AzureRoot is the resource root of an Azure OpenAI base URL, which may be registered
+// with or without the /openai of the classic API or the /openai/v1 of the v1 API
+// (what Microsoft's SDK samples now give as the endpoint).
+func AzureRoot(base string) string {
+	base = strings.TrimSuffix(base, "/")
+	if r, ok := strings.CutSuffix(base, "/openai/v1"); ok {
+		return r
+	}
+	return strings.TrimSuffix(base, "/openai")
 }
 
 // parseUpstreamURL accepts an absolute http(s) URL with a host and no credentials
