@@ -8,10 +8,12 @@ import (
 	"testing"
 )
 
+type newPostKey struct{}
+
 // TestNewPostMatchesNewRequest: a request built from a parsed URL is the one
 // http.NewRequestWithContext builds from the string, and the parsed URL is not shared.
 func TestNewPostMatchesNewRequest(t *testing.T) {
-	ctx := context.WithValue(context.Background(), struct{}{}, 1)
+	ctx := context.WithValue(context.Background(), newPostKey{}, 1)
 	for _, target := range []string{"http://127.0.0.1:8080/v1/chat/completions", "https://api.example.com:443/openai/v1/chat/completions?x=1",
 		"http://api.example.com:/v1/chat/completions", "http://[::1]:/v1/chat/completions", "http://[::1]/v1/chat/completions"} {
 		for _, body := range [][]byte{[]byte(`{"model":"m"}`), nil} {
