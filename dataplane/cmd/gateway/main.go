@@ -102,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cacheGrace := fs.String("cache-grace", env("GATEHOUSE_CONFIG_CACHE_GRACE", "5s"), "how long to wait for the live config at start before serving the cached one (env GATEHOUSE_CONFIG_CACHE_GRACE)")
 	upstreamTimeout := fs.String("upstream-timeout", env("GATEHOUSE_UPSTREAM_TIMEOUT", "10m"), "bound on one upstream exchange, streams included (env GATEHOUSE_UPSTREAM_TIMEOUT)")
 	ttft := fs.String("ttft-timeout", env("GATEHOUSE_TTFT_TIMEOUT", "0s"), "default time-to-first-token timeout of streams, retried on another attempt; 0 disables it; a model's routing overrides it (env GATEHOUSE_TTFT_TIMEOUT)")
+	streamIdle := fs.String("stream-idle-timeout", env("GATEHOUSE_STREAM_IDLE_TIMEOUT", "0s"), "once a stream's first token came, end it with an error event when its provider sends nothing for this long (time spent writing to a slow caller does not count); 0 disables it (env GATEHOUSE_STREAM_IDLE_TIMEOUT)")
 	retries := fs.String("max-retries", env("GATEHOUSE_MAX_RETRIES", "2"), "default retries after a failed upstream attempt (429, 5xx, connection errors, timeouts) before falling back (env GATEHOUSE_MAX_RETRIES)")
 	backoff := fs.String("retry-backoff", env("GATEHOUSE_RETRY_BACKOFF", "250ms"), "default base of the exponential backoff with full jitter between retries (env GATEHOUSE_RETRY_BACKOFF)")
 	breakerFailures := fs.String("breaker-failures", env("GATEHOUSE_BREAKER_FAILURES", "5"), "default consecutive failures that open a deployment's circuit breaker (env GATEHOUSE_BREAKER_FAILURES)")
@@ -153,6 +154,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		dst  *time.Duration
 	}{
 		{"--ttft-timeout", *ttft, true, &cfg.app.TTFTTimeout},
+		{"--stream-idle-timeout", *streamIdle, true, &cfg.app.StreamIdleTimeout},
 		{"--retry-backoff", *backoff, false, &cfg.app.RetryBackoff},
 		{"--breaker-cooldown", *breakerCooldown, false, &cfg.app.BreakerCooldown},
 	} {

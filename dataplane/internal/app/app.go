@@ -60,6 +60,9 @@ type Config struct {
 	ConfigCacheDir   string
 	ConfigCacheGrace time.Duration
 	UpstreamTimeout  time.Duration
+	// StreamIdleTimeout bounds the silence between stream events after the first
+	// token (0: none; see llm.Config).
+	StreamIdleTimeout time.Duration
 	// TTFTTimeout, MaxRetries (negative for none), RetryBackoff, BreakerFailures and
 	// BreakerCooldown are the routing defaults of models that set none (see
 	// llm.Config).
@@ -205,7 +208,7 @@ func New(cfg Config) (*App, error) {
 	}
 	a.llm, err = llm.NewClient(llm.Config{
 		ResponseIDs: responseIDs,
-		Timeout:     cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
+		Timeout:     cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
 		Router: a.router, Tracer: tracer, Logger: log, Registerer: reg,
 		AllowLinkLocalUpstreams: cfg.AllowLinkLocalUpstreams,

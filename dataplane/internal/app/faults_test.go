@@ -42,6 +42,7 @@ type faultUpstream struct {
 //	slow-first  a stream whose first event comes after 3s
 //	slow-content a stream with a role-only chunk at once, its first token after 3s
 //	drop        a stream that breaks the connection after its first content
+//	stall       a stream that sends nothing more after its first content (for 10 s)
 //	garbage     an answer that is not JSON (a stream whose second event is not)
 func newFaultUpstream(t *testing.T, actions ...string) *faultUpstream {
 	f := &faultUpstream{actions: actions}
@@ -132,6 +133,13 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	if action == "drop" {
 		panic(http.ErrAbortHandler)
+	}
+	if action == "stall" {
+		select {
+		case <-time.After(10 * time.Second):
+		case <-r.Context().Done():
+		}
+		return
 	}
 	fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[],\"usage\":%s}\n\ndata: [DONE]\n\n", openAIUsage())
 }
@@ -355,23 +363,69 @@ func TestTTFTTimeoutMovesToAnotherDeployment(t *testing.T) {
 	}
 }
 
-func TestStreamDroppedMidwayIsNotRetried(t *testing.T) {
-	t.Parallel()
-	f := newFaultUpstream(t, "drop", "ok")
-	h := startHarness(t, harnessOptions{extra: withFaultModel("drops", f, &gatehousev1.Routing{MaxRetries: 3, RetryBackoffMs: 1})})
+// streamChat streams a chat completion of model through the gateway with openai-go
+// and returns the content of its first choice, the response and the stream's error.
+func streamChat(h *harness, model string) (string, *http.Response, error) {
 	var httpResp *http.Response
-	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("drops"), option.WithResponseInto(&httpResp))
+	stream := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams(model), option.WithResponseInto(&httpResp))
 	var content strings.Builder
 	for stream.Next() {
 		if c := stream.Current(); len(c.Choices) > 0 {
 			content.WriteString(c.Choices[0].Delta.Content)
 		}
 	}
-	if stream.Err() == nil || !strings.Contains(stream.Err().Error(), "upstream_stream_broken") {
-		t.Errorf("stream error = %v, want the final error event", stream.Err())
+	return content.String(), httpResp, stream.Err()
+}
+
+// TestStreamIdleTimeout: with --stream-idle-timeout, a stream whose provider goes
+// silent after its first token ends with an error event once the bound passes
+// (not at the 10 s the provider would hold it), and the attempt counts against the
+// deployment; the silence before the first token (a model thinking) is not bounded
+// by it.
+func TestStreamIdleTimeout(t *testing.T) {
+	t.Parallel()
+	stall, think := newFaultUpstream(t, "stall"), newFaultUpstream(t, "slow-content")
+	h := startHarness(t, harnessOptions{streamIdleTimeout: 300 * time.Millisecond, extra: func(s *gatehousev1.Snapshot) {
+		withFaultModel("stalls", stall, nil)(s)
+		withFaultModel("thinks", think, nil)(s)
+	}})
+	start := time.Now()
+	content, httpResp, err := streamChat(h, "stalls")
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "upstream_stream_broken") || content != "Hel" {
+		t.Errorf("stalled stream: %q, error %v; want Hel and the final error event", content, err)
 	}
-	if content.String() != "Hel" {
-		t.Errorf("content = %q", content.String())
+	if took > 5*time.Second {
+		t.Errorf("the stalled stream ended after %v, not at its idle bound", took)
+	}
+	ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
+	if ev.ErrorClass == "" || !ev.Streamed || ev.CompletionTokens == 0 {
+		t.Errorf("usage event = %v", ev)
+	}
+	if _, body := h.do(t, "GET", "/metrics", nil, ""); !strings.Contains(string(body), `upstream_attempts_total{outcome="stream_idle",provider_type="openai_compatible"} 1`) {
+		t.Error("no stream_idle attempt in the metrics")
+	}
+	// 3 s of silence before the first token, ten times the idle bound: answered.
+	thinking := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("thinks"))
+	var acc openai.ChatCompletionAccumulator
+	for thinking.Next() {
+		acc.AddChunk(thinking.Current())
+	}
+	if err := thinking.Err(); err != nil || acc.Choices[0].Message.Content != "Hello" {
+		t.Errorf("a slow first token: %v, %+v", err, acc.Choices)
+	}
+}
+
+func TestStreamDroppedMidwayIsNotRetried(t *testing.T) {
+	t.Parallel()
+	f := newFaultUpstream(t, "drop", "ok")
+	h := startHarness(t, harnessOptions{extra: withFaultModel("drops", f, &gatehousev1.Routing{MaxRetries: 3, RetryBackoffMs: 1})})
+	content, httpResp, err := streamChat(h, "drops")
+	if err == nil || !strings.Contains(err.Error(), "upstream_stream_broken") {
+		t.Errorf("stream error = %v, want the final error event", err)
+	}
+	if content != "Hel" {
+		t.Errorf("content = %q", content)
 	}
 	if f.count() != 1 {
 		t.Errorf("upstream called %d times: a stream that began must not be retried", f.count())

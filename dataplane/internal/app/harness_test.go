@@ -230,6 +230,8 @@ type harnessOptions struct {
 	accessLogOut io.Writer
 	// metricsListen moves /metrics to an operator's port.
 	metricsListen string
+	// streamIdleTimeout is the gateway's --stream-idle-timeout.
+	streamIdleTimeout time.Duration
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -280,7 +282,7 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 	a, err := app.New(app.Config{
 		Region: region, Listen: "127.0.0.1:0", MetricsListen: o.metricsListen, NATSURL: h.cp.URL(), Keyring: kr,
 		GatewayID: "gw-test", MaxBodyBytes: o.maxBody, SpoolDir: o.spoolDir,
-		UpstreamTimeout: o.upstreamTimeout, HeartbeatInterval: 50 * time.Millisecond,
+		UpstreamTimeout: o.upstreamTimeout, StreamIdleTimeout: o.streamIdleTimeout, HeartbeatInterval: 50 * time.Millisecond,
 		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		ConfigCacheDir: o.cacheDir, ConfigCacheGrace: o.cacheGrace,
 		OTLPEndpoint: o.otlpEndpoint, TraceBatchTimeout: 50 * time.Millisecond,

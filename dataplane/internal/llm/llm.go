@@ -166,6 +166,10 @@ type Config struct {
 	Timeout time.Duration
 	// TTFTTimeout bounds the wait for a stream's first token; 0 disables it.
 	TTFTTimeout time.Duration
+	// StreamIdleTimeout bounds the silence between a stream's events once its first
+	// token came (before it, TTFTTimeout and Timeout apply): a stalled stream ends
+	// with an error event; 0 disables it.
+	StreamIdleTimeout time.Duration
 	// MaxRetries is the number of retries after a model's first attempt (default 2;
 	// negative for none).
 	MaxRetries int
@@ -612,7 +616,7 @@ type metrics struct {
 
 // attemptOutcomes are the outcome labels of gatehouse_gateway_upstream_attempts_total.
 var attemptOutcomes = []string{"ok", "status_4xx", "status_429", "status_5xx", "auth", "timeout", "ttft_timeout",
-	"unreachable", "bad_response", "client_gone", "stream_broken", "unsupported"}
+	"unreachable", "bad_response", "client_gone", "stream_broken", "stream_idle", "unsupported"}
 
 func (m *metrics) attempt(ptype, outcome string) prometheus.Counter {
 	if c, ok := m.attemptChildren[[2]string{ptype, outcome}]; ok {

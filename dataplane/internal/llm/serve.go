@@ -79,6 +79,9 @@ const maxErrorBody = 64 << 10
 // errTTFT is the cause of an attempt cancelled for its slow first token.
 var errTTFT = errors.New("no first token within the ttft timeout")
 
+// errStreamIdle is the cause of a stream cancelled for its silence after the first token.
+var errStreamIdle = errors.New("no stream event within the stream idle timeout")
+
 // routingOf resolves a model's routing against the client's defaults.
 func (c *Client) routingOf(m *runtime.Model) runtime.Routing {
 	r := m.Routing
@@ -303,14 +306,21 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, rt.Timeout)
 	defer cancel()
-	var ttft *time.Timer
-	if stream && rt.TTFTTimeout > 0 {
-		var cancelCause context.CancelCauseFunc
+	var ttft, idle *time.Timer
+	var cancelCause context.CancelCauseFunc
+	if stream && (rt.TTFTTimeout > 0 || c.cfg.StreamIdleTimeout > 0) {
 		actx, cancelCause = context.WithCancelCause(actx)
 		defer cancelCause(nil)
+	}
+	if stream && rt.TTFTTimeout > 0 {
 		ttft = time.AfterFunc(rt.TTFTTimeout, func() { cancelCause(errTTFT) })
 		defer ttft.Stop()
 	}
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	span := trace.SpanFromContext(actx)
 	if c.tracing {
 		actx, span = c.tracer.Start(actx, "llm.upstream", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
@@ -481,11 +491,35 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 				span.AddEvent("first token")
 			}
 		}
+		// The idle bound applies from the first token on (a model may think for long
+		// before it), and runs only while the relay waits for the upstream: a caller
+		// reading slowly is not the provider's silence.
+		var waiting func(bool)
+		if d := c.cfg.StreamIdleTimeout; d > 0 {
+			armed := tokenSeen
+			waiting = func(on bool) {
+				switch {
+				case !armed:
+				case !on:
+					if idle != nil {
+						idle.Stop()
+					}
+				case idle == nil:
+					idle = time.AfterFunc(d, func() { cancelCause(errStreamIdle) })
+				default:
+					idle.Reset(d)
+				}
+			}
+			if !tokenSeen {
+				first := firstTokenAt
+				firstTokenAt = func() { first(); armed = true }
+			}
+		}
 		if tokenSeen {
 			firstTokenAt()
 			firstTokenAt = nil
 		}
-		err := c.relayStream(ctx, actx, w, req, res, wk, rd, prelude, firstTokenAt)
+		err := c.relayStream(ctx, actx, w, req, res, wk, rd, prelude, firstTokenAt, waiting)
 		res.Upstream = time.Since(start)
 		if res.TTFT == 0 {
 			res.TTFT = res.Upstream // no token came: the whole answer was the wait
@@ -496,6 +530,9 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 			o, reason = routing.Neutral, "client_gone"
 		case errors.Is(err, ErrUpstreamStream) || errors.Is(err, ErrUpstreamTimeout) || errors.Is(err, ErrUpstreamBadResponse):
 			o, reason = routing.Failure, "stream_broken"
+			if errors.Is(context.Cause(actx), errStreamIdle) {
+				reason = "stream_idle"
+			}
 			if c.tracing {
 				span.SetStatus(codes.Error, reason)
 			}

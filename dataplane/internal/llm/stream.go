@@ -15,8 +15,10 @@ import (
 
 // relayStream relays a stream whose first data event was read; it returns when the
 // stream ended. Failures end the caller's stream with an error event. firstToken,
-// when not nil, is called when the first token comes by.
-func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, prelude []sseEvent, firstToken func()) error {
+// when not nil, is called when the first token comes by, and waiting, when not nil,
+// with true before each read from the upstream and false after it.
+func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, req *Request, res *Result, wk wire, rd *sseReader, prelude []sseEvent,
+	firstToken func(), waiting func(bool)) error {
 	commit(w, req, res)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -26,7 +28,7 @@ func (c *Client) relayStream(ctx, actx context.Context, w http.ResponseWriter, r
 	res.Status = http.StatusOK
 	// The head goes out with the first event, which is already here.
 	rc := http.NewResponseController(w)
-	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd, pending: prelude, firstToken: firstToken}
+	s := &streamRelay{c: c, ctx: ctx, actx: actx, w: w, rc: rc, req: req, res: res, wk: wk, rd: rd, pending: prelude, firstToken: firstToken, waiting: waiting}
 	var err error
 	switch {
 	case req.Filter == nil && !req.CaptureText && req.Surface == SurfaceChat && wk == wireOpenAI:
@@ -82,8 +84,11 @@ type streamRelay struct {
 	rd   *sseReader
 	// pending are events read before the answer began, relayed first.
 	pending []sseEvent
-	// firstToken is called when the first token comes by, unless it had.
+	// firstToken is called when the first token comes by, unless it had; waiting,
+	// when set, with true before each read from the upstream and false after it
+	// (the idle bound).
 	firstToken func()
+	waiting    func(bool)
 	// unflushed: bytes were written and not flushed, because the next event was
 	// already buffered.
 	unflushed bool
@@ -243,8 +248,17 @@ func (s *streamRelay) next() (raw, name, data []byte, err error) {
 		ev := s.pending[0]
 		s.pending = s.pending[1:]
 		raw, name, data = ev.raw, ev.name, ev.data
-	} else if raw, name, data, err = s.rd.next(); err != nil {
-		return nil, nil, nil, err
+	} else {
+		if s.waiting != nil {
+			s.waiting(true)
+		}
+		raw, name, data, err = s.rd.next()
+		if s.waiting != nil {
+			s.waiting(false)
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if s.firstToken != nil && data != nil && firstToken(s.wk, data) {
 		s.firstToken()
