@@ -43,6 +43,9 @@ type faultUpstream struct {
 //	slow-content a stream with a role-only chunk at once, its first token after 3s
 //	drop        a stream that breaks the connection after its first content
 //	stall       a stream that sends nothing more after its first content (for 10 s)
+//	role-stall  the same after a role-only chunk first
+//	trickle     a stream whose chunks come 150 ms apart (role, five tokens, the end)
+//	trickle-stall the same, silent (10 s) after its third token
 //	garbage     an answer that is not JSON (a stream whose second event is not)
 func newFaultUpstream(t *testing.T, actions ...string) *faultUpstream {
 	f := &faultUpstream{actions: actions}
@@ -117,7 +120,27 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	flusher := w.(http.Flusher)
 	flusher.Flush()
-	if action == "slow-content" {
+	if action == "trickle" || action == "trickle-stall" {
+		chunk := func(delta string) {
+			fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":null}]}\n\n", delta)
+			flusher.Flush()
+			time.Sleep(150 * time.Millisecond)
+		}
+		chunk(`{"role":"assistant","content":""}`)
+		for i, tok := range []string{"H", "e", "l", "l", "o"} {
+			if i == 3 && action == "trickle-stall" {
+				select {
+				case <-time.After(10 * time.Second):
+				case <-r.Context().Done():
+				}
+				return
+			}
+			chunk(`{"content":"` + tok + `"}`)
+		}
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[],\"usage\":%s}\n\ndata: [DONE]\n\n", openAIUsage())
+		return
+	}
+	if action == "slow-content" || action == "role-stall" {
 		// A role-only chunk at once, then nothing: no token yet.
 		fmt.Fprint(w, "data: {\"id\":\"chatcmpl-f\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"fault\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n")
 		flusher.Flush()
@@ -134,7 +157,7 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	if action == "drop" {
 		panic(http.ErrAbortHandler)
 	}
-	if action == "stall" {
+	if action == "stall" || action == "role-stall" {
 		select {
 		case <-time.After(10 * time.Second):
 		case <-r.Context().Done():
@@ -384,25 +407,39 @@ func streamChat(h *harness, model string) (string, *http.Response, error) {
 // by it.
 func TestStreamIdleTimeout(t *testing.T) {
 	t.Parallel()
-	stall, think := newFaultUpstream(t, "stall"), newFaultUpstream(t, "slow-content")
+	stall, roleStall, think, trickle := newFaultUpstream(t, "stall"), newFaultUpstream(t, "role-stall"), newFaultUpstream(t, "slow-content"), newFaultUpstream(t, "trickle")
+	trickleStall := newFaultUpstream(t, "trickle-stall")
 	h := startHarness(t, harnessOptions{streamIdleTimeout: 300 * time.Millisecond, extra: func(s *gatehousev1.Snapshot) {
 		withFaultModel("stalls", stall, nil)(s)
+		withFaultModel("role-stalls", roleStall, nil)(s)
 		withFaultModel("thinks", think, nil)(s)
+		withFaultModel("trickles", trickle, nil)(s)
+		withFaultModel("trickle-stalls", trickleStall, nil)(s)
 	}})
-	start := time.Now()
-	content, httpResp, err := streamChat(h, "stalls")
-	took := time.Since(start)
-	if err == nil || !strings.Contains(err.Error(), "upstream_stream_broken") || content != "Hel" {
-		t.Errorf("stalled stream: %q, error %v; want Hel and the final error event", content, err)
+	// Stalled right after its first token, after a role-only chunk and then its first
+	// token (the bound starts at the token either way), or after three tokens.
+	var httpResp *http.Response
+	for _, model := range []string{"role-stalls", "trickle-stalls", "stalls"} {
+		start := time.Now()
+		content, resp, err := streamChat(h, model)
+		took := time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), "upstream_timeout") || content != "Hel" {
+			t.Errorf("%s: %q, error %v; want Hel and the final timeout event", model, content, err)
+		}
+		if took > 5*time.Second {
+			t.Errorf("%s: the stalled stream ended after %v, not at its idle bound", model, took)
+		}
+		httpResp = resp
 	}
-	if took > 5*time.Second {
-		t.Errorf("the stalled stream ended after %v, not at its idle bound", took)
+	// Chunks 150 ms apart for ~0.9 s in all: each silence is under the bound.
+	if content, _, err := streamChat(h, "trickles"); err != nil || content != "Hello" {
+		t.Errorf("trickling stream: %q, %v", content, err)
 	}
 	ev := h.waitUsage(t, httpResp.Header.Get("x-request-id"))
 	if ev.ErrorClass == "" || !ev.Streamed || ev.CompletionTokens == 0 {
 		t.Errorf("usage event = %v", ev)
 	}
-	if _, body := h.do(t, "GET", "/metrics", nil, ""); !strings.Contains(string(body), `upstream_attempts_total{outcome="stream_idle",provider_type="openai_compatible"} 1`) {
+	if _, body := h.do(t, "GET", "/metrics", nil, ""); !strings.Contains(string(body), `upstream_attempts_total{outcome="stream_idle",provider_type="openai_compatible"} 3`) {
 		t.Error("no stream_idle attempt in the metrics")
 	}
 	// 3 s of silence before the first token, ten times the idle bound: answered.

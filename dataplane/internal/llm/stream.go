@@ -226,7 +226,11 @@ func (s *streamRelay) nextEvent() (raw, name, data []byte, end bool, err error) 
 		return nil, nil, nil, true, nil
 	case err != nil:
 		err = s.readErr(err)
-		if !errors.Is(err, ErrClientGone) {
+		switch {
+		case errors.Is(err, ErrClientGone):
+		case errors.Is(err, ErrUpstreamTimeout):
+			_ = s.send(s.failEvent("upstream_timeout", "The model provider did not finish in time."))
+		default:
 			_ = s.send(s.failEvent("upstream_stream_broken", "The model provider broke off the stream."))
 		}
 		return nil, nil, nil, true, err
