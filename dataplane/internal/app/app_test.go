@@ -533,8 +533,8 @@ func TestMetricsOnOperatorPort(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("operator's %s = %d, lacks %q", path, resp.StatusCode, want)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("operator's %s = %d (request id %q), lacks %q", path, resp.StatusCode, resp.Header.Get("X-Request-Id"), want)
 		}
 	}
 	if resp, err := http.Post(op+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"echo","messages":[]}`)); err != nil {

@@ -128,7 +128,7 @@ func (s *Server) MetricsHandler() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.Handle("GET /healthz", s.api("healthz", s.healthz))
 	mux.Handle("GET /readyz", s.api("readyz", s.readyz))
-	return mux
+	return s.base(mux)
 }
 
 func (s *Server) metricsHandler() http.Handler {
