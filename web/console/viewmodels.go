@@ -751,17 +751,20 @@ type DeploymentForm struct {
 // Numbers are decimal text; empty (or 0) = the gateway's default. Fallbacks are model
 // names, in the order tried, posted as repeated fallbacks (empty values to be dropped).
 // Errors keys: strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms,
-// breaker_failures, breaker_cooldown_ms, fallbacks.
+// stream_idle_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks.
 type RoutingForm struct {
-	Strategy          string // RoutingWeighted, RoutingLeastBusy, RoutingLatency; empty = weighted
-	MaxRetries        string
-	RetryBackoffMs    string
-	TimeoutMs         string
-	TTFTTimeoutMs     string
-	BreakerFailures   string
-	BreakerCooldownMs string
-	Fallbacks         []string
-	Errors            FieldErrors
+	Strategy       string // RoutingWeighted, RoutingLeastBusy, RoutingLatency; empty = weighted
+	MaxRetries     string
+	RetryBackoffMs string
+	TimeoutMs      string
+	TTFTTimeoutMs  string
+	// StreamIdleTimeoutMs: the longest silence between stream events after the first
+	// token.
+	StreamIdleTimeoutMs string
+	BreakerFailures     string
+	BreakerCooldownMs   string
+	Fallbacks           []string
+	Errors              FieldErrors
 }
 
 // ---- Usage ----

@@ -196,7 +196,8 @@ func limits(l store.Limits) *gatehousev1.Limits {
 // routing returns nil for the defaults, so plain models stay capability 1.
 func routing(r store.Routing) *gatehousev1.Routing {
 	out := &gatehousev1.Routing{MaxRetries: uint32(r.MaxRetries), RetryBackoffMs: r.RetryBackoffMs, TimeoutMs: r.TimeoutMs,
-		TtftTimeoutMs: r.TTFTTimeoutMs, BreakerFailures: uint32(r.BreakerFailures), BreakerCooldownMs: r.BreakerCooldownMs}
+		TtftTimeoutMs: r.TTFTTimeoutMs, StreamIdleTimeoutMs: r.StreamIdleTimeoutMs, BreakerFailures: uint32(r.BreakerFailures),
+		BreakerCooldownMs: r.BreakerCooldownMs}
 	switch r.Strategy {
 	case "least-busy":
 		out.Strategy = gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LEAST_BUSY

@@ -321,7 +321,7 @@ func TestCompileCapability3(t *testing.T) {
 	cfg := sampleConfig()
 	cfg.Teams[1].Limits = store.Limits{RPM: 600}
 	cfg.Guardrails = []store.Guardrail{{ID: "g1", TeamID: search, Name: "pii", Detector: "email", Mode: "redact", Direction: "both"}}
-	cfg.Models[0].Routing = store.Routing{Strategy: "least-busy", MaxRetries: 2, Fallbacks: []string{"claude"}}
+	cfg.Models[0].Routing = store.Routing{Strategy: "least-busy", MaxRetries: 2, StreamIdleTimeoutMs: 45_000, Fallbacks: []string{"claude"}}
 	cfg.Deployments = []store.Deployment{{ID: "d1", ModelID: cfg.Models[0].ID, ProviderID: cfg.Providers[0].ID, UpstreamModel: "gpt-4o-mini-b", Weight: 2}}
 	c, err := configpub.Compile(cfg, "eu", time.Now(), 1<<20)
 	if err != nil {
@@ -336,7 +336,8 @@ func TestCompileCapability3(t *testing.T) {
 			m = x
 		}
 	}
-	if m.Routing.GetStrategy() != gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LEAST_BUSY || len(m.Deployments) != 1 || m.Fallbacks[0] != "claude" {
+	if m.Routing.GetStrategy() != gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LEAST_BUSY || m.Routing.GetStreamIdleTimeoutMs() != 45_000 ||
+		len(m.Deployments) != 1 || m.Fallbacks[0] != "claude" {
 		t.Fatalf("model = %v", m)
 	}
 	cfg.Models[0].Routing.Fallbacks = []string{"nope"}

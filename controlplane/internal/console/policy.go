@@ -138,7 +138,8 @@ func (c *Console) modelView(r *http.Request, mv v.ModelView) (v.ModelView, error
 	if mv.Routing.Errors == nil {
 		rt := model.Routing
 		mv.Routing = v.RoutingForm{Strategy: rt.Strategy, MaxRetries: itoa(int64(rt.MaxRetries)), RetryBackoffMs: itoa(rt.RetryBackoffMs),
-			TimeoutMs: itoa(rt.TimeoutMs), TTFTTimeoutMs: itoa(rt.TTFTTimeoutMs), BreakerFailures: itoa(int64(rt.BreakerFailures)),
+			TimeoutMs: itoa(rt.TimeoutMs), TTFTTimeoutMs: itoa(rt.TTFTTimeoutMs), StreamIdleTimeoutMs: itoa(rt.StreamIdleTimeoutMs),
+			BreakerFailures:   itoa(int64(rt.BreakerFailures)),
 			BreakerCooldownMs: itoa(rt.BreakerCooldownMs), Fallbacks: rt.Fallbacks}
 	}
 	if mv.Limits.Errors == nil {
@@ -204,7 +205,8 @@ func (c *Console) modelRouting(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	form := v.RoutingForm{Strategy: r.PostFormValue("strategy"), MaxRetries: r.PostFormValue("max_retries"), RetryBackoffMs: r.PostFormValue("retry_backoff_ms"),
-		TimeoutMs: r.PostFormValue("timeout_ms"), TTFTTimeoutMs: r.PostFormValue("ttft_timeout_ms"), BreakerFailures: r.PostFormValue("breaker_failures"),
+		TimeoutMs: r.PostFormValue("timeout_ms"), TTFTTimeoutMs: r.PostFormValue("ttft_timeout_ms"),
+		StreamIdleTimeoutMs: r.PostFormValue("stream_idle_timeout_ms"), BreakerFailures: r.PostFormValue("breaker_failures"),
 		BreakerCooldownMs: r.PostFormValue("breaker_cooldown_ms")}
 	for _, f := range r.PostForm["fallbacks"] {
 		if f = strings.TrimSpace(f); f != "" {
@@ -224,7 +226,8 @@ func (c *Console) modelRouting(w http.ResponseWriter, r *http.Request) error {
 	}
 	rt := store.Routing{Strategy: form.Strategy, MaxRetries: int32(num("max_retries", form.MaxRetries)), RetryBackoffMs: num("retry_backoff_ms", form.RetryBackoffMs),
 		TimeoutMs: num("timeout_ms", form.TimeoutMs), TTFTTimeoutMs: num("ttft_timeout_ms", form.TTFTTimeoutMs),
-		BreakerFailures: int32(num("breaker_failures", form.BreakerFailures)), BreakerCooldownMs: num("breaker_cooldown_ms", form.BreakerCooldownMs),
+		StreamIdleTimeoutMs: num("stream_idle_timeout_ms", form.StreamIdleTimeoutMs),
+		BreakerFailures:     int32(num("breaker_failures", form.BreakerFailures)), BreakerCooldownMs: num("breaker_cooldown_ms", form.BreakerCooldownMs),
 		Fallbacks: form.Fallbacks}
 	if len(fe) == 0 {
 		_, err := c.Store.SetModelRouting(r.Context(), actor(r), currentOrg(r).ID, chi.URLParam(r, "id"), rt)

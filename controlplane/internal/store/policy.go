@@ -90,14 +90,17 @@ func (s *Store) SetModelLimits(ctx context.Context, actor Actor, orgID, modelID 
 
 // Routing says how a model's deployments are chosen and retried.
 type Routing struct {
-	Strategy          string   `json:"strategy"`
-	MaxRetries        int32    `json:"max_retries"`
-	RetryBackoffMs    int64    `json:"retry_backoff_ms"`
-	TimeoutMs         int64    `json:"timeout_ms"`
-	TTFTTimeoutMs     int64    `json:"ttft_timeout_ms"`
-	BreakerFailures   int32    `json:"breaker_failures"`
-	BreakerCooldownMs int64    `json:"breaker_cooldown_ms"`
-	Fallbacks         []string `json:"fallbacks"`
+	Strategy       string `json:"strategy"`
+	MaxRetries     int32  `json:"max_retries"`
+	RetryBackoffMs int64  `json:"retry_backoff_ms"`
+	TimeoutMs      int64  `json:"timeout_ms"`
+	TTFTTimeoutMs  int64  `json:"ttft_timeout_ms"`
+	// StreamIdleTimeoutMs bounds the silence between stream events after the first
+	// token (0: the gateway's default).
+	StreamIdleTimeoutMs int64    `json:"stream_idle_timeout_ms"`
+	BreakerFailures     int32    `json:"breaker_failures"`
+	BreakerCooldownMs   int64    `json:"breaker_cooldown_ms"`
+	Fallbacks           []string `json:"fallbacks"`
 }
 
 // RoutingStrategies lists the strategies.
@@ -119,7 +122,7 @@ func (s *Store) SetModelRouting(ctx context.Context, actor Actor, orgID, modelID
 	if r.BreakerFailures < 0 || r.BreakerFailures > 1000 {
 		fields["breaker_failures"] = "must be between 0 and 1000"
 	}
-	if r.RetryBackoffMs < 0 || r.TimeoutMs < 0 || r.TTFTTimeoutMs < 0 || r.BreakerCooldownMs < 0 {
+	if r.RetryBackoffMs < 0 || r.TimeoutMs < 0 || r.TTFTTimeoutMs < 0 || r.BreakerCooldownMs < 0 || r.StreamIdleTimeoutMs < 0 {
 		fields["timeouts"] = "durations cannot be negative"
 	}
 	models, err := s.ListModels(ctx, orgID)
@@ -164,7 +167,8 @@ func (s *Store) SetModelRouting(ctx context.Context, actor Actor, orgID, modelID
 	err = s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
 		row, err := q.SetModelRouting(ctx, dbq.SetModelRoutingParams{ID: modelID, OrgID: orgID, RoutingStrategy: r.Strategy,
 			MaxRetries: r.MaxRetries, RetryBackoffMs: r.RetryBackoffMs, TimeoutMs: r.TimeoutMs, TtftTimeoutMs: r.TTFTTimeoutMs,
-			BreakerFailures: r.BreakerFailures, BreakerCooldownMs: r.BreakerCooldownMs, Fallbacks: r.Fallbacks})
+			BreakerFailures: r.BreakerFailures, BreakerCooldownMs: r.BreakerCooldownMs, Fallbacks: r.Fallbacks,
+			StreamIdleTimeoutMs: r.StreamIdleTimeoutMs})
 		if err != nil {
 			return err
 		}

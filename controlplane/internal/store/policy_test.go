@@ -43,6 +43,22 @@ func TestPolicies(t *testing.T) {
 	if _, err := st.SetModelRouting(ctx, actor, org.ID, id["b"], store.Routing{Fallbacks: []string{"c"}}); err != nil {
 		t.Fatal(err)
 	}
+	// The stream idle bound is stored and read back with the rest of the routing.
+	if m, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{StreamIdleTimeoutMs: 30_000}); err != nil || m.Routing.StreamIdleTimeoutMs != 30_000 {
+		t.Fatalf("stream idle timeout set: %+v, %v", m.Routing, err)
+	}
+	models, err = st.ListModels(ctx, org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range models {
+		if m.ID == id["c"] && m.Routing.StreamIdleTimeoutMs != 30_000 {
+			t.Fatalf("stream idle timeout read back: %+v", m.Routing)
+		}
+	}
+	if _, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		err   error
@@ -64,6 +80,10 @@ func TestPolicies(t *testing.T) {
 			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Strategy: "random"})
 			return err
 		}(), "strategy"},
+		{"negative stream idle timeout", func() error {
+			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{StreamIdleTimeoutMs: -1})
+			return err
+		}(), "timeouts"},
 		{"too many retries", func() error {
 			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{MaxRetries: 11})
 			return err

@@ -82,7 +82,8 @@ func modelFromRow(r dbq.Model) Model {
 		SharedWith: Sharing{All: r.SharedWithAll, Teams: []string{}}, CreatedAt: r.CreatedAt.Time.UTC(),
 		Limits: Limits{RPM: r.Rpm, TPM: r.Tpm, MaxConcurrent: r.MaxConcurrent},
 		Routing: Routing{Strategy: r.RoutingStrategy, MaxRetries: r.MaxRetries, RetryBackoffMs: r.RetryBackoffMs, TimeoutMs: r.TimeoutMs,
-			TTFTTimeoutMs: r.TtftTimeoutMs, BreakerFailures: r.BreakerFailures, BreakerCooldownMs: r.BreakerCooldownMs, Fallbacks: r.Fallbacks},
+			TTFTTimeoutMs: r.TtftTimeoutMs, StreamIdleTimeoutMs: r.StreamIdleTimeoutMs, BreakerFailures: r.BreakerFailures,
+			BreakerCooldownMs: r.BreakerCooldownMs, Fallbacks: r.Fallbacks},
 	}
 }
 

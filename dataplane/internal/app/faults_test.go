@@ -442,6 +442,14 @@ func TestStreamIdleTimeout(t *testing.T) {
 	if _, body := h.do(t, "GET", "/metrics", nil, ""); !strings.Contains(string(body), `upstream_attempts_total{outcome="stream_idle",provider_type="openai_compatible"} 3`) {
 		t.Error("no stream_idle attempt in the metrics")
 	}
+	// A model's own bound, on a gateway without one.
+	perModel := newFaultUpstream(t, "stall")
+	h2 := startHarness(t, harnessOptions{extra: withFaultModel("own-bound", perModel, &gatehousev1.Routing{StreamIdleTimeoutMs: 300})})
+	start := time.Now()
+	if content, _, err := streamChat(h2, "own-bound"); err == nil || !strings.Contains(err.Error(), "upstream_timeout") || content != "Hel" ||
+		time.Since(start) > 5*time.Second {
+		t.Errorf("a model's own bound: %q, %v after %v", content, err, time.Since(start))
+	}
 	// 3 s of silence before the first token, ten times the idle bound: answered.
 	thinking := h.client(h.fx.key).Chat.Completions.NewStreaming(context.Background(), chatParams("thinks"))
 	var acc openai.ChatCompletionAccumulator

@@ -168,7 +168,7 @@ type Config struct {
 	TTFTTimeout time.Duration
 	// StreamIdleTimeout bounds the silence between a stream's events once its first
 	// token came (before it, TTFTTimeout and Timeout apply): a stalled stream ends
-	// with an error event; 0 disables it.
+	// with an error event; 0 disables it; a model's routing overrides it.
 	StreamIdleTimeout time.Duration
 	// MaxRetries is the number of retries after a model's first attempt (default 2;
 	// negative for none).

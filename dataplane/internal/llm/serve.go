@@ -97,6 +97,9 @@ func (c *Client) routingOf(m *runtime.Model) runtime.Routing {
 	if r.TTFTTimeout == 0 {
 		r.TTFTTimeout = c.cfg.TTFTTimeout
 	}
+	if r.StreamIdleTimeout == 0 {
+		r.StreamIdleTimeout = c.cfg.StreamIdleTimeout
+	}
 	if r.BreakerFailures == 0 {
 		r.BreakerFailures = c.cfg.BreakerFailures
 	}
@@ -308,7 +311,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	defer cancel()
 	var ttft, idle *time.Timer
 	var cancelCause context.CancelCauseFunc
-	if stream && (rt.TTFTTimeout > 0 || c.cfg.StreamIdleTimeout > 0) {
+	if stream && (rt.TTFTTimeout > 0 || rt.StreamIdleTimeout > 0) {
 		actx, cancelCause = context.WithCancelCause(actx)
 		defer cancelCause(nil)
 	}
@@ -495,7 +498,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		// before it), and runs only while the relay waits for the upstream: a caller
 		// reading slowly is not the provider's silence.
 		var waiting func(bool)
-		if d := c.cfg.StreamIdleTimeout; d > 0 {
+		if d := rt.StreamIdleTimeout; d > 0 {
 			armed := tokenSeen
 			waiting = func(on bool) {
 				switch {

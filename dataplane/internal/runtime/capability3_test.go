@@ -29,7 +29,7 @@ func llmSnapshot(orgID string) *gatehousev1.Snapshot {
 		{Id: "d-claude", ProviderId: "p2", UpstreamModel: "claude-small"},
 	}
 	small.Routing = &gatehousev1.Routing{Strategy: gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LATENCY, MaxRetries: 3,
-		RetryBackoffMs: 100, TimeoutMs: 30_000, TtftTimeoutMs: 2000, BreakerFailures: 5, BreakerCooldownMs: 10_000}
+		RetryBackoffMs: 100, TimeoutMs: 30_000, TtftTimeoutMs: 2000, StreamIdleTimeoutMs: 15_000, BreakerFailures: 5, BreakerCooldownMs: 10_000}
 	// small → big → claude, small → gemini; big → claude; team2-only is not visible to t1.
 	small.Fallbacks = []string{"big", "gemini", "team2-only", "us-only"}
 	s.Models[1].Fallbacks = []string{"claude"}
@@ -69,7 +69,7 @@ func TestCapability3Compile(t *testing.T) {
 		t.Errorf("deployments (-want +got):\n%s", diff)
 	}
 	want := Routing{Strategy: gatehousev1.RoutingStrategy_ROUTING_STRATEGY_LATENCY, MaxRetries: 3, RetryBackoff: 100 * time.Millisecond,
-		Timeout: 30 * time.Second, TTFTTimeout: 2 * time.Second, BreakerFailures: 5, BreakerCooldown: 10 * time.Second}
+		Timeout: 30 * time.Second, TTFTTimeout: 2 * time.Second, StreamIdleTimeout: 15 * time.Second, BreakerFailures: 5, BreakerCooldown: 10 * time.Second}
 	if diff := cmp.Diff(want, m.Routing); diff != "" {
 		t.Errorf("routing (-want +got):\n%s", diff)
 	}
@@ -126,6 +126,7 @@ func TestCapability3CompileRejects(t *testing.T) {
 		{"routing negative backoff", func(s *gatehousev1.Snapshot) { s.Models[0].Routing.RetryBackoffMs = -1 }, "retry_backoff_ms"},
 		{"routing huge timeout", func(s *gatehousev1.Snapshot) { s.Models[0].Routing.TimeoutMs = 100 * 3600 * 1000 }, "timeout_ms"},
 		{"routing ttft over timeout", func(s *gatehousev1.Snapshot) { s.Models[0].Routing.TtftTimeoutMs = 40_000 }, "exceeds timeout_ms"},
+		{"negative stream idle timeout", func(s *gatehousev1.Snapshot) { s.Models[0].Routing.StreamIdleTimeoutMs = -1 }, "stream_idle_timeout_ms"},
 		{"routing breaker failures", func(s *gatehousev1.Snapshot) { s.Models[0].Routing.BreakerFailures = 5000 }, "breaker_failures"},
 		{"fallback unknown", func(s *gatehousev1.Snapshot) { s.Models[0].Fallbacks = []string{"ghost"} }, `fallback names unknown model "ghost"`},
 		{"fallback to itself", func(s *gatehousev1.Snapshot) { s.Models[0].Fallbacks = []string{"small"} }, "itself"},

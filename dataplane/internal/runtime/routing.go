@@ -125,13 +125,15 @@ type Deployment struct {
 // "the gateway's default" and are resolved by the caller, which knows them.
 type Routing struct {
 	// Strategy is WEIGHTED, LEAST_BUSY or LATENCY; UNSPECIFIED compiles to WEIGHTED.
-	Strategy        gatehousev1.RoutingStrategy
-	MaxRetries      int
-	RetryBackoff    time.Duration
-	Timeout         time.Duration
-	TTFTTimeout     time.Duration
-	BreakerFailures int
-	BreakerCooldown time.Duration
+	Strategy     gatehousev1.RoutingStrategy
+	MaxRetries   int
+	RetryBackoff time.Duration
+	Timeout      time.Duration
+	TTFTTimeout  time.Duration
+	// StreamIdleTimeout bounds the silence between stream events after the first token.
+	StreamIdleTimeout time.Duration
+	BreakerFailures   int
+	BreakerCooldown   time.Duration
 }
 
 // Sanity bounds of routing values: beyond them a setting is a mistake, not a policy.
@@ -173,6 +175,7 @@ func compileRouting(r *gatehousev1.Routing) (Routing, error) {
 		{"timeout_ms", r.TimeoutMs, &out.Timeout},
 		{"ttft_timeout_ms", r.TtftTimeoutMs, &out.TTFTTimeout},
 		{"breaker_cooldown_ms", r.BreakerCooldownMs, &out.BreakerCooldown},
+		{"stream_idle_timeout_ms", r.StreamIdleTimeoutMs, &out.StreamIdleTimeout},
 	} {
 		if d.ms < 0 || time.Duration(d.ms)*time.Millisecond > maxRoutingDuration {
 			return out, fmt.Errorf("routing %s %d must be between 0 and %d", d.name, d.ms, maxRoutingDuration.Milliseconds())

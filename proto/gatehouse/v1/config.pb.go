@@ -1545,8 +1545,12 @@ type Routing struct {
 	// Consecutive failures that open a deployment's circuit, and how long it stays open.
 	BreakerFailures   uint32 `protobuf:"varint,6,opt,name=breaker_failures,json=breakerFailures,proto3" json:"breaker_failures,omitempty"`
 	BreakerCooldownMs int64  `protobuf:"varint,7,opt,name=breaker_cooldown_ms,json=breakerCooldownMs,proto3" json:"breaker_cooldown_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Longest silence between a stream's events once its first token came; the stream
+	// then ends with an error event. A gateway that does not know the field applies its
+	// own default.
+	StreamIdleTimeoutMs int64 `protobuf:"varint,8,opt,name=stream_idle_timeout_ms,json=streamIdleTimeoutMs,proto3" json:"stream_idle_timeout_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Routing) Reset() {
@@ -1624,6 +1628,13 @@ func (x *Routing) GetBreakerFailures() uint32 {
 func (x *Routing) GetBreakerCooldownMs() int64 {
 	if x != nil {
 		return x.BreakerCooldownMs
+	}
+	return 0
+}
+
+func (x *Routing) GetStreamIdleTimeoutMs() int64 {
+	if x != nil {
+		return x.StreamIdleTimeoutMs
 	}
 	return 0
 }
@@ -1918,7 +1929,7 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
 	"providerId\x12%\n" +
 	"\x0eupstream_model\x18\x03 \x01(\tR\rupstreamModel\x12\x16\n" +
-	"\x06weight\x18\x04 \x01(\rR\x06weight\"\xb1\x02\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\"\xe6\x02\n" +
 	"\aRouting\x129\n" +
 	"\bstrategy\x18\x01 \x01(\x0e2\x1d.gatehouse.v1.RoutingStrategyR\bstrategy\x12\x1f\n" +
 	"\vmax_retries\x18\x02 \x01(\rR\n" +
@@ -1928,7 +1939,8 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12&\n" +
 	"\x0fttft_timeout_ms\x18\x05 \x01(\x03R\rttftTimeoutMs\x12)\n" +
 	"\x10breaker_failures\x18\x06 \x01(\rR\x0fbreakerFailures\x12.\n" +
-	"\x13breaker_cooldown_ms\x18\a \x01(\x03R\x11breakerCooldownMs\"\xd7\x01\n" +
+	"\x13breaker_cooldown_ms\x18\a \x01(\x03R\x11breakerCooldownMs\x123\n" +
+	"\x16stream_idle_timeout_ms\x18\b \x01(\x03R\x13streamIdleTimeoutMs\"\xd7\x01\n" +
 	"\tMcpServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +

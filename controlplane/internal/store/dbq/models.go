@@ -176,6 +176,8 @@ type Model struct {
 	BreakerCooldownMs int64
 	// Model names tried in order when every deployment of this model failed.
 	Fallbacks []string
+	// Longest silence between stream events after the first token, in ms; 0 = the gateway's default.
+	StreamIdleTimeoutMs int64
 }
 
 // Team-local model names of a team's virtual gateway.

@@ -13,7 +13,7 @@ const createModel = `-- name: CreateModel :one
 insert into models (org_id, name, provider_id, upstream_model, input_price_per_mtok_micros,
   output_price_per_mtok_micros, cached_input_price_per_mtok_micros, context_window, regions, shared_with_all)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
+returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms
 `
 
 type CreateModelParams struct {
@@ -68,6 +68,7 @@ func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }
@@ -121,7 +122,7 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 }
 
 const deleteModel = `-- name: DeleteModel :one
-delete from models where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
+delete from models where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms
 `
 
 type DeleteModelParams struct {
@@ -157,6 +158,7 @@ func (q *Queries) DeleteModel(ctx context.Context, arg DeleteModelParams) (Model
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }
@@ -191,7 +193,7 @@ func (q *Queries) DeleteProvider(ctx context.Context, arg DeleteProviderParams) 
 }
 
 const getModelForUpdate = `-- name: GetModelForUpdate :one
-select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks from models where id = $1 and org_id = $2 for update
+select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms from models where id = $1 and org_id = $2 for update
 `
 
 type GetModelForUpdateParams struct {
@@ -227,6 +229,7 @@ func (q *Queries) GetModelForUpdate(ctx context.Context, arg GetModelForUpdatePa
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }
@@ -290,7 +293,7 @@ func (q *Queries) GetProviderForUpdate(ctx context.Context, arg GetProviderForUp
 }
 
 const listModels = `-- name: ListModels :many
-select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks from models where org_id = $1 order by name
+select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms from models where org_id = $1 order by name
 `
 
 func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error) {
@@ -327,6 +330,7 @@ func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error)
 			&i.BreakerFailures,
 			&i.BreakerCooldownMs,
 			&i.Fallbacks,
+			&i.StreamIdleTimeoutMs,
 		); err != nil {
 			return nil, err
 		}
@@ -379,7 +383,7 @@ const updateModel = `-- name: UpdateModel :one
 update models set upstream_model = $3, input_price_per_mtok_micros = $4, output_price_per_mtok_micros = $5,
   cached_input_price_per_mtok_micros = $6, context_window = $7, regions = $8, shared_with_all = $9, updated_at = now()
 where id = $1 and org_id = $2
-returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
+returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms
 `
 
 type UpdateModelParams struct {
@@ -432,6 +436,7 @@ func (q *Queries) UpdateModel(ctx context.Context, arg UpdateModelParams) (Model
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }

@@ -136,7 +136,7 @@ func (q *Queries) DeleteGuardrail(ctx context.Context, arg DeleteGuardrailParams
 }
 
 const getModel = `-- name: GetModel :one
-select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks from models where id = $1 and org_id = $2
+select id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms from models where id = $1 and org_id = $2
 `
 
 type GetModelParams struct {
@@ -172,6 +172,7 @@ func (q *Queries) GetModel(ctx context.Context, arg GetModelParams) (Model, erro
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }
@@ -324,7 +325,7 @@ func (q *Queries) SetKeyLimits(ctx context.Context, arg SetKeyLimitsParams) erro
 }
 
 const setModelLimits = `-- name: SetModelLimits :one
-update models set rpm = $3, tpm = $4, max_concurrent = $5, updated_at = now() where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
+update models set rpm = $3, tpm = $4, max_concurrent = $5, updated_at = now() where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms
 `
 
 type SetModelLimitsParams struct {
@@ -369,27 +370,29 @@ func (q *Queries) SetModelLimits(ctx context.Context, arg SetModelLimitsParams) 
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }
 
 const setModelRouting = `-- name: SetModelRouting :one
 update models set routing_strategy = $3, max_retries = $4, retry_backoff_ms = $5, timeout_ms = $6, ttft_timeout_ms = $7,
-  breaker_failures = $8, breaker_cooldown_ms = $9, fallbacks = $10, updated_at = now()
-where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks
+  breaker_failures = $8, breaker_cooldown_ms = $9, fallbacks = $10, stream_idle_timeout_ms = $11, updated_at = now()
+where id = $1 and org_id = $2 returning id, org_id, name, provider_id, upstream_model, input_price_per_mtok_micros, output_price_per_mtok_micros, cached_input_price_per_mtok_micros, created_at, updated_at, context_window, regions, shared_with_all, rpm, tpm, max_concurrent, routing_strategy, max_retries, retry_backoff_ms, timeout_ms, ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks, stream_idle_timeout_ms
 `
 
 type SetModelRoutingParams struct {
-	ID                string
-	OrgID             string
-	RoutingStrategy   string
-	MaxRetries        int32
-	RetryBackoffMs    int64
-	TimeoutMs         int64
-	TtftTimeoutMs     int64
-	BreakerFailures   int32
-	BreakerCooldownMs int64
-	Fallbacks         []string
+	ID                  string
+	OrgID               string
+	RoutingStrategy     string
+	MaxRetries          int32
+	RetryBackoffMs      int64
+	TimeoutMs           int64
+	TtftTimeoutMs       int64
+	BreakerFailures     int32
+	BreakerCooldownMs   int64
+	Fallbacks           []string
+	StreamIdleTimeoutMs int64
 }
 
 func (q *Queries) SetModelRouting(ctx context.Context, arg SetModelRoutingParams) (Model, error) {
@@ -404,6 +407,7 @@ func (q *Queries) SetModelRouting(ctx context.Context, arg SetModelRoutingParams
 		arg.BreakerFailures,
 		arg.BreakerCooldownMs,
 		arg.Fallbacks,
+		arg.StreamIdleTimeoutMs,
 	)
 	var i Model
 	err := row.Scan(
@@ -431,6 +435,7 @@ func (q *Queries) SetModelRouting(ctx context.Context, arg SetModelRoutingParams
 		&i.BreakerFailures,
 		&i.BreakerCooldownMs,
 		&i.Fallbacks,
+		&i.StreamIdleTimeoutMs,
 	)
 	return i, err
 }

@@ -12,7 +12,7 @@ update models set rpm = $3, tpm = $4, max_concurrent = $5, updated_at = now() wh
 
 -- name: SetModelRouting :one
 update models set routing_strategy = $3, max_retries = $4, retry_backoff_ms = $5, timeout_ms = $6, ttft_timeout_ms = $7,
-  breaker_failures = $8, breaker_cooldown_ms = $9, fallbacks = $10, updated_at = now()
+  breaker_failures = $8, breaker_cooldown_ms = $9, fallbacks = $10, stream_idle_timeout_ms = $11, updated_at = now()
 where id = $1 and org_id = $2 returning *;
 
 -- name: GetModel :one
