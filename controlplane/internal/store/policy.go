@@ -103,6 +103,9 @@ type Routing struct {
 	Fallbacks           []string `json:"fallbacks"`
 }
 
+// maxRoutingMs is the longest routing duration, as the gateways bound it.
+const maxRoutingMs = 24 * 60 * 60 * 1000
+
 // RoutingStrategies lists the strategies.
 var RoutingStrategies = []string{"weighted", "least-busy", "latency"}
 
@@ -122,8 +125,11 @@ func (s *Store) SetModelRouting(ctx context.Context, actor Actor, orgID, modelID
 	if r.BreakerFailures < 0 || r.BreakerFailures > 1000 {
 		fields["breaker_failures"] = "must be between 0 and 1000"
 	}
-	if r.RetryBackoffMs < 0 || r.TimeoutMs < 0 || r.TTFTTimeoutMs < 0 || r.BreakerCooldownMs < 0 || r.StreamIdleTimeoutMs < 0 {
-		fields["timeouts"] = "durations cannot be negative"
+	for _, ms := range []int64{r.RetryBackoffMs, r.TimeoutMs, r.TTFTTimeoutMs, r.BreakerCooldownMs, r.StreamIdleTimeoutMs} {
+		if ms < 0 || ms > maxRoutingMs {
+			// Gateways refuse a snapshot with a longer one (a setting that long is a mistake).
+			fields["timeouts"] = "durations must be between 0 and 24 hours"
+		}
 	}
 	models, err := s.ListModels(ctx, orgID)
 	if err != nil {

@@ -80,6 +80,10 @@ func TestPolicies(t *testing.T) {
 			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{Strategy: "random"})
 			return err
 		}(), "strategy"},
+		{"stream idle timeout over a day", func() error {
+			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{StreamIdleTimeoutMs: 24*60*60*1000 + 1})
+			return err
+		}(), "timeouts"},
 		{"negative stream idle timeout", func() error {
 			_, err := st.SetModelRouting(ctx, actor, org.ID, id["c"], store.Routing{StreamIdleTimeoutMs: -1})
 			return err
