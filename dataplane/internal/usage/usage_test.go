@@ -15,7 +15,9 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -407,4 +409,47 @@ func TestNewUUIDIsTimeOrderedVersion7(t *testing.T) {
 	if a, b := newUUIDAt(base), newUUIDAt(base); a == b {
 		t.Fatalf("two ids at one instant are equal: %q", a)
 	}
+}
+
+// TestSpoolWhileStreamFull: when the usage stream is full (the control plane bounds it
+// and refuses new batches rather than dropping old ones), refused batches go to the
+// spool and arrive, each event once, when the stream has room again.
+func TestSpoolWhileStreamFull(t *testing.T) {
+	t.Parallel()
+	cp := fakecp.Start(t)
+	ctx := context.Background()
+	resize := func(maxBytes int64) {
+		t.Helper()
+		s, err := cp.JS.Stream(ctx, wire.UsageStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.MaxBytes, cfg.Discard = maxBytes, jetstream.DiscardNew
+		if _, err := cp.JS.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resize(4 << 10)
+	dir := t.TempDir()
+	r := newRecorder(t, cp, dir, nil)
+	var want []string
+	fakecp.Eventually(t, 10*time.Second, func() error {
+		want = append(want, emit(r.Recorder, "org-a", 20)...)
+		if testutil.ToFloat64(r.metrics.spooled) == 0 {
+			return fmt.Errorf("nothing spooled yet after %d events", len(want))
+		}
+		return nil
+	})
+	if spoolFiles(t, dir) == 0 {
+		t.Fatal("refused batches are not in the spool directory")
+	}
+	resize(-1)
+	delivered(t, cp, want, 256)
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		if n := spoolFiles(t, dir); n != 0 {
+			return fmt.Errorf("%d files left in spool", n)
+		}
+		return nil
+	})
 }
