@@ -10,11 +10,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -341,6 +343,32 @@ func addrOrFree(addr string) (string, error) {
 		}
 		ln.Close()
 		return addr, nil
+	}
+	return freeAddr()
+}
+
+// freeAddr returns a loopback address whose port was free, chosen at random below the
+// kernel's ephemeral range. The child binds it later: a port the kernel handed out
+// (port 0) can meanwhile become the source port of any outgoing connection on the
+// machine — a gateway once failed to start so under make test's load — while a port
+// below that range can only be taken by another listener.
+func freeAddr() (string, error) {
+	lo, hi := 20000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var first, last int
+		if _, err := fmt.Sscan(string(b), &first, &last); err == nil {
+			lo, hi = max(1024, first-12000), first
+		}
+	}
+	if hi-lo >= 1000 {
+		for range 200 {
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+mrand.IntN(hi-lo))))
+			if err == nil {
+				addr := ln.Addr().String()
+				ln.Close()
+				return addr, nil
+			}
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
