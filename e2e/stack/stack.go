@@ -282,7 +282,10 @@ func (s *Stack) waitHTTP(ctx context.Context, name, url string, want ...int) err
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("%s exited before it was ready; see %s", name, filepath.Join(s.opts.StateDir, "logs", name+".log"))
+			// The log's end goes into the error: a test's state directory is gone by
+			// the time anyone reads the failure.
+			logPath := filepath.Join(s.opts.StateDir, "logs", name+".log")
+			return fmt.Errorf("%s exited before it was ready; the end of %s:\n%s", name, logPath, logTail(logPath, 20))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -345,6 +348,16 @@ func addrOrFree(addr string) (string, error) {
 		return addr, nil
 	}
 	return freeAddr()
+}
+
+// logTail is the last n lines of the file at path (or why it could not be read).
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // freeAddr returns a loopback address whose port was free, chosen at random below the
