@@ -826,6 +826,66 @@ func TestResponsesNativeAzure(t *testing.T) {
 	}
 }
 
+// TestResponsesNativeAzureUnsupported: an Azure deployment whose model or region has
+// no Responses API answers 400 OperationNotSupported; the request moves to another
+// deployment (Azure's breaker untouched) — while any other 400 of Azure's is the
+// caller's and is relayed.
+func TestResponsesNativeAzureUnsupported(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	code, azureCalls := "OperationNotSupported", 0
+	azure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		azureCalls++
+		c := code
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"code":%q,"message":"The responses operation does not work with the specified model, gpt-35-turbo."}}`, c)
+	}))
+	t.Cleanup(azure.Close)
+	up, prov := startNative(t, "oai")
+	h := startHarness(t, harnessOptions{extra: func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, prov, &gatehousev1.Provider{Id: "az", Name: "az", Type: gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI,
+			BaseUrl: azure.URL + "/openai", ApiKey: upstreamKey, ApiVersion: azureAPIVersion})
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-mixed", Name: "mixed", ProviderId: "az", UpstreamModel: "gpt-35",
+			Deployments: []*gatehousev1.Deployment{{Id: "d-oai", ProviderId: "oai", UpstreamModel: "up-echo", Weight: 1}}})
+	}})
+	ctx := context.Background()
+	for i := range 6 {
+		got, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("mixed", "patch it"))
+		if err != nil || got.OutputText() != "Patched" {
+			t.Fatalf("request %d: %+v, %v", i, got, err)
+		}
+	}
+	mu.Lock()
+	tried := azureCalls
+	mu.Unlock()
+	if calls, _, _, _, _ := up.last(); calls != 6 || tried == 0 {
+		t.Fatalf("OpenAI-compatible answered %d of 6, Azure was tried %d times", calls, tried)
+	}
+	if _, body := h.do(t, "GET", "/metrics", nil, ""); !strings.Contains(string(body), `gatehouse_gateway_deployment_breaker_state{deployment="acme/m-mixed"} 0`) {
+		t.Error("Azure's breaker moved")
+	}
+	// Another 400 is the caller's: relayed, not moved elsewhere.
+	mu.Lock()
+	code = "invalid_value"
+	mu.Unlock()
+	var apiErr *openai.Error
+	for range 4 { // the weighted pool reaches Azure within a few requests
+		_, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("mixed", "patch it"))
+		if errors.As(err, &apiErr) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if apiErr == nil || apiErr.StatusCode != 400 || !strings.Contains(apiErr.RawJSON(), "invalid_value") {
+		t.Fatalf("Azure's own 400: %v", apiErr)
+	}
+}
+
 // TestResponsesNativeHeldBack: with a time-to-first-token bound the events before the
 // first delta are held back, then relayed: sealed and filtered like the others.
 func TestResponsesNativeHeldBack(t *testing.T) {

@@ -1,7 +1,9 @@
 package llm
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,17 @@ var errTTFT = errors.New("no first token within the ttft timeout")
 
 // errStreamIdle is the cause of a stream cancelled for its silence after the first token.
 var errStreamIdle = errors.New("no stream event within the stream idle timeout")
+
+// azureOperationNotSupported reports whether an Azure OpenAI error body says the
+// deployment does not serve the operation (error code OperationNotSupported).
+func azureOperationNotSupported(body []byte) bool {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	return json.Unmarshal(body, &e) == nil && strings.EqualFold(e.Error.Code, "OperationNotSupported")
+}
 
 // routingOf resolves a model's routing against the client's defaults.
 func (c *Client) routingOf(m *runtime.Model) runtime.Routing {
@@ -389,8 +402,17 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	}
 
+	unsupported := false
+	if wk == wireResponses && resp.StatusCode == http.StatusBadRequest && d.Provider.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
+		// Azure refuses an operation a deployment does not serve (the Responses API
+		// for a model or region without it) with a 400 OperationNotSupported: another
+		// deployment may serve it. Any other 400 is the caller's, relayed below.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		unsupported = azureOperationNotSupported(body)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	switch s := resp.StatusCode; {
-	case wk == wireResponses && (s == http.StatusNotFound || s == http.StatusMethodNotAllowed || s == http.StatusNotImplemented):
+	case wk == wireResponses && (s == http.StatusNotFound || s == http.StatusMethodNotAllowed || s == http.StatusNotImplemented || unsupported):
 		// The provider may have no Responses API: another deployment may. Neutral:
 		// the deployment's breaker also guards its chat traffic, which this says
 		// nothing about.
