@@ -358,6 +358,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("gateway shutting down", "in_flight", a.api.InFlight())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
+	a.api.Drain() // probes on the operator's port, open through the drain, see it at once
 	if err := a.server.Shutdown(sctx); err != nil {
 		a.log.Warn("http drain incomplete, closing connections", "err", err)
 		_ = a.server.Close()

@@ -544,6 +544,48 @@ func TestMetricsOnOperatorPort(t *testing.T) {
 	}
 }
 
+// TestOperatorPortNotReadyWhileDraining: the operator's port stays open through the
+// shutdown drain (the public listener is closed at once), and its /readyz says not
+// ready from the drain's start, so a load balancer stops sending traffic.
+func TestOperatorPortNotReadyWhileDraining(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, harnessOptions{metricsListen: "127.0.0.1:0", upstreamTimeout: 3 * time.Second})
+	ready := "http://" + h.app.MetricsAddr() + "/readyz"
+	status := func() int {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := status(); s != 200 {
+		t.Fatalf("readyz before the drain = %d", s)
+	}
+	// A request the upstream never answers holds the drain open (its answer, if any,
+	// does not matter here).
+	go func() {
+		req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(`{"model":"slow","messages":[]}`))
+		req.Header.Set("Authorization", "Bearer "+h.fx.key)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	fakecp.Eventually(t, 5*time.Second, func() error {
+		if n := h.app.InFlight(); n != 1 {
+			return fmt.Errorf("%d requests in flight", n)
+		}
+		return nil
+	})
+	go h.stop()
+	fakecp.Eventually(t, 2*time.Second, func() error {
+		if s := status(); s != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz during the drain = %d", s)
+		}
+		return nil
+	})
+}
+
 func TestConfigChangesApplyToRequests(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, harnessOptions{})

@@ -84,6 +84,9 @@ type Server struct {
 	admitter     Admitter
 	guard        Guard
 	inFlight     atomic.Int64
+	// draining is set when the gateway shuts down: /readyz says not ready (on the
+	// operator's port, which stays open through the drain).
+	draining atomic.Bool
 }
 
 // New returns a Server.
@@ -117,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 		guard:     cfg.Guard,
 	}, nil
 }
+
+// Drain makes /readyz answer not ready from now on: the gateway is shutting down.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // InFlight returns the number of requests being served.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
@@ -458,7 +464,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *call) error 
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ *call) error {
-	if s.store.Load() == nil {
+	if s.store.Load() == nil || s.draining.Load() {
 		return errNotReady
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
