@@ -365,20 +365,34 @@ func logTail(path string, n int) string {
 // (port 0) can meanwhile become the source port of any outgoing connection on the
 // machine — a gateway once failed to start so under make test's load — while a port
 // below that range can only be taken by another listener.
+// Ports already handed out by this process (several stacks, and every child of one,
+// are given ports before any child binds), and well-known local services' ports.
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{4222: true, 5432: true, 6222: true, 8080: true, 8090: true, 8222: true, 14222: true}
+)
+
 func freeAddr() (string, error) {
 	lo, hi := 20000, 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		var first, last int
 		if _, err := fmt.Sscan(string(b), &first, &last); err == nil {
-			lo, hi = max(1024, first-12000), first
+			lo, hi = max(10240, first-12000), first
 		}
 	}
 	if hi-lo >= 1000 {
+		portsMu.Lock()
+		defer portsMu.Unlock()
 		for range 200 {
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+mrand.IntN(hi-lo))))
+			p := lo + mrand.IntN(hi-lo)
+			if portsUsed[p] {
+				continue
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 			if err == nil {
 				addr := ln.Addr().String()
 				ln.Close()
+				portsUsed[p] = true
 				return addr, nil
 			}
 		}
