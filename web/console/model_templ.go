@@ -30,7 +30,7 @@ func modelTitle(v ModelView) string {
 // /orgs/{org}/models/{id}/deployments: provider_id, upstream_model, weight), deployment
 // removal (POST /orgs/{org}/models/{id}/deployments/{dep}/delete), the routing form (POST
 // /orgs/{org}/models/{id}/routing: strategy, max_retries, retry_backoff_ms, timeout_ms,
-// ttft_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks (repeated selects in
+// ttft_timeout_ms, stream_idle_timeout_ms, breaker_failures, breaker_cooldown_ms, fallbacks (repeated selects in
 // order; empty values mean "none" and are to be dropped)) and the limits form (POST
 // /orgs/{org}/models/{id}/limits: rpm, tpm, max_concurrent) and the settings form (POST
 // /orgs/{org}/models/{id}/settings: input_price, output_price, cached_price,

@@ -11,8 +11,8 @@ import (
 // The OpenAI Responses API surface, served over chat completions: requests are
 // translated into chat requests for every upstream (so any provider serves it), and
 // answers back into Response objects and Responses stream events. Requests the chat
-// form cannot carry go to OpenAI-compatible providers' own Responses API instead
-// (responsesnative.go).
+// form cannot carry go to the own Responses API of OpenAI-compatible and Azure OpenAI
+// providers instead (responsesnative.go).
 
 type responsesBody struct {
 	Model             string          `json:"model"`

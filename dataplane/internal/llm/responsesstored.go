@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"time"
 
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
@@ -77,13 +76,7 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 		return res, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
 	hreq.Header["Accept"] = jsonHeader
-	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
-		if p.APIKey != "" {
-			hreq.Header.Set("Api-Key", p.APIKey)
-		}
-	} else {
-		setOpenAIAuth(hreq.Header, p)
-	}
+	setOpenAIStyleAuth(hreq.Header, p)
 	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
 	start := time.Now()
 	resp, err := c.rt.RoundTrip(hreq)

@@ -134,8 +134,8 @@ func (r *MessagesRequest) upstreamBody(upstreamModel string) []byte {
 
 // ResponsesRequest is a parsed OpenAI Responses body, translated into chat completions
 // for every upstream — unless the chat form cannot carry it (unsupported): then only
-// OpenAI-compatible providers serve it, through their own Responses API, the body
-// relayed as it came (the model replaced).
+// OpenAI-compatible and Azure OpenAI providers serve it, through their own Responses
+// API, the body relayed as it came (the model replaced).
 type ResponsesRequest struct {
 	Model  string
 	Stream bool

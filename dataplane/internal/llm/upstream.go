@@ -117,12 +117,8 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 		h["Accept"] = jsonHeader
 	}
 	switch p.Type {
-	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
-		setOpenAIAuth(h, p)
-	case gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
-		if p.APIKey != "" {
-			h.Set("Api-Key", p.APIKey)
-		}
+	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
+		setOpenAIStyleAuth(h, p)
 	case gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC:
 		setAnthropicHeaders(h, p, req)
 	case gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI:
@@ -155,6 +151,18 @@ func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (
 		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
 	}
 	return req, nil
+}
+
+// setOpenAIStyleAuth sets the credential of a request to an OpenAI-compatible provider
+// (a bearer token) or to Azure OpenAI (its api-key header).
+func setOpenAIStyleAuth(h http.Header, p *runtime.Provider) {
+	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
+		if p.APIKey != "" {
+			h.Set("Api-Key", p.APIKey)
+		}
+		return
+	}
+	setOpenAIAuth(h, p)
 }
 
 // setOpenAIAuth sets the credential of a request to an OpenAI-compatible provider.
