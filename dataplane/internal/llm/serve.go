@@ -322,7 +322,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, rt.Timeout)
 	defer cancel()
-	var ttft, idle *time.Timer
+	var ttft *time.Timer
 	var cancelCause context.CancelCauseFunc
 	if stream && (rt.TTFTTimeout > 0 || rt.StreamIdleTimeout > 0) {
 		actx, cancelCause = context.WithCancelCause(actx)
@@ -332,11 +332,6 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		ttft = time.AfterFunc(rt.TTFTTimeout, func() { cancelCause(errTTFT) })
 		defer ttft.Stop()
 	}
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
 	span := trace.SpanFromContext(actx)
 	if c.tracing {
 		actx, span = c.tracer.Start(actx, "llm.upstream", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
@@ -521,6 +516,12 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		// reading slowly is not the provider's silence.
 		var waiting func(bool)
 		if d := rt.StreamIdleTimeout; d > 0 {
+			var idle *time.Timer
+			defer func() {
+				if idle != nil {
+					idle.Stop()
+				}
+			}()
 			armed := tokenSeen
 			waiting = func(on bool) {
 				switch {
