@@ -4,8 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/url"
 	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
 
 type newPostKey struct{}
@@ -17,7 +18,7 @@ func TestNewPostMatchesNewRequest(t *testing.T) {
 	for _, target := range []string{"http://127.0.0.1:8080/v1/chat/completions", "https://api.example.com:443/openai/v1/chat/completions?x=1",
 		"http://api.example.com:/v1/chat/completions", "http://[::1]:/v1/chat/completions", "http://[::1]/v1/chat/completions"} {
 		for _, body := range [][]byte{[]byte(`{"model":"m"}`), nil} {
-			parsed, err := url.Parse(target)
+			parsed, err := runtime.ParseRequestURL(target)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -130,7 +130,8 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 }
 
 // newPost is http.NewRequestWithContext for a POST of body to target, without
-// parsing target again when parsed (read only, copied) is its parsed form.
+// parsing target again when parsed (read only, copied) is its runtime.ParseRequestURL
+// form.
 func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (*http.Request, error) {
 	if parsed == nil {
 		return http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -141,10 +142,6 @@ func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (
 	}
 	*req.URL = *parsed // the URL "" parsed to, overwritten: a copy of parsed
 	req.Host = parsed.Host
-	if strings.LastIndex(req.Host, ":") > strings.LastIndex(req.Host, "]") {
-		req.Host = strings.TrimSuffix(req.Host, ":") // an empty port, as NewRequestWithContext drops it
-		req.URL.Host = req.Host
-	}
 	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	if len(body) == 0 {

@@ -259,7 +259,7 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE:
 		prov.ChatCompletionsURL = prov.Base + "/chat/completions"
 		prov.ResponsesURL = prov.Base + "/responses"
-		if prov.ChatCompletions, err = url.Parse(prov.ChatCompletionsURL); err != nil {
+		if prov.ChatCompletions, err = ParseRequestURL(prov.ChatCompletionsURL); err != nil {
 			return nil, fmt.Errorf("provider %q: base_url %w", p.Id, err)
 		}
 		if p.ApiKey != "" {
@@ -278,6 +278,19 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		prov.ResponsesURL = AzureRoot(prov.Base) + "/openai/v1/responses"
 	}
 	return prov, nil
+}
+
+// ParseRequestURL parses a request URL as http.NewRequestWithContext does: an empty
+// port (a host ending in ":") is dropped, so that requests built from it need not.
+func ParseRequestURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if strings.LastIndex(u.Host, ":") > strings.LastIndex(u.Host, "]") {
+		u.Host = strings.TrimSuffix(u.Host, ":")
+	}
+	return u, nil
 }
 
 // AzureRoot is the resource root of an Azure OpenAI base URL, which may be registered
