@@ -310,26 +310,6 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 }
 
 // usageEvents returns every usage event the gateway published, keyed by request id.
-// waitModelUsage waits for a usage event of model and returns it.
-func (h *harness) waitModelUsage(t testing.TB, model string) *gatehousev1.UsageEvent {
-	t.Helper()
-	var ev *gatehousev1.UsageEvent
-	fakecp.Eventually(t, 5*time.Second, func() error {
-		evs, err := h.usageEvents()
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			if e.Model == model {
-				ev = e
-				return nil
-			}
-		}
-		return fmt.Errorf("no usage event for the model %s", model)
-	})
-	return ev
-}
-
 func (h *harness) usageEvents() (map[string]*gatehousev1.UsageEvent, error) {
 	batches, err := h.cp.UsageBatches()
 	if err != nil {
@@ -344,8 +324,9 @@ func (h *harness) usageEvents() (map[string]*gatehousev1.UsageEvent, error) {
 	return out, nil
 }
 
-// waitUsage waits for the usage event of a request.
-func (h *harness) waitUsage(t testing.TB, requestID string) *gatehousev1.UsageEvent {
+// waitEvent waits for a usage event that match accepts and returns it; what names
+// the one waited for.
+func (h *harness) waitEvent(t testing.TB, what string, match func(*gatehousev1.UsageEvent) bool) *gatehousev1.UsageEvent {
 	t.Helper()
 	var ev *gatehousev1.UsageEvent
 	fakecp.Eventually(t, 5*time.Second, func() error {
@@ -353,12 +334,27 @@ func (h *harness) waitUsage(t testing.TB, requestID string) *gatehousev1.UsageEv
 		if err != nil {
 			return err
 		}
-		if ev = evs[requestID]; ev == nil {
-			return fmt.Errorf("no usage event for request %q (%d events)", requestID, len(evs))
+		for _, e := range evs {
+			if match(e) {
+				ev = e
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("no usage event for %s (%d events)", what, len(evs))
 	})
 	return ev
+}
+
+// waitModelUsage waits for a usage event of model and returns it.
+func (h *harness) waitModelUsage(t testing.TB, model string) *gatehousev1.UsageEvent {
+	t.Helper()
+	return h.waitEvent(t, "the model "+model, func(e *gatehousev1.UsageEvent) bool { return e.Model == model })
+}
+
+// waitUsage waits for the usage event of a request.
+func (h *harness) waitUsage(t testing.TB, requestID string) *gatehousev1.UsageEvent {
+	t.Helper()
+	return h.waitEvent(t, "request "+requestID, func(e *gatehousev1.UsageEvent) bool { return e.RequestId == requestID })
 }
 
 // do sends a raw request to the gateway.
