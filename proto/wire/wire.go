@@ -19,7 +19,9 @@ import (
 //	   narrowing (agent identity, tools, agents, regions), MCP servers, A2A agents.
 //	3: 2026-11-21 LLM gateway: limits (key, team, model), guardrail rules and content
 //	   logging per team, model deployments, routing and fallbacks.
-const Capability uint32 = 3
+//	4: 2026-11-22 Azure OpenAI providers authenticated by Microsoft Entra ID
+//	   (Provider.azure_entra).
+const Capability uint32 = 4
 
 const (
 	// ConfigBucket is the JetStream KV bucket holding one encrypted snapshot per

@@ -1229,8 +1229,13 @@ type Provider struct {
 	// OpenAI-compatible only: every Responses request goes to the provider's own
 	// /responses (not only those the chat form cannot carry).
 	NativeResponses bool `protobuf:"varint,7,opt,name=native_responses,json=nativeResponses,proto3" json:"native_responses,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Azure OpenAI only: authenticate with a Microsoft Entra ID service principal
+	// (OAuth 2.0 client credentials, scope https://cognitiveservices.azure.com/.default)
+	// instead of an API key; api_key then holds the app registration's client secret,
+	// which goes to the token endpoint only, never to the resource. Capability 4.
+	AzureEntra    *AzureEntra `protobuf:"bytes,8,opt,name=azure_entra,json=azureEntra,proto3" json:"azure_entra,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
@@ -1312,6 +1317,68 @@ func (x *Provider) GetNativeResponses() bool {
 	return false
 }
 
+func (x *Provider) GetAzureEntra() *AzureEntra {
+	if x != nil {
+		return x.AzureEntra
+	}
+	return nil
+}
+
+// AzureEntra names the Microsoft Entra ID app registration a gateway gets tokens for.
+type AzureEntra struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Directory (tenant) id: a GUID or a verified domain.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Application (client) id, a GUID.
+	ClientId      string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AzureEntra) Reset() {
+	*x = AzureEntra{}
+	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AzureEntra) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AzureEntra) ProtoMessage() {}
+
+func (x *AzureEntra) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AzureEntra.ProtoReflect.Descriptor instead.
+func (*AzureEntra) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AzureEntra) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AzureEntra) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1342,7 +1409,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1421,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[11]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1434,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Model) GetId() string {
@@ -1475,7 +1542,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[12]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1554,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[12]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1567,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Deployment) GetId() string {
@@ -1555,7 +1622,7 @@ type Routing struct {
 
 func (x *Routing) Reset() {
 	*x = Routing{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[13]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1634,7 @@ func (x *Routing) String() string {
 func (*Routing) ProtoMessage() {}
 
 func (x *Routing) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[13]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1647,7 @@ func (x *Routing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routing.ProtoReflect.Descriptor instead.
 func (*Routing) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Routing) GetStrategy() RoutingStrategy {
@@ -1658,7 +1725,7 @@ type McpServer struct {
 
 func (x *McpServer) Reset() {
 	*x = McpServer{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[14]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1737,7 @@ func (x *McpServer) String() string {
 func (*McpServer) ProtoMessage() {}
 
 func (x *McpServer) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[14]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1750,7 @@ func (x *McpServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use McpServer.ProtoReflect.Descriptor instead.
 func (*McpServer) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *McpServer) GetId() string {
@@ -1750,7 +1817,7 @@ type A2AAgent struct {
 
 func (x *A2AAgent) Reset() {
 	*x = A2AAgent{}
-	mi := &file_gatehouse_v1_config_proto_msgTypes[15]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1829,7 @@ func (x *A2AAgent) String() string {
 func (*A2AAgent) ProtoMessage() {}
 
 func (x *A2AAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_v1_config_proto_msgTypes[15]
+	mi := &file_gatehouse_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1842,7 @@ func (x *A2AAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use A2AAgent.ProtoReflect.Descriptor instead.
 func (*A2AAgent) Descriptor() ([]byte, []int) {
-	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *A2AAgent) GetId() string {
@@ -1897,7 +1964,7 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\bdetector\x18\x03 \x01(\x0e2\x1f.gatehouse.v1.GuardrailDetectorR\bdetector\x12/\n" +
 	"\x04mode\x18\x04 \x01(\x0e2\x1b.gatehouse.v1.GuardrailModeR\x04mode\x12>\n" +
 	"\tdirection\x18\x05 \x01(\x0e2 .gatehouse.v1.GuardrailDirectionR\tdirection\x12\x18\n" +
-	"\apattern\x18\x06 \x01(\tR\apattern\"\xde\x01\n" +
+	"\apattern\x18\x06 \x01(\tR\apattern\"\x99\x02\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
@@ -1906,7 +1973,13 @@ const file_gatehouse_v1_config_proto_rawDesc = "" +
 	"\aapi_key\x18\x05 \x01(\tR\x06apiKey\x12\x1f\n" +
 	"\vapi_version\x18\x06 \x01(\tR\n" +
 	"apiVersion\x12)\n" +
-	"\x10native_responses\x18\a \x01(\bR\x0fnativeResponses\"\xb7\x04\n" +
+	"\x10native_responses\x18\a \x01(\bR\x0fnativeResponses\x129\n" +
+	"\vazure_entra\x18\b \x01(\v2\x18.gatehouse.v1.AzureEntraR\n" +
+	"azureEntra\"F\n" +
+	"\n" +
+	"AzureEntra\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\"\xb7\x04\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
@@ -2011,7 +2084,7 @@ func file_gatehouse_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gatehouse_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_gatehouse_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_gatehouse_v1_config_proto_goTypes = []any{
 	(GuardrailDetector)(0),  // 0: gatehouse.v1.GuardrailDetector
 	(GuardrailMode)(0),      // 1: gatehouse.v1.GuardrailMode
@@ -2030,11 +2103,12 @@ var file_gatehouse_v1_config_proto_goTypes = []any{
 	(*Limits)(nil),          // 14: gatehouse.v1.Limits
 	(*GuardrailRule)(nil),   // 15: gatehouse.v1.GuardrailRule
 	(*Provider)(nil),        // 16: gatehouse.v1.Provider
-	(*Model)(nil),           // 17: gatehouse.v1.Model
-	(*Deployment)(nil),      // 18: gatehouse.v1.Deployment
-	(*Routing)(nil),         // 19: gatehouse.v1.Routing
-	(*McpServer)(nil),       // 20: gatehouse.v1.McpServer
-	(*A2AAgent)(nil),        // 21: gatehouse.v1.A2aAgent
+	(*AzureEntra)(nil),      // 17: gatehouse.v1.AzureEntra
+	(*Model)(nil),           // 18: gatehouse.v1.Model
+	(*Deployment)(nil),      // 19: gatehouse.v1.Deployment
+	(*Routing)(nil),         // 20: gatehouse.v1.Routing
+	(*McpServer)(nil),       // 21: gatehouse.v1.McpServer
+	(*A2AAgent)(nil),        // 22: gatehouse.v1.A2aAgent
 }
 var file_gatehouse_v1_config_proto_depIdxs = []int32{
 	6,  // 0: gatehouse.v1.Envelope.meta:type_name -> gatehouse.v1.SnapshotMeta
@@ -2042,9 +2116,9 @@ var file_gatehouse_v1_config_proto_depIdxs = []int32{
 	11, // 2: gatehouse.v1.Snapshot.teams:type_name -> gatehouse.v1.Team
 	13, // 3: gatehouse.v1.Snapshot.keys:type_name -> gatehouse.v1.ApiKey
 	16, // 4: gatehouse.v1.Snapshot.providers:type_name -> gatehouse.v1.Provider
-	17, // 5: gatehouse.v1.Snapshot.models:type_name -> gatehouse.v1.Model
-	20, // 6: gatehouse.v1.Snapshot.mcp_servers:type_name -> gatehouse.v1.McpServer
-	21, // 7: gatehouse.v1.Snapshot.agents:type_name -> gatehouse.v1.A2aAgent
+	18, // 5: gatehouse.v1.Snapshot.models:type_name -> gatehouse.v1.Model
+	21, // 6: gatehouse.v1.Snapshot.mcp_servers:type_name -> gatehouse.v1.McpServer
+	22, // 7: gatehouse.v1.Snapshot.agents:type_name -> gatehouse.v1.A2aAgent
 	9,  // 8: gatehouse.v1.Snapshot.other_region_models:type_name -> gatehouse.v1.RegionalModel
 	12, // 9: gatehouse.v1.Team.aliases:type_name -> gatehouse.v1.ModelAlias
 	14, // 10: gatehouse.v1.Team.limits:type_name -> gatehouse.v1.Limits
@@ -2054,16 +2128,17 @@ var file_gatehouse_v1_config_proto_depIdxs = []int32{
 	1,  // 14: gatehouse.v1.GuardrailRule.mode:type_name -> gatehouse.v1.GuardrailMode
 	2,  // 15: gatehouse.v1.GuardrailRule.direction:type_name -> gatehouse.v1.GuardrailDirection
 	3,  // 16: gatehouse.v1.Provider.type:type_name -> gatehouse.v1.ProviderType
-	18, // 17: gatehouse.v1.Model.deployments:type_name -> gatehouse.v1.Deployment
-	19, // 18: gatehouse.v1.Model.routing:type_name -> gatehouse.v1.Routing
-	14, // 19: gatehouse.v1.Model.limits:type_name -> gatehouse.v1.Limits
-	4,  // 20: gatehouse.v1.Routing.strategy:type_name -> gatehouse.v1.RoutingStrategy
-	5,  // 21: gatehouse.v1.McpServer.transport:type_name -> gatehouse.v1.McpTransport
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	17, // 17: gatehouse.v1.Provider.azure_entra:type_name -> gatehouse.v1.AzureEntra
+	19, // 18: gatehouse.v1.Model.deployments:type_name -> gatehouse.v1.Deployment
+	20, // 19: gatehouse.v1.Model.routing:type_name -> gatehouse.v1.Routing
+	14, // 20: gatehouse.v1.Model.limits:type_name -> gatehouse.v1.Limits
+	4,  // 21: gatehouse.v1.Routing.strategy:type_name -> gatehouse.v1.RoutingStrategy
+	5,  // 22: gatehouse.v1.McpServer.transport:type_name -> gatehouse.v1.McpTransport
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_config_proto_init() }
@@ -2077,7 +2152,7 @@ func file_gatehouse_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_config_proto_rawDesc), len(file_gatehouse_v1_config_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
