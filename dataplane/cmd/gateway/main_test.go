@@ -89,6 +89,19 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad retries", args: []string{"--config-keys", testKeys, "--max-retries", "11"}, wantErr: "max-retries"},
 		{name: "bad ttft", args: []string{"--config-keys", testKeys, "--ttft-timeout", "-1s"}, wantErr: "ttft-timeout"},
 		{name: "bad otlp endpoint", args: []string{"--config-keys", testKeys, "--otlp-endpoint", "collector:4318"}, wantErr: "otlp-endpoint"},
+		{name: "entra authority of a sovereign cloud", args: []string{"--config-keys", testKeys, "--azure-authority", "https://login.microsoftonline.us"},
+			check: func(t *testing.T, c config) {
+				if c.app.EntraAuthority != "https://login.microsoftonline.us" {
+					t.Errorf("authority = %q", c.app.EntraAuthority)
+				}
+			}},
+		{name: "entra authority by default", env: map[string]string{"GATEHOUSE_CONFIG_KEYS": testKeys},
+			check: func(t *testing.T, c config) {
+				if c.app.EntraAuthority != "https://login.microsoftonline.com" {
+					t.Errorf("authority = %q", c.app.EntraAuthority)
+				}
+			}},
+		{name: "entra authority over plain http", args: []string{"--config-keys", testKeys, "--azure-authority", "http://login.example"}, wantErr: "azure-authority"},
 		{name: "keys required", wantErr: "required"},
 		{name: "bad keys", args: []string{"--config-keys", "k1:short"}, wantErr: "config-keys"},
 		{name: "bad region", args: []string{"--config-keys", testKeys, "--region", "EU.1"}, wantErr: "region"},

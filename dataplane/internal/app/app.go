@@ -78,6 +78,10 @@ type Config struct {
 	// AccessLog logs one line per LLM request, to AccessLogOut (default os.Stderr).
 	AccessLog    bool
 	AccessLogOut io.Writer
+	// EntraAuthority is the Microsoft Entra ID authority of Azure OpenAI providers
+	// authenticated by Entra ID (default llm.DefaultEntraAuthority; tests use http on
+	// loopback).
+	EntraAuthority string
 	// AllowLinkLocalUpstreams lets upstream connections reach the addresses
 	// wire.UpstreamAddrRefused names (cloud metadata and the like).
 	AllowLinkLocalUpstreams bool
@@ -211,7 +215,7 @@ func New(cfg Config) (*App, error) {
 		Timeout:     cfg.UpstreamTimeout, TTFTTimeout: cfg.TTFTTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, MaxRetries: cfg.MaxRetries, RetryBackoff: cfg.RetryBackoff,
 		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
 		Router: a.router, Tracer: tracer, Logger: log, Registerer: reg,
-		AllowLinkLocalUpstreams: cfg.AllowLinkLocalUpstreams,
+		AllowLinkLocalUpstreams: cfg.AllowLinkLocalUpstreams, EntraAuthority: cfg.EntraAuthority,
 	})
 	if err != nil {
 		return cleanup(fmt.Errorf("app: %w", err))

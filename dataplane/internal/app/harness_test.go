@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,9 +48,10 @@ type fakeUpstream struct {
 	t   testing.TB
 	srv *httptest.Server
 
-	mu    sync.Mutex
-	last  *upstreamCall
-	calls int
+	mu      sync.Mutex
+	last    *upstreamCall
+	calls   int
+	history []upstreamCall
 	// release unblocks "up-block" streams after their first chunk.
 	release chan struct{}
 	// cancelled receives when an "up-block" request's context ends early.
@@ -77,6 +79,13 @@ func (u *fakeUpstream) lastCall() (upstreamCall, error) {
 	return *u.last, nil
 }
 
+// allCalls returns every call the fake provider saw, oldest first.
+func (u *fakeUpstream) allCalls() []upstreamCall {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.history)
+}
+
 func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	var body map[string]any
 	_ = json.NewDecoder(r.Body).Decode(&body)
@@ -84,12 +93,15 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.last = &upstreamCall{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body, Wire: c, Header: r.Header.Clone(), Query: r.URL.RawQuery}
 	u.calls++
+	u.history = append(u.history, *u.last)
 	u.mu.Unlock()
 	if !ok {
 		http.Error(w, "unknown upstream route", http.StatusNotFound)
 		return
 	}
-	if c.credential != upstreamKey && c.credential != "Bearer "+upstreamKey {
+	// Azure also takes the fake directory's Entra ID tokens (entra_test.go).
+	entraToken := c.format == "azure" && strings.HasPrefix(c.credential, "Bearer entra-token-")
+	if c.credential != upstreamKey && c.credential != "Bearer "+upstreamKey && !entraToken {
 		writeWireError(w, c.format, http.StatusUnauthorized, "wrong credential")
 		return
 	}
@@ -232,6 +244,8 @@ type harnessOptions struct {
 	metricsListen string
 	// streamIdleTimeout is the gateway's --stream-idle-timeout.
 	streamIdleTimeout time.Duration
+	// entraAuthority is the gateway's --azure-authority.
+	entraAuthority string
 }
 
 func startHarness(t testing.TB, o harnessOptions) *harness {
@@ -286,7 +300,7 @@ func (h *harness) startGateway(t testing.TB, o harnessOptions) {
 		UsageFlushInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		ConfigCacheDir: o.cacheDir, ConfigCacheGrace: o.cacheGrace,
 		OTLPEndpoint: o.otlpEndpoint, TraceBatchTimeout: 50 * time.Millisecond,
-		Admitter: o.admitter, Guard: o.guard, AccessLog: o.accessLog, AccessLogOut: o.accessLogOut,
+		Admitter: o.admitter, Guard: o.guard, AccessLog: o.accessLog, AccessLogOut: o.accessLogOut, EntraAuthority: o.entraAuthority,
 		Version: "test-1", Logger: o.logger,
 	})
 	if err != nil {

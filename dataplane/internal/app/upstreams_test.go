@@ -58,6 +58,9 @@ func parseWireCall(r *http.Request, body map[string]any) (wireCall, bool) {
 		rest := strings.TrimPrefix(p, "/openai/deployments/")
 		model, op, _ := strings.Cut(rest, "/")
 		c.format, c.model, c.credential = "azure", model, r.Header.Get("api-key")
+		if c.credential == "" {
+			c.credential = r.Header.Get("Authorization") // Entra ID
+		}
 		if r.URL.Query().Get("api-version") != azureAPIVersion {
 			return c, false
 		}

@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -187,6 +188,9 @@ type Config struct {
 	// AllowLinkLocalUpstreams lets connections reach the addresses
 	// wire.UpstreamAddrRefused names; they are refused at dial time otherwise.
 	AllowLinkLocalUpstreams bool
+	// EntraAuthority is the Microsoft Entra ID authority Azure OpenAI providers
+	// authenticated by Entra ID get their tokens from (default DefaultEntraAuthority).
+	EntraAuthority string
 	// ResponseIDs seals the ids of native Responses answers; nil relays the
 	// provider's ids as they are (tests of other things only).
 	ResponseIDs *ResponseIDs
@@ -221,6 +225,8 @@ type Client struct {
 	jitter func(d time.Duration) time.Duration
 	// now stamps the answers the gateway writes itself (created times).
 	now func() time.Time
+	// entra holds the Entra ID tokens of Azure OpenAI providers that use them.
+	entra *entraTokens
 }
 
 // NewClient returns a Client with its own connection pool.
@@ -286,6 +292,19 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
+	if cfg.EntraAuthority != "" {
+		if u, err := url.Parse(cfg.EntraAuthority); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("llm: entra authority %q is not an http(s) URL", cfg.EntraAuthority)
+		}
+	}
+	// Token requests get their own small client: no redirects followed (a token
+	// endpoint answers or fails), the dial-time address guard as upstream calls.
+	tokenClient := &http.Client{
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: dialer.DialContext,
+			TLSHandshakeTimeout: 10 * time.Second, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       entraFetchTimeout,
+	}
 	return &Client{
 		rt:      rt,
 		cfg:     cfg,
@@ -296,6 +315,7 @@ func NewClient(cfg Config) (*Client, error) {
 		prop:    propagation.TraceContext{},
 		log:     cfg.Logger.With("component", "llm"),
 		metrics: m,
+		entra:   newEntraTokens(cfg.EntraAuthority, tokenClient, cfg.Logger.With("component", "llm")),
 		sleep:   sleepCtx,
 		jitter:  fullJitter,
 		now:     time.Now,

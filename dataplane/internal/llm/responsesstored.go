@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -76,7 +77,12 @@ func (c *Client) Stored(ctx context.Context, w http.ResponseWriter, op *StoredRe
 		return res, fmt.Errorf("upstream request: %w: %w", ErrUpstreamUnreachable, err)
 	}
 	hreq.Header["Accept"] = jsonHeader
-	setOpenAIStyleAuth(hreq.Header, p)
+	if err := c.setOpenAIStyleAuth(actx, hreq.Header, p); err != nil {
+		if errors.Is(err, ErrUpstreamToken) {
+			return res, fmt.Errorf("upstream: %w", err)
+		}
+		return res, fmt.Errorf("upstream: %w", classify(ctx, actx, err, ErrUpstreamUnreachable))
+	}
 	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
 	start := time.Now()
 	resp, err := c.rt.RoundTrip(hreq)

@@ -342,17 +342,6 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		))
 		defer span.End()
 	}
-	hreq, err := c.upstreamRequest(actx, req, d, wk, stream)
-	if err != nil {
-		release(routing.Neutral, 0)
-		if errors.Is(err, ErrOperationNotSupported) || errors.Is(err, errCannotCarry) {
-			return skip, &failure{err: err, reason: "unsupported", local: true}
-		}
-		return done, &failure{err: err}
-	}
-	// The caller's trace context (or this attempt's span) travels upstream.
-	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
-
 	fail := func(o routing.Outcome, out outcome, f *failure) (outcome, *failure) {
 		elapsed := time.Since(start)
 		res.UpstreamWait += elapsed
@@ -387,6 +376,27 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		}
 		return fail(routing.Failure, retry, &failure{err: fmt.Errorf("upstream: %w", e), reason: reason})
 	}
+
+	hreq, err := c.upstreamRequest(actx, req, d, wk, stream)
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrOperationNotSupported) || errors.Is(err, errCannotCarry):
+			release(routing.Neutral, 0)
+			return skip, &failure{err: err, reason: "unsupported", local: true}
+		case errors.Is(err, ErrUpstreamToken):
+			// The directory refused the provider's app registration or could not be
+			// reached: asking again at once cannot help; another deployment may
+			// authenticate otherwise.
+			return fail(routing.Failure, skip, &failure{err: fmt.Errorf("upstream: %w", err), reason: "auth"})
+		case ctx.Err() != nil || actx.Err() != nil:
+			// The wait for a token ended with the caller or with the attempt's time.
+			return transportFailure(err, ErrUpstreamUnreachable)
+		}
+		release(routing.Neutral, 0)
+		return done, &failure{err: err}
+	}
+	// The caller's trace context (or this attempt's span) travels upstream.
+	c.prop.Inject(actx, propagation.HeaderCarrier(hreq.Header))
 
 	resp, err := c.rt.RoundTrip(hreq)
 	if err != nil {

@@ -118,7 +118,9 @@ func (c *Client) upstreamRequest(ctx context.Context, req *Request, d *runtime.D
 	}
 	switch p.Type {
 	case gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI:
-		setOpenAIStyleAuth(h, p)
+		if err := c.setOpenAIStyleAuth(ctx, h, p); err != nil {
+			return nil, err
+		}
 	case gatehousev1.ProviderType_PROVIDER_TYPE_ANTHROPIC:
 		setAnthropicHeaders(h, p, req)
 	case gatehousev1.ProviderType_PROVIDER_TYPE_GEMINI:
@@ -151,15 +153,24 @@ func newPost(ctx context.Context, target string, parsed *url.URL, body []byte) (
 }
 
 // setOpenAIStyleAuth sets the credential of a request to an OpenAI-compatible provider
-// (a bearer token) or to Azure OpenAI (its api-key header).
-func setOpenAIStyleAuth(h http.Header, p *runtime.Provider) {
+// (a bearer token) or to Azure OpenAI (its api-key header, or a Microsoft Entra ID
+// token, which may mean waiting for one: ErrUpstreamToken, or ctx's error).
+func (c *Client) setOpenAIStyleAuth(ctx context.Context, h http.Header, p *runtime.Provider) error {
 	if p.Type == gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
-		if p.APIKey != "" {
+		switch {
+		case p.Entra != nil:
+			tok, err := c.entra.token(ctx, p)
+			if err != nil {
+				return err
+			}
+			h.Set("Authorization", "Bearer "+tok)
+		case p.APIKey != "":
 			h.Set("Api-Key", p.APIKey)
 		}
-		return
+		return nil
 	}
 	setOpenAIAuth(h, p)
+	return nil
 }
 
 // setOpenAIAuth sets the credential of a request to an OpenAI-compatible provider.

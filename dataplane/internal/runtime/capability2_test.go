@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -427,5 +428,55 @@ func TestMCPServersAndAgents(t *testing.T) {
 	}
 	if _, ok := empty.AgentForTeam("t1", "researcher"); ok {
 		t.Error("agent found in an empty registry")
+	}
+}
+
+// TestAzureEntra: an Azure OpenAI provider registered with a Microsoft Entra ID app
+// keeps its client secret for the token endpoint only (no API key to send), and a
+// registration the gateway could not use refuses the snapshot.
+func TestAzureEntra(t *testing.T) {
+	t.Parallel()
+	entra := func(s *gatehousev1.Snapshot, tenant, client, secret string, typ gatehousev1.ProviderType) {
+		for _, p := range s.Providers {
+			if p.Id == "p3" {
+				p.AzureEntra = &gatehousev1.AzureEntra{TenantId: tenant, ClientId: client}
+				p.ApiKey, p.Type = secret, typ
+			}
+		}
+	}
+	const client = "66666666-7777-8888-9999-000000000000"
+	azure := gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI
+	snap := registrySnapshot("o1")
+	entra(snap, "contoso.onmicrosoft.com", client, "the-secret", azure)
+	org := mustCompile(t, snap)
+	m, _ := org.Model("azure")
+	p := m.Provider
+	if p.APIKey != "" || p.Authorization != "" || p.Entra == nil || p.Entra.TenantID != "contoso.onmicrosoft.com" ||
+		p.Entra.ClientID != client || p.Entra.Secret != "the-secret" || p.Entra.Key == "" || strings.Contains(p.Entra.Key, "the-secret") {
+		t.Fatalf("provider %+v, entra %+v", p, p.Entra)
+	}
+	// Another secret is another registration for the token cache.
+	snap = registrySnapshot("o1")
+	entra(snap, "contoso.onmicrosoft.com", client, "rotated", azure)
+	if m2, _ := mustCompile(t, snap).Model("azure"); m2.Provider.Entra.Key == p.Entra.Key {
+		t.Fatal("a rotated secret kept the registration's cache key")
+	}
+	for name, tc := range map[string]struct {
+		tenant, client, secret string
+		typ                    gatehousev1.ProviderType
+		want                   string
+	}{
+		"tenant with a path": {"contoso.com/../common", client, "s", azure, "tenant_id"},
+		"common tenant":      {"common", client, "s", azure, "tenant_id"},
+		"client not a guid":  {"contoso.onmicrosoft.com", "app", "s", azure, "client_id"},
+		"no secret":          {"contoso.onmicrosoft.com", client, "", azure, "client secret"},
+		"not azure":          {"contoso.onmicrosoft.com", client, "s", gatehousev1.ProviderType_PROVIDER_TYPE_OPENAI_COMPATIBLE, "azure-openai providers only"},
+	} {
+		snap := registrySnapshot("o1")
+		entra(snap, tc.tenant, tc.client, tc.secret, tc.typ)
+		_, err := Compile(testMeta("o1"), snap)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, tc.want)
+		}
 	}
 }

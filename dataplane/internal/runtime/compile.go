@@ -277,7 +277,34 @@ func compileProvider(p *gatehousev1.Provider) (*Provider, error) {
 		// path (the deployment is the body's model) and no api-version.
 		prov.ResponsesURL = AzureRoot(prov.Base) + "/openai/v1/responses"
 	}
+	if e := p.AzureEntra; e != nil {
+		if prov.Entra, err = compileEntra(p.Id, p.Type, e, p.ApiKey); err != nil {
+			return nil, err
+		}
+		// The client secret goes to the token endpoint only: no request to the
+		// resource can carry it.
+		prov.APIKey = ""
+	}
 	return prov, nil
+}
+
+// compileEntra checks a provider's Microsoft Entra ID app registration; secret is its
+// client secret (the provider's api_key).
+func compileEntra(id string, typ gatehousev1.ProviderType, e *gatehousev1.AzureEntra, secret string) (*EntraApp, error) {
+	if typ != gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI {
+		return nil, fmt.Errorf("provider %q: azure_entra is for azure-openai providers only", id)
+	}
+	if err := wire.ValidEntraTenant(e.TenantId); err != nil {
+		return nil, fmt.Errorf("provider %q: azure_entra tenant_id %w", id, err)
+	}
+	if err := wire.ValidEntraClient(e.ClientId); err != nil {
+		return nil, fmt.Errorf("provider %q: azure_entra client_id %w", id, err)
+	}
+	if secret == "" {
+		return nil, fmt.Errorf("provider %q: azure_entra needs the client secret (api_key)", id)
+	}
+	sum := sha256.Sum256([]byte(e.TenantId + "\x00" + e.ClientId + "\x00" + secret))
+	return &EntraApp{TenantID: e.TenantId, ClientID: e.ClientId, Secret: secret, Key: fmt.Sprintf("%x", sum)}, nil
 }
 
 // ParseRequestURL parses a request URL as http.NewRequestWithContext does: an empty

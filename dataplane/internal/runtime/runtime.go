@@ -415,6 +415,21 @@ type Provider struct {
 	// AuthorizationValues is Authorization as a header's values, shared by every
 	// request (read only).
 	AuthorizationValues []string
+	// Entra, when set, is the Microsoft Entra ID app registration whose tokens
+	// authenticate requests to this Azure OpenAI provider; APIKey is then empty.
+	Entra *EntraApp
+}
+
+// EntraApp is an Azure OpenAI provider's Microsoft Entra ID app registration (a
+// service principal authenticated by client credentials).
+type EntraApp struct {
+	TenantID, ClientID string
+	// Secret is the client secret: it goes to the token endpoint, nowhere else.
+	Secret string
+	// Key identifies the registration and its secret (a hash), so that tokens
+	// outlive the config snapshots that name the same one, and a rotated secret gets
+	// tokens of its own.
+	Key string
 }
 
 // DefaultAzureAPIVersion is the api-version sent to Azure OpenAI providers that name
