@@ -338,18 +338,26 @@ type ProviderRow struct {
 	APIVersion string // Azure OpenAI only; empty = not shown
 	// NativeResponses: every Responses request goes to the provider's own API.
 	NativeResponses bool
-	HasCredential   bool // an API key is stored
+	HasCredential   bool // a credential (API key or client secret) is stored
 	Shared          Shared
+	// AzureTenantID and AzureClientID: the Microsoft Entra ID app registration an Azure
+	// OpenAI provider authenticates as (its credential is the client secret); empty = it
+	// authenticates with the API key.
+	AzureTenantID string
+	AzureClientID string
 }
 
 // ProviderForm is the "Add provider" form. The API key is never echoed back.
-// Errors keys: name, type, base_url, api_key, api_version, native_responses, share, teams.
+// Errors keys: name, type, base_url, api_key, api_version, native_responses,
+// azure_tenant_id, azure_client_id, share, teams.
 type ProviderForm struct {
 	Name            string
 	Type            string // empty = openai-compatible
 	BaseURL         string
 	APIVersion      string
 	NativeResponses bool
+	AzureTenantID   string // Azure OpenAI with Microsoft Entra ID only
+	AzureClientID   string
 	Sharing         SharingForm
 	Errors          FieldErrors
 }
@@ -368,12 +376,14 @@ type ProviderView struct {
 // ProviderEditForm edits a provider (POST /orgs/{org}/providers/{id}). The stored API
 // key is never shown: a new one replaces it, an empty field keeps it, RemoveKey
 // removes it. Errors keys: name, base_url, api_key, api_version, native_responses,
-// share, teams.
+// azure_tenant_id, azure_client_id, share, teams.
 type ProviderEditForm struct {
 	Name            string
 	BaseURL         string
 	APIVersion      string
 	NativeResponses bool
+	AzureTenantID   string // Azure OpenAI only; both empty = the API key
+	AzureClientID   string
 	RemoveKey       bool
 	Sharing         SharingForm
 	Errors          FieldErrors

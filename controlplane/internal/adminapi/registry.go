@@ -31,6 +31,10 @@ type createProviderReq struct {
 	// NativeResponses sends every Responses request to the provider's own /responses.
 	NativeResponses bool      `json:"native_responses"`
 	SharedWith      *shareReq `json:"shared_with"`
+	// AzureTenantID and AzureClientID: an Azure OpenAI provider authenticates with this
+	// Microsoft Entra ID app registration; APIKey is then its client secret.
+	AzureTenantID string `json:"azure_tenant_id"`
+	AzureClientID string `json:"azure_client_id"`
 }
 
 func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
@@ -40,7 +44,7 @@ func (a *API) createProvider(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := a.store.CreateProvider(r.Context(), actor(r), requestScope(r).org.ID, store.NewProvider{
 		Name: in.Name, Type: in.Type, BaseURL: in.BaseURL, APIKey: in.APIKey, APIVersion: in.APIVersion, NativeResponses: in.NativeResponses,
-		Share: in.SharedWith.sharing(),
+		AzureTenantID: in.AzureTenantID, AzureClientID: in.AzureClientID, Share: in.SharedWith.sharing(),
 	})
 	if err != nil {
 		return err
@@ -282,7 +286,8 @@ func (s *shareReq) change() *store.Sharing {
 }
 
 // updateProviderReq edits a provider; omitted members stay as they are. api_key
-// replaces the credential, "" removes it.
+// replaces the credential, "" removes it. azure_tenant_id and azure_client_id switch
+// to Microsoft Entra ID ("" for both: back to the API key).
 type updateProviderReq struct {
 	Name            *string   `json:"name"`
 	Type            *string   `json:"type"`
@@ -291,6 +296,8 @@ type updateProviderReq struct {
 	APIVersion      *string   `json:"api_version"`
 	NativeResponses *bool     `json:"native_responses"`
 	SharedWith      *shareReq `json:"shared_with"`
+	AzureTenantID   *string   `json:"azure_tenant_id"`
+	AzureClientID   *string   `json:"azure_client_id"`
 }
 
 func (a *API) updateProvider(w http.ResponseWriter, r *http.Request) error {
@@ -300,7 +307,7 @@ func (a *API) updateProvider(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := a.store.UpdateProvider(r.Context(), actor(r), requestScope(r).org.ID, chi.URLParam(r, "id"), store.ProviderChange{
 		Type: in.Type, Name: in.Name, BaseURL: in.BaseURL, APIKey: in.APIKey, APIVersion: in.APIVersion,
-		NativeResponses: in.NativeResponses, Share: in.SharedWith.change(),
+		NativeResponses: in.NativeResponses, AzureTenantID: in.AzureTenantID, AzureClientID: in.AzureClientID, Share: in.SharedWith.change(),
 	})
 	if err != nil {
 		return err

@@ -84,3 +84,64 @@ func TestRegistryEdits(t *testing.T) {
 		t.Fatalf("models after refused edits: %d %v", status, list)
 	}
 }
+
+// TestAzureEntraProvider registers and edits an Azure OpenAI provider that
+// authenticates with Microsoft Entra ID through the API: the ids come back on create,
+// list and PATCH, the client secret never does (has_credential says it is there), and
+// bad ids or a switch without a new credential are refused on their field.
+func TestAzureEntraProvider(t *testing.T) {
+	t.Parallel()
+	srv, _ := newServer(t)
+	c := client{t, srv.URL}
+	const (
+		tenant = "11111111-2222-4333-8444-555555555555"
+		client = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+		secret = "entra-client-secret-789"
+	)
+	if status, _ := c.do("POST", "/orgs", `{"slug":"acme","name":"Acme"}`); status != 201 {
+		t.Fatalf("create org: %d", status)
+	}
+	status, p := c.do("POST", "/orgs/acme/providers", `{"name":"azure","type":"azure-openai","base_url":"http://127.0.0.1:9","api_version":"2024-10-21",
+		"azure_tenant_id":"`+tenant+`","azure_client_id":"`+client+`","api_key":"`+secret+`"}`)
+	if status != 201 || p["azure_tenant_id"] != tenant || p["azure_client_id"] != client || p["has_credential"] != true {
+		t.Fatalf("create provider: %d %v", status, p)
+	}
+	pid := p["id"].(string)
+	status, list := c.do("GET", "/orgs/acme/providers", "")
+	if status != 200 || !strings.Contains(mustJSON(t, list), `"azure_client_id":"`+client+`","azure_tenant_id":"`+tenant+`"`) ||
+		strings.Contains(mustJSON(t, list), secret) {
+		t.Fatalf("list providers: %d %v", status, list)
+	}
+	status, p = c.do("PATCH", "/orgs/acme/providers/"+pid, `{"azure_tenant_id":"contoso.onmicrosoft.com"}`)
+	if status != 200 || p["azure_tenant_id"] != "contoso.onmicrosoft.com" || p["azure_client_id"] != client || p["has_credential"] != true {
+		t.Fatalf("new tenant: %d %v", status, p)
+	}
+	status, p = c.do("PATCH", "/orgs/acme/providers/"+pid, `{"azure_tenant_id":"","azure_client_id":"","api_key":"azure-api-key"}`)
+	if status != 200 || p["azure_tenant_id"] != nil || p["azure_client_id"] != nil || p["has_credential"] != true {
+		t.Fatalf("back to the API key: %d %v", status, p)
+	}
+	status, audit := c.do("GET", "/orgs/acme/audit?action=provider.update", "")
+	if status != 200 || len(audit["data"].([]any)) != 2 || strings.Contains(mustJSON(t, audit), secret) || strings.Contains(mustJSON(t, audit), "azure-api-key") {
+		t.Fatalf("audit: %d %v", status, audit)
+	}
+
+	for _, tc := range []struct {
+		name, method, path, body, field string
+	}{
+		{"bad tenant id", "POST", "/orgs/acme/providers", `{"name":"a2","type":"azure-openai","base_url":"http://127.0.0.1:9","api_version":"2024-10-21",
+			"azure_tenant_id":"common","azure_client_id":"` + client + `","api_key":"s"}`, "azure_tenant_id"},
+		{"no client secret", "POST", "/orgs/acme/providers", `{"name":"a3","type":"azure-openai","base_url":"http://127.0.0.1:9","api_version":"2024-10-21",
+			"azure_tenant_id":"` + tenant + `","azure_client_id":"` + client + `"}`, "api_key"},
+		{"Entra ID on openai-compatible", "POST", "/orgs/acme/providers", `{"name":"a4","base_url":"http://127.0.0.1:9","azure_tenant_id":"` + tenant + `","azure_client_id":"` + client + `","api_key":"s"}`, "azure_tenant_id"},
+		{"switch keeping the API key", "PATCH", "/orgs/acme/providers/" + pid, `{"azure_tenant_id":"` + tenant + `","azure_client_id":"` + client + `"}`, "api_key"},
+		{"bad client id", "PATCH", "/orgs/acme/providers/" + pid, `{"azure_tenant_id":"` + tenant + `","azure_client_id":"app","api_key":"s"}`, "azure_client_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := c.do(tc.method, tc.path, tc.body)
+			e, _ := body["error"].(map[string]any)
+			if fields, _ := e["fields"].(map[string]any); status != 422 || e["code"] != "invalid" || fields[tc.field] == nil {
+				t.Fatalf("status %d body %v, want 422 invalid on %s", status, body, tc.field)
+			}
+		})
+	}
+}

@@ -96,10 +96,15 @@ func Compile(cfg store.OrgConfig, region string, builtAt time.Time, maxBytes int
 			needs(2)
 		}
 		providerTeams[p.ID] = p.SharedWith
-		snap.Providers = append(snap.Providers, &gatehousev1.Provider{
+		sp := &gatehousev1.Provider{
 			Id: p.ID, Name: p.Name, Type: pt, BaseUrl: p.BaseURL, ApiKey: p.APIKey, ApiVersion: p.APIVersion,
 			NativeResponses: p.NativeResponses,
-		})
+		}
+		if p.AzureTenantID != "" || p.AzureClientID != "" {
+			sp.AzureEntra = &gatehousev1.AzureEntra{TenantId: p.AzureTenantID, ClientId: p.AzureClientID}
+			needs(4)
+		}
+		snap.Providers = append(snap.Providers, sp)
 	}
 	unusable := map[string]bool{} // models nobody may use, left out
 	for _, m := range cfg.Models {
@@ -338,6 +343,12 @@ func Validate(s *gatehousev1.Snapshot) error {
 		}
 		if u, err := url.Parse(p.BaseUrl); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("validate: provider %s has an invalid base url", p.Id)
+		}
+		if e := p.AzureEntra; e != nil {
+			if p.Type != gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI || wire.ValidEntraTenant(e.TenantId) != nil ||
+				wire.ValidEntraClient(e.ClientId) != nil || p.ApiKey == "" {
+				return fmt.Errorf("validate: provider %s has an invalid azure_entra or no client secret", p.Id)
+			}
 		}
 	}
 	names := map[string]bool{}

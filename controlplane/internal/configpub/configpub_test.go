@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -344,4 +345,63 @@ func TestCompileCapability3(t *testing.T) {
 	if _, err := configpub.Compile(cfg, "eu", time.Now(), 1<<20); err == nil {
 		t.Fatal("fallback to a missing model compiled")
 	}
+}
+
+// TestCompileAzureEntra: an Azure OpenAI provider with a Microsoft Entra ID app
+// registration carries it (its credential is the client secret) and needs capability
+// 4; a plain Azure OpenAI provider compiles as before, at capability 2; what a gateway
+// would refuse (Entra ID without a secret or on another type) is refused here first.
+func TestCompileAzureEntra(t *testing.T) {
+	t.Parallel()
+	azure := store.ProviderWithSecret{Provider: store.Provider{ID: "33333333-3333-3333-3333-33333333333b", Name: "azure", Type: "azure-openai",
+		BaseURL: "https://acme.openai.azure.com", APIVersion: "2024-10-21", SharedWith: all}, APIKey: "azure-key"}
+	plain := sampleConfig()
+	plain.Providers = append(plain.Providers, azure)
+	c, err := configpub.Compile(plain, "eu", time.Now(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.MinGatewayCapability != 2 || providerIn(c.Snapshot, azure.ID).GetAzureEntra() != nil {
+		t.Fatalf("plain azure: capability %d, provider %v", c.Meta.MinGatewayCapability, providerIn(c.Snapshot, azure.ID))
+	}
+
+	azure.AzureTenantID, azure.AzureClientID, azure.APIKey = "contoso.onmicrosoft.com", "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "client-secret"
+	cfg := sampleConfig()
+	cfg.Providers = append(cfg.Providers, azure)
+	c, err = configpub.Compile(cfg, "eu", time.Now(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := providerIn(c.Snapshot, azure.ID)
+	want := &gatehousev1.AzureEntra{TenantId: "contoso.onmicrosoft.com", ClientId: "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"}
+	if c.Meta.MinGatewayCapability != 4 || !proto.Equal(p.GetAzureEntra(), want) || p.GetApiKey() != "client-secret" {
+		t.Fatalf("entra azure: capability %d, provider %v", c.Meta.MinGatewayCapability, p)
+	}
+	if c.Meta.MinGatewayCapability > wire.Capability {
+		t.Fatalf("capability %d exceeds the gateways' %d", c.Meta.MinGatewayCapability, wire.Capability)
+	}
+
+	for name, mutate := range map[string]func(*store.ProviderWithSecret){
+		"no client secret":  func(p *store.ProviderWithSecret) { p.APIKey = "" },
+		"not azure":         func(p *store.ProviderWithSecret) { p.Type = "openai-compatible" },
+		"bad tenant":        func(p *store.ProviderWithSecret) { p.AzureTenantID = "common" },
+		"client id missing": func(p *store.ProviderWithSecret) { p.AzureClientID = "" },
+	} {
+		bad := sampleConfig()
+		p := azure
+		mutate(&p)
+		bad.Providers = append(bad.Providers, p)
+		if _, err := configpub.Compile(bad, "eu", time.Now(), 1<<20); err == nil || !strings.Contains(err.Error(), "azure_entra") {
+			t.Errorf("%s: err = %v, want an azure_entra refusal", name, err)
+		}
+	}
+}
+
+func providerIn(s *gatehousev1.Snapshot, id string) *gatehousev1.Provider {
+	for _, p := range s.Providers {
+		if p.Id == id {
+			return p
+		}
+	}
+	return nil
 }

@@ -103,7 +103,8 @@ func (c *Console) providersView(r *http.Request, form v.ProviderForm, pageErr st
 	view := v.ProvidersView{Shell: sh, Form: form, Teams: links, Error: pageErr, CanManage: c.allowed(r, "models", "write")}
 	for _, p := range ps {
 		view.Providers = append(view.Providers, v.ProviderRow{ID: p.ID, Name: p.Name, Type: p.Type, BaseURL: p.BaseURL,
-			APIVersion: p.APIVersion, NativeResponses: p.NativeResponses, HasCredential: p.HasCredential, Shared: shared(p.SharedWith, names)})
+			APIVersion: p.APIVersion, NativeResponses: p.NativeResponses, HasCredential: p.HasCredential, Shared: shared(p.SharedWith, names),
+			AzureTenantID: p.AzureTenantID, AzureClientID: p.AzureClientID})
 	}
 	return view, nil
 }
@@ -122,10 +123,11 @@ func (c *Console) createProvider(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	form := v.ProviderForm{Name: r.PostFormValue("name"), Type: r.PostFormValue("type"), BaseURL: r.PostFormValue("base_url"),
-		APIVersion: r.PostFormValue("api_version"), NativeResponses: r.PostFormValue("native_responses") == "on", Sharing: sharingForm(r)}
+		APIVersion: r.PostFormValue("api_version"), NativeResponses: r.PostFormValue("native_responses") == "on", Sharing: sharingForm(r),
+		AzureTenantID: r.PostFormValue("azure_tenant_id"), AzureClientID: r.PostFormValue("azure_client_id")}
 	_, err := c.Store.CreateProvider(r.Context(), actor(r), currentOrg(r).ID, store.NewProvider{
 		Name: form.Name, Type: form.Type, BaseURL: form.BaseURL, APIKey: r.PostFormValue("api_key"), APIVersion: form.APIVersion,
-		NativeResponses: form.NativeResponses, Share: sharingFromForm(r),
+		NativeResponses: form.NativeResponses, AzureTenantID: form.AzureTenantID, AzureClientID: form.AzureClientID, Share: sharingFromForm(r),
 	})
 	fe, msg, err := entryError(err)
 	if err != nil {

@@ -46,13 +46,14 @@ func (c *Console) providerView(r *http.Request, pv v.ProviderView, form *v.Provi
 	sh.Title = p.Name
 	pv.Shell, pv.Teams, pv.CanManage = sh, links, c.allowed(r, "models", "write")
 	pv.Provider = v.ProviderRow{ID: p.ID, Name: p.Name, Type: p.Type, BaseURL: p.BaseURL, APIVersion: p.APIVersion,
-		NativeResponses: p.NativeResponses, HasCredential: p.HasCredential, Shared: shared(p.SharedWith, names)}
+		NativeResponses: p.NativeResponses, HasCredential: p.HasCredential, Shared: shared(p.SharedWith, names),
+		AzureTenantID: p.AzureTenantID, AzureClientID: p.AzureClientID}
 	if form != nil {
 		pv.Form = *form
 		return pv, nil
 	}
 	pv.Form = v.ProviderEditForm{Name: p.Name, BaseURL: p.BaseURL, APIVersion: p.APIVersion, NativeResponses: p.NativeResponses,
-		Sharing: v.SharingForm{Mode: v.ShareAll}}
+		AzureTenantID: p.AzureTenantID, AzureClientID: p.AzureClientID, Sharing: v.SharingForm{Mode: v.ShareAll}}
 	if !p.SharedWith.All {
 		pv.Form.Sharing.Mode = v.ShareTeams
 		for _, t := range p.SharedWith.Teams {
@@ -76,7 +77,8 @@ func (c *Console) updateProvider(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	form := v.ProviderEditForm{Name: r.PostFormValue("name"), BaseURL: r.PostFormValue("base_url"), APIVersion: r.PostFormValue("api_version"),
-		NativeResponses: r.PostFormValue("native_responses") == "on", RemoveKey: r.PostFormValue("remove_api_key") == "on", Sharing: sharingForm(r)}
+		NativeResponses: r.PostFormValue("native_responses") == "on", RemoveKey: r.PostFormValue("remove_api_key") == "on", Sharing: sharingForm(r),
+		AzureTenantID: r.PostFormValue("azure_tenant_id"), AzureClientID: r.PostFormValue("azure_client_id")}
 	in := store.ProviderChange{Name: &form.Name, BaseURL: &form.BaseURL, Share: &store.Sharing{All: true}}
 	if sh := sharingFromForm(r); sh != nil {
 		in.Share = sh
@@ -84,6 +86,12 @@ func (c *Console) updateProvider(w http.ResponseWriter, r *http.Request) error {
 	// Fields the form shows only for some types are changed only when posted.
 	if _, ok := r.PostForm["api_version"]; ok {
 		in.APIVersion = &form.APIVersion
+	}
+	if _, ok := r.PostForm["azure_tenant_id"]; ok {
+		in.AzureTenantID = &form.AzureTenantID
+	}
+	if _, ok := r.PostForm["azure_client_id"]; ok {
+		in.AzureClientID = &form.AzureClientID
 	}
 	if r.PostFormValue("native_responses_shown") == "on" { // an unticked box posts nothing
 		in.NativeResponses = &form.NativeResponses

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store/dbq"
+	"github.com/gatehouse-dev/gatehouse/proto/wire"
 )
 
 // ProviderTypes lists the provider types the registry accepts.
@@ -34,6 +35,11 @@ type Provider struct {
 	HasCredential   bool      `json:"has_credential"`
 	SharedWith      Sharing   `json:"shared_with"`
 	CreatedAt       time.Time `json:"created_at"`
+	// AzureTenantID and AzureClientID name the Microsoft Entra ID app registration an
+	// Azure OpenAI provider authenticates as (both or neither); the credential is then
+	// its client secret, which gateways send to the token endpoint only.
+	AzureTenantID string `json:"azure_tenant_id,omitempty"`
+	AzureClientID string `json:"azure_client_id,omitempty"`
 }
 
 // NewProvider describes a provider to create. APIKey is sealed before it is stored.
@@ -45,6 +51,10 @@ type NewProvider struct {
 	APIVersion string
 	// NativeResponses: see Provider.
 	NativeResponses bool
+	// AzureTenantID and AzureClientID: see Provider. With them, APIKey is the app
+	// registration's client secret (required).
+	AzureTenantID string
+	AzureClientID string
 	// Share nil means all teams.
 	Share *Sharing
 }
@@ -70,6 +80,7 @@ type Model struct {
 func providerFromRow(r dbq.Provider) Provider {
 	return Provider{
 		ID: r.ID, OrgID: r.OrgID, Name: r.Name, Type: r.Type, BaseURL: r.BaseUrl, APIVersion: r.ApiVersion, NativeResponses: r.NativeResponses,
+		AzureTenantID: r.AzureTenantID, AzureClientID: r.AzureClientID,
 		HasCredential: r.ApiKeySealed != nil, SharedWith: Sharing{All: r.SharedWithAll, Teams: []string{}}, CreatedAt: r.CreatedAt.Time.UTC(),
 	}
 }
@@ -104,6 +115,33 @@ func checkAPIVersion(typ, v string) error {
 		return invalid("api_version", "is required for azure-openai (e.g. 2024-10-21)")
 	case v != "" && !apiVersionRE.MatchString(v):
 		return invalid("api_version", "must be a version such as 2024-10-21 (letters, digits, dots, dashes)")
+	}
+	return nil
+}
+
+// entraSecretRequired is what a Microsoft Entra ID provider without its client secret hears.
+const entraSecretRequired = "with azure_tenant_id and azure_client_id, api_key must be the app registration's client secret"
+
+// checkEntra: a Microsoft Entra ID app registration authenticates Azure OpenAI providers
+// only, named by both its ids or not at all, checked as the gateway checks them.
+func checkEntra(typ, tenant, client string) error {
+	switch {
+	case tenant == "" && client == "":
+		return nil
+	case typ != "azure-openai" && tenant != "":
+		return invalid("azure_tenant_id", "is only for azure-openai providers")
+	case typ != "azure-openai":
+		return invalid("azure_client_id", "is only for azure-openai providers")
+	case tenant == "":
+		return invalid("azure_tenant_id", "is required with azure_client_id (leave both empty to authenticate with the API key)")
+	case client == "":
+		return invalid("azure_client_id", "is required with azure_tenant_id (leave both empty to authenticate with the API key)")
+	}
+	if err := wire.ValidEntraTenant(tenant); err != nil {
+		return invalid("azure_tenant_id", err.Error())
+	}
+	if err := wire.ValidEntraClient(client); err != nil {
+		return invalid("azure_client_id", err.Error())
 	}
 	return nil
 }
@@ -201,6 +239,13 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 	if err := checkAPIVersion(in.Type, strings.TrimSpace(in.APIVersion)); err != nil {
 		return Provider{}, err
 	}
+	in.AzureTenantID, in.AzureClientID = strings.TrimSpace(in.AzureTenantID), strings.TrimSpace(in.AzureClientID)
+	if err := checkEntra(in.Type, in.AzureTenantID, in.AzureClientID); err != nil {
+		return Provider{}, err
+	}
+	if in.AzureTenantID != "" && in.APIKey == "" {
+		return Provider{}, invalid("api_key", entraSecretRequired)
+	}
 	if err := s.checkUpstreamURL(ctx, "base_url", in.BaseURL); err != nil {
 		return Provider{}, err
 	}
@@ -217,6 +262,7 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 		row, err := q.CreateProvider(ctx, dbq.CreateProviderParams{
 			OrgID: orgID, Name: in.Name, Type: in.Type, BaseUrl: in.BaseURL, ApiKeySealed: sealed, ApiKeyKeyID: keyID,
 			ApiVersion: strings.TrimSpace(in.APIVersion), SharedWithAll: all, NativeResponses: in.NativeResponses,
+			AzureTenantID: in.AzureTenantID, AzureClientID: in.AzureClientID,
 		})
 		if err != nil {
 			return err

@@ -19,7 +19,12 @@ type ProviderChange struct {
 	APIKey          *string
 	APIVersion      *string
 	NativeResponses *bool
-	Share           *Sharing
+	// AzureTenantID and AzureClientID (see Provider); "" for both goes back to the API
+	// key. Switching either way needs APIKey in the same change: a stored API key is
+	// never used as a client secret, nor a client secret as an API key.
+	AzureTenantID *string
+	AzureClientID *string
+	Share         *Sharing
 }
 
 // providerEdit is what the audit log keeps of a provider edit: the provider as it is
@@ -63,7 +68,8 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 		fillShare(&before.SharedWith, shares["provider"], id)
 
 		p := dbq.UpdateProviderParams{ID: id, OrgID: orgID, Name: row.Name, BaseUrl: row.BaseUrl, ApiKeySealed: row.ApiKeySealed,
-			ApiKeyKeyID: row.ApiKeyKeyID, ApiVersion: row.ApiVersion, NativeResponses: row.NativeResponses, SharedWithAll: row.SharedWithAll}
+			ApiKeyKeyID: row.ApiKeyKeyID, ApiVersion: row.ApiVersion, NativeResponses: row.NativeResponses, SharedWithAll: row.SharedWithAll,
+			AzureTenantID: row.AzureTenantID, AzureClientID: row.AzureClientID}
 		if in.Type != nil && *in.Type != row.Type {
 			return invalid("type", "cannot be changed; register a new provider of type "+*in.Type+" instead")
 		}
@@ -98,6 +104,18 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 		if err := checkAPIVersion(row.Type, p.ApiVersion); err != nil {
 			return err
 		}
+		if in.AzureTenantID != nil {
+			p.AzureTenantID = strings.TrimSpace(*in.AzureTenantID)
+		}
+		if in.AzureClientID != nil {
+			p.AzureClientID = strings.TrimSpace(*in.AzureClientID)
+		}
+		if err := checkEntra(row.Type, p.AzureTenantID, p.AzureClientID); err != nil {
+			return err
+		}
+		if err := checkEntraCredential(row.AzureTenantID != "", p.AzureTenantID != "", in.APIKey != nil, p.ApiKeySealed != nil); err != nil {
+			return err
+		}
 		all, teams, err := s.reshare(ctx, q, orgID, in.Share, before.SharedWith)
 		if err != nil {
 			return err
@@ -115,6 +133,21 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 		return nil
 	}, change{actor: actor, orgID: orgID, action: "provider.update", targetType: "provider", targetID: id})
 	return out, err
+}
+
+// checkEntraCredential: a provider switching between an API key and Microsoft Entra ID
+// gets a new credential in the same edit (the stored one was given for the other use),
+// and an Entra ID provider keeps a client secret.
+func checkEntraCredential(wasEntra, entra, newCredential, hasCredential bool) error {
+	switch {
+	case entra && !wasEntra && !newCredential:
+		return invalid("api_key", "enter the app registration's client secret when switching to Microsoft Entra ID; the stored API key is never used as one")
+	case wasEntra && !entra && !newCredential:
+		return invalid("api_key", "enter an API key (or remove the credential) when switching from Microsoft Entra ID to an API key; the stored client secret is never sent as one")
+	case entra && !hasCredential:
+		return invalid("api_key", entraSecretRequired)
+	}
+	return nil
 }
 
 // GetProvider returns one provider of org.

@@ -274,3 +274,125 @@ func assertNowhereInClear(t *testing.T, st *store.Store, s string) {
 		t.Fatalf("%d rows hold the credential in clear", n)
 	}
 }
+
+// TestUpdateProviderEntra switches an Azure OpenAI provider between its API key and
+// Microsoft Entra ID: each switch needs a new credential in the same edit (a stored API
+// key never becomes a client secret, nor the reverse), changing only the ids keeps the
+// stored secret, an Entra ID provider cannot lose its secret, refused edits change
+// nothing, and the audit log records the switch without the secret.
+func TestUpdateProviderEntra(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := cptest.Store(t)
+	org, _ := seed(t, st)
+	oai := providerNamed(t, st, org.ID, "openai")
+	p, err := st.CreateProvider(ctx, actor, org.ID, azureProvider("azure", "", "", "azure-api-key-111"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entra := func(tenant, client string) store.ProviderChange {
+		return store.ProviderChange{AzureTenantID: &tenant, AzureClientID: &client}
+	}
+	withKey := func(in store.ProviderChange, key string) store.ProviderChange { in.APIKey = &key; return in }
+	type refused = map[string]struct {
+		id    string
+		in    store.ProviderChange
+		field string
+	}
+	refuse := func(state string, cases refused) {
+		t.Helper()
+		before, _ := st.FilterAudit(ctx, org.ID, store.AuditFilter{Limit: 100})
+		for name, tc := range cases {
+			var ve *store.ValidationError
+			if _, err := st.UpdateProvider(ctx, actor, org.ID, tc.id, tc.in); !errors.As(err, &ve) || ve.Fields[tc.field] == "" {
+				t.Errorf("%s, %s: err = %v, want a validation error on %s", state, name, err, tc.field)
+			}
+		}
+		if after, _ := st.FilterAudit(ctx, org.ID, store.AuditFilter{Limit: 100}); len(after) != len(before) {
+			t.Fatalf("%s: refused edits wrote %d audit rows", state, len(after)-len(before))
+		}
+	}
+
+	refuse("API key", refused{
+		"to Entra ID keeping the API key":   {p.ID, entra(entraTenant, entraClient), "api_key"},
+		"to Entra ID removing the API key":  {p.ID, withKey(entra(entraTenant, entraClient), ""), "api_key"},
+		"tenant only":                       {p.ID, withKey(store.ProviderChange{AzureTenantID: ptr(entraTenant)}, "s"), "azure_client_id"},
+		"client id not a GUID":              {p.ID, withKey(entra(entraTenant, "nope"), "s"), "azure_client_id"},
+		"tenant not a directory":            {p.ID, withKey(entra("https://login.example/x", entraClient), "s"), "azure_tenant_id"},
+		"Entra ID on an openai-compatible":  {oai.ID, withKey(entra(entraTenant, entraClient), "s"), "azure_tenant_id"},
+		"client id on an openai-compatible": {oai.ID, store.ProviderChange{AzureClientID: ptr(entraClient)}, "azure_client_id"},
+	})
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "azure-api-key-111" || cp.AzureTenantID != "" || cp.AzureClientID != "" {
+		t.Fatalf("after refused switches: %+v", cp)
+	}
+	// Clearing ids it does not have is no switch: the API key stays.
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, entra("", "")); err != nil || !up.HasCredential {
+		t.Fatalf("clearing absent ids: %+v, %v", up, err)
+	}
+
+	// To Entra ID, with the client secret.
+	up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, withKey(entra(" "+entraTenant, entraClient+" "), "entra-secret-222"))
+	if err != nil || up.AzureTenantID != entraTenant || up.AzureClientID != entraClient || !up.HasCredential {
+		t.Fatalf("to Entra ID: %+v, %v", up, err)
+	}
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "entra-secret-222" || cp.AzureTenantID != entraTenant {
+		t.Fatalf("snapshot provider after the switch: %+v", cp)
+	}
+	// The audit entry shows the switch: no ids before; the ids and a replaced credential after.
+	entries, err := st.FilterAudit(ctx, org.ID, store.AuditFilter{Action: "provider.update", Limit: 1})
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("audit = %+v, %v", entries, err)
+	}
+	var was, is map[string]any
+	if json.Unmarshal(entries[0].Before, &was) != nil || json.Unmarshal(entries[0].After, &is) != nil || was["azure_tenant_id"] != nil ||
+		is["azure_tenant_id"] != entraTenant || is["azure_client_id"] != entraClient || is["credential"] != "replaced" {
+		t.Fatalf("audit before %s after %s", entries[0].Before, entries[0].After)
+	}
+
+	// Another tenant or client id keeps the stored secret; so does a rotation of the secret alone.
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{AzureTenantID: ptr("contoso.onmicrosoft.com")}); err != nil || up.AzureTenantID != "contoso.onmicrosoft.com" {
+		t.Fatalf("new tenant: %+v, %v", up, err)
+	}
+	const otherClient = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{AzureClientID: ptr(otherClient)}); err != nil || up.AzureClientID != otherClient {
+		t.Fatalf("new client id: %+v, %v", up, err)
+	}
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "entra-secret-222" || cp.AzureTenantID != "contoso.onmicrosoft.com" || cp.AzureClientID != otherClient {
+		t.Fatalf("snapshot provider after new ids: %+v", cp)
+	}
+	if _, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{APIKey: ptr("entra-secret-333")}); err != nil {
+		t.Fatal(err)
+	}
+
+	refuse("Entra ID", refused{
+		"removing the client secret":        {p.ID, store.ProviderChange{APIKey: ptr("")}, "api_key"},
+		"to the API key keeping the secret": {p.ID, entra("", ""), "api_key"},
+		"clearing the tenant only":          {p.ID, withKey(store.ProviderChange{AzureTenantID: ptr("")}, "k"), "azure_tenant_id"},
+		"new host, stored secret kept":      {p.ID, store.ProviderChange{BaseURL: ptr("https://other.openai.azure.com")}, "api_key"},
+		"new ids, removing the secret":      {p.ID, withKey(entra(entraTenant, entraClient), ""), "api_key"},
+		"API version still checked":         {p.ID, store.ProviderChange{APIVersion: ptr(" ")}, "api_version"},
+		"native Responses still not for it": {p.ID, store.ProviderChange{NativeResponses: ptr(true)}, "native_responses"},
+	})
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "entra-secret-333" || cp.AzureTenantID != "contoso.onmicrosoft.com" {
+		t.Fatalf("after refused edits: %+v", cp)
+	}
+
+	// Back to an API key, with the new key.
+	up, err = st.UpdateProvider(ctx, actor, org.ID, p.ID, withKey(entra("", " "), "azure-api-key-444"))
+	if err != nil || up.AzureTenantID != "" || up.AzureClientID != "" || !up.HasCredential {
+		t.Fatalf("back to the API key: %+v, %v", up, err)
+	}
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "azure-api-key-444" || cp.AzureTenantID != "" {
+		t.Fatalf("snapshot provider back on the API key: %+v", cp)
+	}
+	// Leaving Entra ID may also drop the credential altogether (nothing is reused).
+	if _, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, withKey(entra(entraTenant, entraClient), "entra-secret-555")); err != nil {
+		t.Fatal(err)
+	}
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, withKey(entra("", ""), "")); err != nil || up.HasCredential || up.AzureTenantID != "" {
+		t.Fatalf("leaving Entra ID without a credential: %+v, %v", up, err)
+	}
+	for _, s := range []string{"entra-secret-222", "entra-secret-333", "azure-api-key-444", "entra-secret-555"} {
+		assertNowhereInClear(t, st, s)
+	}
+}

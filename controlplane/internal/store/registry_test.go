@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/cptest"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/store"
 	"github.com/gatehouse-dev/gatehouse/controlplane/pgtest"
 	"github.com/gatehouse-dev/gatehouse/proto/wire"
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // fakeResolver answers DNS from a table (the network edge we do not own).
@@ -224,3 +228,119 @@ func TestRotateSecrets(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Microsoft Entra ID app registrations of the tests (made up).
+const (
+	entraTenant = "11111111-2222-4333-8444-555555555555"
+	entraClient = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+)
+
+// azureProvider is an Azure OpenAI provider to create, with Entra ID when tenant is set.
+func azureProvider(name, tenant, client, key string) store.NewProvider {
+	return store.NewProvider{Name: name, Type: "azure-openai", BaseURL: "https://acme.openai.azure.com", APIVersion: "2024-10-21",
+		AzureTenantID: tenant, AzureClientID: client, APIKey: key}
+}
+
+// TestAzureEntraProvider registers Azure OpenAI providers that authenticate with
+// Microsoft Entra ID: the ids come back trimmed from create, get and list, the client
+// secret is sealed, reaches only the snapshot and is never returned, a malformed
+// registration is refused on its field without a row or an audit entry written, and the
+// database's constraints hold the same rules.
+func TestAzureEntraProvider(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := cptest.Store(t)
+	org, _ := seed(t, st)
+	const secret = "entra-client-secret-789"
+	p, err := st.CreateProvider(ctx, actor, org.ID, azureProvider("entra", " "+entraTenant+" ", entraClient+"\n", secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.AzureTenantID != entraTenant || p.AzureClientID != entraClient || !p.HasCredential {
+		t.Fatalf("created = %+v", p)
+	}
+	got, err := st.GetProvider(ctx, org.ID, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(p, got); diff != "" {
+		t.Fatalf("get differs from create (-create +get):\n%s", diff)
+	}
+	if diff := cmp.Diff(p, providerNamed(t, st, org.ID, "entra")); diff != "" {
+		t.Fatalf("list differs from create (-create +list):\n%s", diff)
+	}
+	raw, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"azure_tenant_id":"`+entraTenant+`","azure_client_id":"`+entraClient+`"`) || strings.Contains(string(raw), secret) {
+		t.Fatalf("provider JSON = %s", raw)
+	}
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != secret || cp.AzureTenantID != entraTenant || cp.AzureClientID != entraClient {
+		t.Fatalf("snapshot provider = %+v", cp)
+	}
+	assertNowhereInClear(t, st, secret)
+	if d, err := st.CreateProvider(ctx, actor, org.ID, azureProvider("entra-domain", "contoso.onmicrosoft.com", entraClient, "s")); err != nil || d.AzureTenantID != "contoso.onmicrosoft.com" {
+		t.Fatalf("tenant by domain: %+v, %v", d, err)
+	}
+	keyed, err := st.CreateProvider(ctx, actor, org.ID, azureProvider("keyed", "", "", "azure-api-key"))
+	if err != nil || keyed.AzureTenantID != "" || keyed.AzureClientID != "" {
+		t.Fatalf("API key provider = %+v, %v", keyed, err)
+	}
+	if raw, _ := json.Marshal(keyed); strings.Contains(string(raw), "azure_") {
+		t.Fatalf("API key provider JSON = %s", raw)
+	}
+
+	before, _ := st.FilterAudit(ctx, org.ID, store.AuditFilter{Limit: 100})
+	for name, tc := range map[string]struct {
+		in    store.NewProvider
+		field string
+	}{
+		"openai-compatible with Entra ID": {store.NewProvider{Name: "x1", BaseURL: "https://api.example.com/v1", APIKey: "k",
+			AzureTenantID: entraTenant, AzureClientID: entraClient}, "azure_tenant_id"},
+		"anthropic with a client id": {store.NewProvider{Name: "x2", Type: "anthropic", BaseURL: "https://api.anthropic.example", APIKey: "k",
+			AzureClientID: entraClient}, "azure_client_id"},
+		"tenant without client":      {azureProvider("x3", entraTenant, "", "s"), "azure_client_id"},
+		"client without tenant":      {azureProvider("x4", " ", entraClient, "s"), "azure_tenant_id"},
+		"tenant with a path":         {azureProvider("x5", "contoso.onmicrosoft.com/oauth2", entraClient, "s"), "azure_tenant_id"},
+		"multi-tenant alias":         {azureProvider("x6", "common", entraClient, "s"), "azure_tenant_id"},
+		"client id not a GUID":       {azureProvider("x7", entraTenant, "my-app", "s"), "azure_client_id"},
+		"Entra ID without a secret":  {azureProvider("x8", entraTenant, entraClient, ""), "api_key"},
+		"API key fields still apply": {store.NewProvider{Name: "x9", Type: "azure-openai", BaseURL: "https://acme.openai.azure.com", APIKey: "s", AzureTenantID: entraTenant, AzureClientID: entraClient}, "api_version"},
+	} {
+		var ve *store.ValidationError
+		if _, err := st.CreateProvider(ctx, actor, org.ID, tc.in); !errors.As(err, &ve) || ve.Fields[tc.field] == "" {
+			t.Errorf("%s: err = %v, want a validation error on %s", name, err, tc.field)
+		}
+	}
+	var ve *store.ValidationError
+	if _, err := st.CreateProvider(ctx, actor, org.ID, azureProvider("x10", entraTenant, entraClient, "")); !errors.As(err, &ve) ||
+		!strings.Contains(ve.Fields["api_key"], "client secret") {
+		t.Errorf("Entra ID without a secret: %v, want the field to name the client secret", err)
+	}
+	after, _ := st.FilterAudit(ctx, org.ID, store.AuditFilter{Limit: 100})
+	list, err := st.ListProviders(ctx, org.ID)
+	if err != nil || len(list) != 4 || len(after) != len(before) {
+		t.Fatalf("refused providers left %d providers (want 4) and %d audit rows, %v", len(list), len(after)-len(before), err)
+	}
+
+	// The database itself keeps the ids paired, on Azure OpenAI providers only, and
+	// with a client secret, whatever writes the row.
+	keyless, err := st.CreateProvider(ctx, actor, org.ID, azureProvider("keyless", "", "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entraIDs := "azure_tenant_id = 'contoso.onmicrosoft.com', azure_client_id = '" + entraClient + "'"
+	for _, tc := range []struct{ id, set, constraint string }{
+		{keyed.ID, "azure_tenant_id = 'contoso.onmicrosoft.com'", "providers_azure_entra_pair_ck"},
+		{providerNamed(t, st, org.ID, "openai").ID, entraIDs, "providers_azure_entra_type_ck"},
+		{keyless.ID, entraIDs, "providers_azure_entra_secret_ck"},
+		{p.ID, "api_key_sealed = null, api_key_key_id = null", "providers_azure_entra_secret_ck"},
+	} {
+		_, err := st.Pool().Exec(ctx, "update providers set "+tc.set+" where id = $1", tc.id)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.ConstraintName != tc.constraint {
+			t.Errorf("set %s: err = %v, want %s", tc.set, err, tc.constraint)
+		}
+	}
+}

@@ -171,6 +171,11 @@ var constraintFields = map[string][2]string{
 	"providers_org_fk":              {"org", "no such organization"},
 	"models_org_fk":                 {"org", "no such organization"},
 	"api_keys_secret_sha256_len_ck": {"key", "bad key hash"},
+
+	// Microsoft Entra ID providers (checked before the write; these catch what slips by).
+	"providers_azure_entra_pair_ck":   {"azure_tenant_id", "azure_tenant_id and azure_client_id are set together or not at all"},
+	"providers_azure_entra_type_ck":   {"azure_tenant_id", "is only for azure-openai providers"},
+	"providers_azure_entra_secret_ck": {"api_key", entraSecretRequired},
 }
 
 // inUse turns a delete blocked by a foreign key (the row is still referenced) into a

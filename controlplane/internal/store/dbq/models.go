@@ -242,6 +242,10 @@ type Provider struct {
 	SharedWithAll bool
 	// OpenAI-compatible only: send every Responses request to the provider's own /responses instead of translating it through chat completions.
 	NativeResponses bool
+	// Azure OpenAI only: Microsoft Entra ID directory (tenant) id, a GUID or a verified domain; '' = authenticate with the API key.
+	AzureTenantID string
+	// Azure OpenAI only: Microsoft Entra ID application (client) id, a GUID; set together with azure_tenant_id, and api_key_sealed then holds its client secret.
+	AzureClientID string
 }
 
 // Gateway groups. Each has its own gateways and gets one config snapshot per org.

@@ -74,9 +74,10 @@ func (q *Queries) CreateModel(ctx context.Context, arg CreateModelParams) (Model
 }
 
 const createProvider = `-- name: CreateProvider :one
-insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all, native_responses)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all, native_responses,
+  azure_tenant_id, azure_client_id)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses, azure_tenant_id, azure_client_id
 `
 
 type CreateProviderParams struct {
@@ -89,6 +90,8 @@ type CreateProviderParams struct {
 	ApiVersion      string
 	SharedWithAll   bool
 	NativeResponses bool
+	AzureTenantID   string
+	AzureClientID   string
 }
 
 func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) (Provider, error) {
@@ -102,6 +105,8 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 		arg.ApiVersion,
 		arg.SharedWithAll,
 		arg.NativeResponses,
+		arg.AzureTenantID,
+		arg.AzureClientID,
 	)
 	var i Provider
 	err := row.Scan(
@@ -117,6 +122,8 @@ func (q *Queries) CreateProvider(ctx context.Context, arg CreateProviderParams) 
 		&i.ApiVersion,
 		&i.SharedWithAll,
 		&i.NativeResponses,
+		&i.AzureTenantID,
+		&i.AzureClientID,
 	)
 	return i, err
 }
@@ -164,7 +171,7 @@ func (q *Queries) DeleteModel(ctx context.Context, arg DeleteModelParams) (Model
 }
 
 const deleteProvider = `-- name: DeleteProvider :one
-delete from providers where id = $1 and org_id = $2 returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses
+delete from providers where id = $1 and org_id = $2 returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses, azure_tenant_id, azure_client_id
 `
 
 type DeleteProviderParams struct {
@@ -188,6 +195,8 @@ func (q *Queries) DeleteProvider(ctx context.Context, arg DeleteProviderParams) 
 		&i.ApiVersion,
 		&i.SharedWithAll,
 		&i.NativeResponses,
+		&i.AzureTenantID,
+		&i.AzureClientID,
 	)
 	return i, err
 }
@@ -235,7 +244,7 @@ func (q *Queries) GetModelForUpdate(ctx context.Context, arg GetModelForUpdatePa
 }
 
 const getProvider = `-- name: GetProvider :one
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where id = $1 and org_id = $2
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses, azure_tenant_id, azure_client_id from providers where id = $1 and org_id = $2
 `
 
 type GetProviderParams struct {
@@ -259,12 +268,14 @@ func (q *Queries) GetProvider(ctx context.Context, arg GetProviderParams) (Provi
 		&i.ApiVersion,
 		&i.SharedWithAll,
 		&i.NativeResponses,
+		&i.AzureTenantID,
+		&i.AzureClientID,
 	)
 	return i, err
 }
 
 const getProviderForUpdate = `-- name: GetProviderForUpdate :one
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where id = $1 and org_id = $2 for update
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses, azure_tenant_id, azure_client_id from providers where id = $1 and org_id = $2 for update
 `
 
 type GetProviderForUpdateParams struct {
@@ -288,6 +299,8 @@ func (q *Queries) GetProviderForUpdate(ctx context.Context, arg GetProviderForUp
 		&i.ApiVersion,
 		&i.SharedWithAll,
 		&i.NativeResponses,
+		&i.AzureTenantID,
+		&i.AzureClientID,
 	)
 	return i, err
 }
@@ -343,7 +356,7 @@ func (q *Queries) ListModels(ctx context.Context, orgID string) ([]Model, error)
 }
 
 const listProviders = `-- name: ListProviders :many
-select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses from providers where org_id = $1 order by name
+select id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses, azure_tenant_id, azure_client_id from providers where org_id = $1 order by name
 `
 
 func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, error) {
@@ -368,6 +381,8 @@ func (q *Queries) ListProviders(ctx context.Context, orgID string) ([]Provider, 
 			&i.ApiVersion,
 			&i.SharedWithAll,
 			&i.NativeResponses,
+			&i.AzureTenantID,
+			&i.AzureClientID,
 		); err != nil {
 			return nil, err
 		}
@@ -443,9 +458,9 @@ func (q *Queries) UpdateModel(ctx context.Context, arg UpdateModelParams) (Model
 
 const updateProvider = `-- name: UpdateProvider :one
 update providers set name = $3, base_url = $4, api_key_sealed = $5, api_key_key_id = $6, api_version = $7,
-  native_responses = $8, shared_with_all = $9, updated_at = now()
+  native_responses = $8, shared_with_all = $9, azure_tenant_id = $10, azure_client_id = $11, updated_at = now()
 where id = $1 and org_id = $2
-returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses
+returning id, org_id, name, type, base_url, api_key_sealed, api_key_key_id, created_at, updated_at, api_version, shared_with_all, native_responses, azure_tenant_id, azure_client_id
 `
 
 type UpdateProviderParams struct {
@@ -458,6 +473,8 @@ type UpdateProviderParams struct {
 	ApiVersion      string
 	NativeResponses bool
 	SharedWithAll   bool
+	AzureTenantID   string
+	AzureClientID   string
 }
 
 func (q *Queries) UpdateProvider(ctx context.Context, arg UpdateProviderParams) (Provider, error) {
@@ -471,6 +488,8 @@ func (q *Queries) UpdateProvider(ctx context.Context, arg UpdateProviderParams) 
 		arg.ApiVersion,
 		arg.NativeResponses,
 		arg.SharedWithAll,
+		arg.AzureTenantID,
+		arg.AzureClientID,
 	)
 	var i Provider
 	err := row.Scan(
@@ -486,6 +505,8 @@ func (q *Queries) UpdateProvider(ctx context.Context, arg UpdateProviderParams) 
 		&i.ApiVersion,
 		&i.SharedWithAll,
 		&i.NativeResponses,
+		&i.AzureTenantID,
+		&i.AzureClientID,
 	)
 	return i, err
 }

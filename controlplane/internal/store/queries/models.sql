@@ -1,6 +1,7 @@
 -- name: CreateProvider :one
-insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all, native_responses)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+insert into providers (org_id, name, type, base_url, api_key_sealed, api_key_key_id, api_version, shared_with_all, native_responses,
+  azure_tenant_id, azure_client_id)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 returning *;
 
 -- name: DeleteProvider :one
@@ -26,7 +27,7 @@ select * from models where org_id = $1 order by name;
 
 -- name: UpdateProvider :one
 update providers set name = $3, base_url = $4, api_key_sealed = $5, api_key_key_id = $6, api_version = $7,
-  native_responses = $8, shared_with_all = $9, updated_at = now()
+  native_responses = $8, shared_with_all = $9, azure_tenant_id = $10, azure_client_id = $11, updated_at = now()
 where id = $1 and org_id = $2
 returning *;
 
