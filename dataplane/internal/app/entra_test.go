@@ -11,9 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
 )
 
 const (
@@ -31,11 +34,22 @@ type fakeDirectory struct {
 	forms    []url.Values
 	paths    []string
 	refuse   bool
+	gate     chan struct{} // when set, token requests wait for it
 }
 
 func startDirectory(t *testing.T) *fakeDirectory {
 	d := &fakeDirectory{}
 	d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		gate := d.gate
+		d.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		body, _ := io.ReadAll(r.Body)
 		form, _ := url.ParseQuery(string(body))
 		d.mu.Lock()
@@ -141,7 +155,7 @@ func TestAzureEntraIDRefused(t *testing.T) {
 		want       string
 	}{
 		{"/v1/chat/completions", `{"model":"azure-gpt","messages":[{"role":"user","content":"hi"}]}`, nil,
-			`{"error":{"message":"The gateway could not get a Microsoft Entra ID token for the model provider.","type":"upstream_error","param":null,"code":"upstream_auth_failed"}}`},
+			`{"error":{"message":"The gateway could not get a Microsoft Entra ID token for the model provider.","type":"upstream_error","param":null,"code":"upstream_token_failed"}}`},
 		{"/v1/messages", `{"model":"azure-gpt","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`, map[string]string{"anthropic-version": "2023-06-01"},
 			`"type":"error","error":{"type":"api_error","message":"The gateway could not get a Microsoft Entra ID token for the model provider."}`},
 	} {
@@ -155,7 +169,7 @@ func TestAzureEntraIDRefused(t *testing.T) {
 			t.Fatalf("%d: %s answered %d %s", i, tc.path, resp.StatusCode, body)
 		}
 		ev := h.waitUsage(t, resp.Header.Get("X-Request-Id"))
-		if ev.StatusCode != http.StatusBadGateway || ev.ErrorClass != "upstream_auth_failed" {
+		if ev.StatusCode != http.StatusBadGateway || ev.ErrorClass != "upstream_token_failed" {
 			t.Fatalf("usage event %v", ev)
 		}
 	}
@@ -166,5 +180,88 @@ func TestAzureEntraIDRefused(t *testing.T) {
 	}
 	if n := dir.count(); n != 1 {
 		t.Fatalf("the directory was asked %d times for two requests within 5 s, want 1", n)
+	}
+}
+
+// TestAzureEntraIDFallback: a deployment without a token is skipped for the model's
+// other deployment, without charging its breaker (a directory outage is not the
+// deployment's failure): once the directory answers again, requests reach Azure.
+func TestAzureEntraIDFallback(t *testing.T) {
+	t.Parallel()
+	dir := startDirectory(t)
+	dir.refuse = true
+	h := startHarness(t, harnessOptions{entraAuthority: dir.srv.URL, extra: func(s *gatehousev1.Snapshot) {
+		useEntra(s)
+		for _, m := range s.Models {
+			if m.Name == "azure-gpt" {
+				m.Deployments = []*gatehousev1.Deployment{{Id: "d-openai", ProviderId: "up", UpstreamModel: "up-echo"}}
+				m.Routing = &gatehousev1.Routing{MaxRetries: 1, RetryBackoffMs: 1, BreakerFailures: 1, BreakerCooldownMs: 3_600_000}
+			}
+		}
+	}})
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		if _, err := h.client(h.fx.key).Chat.Completions.New(ctx, chatParams("azure-gpt")); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	for _, c := range h.upstream.allCalls() {
+		if strings.HasPrefix(c.Path, "/openai/") {
+			t.Fatalf("a request reached Azure without a token: %s", c.Path)
+		}
+	}
+	_, metrics := h.do(t, http.MethodGet, "/metrics", nil, "")
+	const tokenAttempts = `gatehouse_gateway_upstream_attempts_total{outcome="token",provider_type="azure_openai"} `
+	if i := strings.Index(string(metrics), tokenAttempts); i < 0 || strings.HasPrefix(string(metrics[i+len(tokenAttempts):]), "0\n") {
+		t.Fatal("no token outcome counted in the attempts metric")
+	}
+	dir.mu.Lock()
+	dir.refuse = false
+	dir.mu.Unlock()
+	// The directory is asked again 5 s after its refusal; the breaker (one failure,
+	// an hour's cooldown) would keep Azure out for an hour had the refusals counted.
+	fakecp.Eventually(t, 15*time.Second, func() error {
+		if _, err := h.client(h.fx.key).Chat.Completions.New(ctx, chatParams("azure-gpt")); err != nil {
+			return err
+		}
+		for _, c := range h.upstream.allCalls() {
+			if strings.HasPrefix(c.Path, "/openai/") && c.Header.Get("Authorization") != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no request reached Azure yet (%d token requests)", dir.count())
+	})
+}
+
+// TestAzureEntraIDCallerLeaves: a caller who leaves while the gateway waits for a
+// token is not charged (nothing was sent to the provider), and the token request goes
+// on for the next caller.
+func TestAzureEntraIDCallerLeaves(t *testing.T) {
+	t.Parallel()
+	dir := startDirectory(t)
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before the directory closes, should the test stop early
+	dir.gate = gate
+	h := startHarness(t, harnessOptions{entraAuthority: dir.srv.URL, extra: useEntra})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := h.client(h.fx.key).Chat.Completions.New(ctx, chatParams("azure-gpt")); err == nil {
+		t.Fatal("answered without a token")
+	}
+	ev := h.waitModelUsage(t, "azure-gpt")
+	if ev.PromptTokens != 0 || ev.CompletionTokens != 0 || ev.CostMicros != 0 || ev.ErrorClass != "client_closed" {
+		t.Fatalf("usage event of the caller who left: %v", ev)
+	}
+	dir.mu.Lock()
+	dir.gate = nil
+	dir.mu.Unlock()
+	release()
+	if _, err := h.client(h.fx.key).Chat.Completions.New(context.Background(), chatParams("azure-gpt")); err != nil {
+		t.Fatal(err)
+	}
+	if n := dir.count(); n != 1 {
+		t.Fatalf("%d token requests, want the one the first caller started", n)
 	}
 }

@@ -132,7 +132,7 @@ func toAPIError(err error, model string) *apiError {
 	case errors.Is(err, llm.ErrUpstreamTimeout):
 		return wrap(http.StatusGatewayTimeout, "upstream_error", "upstream_timeout", "The model provider did not answer in time.")
 	case errors.Is(err, llm.ErrUpstreamToken):
-		return wrap(http.StatusBadGateway, "upstream_error", "upstream_auth_failed",
+		return wrap(http.StatusBadGateway, "upstream_error", "upstream_token_failed",
 			"The gateway could not get a Microsoft Entra ID token for the model provider.")
 	case errors.Is(err, llm.ErrUpstreamAuth):
 		return wrap(http.StatusBadGateway, "upstream_error", "upstream_auth_failed", "The model provider refused the gateway's credentials.")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/runtime"
 )
@@ -36,6 +37,9 @@ const (
 	entraFetchTimeout = 30 * time.Second
 	// entraDefaultLifetime stands in for a token response without expires_in.
 	entraDefaultLifetime = 10 * time.Minute
+	// entraExpiryMargin: a token is not sent in its last minute (or tenth of its
+	// lifetime, if shorter); requests then wait for the new one.
+	entraExpiryMargin = time.Minute
 	// entraIdle: registrations no request used for this long are forgotten.
 	entraIdle = 24 * time.Hour
 )
@@ -64,6 +68,7 @@ type entraEntry struct {
 	mu        sync.Mutex
 	token     string
 	expiry    time.Time
+	margin    time.Duration // see usable
 	refreshAt time.Time
 	err       error     // the last failure, answered until retryAt
 	retryAt   time.Time // no token request before this
@@ -99,24 +104,26 @@ func (t *entraTokens) entry(app *runtime.EntraApp) *entraEntry {
 	if e == nil {
 		e = &entraEntry{
 			tokenURL: t.authority + "/" + url.PathEscape(app.TenantID) + "/oauth2/v2.0/token",
-			clientID: app.ClientID, secret: app.Secret, used: now,
+			clientID: app.ClientID, secret: app.Secret,
 		}
 		t.entries[app.Key] = e
 	}
+	e.mu.Lock()
+	e.used = now // under t.mu: a sweep cannot drop the entry between here and its use
+	e.mu.Unlock()
 	return e
 }
 
 // token returns a bearer token for provider p's app registration. It waits for a
-// token request only when there is no valid token; a failure is ErrUpstreamToken, or
+// token request only when there is no usable token; a failure is ErrUpstreamToken, or
 // ctx's error when ctx ended first.
 func (t *entraTokens) token(ctx context.Context, p *runtime.Provider) (string, error) {
 	e := t.entry(p.Entra)
 	e.mu.Lock()
 	now := t.now()
-	e.used = now
-	if e.token != "" && now.Before(e.expiry) {
+	if e.usable(now) {
 		if !now.Before(e.refreshAt) && e.fetching == nil && !now.Before(e.retryAt) {
-			t.fetch(e, p.ID) // renewed in the background; this one is still good
+			t.fetch(e) // renewed in the background; this one is still good
 		}
 		tok := e.token
 		e.mu.Unlock()
@@ -126,9 +133,9 @@ func (t *entraTokens) token(ctx context.Context, p *runtime.Provider) (string, e
 		if now.Before(e.retryAt) {
 			err := e.err
 			e.mu.Unlock()
-			return "", err
+			return "", fmt.Errorf("%w %s: %w", ErrUpstreamToken, p.ID, err)
 		}
-		t.fetch(e, p.ID)
+		t.fetch(e)
 	}
 	done := e.fetching
 	e.mu.Unlock()
@@ -139,18 +146,28 @@ func (t *entraTokens) token(ctx context.Context, p *runtime.Provider) (string, e
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.token != "" && t.now().Before(e.expiry) {
+	if e.usable(t.now()) {
 		return e.token, nil
 	}
-	if e.err != nil {
-		return "", e.err
+	err := e.err
+	if err == nil {
+		err = errors.New("the token expired on arrival")
 	}
-	return "", fmt.Errorf("%w %s: the token expired on arrival", ErrUpstreamToken, p.ID)
+	// The cause only: the entry is shared by every provider (of any org) naming the
+	// same registration, so the provider is this caller's.
+	return "", fmt.Errorf("%w %s: %w", ErrUpstreamToken, p.ID, err)
+}
+
+// usable reports whether e's token may still be sent at now (e.mu held): not in the
+// last minute (a tenth of its lifetime, if shorter) before it expires, which a request
+// in flight or a clock a little ahead of the directory's would cross.
+func (e *entraEntry) usable(now time.Time) bool {
+	return e.token != "" && now.Before(e.expiry.Add(-e.margin))
 }
 
 // fetch starts a token request for e (e.mu held). It runs on its own context: the
 // request that started it may leave, the others still wait for it.
-func (t *entraTokens) fetch(e *entraEntry, providerID string) {
+func (t *entraTokens) fetch(e *entraEntry) {
 	e.fetching = make(chan struct{})
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), entraFetchTimeout)
@@ -159,15 +176,21 @@ func (t *entraTokens) fetch(e *entraEntry, providerID string) {
 		tok, lifetime, err := t.request(ctx, e)
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		now := t.now()
+		margin := min(entraExpiryMargin, lifetime/10)
+		if err == nil && !now.Before(start.Add(lifetime-margin)) {
+			err = fmt.Errorf("the directory's token lives %s, too short to use", lifetime)
+		}
 		if err != nil {
-			e.err = fmt.Errorf("%w %s: %s", ErrUpstreamToken, providerID, err)
-			e.retryAt = t.now().Add(entraRetryAfter)
-			t.log.Warn("entra id token request failed", "provider_id", providerID, "client_id", e.clientID,
-				"token_url", e.tokenURL, "err", err.Error())
+			// A still usable token stays in use until it is not; the directory is asked
+			// again after a pause.
+			e.err = err
+			e.retryAt = now.Add(entraRetryAfter)
+			t.log.Warn("entra id token request failed", "client_id", e.clientID, "token_url", e.tokenURL, "err", err.Error())
 		} else {
 			// Counted from before the request, on the cache's clock.
 			expiry := start.Add(lifetime)
-			e.token, e.expiry, e.err = tok, expiry, nil
+			e.token, e.expiry, e.margin, e.err = tok, expiry, margin, nil
 			e.refreshAt = expiry.Add(-min(entraRefreshBefore, lifetime/2))
 		}
 		close(e.fetching)
@@ -229,9 +252,13 @@ func (t *entraTokens) request(ctx context.Context, e *entraEntry) (string, time.
 	return r.AccessToken, lifetime, nil
 }
 
+// truncateString cuts s to at most n bytes, at a character boundary.
 func truncateString(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

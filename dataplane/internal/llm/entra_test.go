@@ -305,7 +305,7 @@ func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 // The directory's answer as older endpoints give it (expires_in a string) is read; an
 // answer without a bearer token is a failure, not an empty Authorization header.
 func TestEntraTokenAnswers(t *testing.T) {
-	answer := `{"token_type":"Bearer","expires_in":"600","access_token":"tok-s"}`
+	answer := `{"token_type":"Bearer","expires_in":"1200","access_token":"tok-s"}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, answer)
 	}))
@@ -317,11 +317,88 @@ func TestEntraTokenAnswers(t *testing.T) {
 	if tok, err := tk.token(context.Background(), p); err != nil || tok != "tok-s" {
 		t.Fatalf("string expires_in: %q, %v", tok, err)
 	}
-	if e := tk.entry(p.Entra); !e.expiry.Equal(clk.Now().Add(10*time.Minute)) || !e.refreshAt.Equal(clk.Now().Add(5*time.Minute)) {
+	if e := tk.entry(p.Entra); !e.expiry.Equal(clk.Now().Add(20*time.Minute)) || !e.refreshAt.Equal(clk.Now().Add(15*time.Minute)) {
 		t.Fatalf("expiry %v, renewal %v", e.expiry, e.refreshAt)
 	}
 	answer = `{"token_type":"mac","access_token":"x"}`
 	if _, err := tk.token(context.Background(), entraProvider("other")); !errors.Is(err, ErrUpstreamToken) || !strings.Contains(err.Error(), `token_type "mac"`) {
 		t.Fatalf("not a bearer token: %v", err)
 	}
+}
+
+// A renewal the directory refuses leaves the token in hand in use until its last
+// minute, asking again every 5 seconds; after that, callers get the refusal.
+func TestEntraFailedRenewalKeepsTheToken(t *testing.T) {
+	ts := newTokenServer(t)
+	tk, clk := newTestTokens(t, ts, nil)
+	p := entraProvider(entraSecret)
+	ctx := context.Background()
+	if tok, err := tk.token(ctx, p); err != nil || tok != "tok-1" {
+		t.Fatalf("first token %q, %v", tok, err)
+	}
+	ts.mu.Lock()
+	ts.refuse = true
+	ts.mu.Unlock()
+	clk.add(56 * time.Minute) // renewal due
+	for i := 0; i < 3; i++ {
+		if tok, err := tk.token(ctx, p); err != nil || tok != "tok-1" {
+			t.Fatalf("during a refused renewal: %q, %v", tok, err)
+		}
+		waitIdle(t, tk, p)
+	}
+	if n := ts.count(); n != 2 {
+		t.Fatalf("%d token requests within 5 s of a refused renewal, want 2", n)
+	}
+	clk.add(6 * time.Second)
+	if tok, err := tk.token(ctx, p); err != nil || tok != "tok-1" {
+		t.Fatalf("after the pause: %q, %v", tok, err)
+	}
+	waitIdle(t, tk, p)
+	if n := ts.count(); n != 3 {
+		t.Fatalf("%d token requests after the pause, want 3", n)
+	}
+	// In its last minute the token is not sent: a request in flight would carry it
+	// past its expiry.
+	clk.add(3*time.Minute + 10*time.Second) // 59:16
+	if tok, err := tk.token(ctx, p); !errors.Is(err, ErrUpstreamToken) {
+		t.Fatalf("a token in its last minute: %q, %v", tok, err)
+	}
+	ts.mu.Lock()
+	ts.refuse = false
+	ts.mu.Unlock()
+	clk.add(6 * time.Second)
+	if tok, err := tk.token(ctx, p); err != nil || tok != "tok-5" {
+		t.Fatalf("after the directory came back: %q, %v", tok, err)
+	}
+}
+
+// A token too short-lived to use is a failure, remembered as one: the directory is
+// not asked by every caller in turn.
+func TestEntraTokenTooShort(t *testing.T) {
+	ts := newTokenServer(t)
+	ts.expiresIn = 1
+	tk, clk := newTestTokens(t, ts, nil)
+	clk.add(0)
+	p := entraProvider(entraSecret)
+	// The cache's clock does not move while the request runs, so a 1 s token is
+	// usable for 0.9 s; move the clock inside the directory to make it arrive late.
+	ts.mu.Lock()
+	ts.srv.Config.Handler = slowHandler(ts.srv.Config.Handler, func() { clk.add(2 * time.Second) })
+	ts.mu.Unlock()
+	if _, err := tk.token(context.Background(), p); !errors.Is(err, ErrUpstreamToken) || !strings.Contains(err.Error(), "too short") {
+		t.Fatalf("a token expired on arrival: %v", err)
+	}
+	if _, err := tk.token(context.Background(), p); !errors.Is(err, ErrUpstreamToken) {
+		t.Fatalf("second call: %v", err)
+	}
+	if n := ts.count(); n != 1 {
+		t.Fatalf("%d token requests, want 1", n)
+	}
+}
+
+func slowHandler(h http.Handler, before func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		before()
+		h.ServeHTTP(w, r)
+	})
 }

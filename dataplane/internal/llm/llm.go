@@ -636,7 +636,7 @@ type metrics struct {
 
 // attemptOutcomes are the outcome labels of gatehouse_gateway_upstream_attempts_total.
 var attemptOutcomes = []string{"ok", "status_4xx", "status_429", "status_5xx", "auth", "timeout", "ttft_timeout",
-	"unreachable", "bad_response", "client_gone", "stream_broken", "stream_idle", "unsupported"}
+	"unreachable", "bad_response", "client_gone", "stream_broken", "stream_idle", "unsupported", "token"}
 
 func (m *metrics) attempt(ptype, outcome string) prometheus.Counter {
 	if c, ok := m.attemptChildren[[2]string{ptype, outcome}]; ok {

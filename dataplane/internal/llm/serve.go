@@ -383,14 +383,19 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 		case errors.Is(err, ErrOperationNotSupported) || errors.Is(err, errCannotCarry):
 			release(routing.Neutral, 0)
 			return skip, &failure{err: err, reason: "unsupported", local: true}
+		// A provider authenticated by Entra ID had no token: nothing reached it, so its
+		// breaker is not charged (a directory outage must not open the breakers of
+		// every deployment sharing the registration), and the caller who left is not
+		// charged either.
 		case errors.Is(err, ErrUpstreamToken):
 			// The directory refused the provider's app registration or could not be
 			// reached: asking again at once cannot help; another deployment may
 			// authenticate otherwise.
-			return fail(routing.Failure, skip, &failure{err: fmt.Errorf("upstream: %w", err), reason: "auth"})
-		case ctx.Err() != nil || actx.Err() != nil:
-			// The wait for a token ended with the caller or with the attempt's time.
-			return transportFailure(err, ErrUpstreamUnreachable)
+			return fail(routing.Neutral, skip, &failure{err: fmt.Errorf("upstream: %w", err), reason: "token"})
+		case ctx.Err() != nil:
+			return fail(routing.Neutral, done, &failure{err: fmt.Errorf("upstream: %w: waiting for an entra id token: %w", ErrClientGone, err), reason: "client_gone"})
+		case actx.Err() != nil:
+			return fail(routing.Neutral, retry, &failure{err: fmt.Errorf("upstream: %w: waiting for an entra id token: %w", ErrUpstreamTimeout, err), reason: "token"})
 		}
 		release(routing.Neutral, 0)
 		return done, &failure{err: err}
