@@ -23,6 +23,12 @@ import (
 // startStack runs the system on a fresh database and seeds the demo org.
 func startStack(t *testing.T, regions ...string) (*stack.Stack, stack.Demo, *stack.Admin, string) {
 	t.Helper()
+	return startStackWith(t, nil, regions...)
+}
+
+// startStackWith is startStack with options changed by with (when not nil) first.
+func startStackWith(t *testing.T, with func(*stack.Options), regions ...string) (*stack.Stack, stack.Demo, *stack.Admin, string) {
+	t.Helper()
 	ctx := context.Background()
 	dbURL := pgtest.NewURL(t)
 	gws := map[string]string{}
@@ -30,7 +36,11 @@ func startStack(t *testing.T, regions ...string) (*stack.Stack, stack.Demo, *sta
 		gws[r] = ""
 	}
 	secrets := stack.NewSecrets()
-	st, err := stack.Start(ctx, stack.Options{BinDir: binDir, StateDir: t.TempDir(), DatabaseURL: dbURL, Secrets: secrets, GatewayAddrs: gws})
+	opts := stack.Options{BinDir: binDir, StateDir: t.TempDir(), DatabaseURL: dbURL, Secrets: secrets, GatewayAddrs: gws}
+	if with != nil {
+		with(&opts)
+	}
+	st, err := stack.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

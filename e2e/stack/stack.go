@@ -43,6 +43,8 @@ type Options struct {
 	Secrets  Secrets
 	// LogOutput, if set, also receives every process's output (stderr).
 	LogOutput io.Writer
+	// GatewayEnv is extra environment of every gateway (NAME=value).
+	GatewayEnv []string
 }
 
 // Secrets are the stack's shared secrets.
@@ -230,7 +232,7 @@ func (s *Stack) startGateway(ctx context.Context, key, region string) error {
 		"--region", region, "--listen", s.gatewayAddrs[key], "--nats-url", s.NATSURL,
 		"--gateway-id", name, "--spool-dir", filepath.Join(s.opts.StateDir, "spool-"+key),
 		"--cache-dir", filepath.Join(s.opts.StateDir, "cache-"+key),
-	}, []string{"GATEHOUSE_CONFIG_KEYS=" + s.opts.Secrets.ConfigKeys})
+	}, append([]string{"GATEHOUSE_CONFIG_KEYS=" + s.opts.Secrets.ConfigKeys}, s.opts.GatewayEnv...))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -109,7 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	breakerCooldown := fs.String("breaker-cooldown", env("GATEHOUSE_BREAKER_COOLDOWN", "30s"), "default time an open circuit breaker waits before a probe (env GATEHOUSE_BREAKER_COOLDOWN)")
 	otlp := fs.String("otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OpenTelemetry collector base URL for traces over OTLP/HTTP, e.g. http://collector:4318; empty disables tracing (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	accessLog := fs.String("access-log", env("GATEHOUSE_ACCESS_LOG", "true"), "log one JSON line per LLM request (no prompt contents unless the team enables log_contents) (env GATEHOUSE_ACCESS_LOG)")
-	entraAuthority := fs.String("azure-authority", env("GATEHOUSE_AZURE_AUTHORITY", "https://login.microsoftonline.com"), "Microsoft Entra ID authority that Azure OpenAI providers authenticated by Entra ID get their tokens from; a sovereign cloud's gateways set its own, e.g. https://login.microsoftonline.us (env GATEHOUSE_AZURE_AUTHORITY)")
+	entraAuthority := fs.String("azure-authority", env("GATEHOUSE_AZURE_AUTHORITY", "https://login.microsoftonline.com"), "Microsoft Entra ID authority that Azure OpenAI providers authenticated by Entra ID get their tokens from; a sovereign cloud's gateways set its own, e.g. https://login.microsoftonline.us; plain http only on loopback, for tests (env GATEHOUSE_AZURE_AUTHORITY)")
 	allowLinkLocal := fs.String("allow-link-local-upstreams", env("GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS", "false"), "let upstream connections reach link-local and cloud metadata addresses, which are refused at dial time otherwise (env GATEHOUSE_ALLOW_LINK_LOCAL_UPSTREAMS, as on the control plane)")
 	gcFloor := fs.String("gc-floor-mib", env("GATEHOUSE_GC_FLOOR_MIB", "20"), "the heap may grow by at least this many MiB between garbage collections (GOGC follows the live heap, between 100 and 400); 0, or GOGC set in the environment, leaves the runtime's pacing alone (env GATEHOUSE_GC_FLOOR_MIB)")
 	logFlush := fs.String("log-flush-interval", env("GATEHOUSE_LOG_FLUSH_INTERVAL", "100ms"), "log lines are buffered and written to stderr this often, so the access log costs no system call per request; 0 writes every line at once (env GATEHOUSE_LOG_FLUSH_INTERVAL)")
@@ -189,8 +190,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		cfg.app.OTLPEndpoint = *otlp
 	}
-	if u, err := url.Parse(*entraAuthority); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return cfg, fmt.Errorf("--azure-authority: want an https URL such as https://login.microsoftonline.com, got %q", *entraAuthority)
+	if u, err := url.Parse(*entraAuthority); err != nil || !(u.Scheme == "https" || u.Scheme == "http" && loopbackHost(u.Hostname())) ||
+		u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return cfg, fmt.Errorf("--azure-authority: want an https URL such as https://login.microsoftonline.com (http on loopback only), got %q", *entraAuthority)
 	}
 	cfg.app.EntraAuthority = *entraAuthority
 	var level slog.Level
@@ -271,4 +273,13 @@ func defaultGatewayID() string {
 // validSubjectToken reports whether s can be one token of a NATS subject.
 func validSubjectToken(s string) bool {
 	return s != "" && len(s) <= 64 && !strings.ContainsAny(s, ".*> \t\r\n")
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

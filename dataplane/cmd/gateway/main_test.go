@@ -102,6 +102,12 @@ func TestParseConfig(t *testing.T) {
 				}
 			}},
 		{name: "entra authority over plain http", args: []string{"--config-keys", testKeys, "--azure-authority", "http://login.example"}, wantErr: "azure-authority"},
+		{name: "entra authority over http on loopback", args: []string{"--config-keys", testKeys, "--azure-authority", "http://127.0.0.1:9999"},
+			check: func(t *testing.T, c config) {
+				if c.app.EntraAuthority != "http://127.0.0.1:9999" {
+					t.Errorf("authority = %q", c.app.EntraAuthority)
+				}
+			}},
 		{name: "keys required", wantErr: "required"},
 		{name: "bad keys", args: []string{"--config-keys", "k1:short"}, wantErr: "config-keys"},
 		{name: "bad region", args: []string{"--config-keys", testKeys, "--region", "EU.1"}, wantErr: "region"},
