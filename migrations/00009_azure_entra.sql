@@ -15,6 +15,10 @@ comment on column providers.azure_tenant_id is 'Azure OpenAI only: Microsoft Ent
 comment on column providers.azure_client_id is 'Azure OpenAI only: Microsoft Entra ID application (client) id, a GUID; set together with azure_tenant_id, and api_key_sealed then holds its client secret.';
 
 -- +goose Down
+-- A release without Entra ID would send a client secret as an API key: the secrets go
+-- (those providers then have no credential; an older control plane cannot open them
+-- anyway, they are sealed apart).
+update providers set api_key_sealed = null, api_key_key_id = null where azure_tenant_id <> '';
 alter table providers drop constraint providers_azure_entra_secret_ck;
 alter table providers drop constraint providers_azure_entra_type_ck;
 alter table providers drop constraint providers_azure_entra_pair_ck;

@@ -109,7 +109,7 @@ func TestProviderEntra(t *testing.T) {
 	for _, want := range []string{
 		testID("provider-authentication") + `>Microsoft Entra ID (tenant <code>` + tenant + `</code>, client <code>` + client + `</code>)`,
 		`name="azure_tenant_id"`, `value="` + tenant + `"`, `name="azure_client_id"`, `value="` + client + `"`,
-		"client secret; switching between the API key and Entra ID needs the new one", `data-testid="error-api_key">enter the client secret<`,
+		"client secret; switching between the API key and Entra ID, or to another client id, needs the new one", `data-testid="error-api_key">enter the client secret<`,
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("Entra ID provider page lacks %q", want)

@@ -436,7 +436,7 @@ func Provider(v ProviderView) templ.Component {
 func editKeyHint(typ string) string {
 	const hint = "Replaces the stored key (kept encrypted, never shown). Leave blank to keep the current one."
 	if typ == ProviderAzureOpenAI {
-		return hint + " With Microsoft Entra ID, it is the app registration's client secret; switching between the API key and Entra ID needs the new one."
+		return hint + " With Microsoft Entra ID, it is the app registration's client secret; switching between the API key and Entra ID, or to another client id, needs the new one."
 	}
 	return hint
 }

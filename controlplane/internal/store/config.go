@@ -90,7 +90,7 @@ func (s *Store) LoadOrgConfig(ctx context.Context, orgID string) (OrgConfig, err
 		for _, p := range providers {
 			pw := ProviderWithSecret{Provider: providerFromRow(p)}
 			if p.ApiKeySealed != nil && p.ApiKeyKeyID != nil {
-				plain, err := s.secrets.OpenBytes(*p.ApiKeyKeyID, p.ApiKeySealed, credentialAAD(orgID))
+				plain, err := s.secrets.OpenBytes(*p.ApiKeyKeyID, p.ApiKeySealed, providerAAD(orgID, p.AzureTenantID != ""))
 				if err != nil {
 					return fmt.Errorf("provider %s credential: %w", p.ID, err)
 				}

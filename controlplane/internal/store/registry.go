@@ -102,6 +102,20 @@ func modelFromRow(r dbq.Model) Model {
 // into another org's (or another kind's) row does not open.
 func credentialAAD(orgID string) []byte { return []byte("gatehouse/provider-credential/" + orgID) }
 
+// entraSecretAAD binds the client secret of a provider authenticated by Microsoft
+// Entra ID: sealed apart from API keys, so that code which knows only API keys (an
+// older release, during a rolling upgrade) cannot open it and send it as one.
+func entraSecretAAD(orgID string) []byte { return []byte("gatehouse/provider-entra-secret/" + orgID) }
+
+// providerAAD is the AAD of a provider's credential: an API key's, or a client
+// secret's when the provider authenticates by Entra ID.
+func providerAAD(orgID string, entra bool) []byte {
+	if entra {
+		return entraSecretAAD(orgID)
+	}
+	return credentialAAD(orgID)
+}
+
 func entryAAD(kind, orgID string) []byte { return []byte("gatehouse/" + kind + "-credential/" + orgID) }
 
 // apiVersionRE is what an Azure OpenAI api-version looks like; the gateway puts it in
@@ -249,7 +263,7 @@ func (s *Store) CreateProvider(ctx context.Context, actor Actor, orgID string, i
 	if err := s.checkUpstreamURL(ctx, "base_url", in.BaseURL); err != nil {
 		return Provider{}, err
 	}
-	sealed, keyID, err := s.seal(in.APIKey, credentialAAD(orgID))
+	sealed, keyID, err := s.seal(in.APIKey, providerAAD(orgID, in.AzureTenantID != ""))
 	if err != nil {
 		return Provider{}, err
 	}

@@ -44,14 +44,6 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 		}
 		in.BaseURL = &u
 	}
-	var sealed []byte
-	var keyID *string
-	if in.APIKey != nil {
-		var err error
-		if sealed, keyID, err = s.seal(*in.APIKey, credentialAAD(orgID)); err != nil {
-			return Provider{}, err
-		}
-	}
 	var out Provider
 	err := s.inTx(ctx, func(q *dbq.Queries, ch *change) error {
 		// Locked: a concurrent edit waits, then starts from this one's result (it would
@@ -80,17 +72,13 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 			// A stored credential never follows the provider to another host: whoever
 			// moves it there must know the key (or remove it).
 			if in.APIKey == nil && row.ApiKeySealed != nil && !sameOrigin(row.BaseUrl, *in.BaseURL) {
-				return invalid("api_key", "enter the API key again (or remove it) when the base URL moves to another host; the stored one is only sent where it was registered")
+				what := "the API key again (or remove it)"
+				if row.AzureTenantID != "" {
+					what = "the client secret again"
+				}
+				return invalid("api_key", "enter "+what+" when the base URL moves to another host; the stored one is only sent where it was registered")
 			}
 			p.BaseUrl = *in.BaseURL
-		}
-		credential := ""
-		if in.APIKey != nil {
-			p.ApiKeySealed, p.ApiKeyKeyID = sealed, keyID
-			credential = "replaced"
-			if sealed == nil {
-				credential = "removed"
-			}
 		}
 		if in.APIVersion != nil {
 			p.ApiVersion = strings.TrimSpace(*in.APIVersion)
@@ -113,7 +101,20 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 		if err := checkEntra(row.Type, p.AzureTenantID, p.AzureClientID); err != nil {
 			return err
 		}
-		if err := checkEntraCredential(row.AzureTenantID != "", p.AzureTenantID != "", in.APIKey != nil, p.ApiKeySealed != nil); err != nil {
+		credential := ""
+		if in.APIKey != nil {
+			// Sealed for what it now is, an API key or a client secret.
+			if p.ApiKeySealed, p.ApiKeyKeyID, err = s.seal(*in.APIKey, providerAAD(orgID, p.AzureTenantID != "")); err != nil {
+				return err
+			}
+			credential = "replaced"
+			if p.ApiKeySealed == nil {
+				credential = "removed"
+			}
+		}
+		wasEntra := row.AzureTenantID != ""
+		if err := checkEntraCredential(wasEntra, p.AzureTenantID != "", wasEntra && p.AzureClientID != row.AzureClientID,
+			in.APIKey != nil, p.ApiKeySealed != nil); err != nil {
 			return err
 		}
 		all, teams, err := s.reshare(ctx, q, orgID, in.Share, before.SharedWith)
@@ -135,15 +136,18 @@ func (s *Store) UpdateProvider(ctx context.Context, actor Actor, orgID, id strin
 	return out, err
 }
 
-// checkEntraCredential: a provider switching between an API key and Microsoft Entra ID
-// gets a new credential in the same edit (the stored one was given for the other use),
-// and an Entra ID provider keeps a client secret.
-func checkEntraCredential(wasEntra, entra, newCredential, hasCredential bool) error {
+// checkEntraCredential: a provider switching between an API key and Microsoft Entra ID,
+// or to another app registration (client id), gets a new credential in the same edit
+// (the stored one was given for the other use), and an Entra ID provider keeps a
+// client secret.
+func checkEntraCredential(wasEntra, entra, otherApp, newCredential, hasCredential bool) error {
 	switch {
 	case entra && !wasEntra && !newCredential:
 		return invalid("api_key", "enter the app registration's client secret when switching to Microsoft Entra ID; the stored API key is never used as one")
 	case wasEntra && !entra && !newCredential:
-		return invalid("api_key", "enter an API key (or remove the credential) when switching from Microsoft Entra ID to an API key; the stored client secret is never sent as one")
+		return invalid("api_key", "enter an API key (or an empty one, for none) when switching from Microsoft Entra ID to an API key; the stored client secret is never sent as one")
+	case entra && otherApp && !newCredential:
+		return invalid("api_key", "enter the client secret of the new app registration; the stored one belongs to the previous client id")
 	case entra && !hasCredential:
 		return invalid("api_key", entraSecretRequired)
 	}

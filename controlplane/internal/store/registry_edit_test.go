@@ -349,15 +349,20 @@ func TestUpdateProviderEntra(t *testing.T) {
 		t.Fatalf("audit before %s after %s", entries[0].Before, entries[0].After)
 	}
 
-	// Another tenant or client id keeps the stored secret; so does a rotation of the secret alone.
+	// Another tenant keeps the stored secret (the app is the same); another client id is
+	// another app, whose secret must come with it; a rotation of the secret alone works.
 	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{AzureTenantID: ptr("contoso.onmicrosoft.com")}); err != nil || up.AzureTenantID != "contoso.onmicrosoft.com" {
 		t.Fatalf("new tenant: %+v, %v", up, err)
 	}
 	const otherClient = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
-	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{AzureClientID: ptr(otherClient)}); err != nil || up.AzureClientID != otherClient {
-		t.Fatalf("new client id: %+v, %v", up, err)
+	var ve *store.ValidationError
+	if _, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{AzureClientID: ptr(otherClient)}); !errors.As(err, &ve) || ve.Fields["api_key"] == "" {
+		t.Fatalf("new client id, the old app's secret kept: %v", err)
 	}
-	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "entra-secret-222" || cp.AzureTenantID != "contoso.onmicrosoft.com" || cp.AzureClientID != otherClient {
+	if up, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{AzureClientID: ptr(otherClient), APIKey: ptr("entra-secret-222b")}); err != nil || up.AzureClientID != otherClient {
+		t.Fatalf("new client id with its secret: %+v, %v", up, err)
+	}
+	if cp := configProvider(t, st, org.ID, p.ID); cp.APIKey != "entra-secret-222b" || cp.AzureTenantID != "contoso.onmicrosoft.com" || cp.AzureClientID != otherClient {
 		t.Fatalf("snapshot provider after new ids: %+v", cp)
 	}
 	if _, err := st.UpdateProvider(ctx, actor, org.ID, p.ID, store.ProviderChange{APIKey: ptr("entra-secret-333")}); err != nil {

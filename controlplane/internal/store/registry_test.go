@@ -200,13 +200,17 @@ func TestRotateSecrets(t *testing.T) {
 	if _, err := st.CreateMCPServer(ctx, "test", org.ID, store.NewMCPServer{Name: "m", URL: "https://m.example/mcp", Credential: "mcp-rotate"}); err != nil {
 		t.Fatal(err)
 	}
+	// An Entra ID client secret, sealed apart from API keys, is re-sealed as one.
+	if _, err := st.CreateProvider(ctx, "test", org.ID, azureProvider("z-entra", entraTenant, entraClient, "cs-entra-rotate")); err != nil {
+		t.Fatal(err)
+	}
 	both, err := wire.ParseKeyring("new:" + b64(newKey) + ",old:" + b64(oldKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rotated := store.New(pool, both)
 	n, err := rotated.RotateSecrets(ctx, "test")
-	if err != nil || n != 3 {
+	if err != nil || n != 4 {
 		t.Fatalf("rotated %d, %v", n, err)
 	}
 	if n, _ := rotated.RotateSecrets(ctx, "test"); n != 0 {
@@ -218,8 +222,18 @@ func TestRotateSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Providers[0].APIKey != "sk-rotate-me" || cfg.MCPServers[0].Credential != "mcp-rotate" {
+	if cfg.Providers[0].APIKey != "sk-rotate-me" || cfg.Providers[1].APIKey != "cs-entra-rotate" || cfg.MCPServers[0].Credential != "mcp-rotate" {
 		t.Fatalf("credentials after rotation: %+v %+v", cfg.Providers, cfg.MCPServers)
+	}
+	// What an API key is sealed with does not open the client secret: a release that
+	// knows only API keys could not send it as one.
+	var sealed []byte
+	var kid string
+	if err := pool.QueryRow(ctx, `select api_key_sealed, api_key_key_id from providers where name = 'z-entra'`).Scan(&sealed, &kid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onlyNew.OpenBytes(kid, sealed, []byte("gatehouse/provider-credential/"+org.ID)); err == nil {
+		t.Fatal("the client secret opens as an API key")
 	}
 	sso, err := store.New(pool, onlyNew).SSOForOrg(ctx, org.ID)
 	if err != nil || sso.ClientSecret != "cs-rotate" {

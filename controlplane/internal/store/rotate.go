@@ -2,22 +2,24 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// sealedColumns lists every column sealed under the master key, with the AAD its rows
-// were sealed with. Rotation is written with hand-made SQL because it walks several
-// tables generically, which sqlc cannot express.
+// sealedColumns lists every column sealed under the master key, with the AADs its rows
+// may be sealed with (a provider's credential: an API key's or an Entra ID client
+// secret's). Rotation is written with hand-made SQL because it walks several tables
+// generically, which sqlc cannot express.
 var sealedColumns = []struct {
 	table, id, sealed, keyID string
-	aad                      func(orgID string) []byte
+	aads                     []func(orgID string) []byte
 }{
-	{"providers", "id", "api_key_sealed", "api_key_key_id", credentialAAD},
-	{"sso_connections", "org_id", "client_secret_sealed", "client_secret_key_id", connAAD},
-	{"mcp_servers", "id", "credential_sealed", "credential_key_id", func(o string) []byte { return entryAAD("mcp", o) }},
-	{"a2a_agents", "id", "credential_sealed", "credential_key_id", func(o string) []byte { return entryAAD("a2a", o) }},
+	{"providers", "id", "api_key_sealed", "api_key_key_id", []func(string) []byte{credentialAAD, entraSecretAAD}},
+	{"sso_connections", "org_id", "client_secret_sealed", "client_secret_key_id", []func(string) []byte{connAAD}},
+	{"mcp_servers", "id", "credential_sealed", "credential_key_id", []func(string) []byte{func(o string) []byte { return entryAAD("mcp", o) }}},
+	{"a2a_agents", "id", "credential_sealed", "credential_key_id", []func(string) []byte{func(o string) []byte { return entryAAD("a2a", o) }}},
 }
 
 // RotateSecrets re-seals every credential not sealed under the active master key, in
@@ -51,11 +53,19 @@ func (s *Store) RotateSecrets(ctx context.Context, actor Actor) (int, error) {
 				return err
 			}
 			for _, r := range todo {
-				plain, err := s.secrets.OpenBytes(r.keyID, r.sealed, c.aad(r.org))
+				// Each AAD in turn: only the one it was sealed with opens it (GCM).
+				var plain, aad []byte
+				err := errors.New("no aad")
+				for _, f := range c.aads {
+					aad = f(r.org)
+					if plain, err = s.secrets.OpenBytes(r.keyID, r.sealed, aad); err == nil {
+						break
+					}
+				}
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", c.table, r.id, err)
 				}
-				kid, sealed, err := s.secrets.SealBytes(plain, c.aad(r.org))
+				kid, sealed, err := s.secrets.SealBytes(plain, aad)
 				if err != nil {
 					return err
 				}
