@@ -161,6 +161,46 @@ func TestConsoleInBrowser(t *testing.T) {
 	if action != "provider.update" {
 		t.Fatalf("newest provider audit row action = %q", action)
 	}
+	// An Azure OpenAI provider authenticated by Microsoft Entra ID: a refused form
+	// comes back without the client secret it was sent; the provider's page says how it
+	// authenticates.
+	const entraSecret = "console~client~secret"
+	fillEntra := func(tenant string) chromedp.Tasks {
+		f := tid("provider-form")
+		return chromedp.Tasks{
+			chromedp.SetValue(f+` input[name="name"]`, "azure-entra"),
+			chromedp.SetValue(f+` select[name="type"]`, "azure-openai"),
+			chromedp.SetValue(f+` input[name="base_url"]`, "https://acme.openai.azure.com"),
+			chromedp.SetValue(f+` input[name="api_key"]`, entraSecret),
+			chromedp.SetValue(f+` input[name="api_version"]`, "2024-10-21"),
+			chromedp.SetValue(f+` input[name="azure_tenant_id"]`, tenant),
+			chromedp.SetValue(f+` input[name="azure_client_id"]`, "0b5d2c9e-1f3a-4c7e-9d2b-6a8f0e4c1b7d"),
+			chromedp.Click(tid("add-provider")),
+		}
+	}
+	var page string
+	step("an Entra ID provider with a tenant the directory would not take",
+		chromedp.Navigate(st.ControlPlane+"/orgs/demo/providers"),
+		chromedp.WaitVisible(tid("provider-form")),
+		fillEntra("common"),
+		chromedp.WaitVisible(tid("error-azure_tenant_id")),
+		chromedp.OuterHTML("html", &page),
+	)
+	if strings.Contains(page, entraSecret) {
+		t.Fatal("the refused form shows the client secret it was sent")
+	}
+	step("an Entra ID provider",
+		fillEntra("contoso.onmicrosoft.com"),
+		chromedp.WaitVisible(`//table[@data-testid="providers-table"]//a[contains(., "azure-entra")]`, chromedp.BySearch),
+		chromedp.Click(`//table[@data-testid="providers-table"]//a[contains(., "azure-entra")]`, chromedp.BySearch),
+		chromedp.WaitVisible(tid("provider-authentication")),
+		chromedp.Text(tid("provider-authentication"), &text),
+		chromedp.OuterHTML("html", &page),
+		shot("06d-provider-entra"),
+	)
+	if !strings.Contains(text, "Microsoft Entra ID") || !strings.Contains(text, "contoso.onmicrosoft.com") || strings.Contains(page, entraSecret) {
+		t.Fatalf("Entra ID provider's authentication: %q (secret on the page: %v)", text, strings.Contains(page, entraSecret))
+	}
 	var secret string
 	step("mint a key on the team page",
 		chromedp.Navigate(st.ControlPlane+"/orgs/demo/teams/platform"),
