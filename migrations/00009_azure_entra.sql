@@ -17,9 +17,9 @@ comment on column providers.azure_client_id is 'Azure OpenAI only: Microsoft Ent
 -- +goose Down
 -- A release without Entra ID would send a client secret as an API key: the secrets go
 -- (those providers then have no credential; an older control plane cannot open them
--- anyway, they are sealed apart).
-update providers set api_key_sealed = null, api_key_key_id = null where azure_tenant_id <> '';
+-- anyway, they are sealed apart). The check that kept them goes first.
 alter table providers drop constraint providers_azure_entra_secret_ck;
+update providers set api_key_sealed = null, api_key_key_id = null where azure_tenant_id <> '';
 alter table providers drop constraint providers_azure_entra_type_ck;
 alter table providers drop constraint providers_azure_entra_pair_ck;
 alter table providers drop column azure_client_id;
