@@ -201,6 +201,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(text, "Microsoft Entra ID") || !strings.Contains(text, "contoso.onmicrosoft.com") || strings.Contains(page, entraSecret) {
 		t.Fatalf("Entra ID provider's authentication: %q (secret on the page: %v)", text, strings.Contains(page, entraSecret))
 	}
+	// Another tenant on the provider's page keeps the stored secret (same app).
+	const otherTenant = "7f3c2a10-5b4e-4d6f-8a9b-0c1d2e3f4a5b"
+	step("move the Entra ID provider to another tenant",
+		chromedp.SetValue(tid("provider-edit-form")+` input[name="azure_tenant_id"]`, otherTenant),
+		chromedp.Click(tid("save-provider")),
+		chromedp.WaitVisible(tid("flash")),
+		chromedp.Text(tid("provider-authentication"), &text),
+	)
+	if !strings.Contains(text, otherTenant) || !strings.Contains(text, "Microsoft Entra ID") {
+		t.Fatalf("authentication after the tenant change: %q", text)
+	}
 	var secret string
 	step("mint a key on the team page",
 		chromedp.Navigate(st.ControlPlane+"/orgs/demo/teams/platform"),
