@@ -143,8 +143,12 @@ type UsageEvent struct {
 	// and those of them kept for an hour (also in cache_write_tokens).
 	CacheWriteTokens     int64 `protobuf:"varint,28,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
 	CacheWriteHourTokens int64 `protobuf:"varint,29,opt,name=cache_write_hour_tokens,json=cacheWriteHourTokens,proto3" json:"cache_write_hour_tokens,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The provider's processing tier as its answer reported it (OpenAI's service_tier:
+	// default, flex, priority, scale; Anthropic's usage.service_tier: standard, priority);
+	// empty when it reported none. OpenAI's flex is priced at half the model's prices.
+	ServiceTier   string `protobuf:"bytes,30,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UsageEvent) Reset() {
@@ -380,6 +384,13 @@ func (x *UsageEvent) GetCacheWriteHourTokens() int64 {
 	return 0
 }
 
+func (x *UsageEvent) GetServiceTier() string {
+	if x != nil {
+		return x.ServiceTier
+	}
+	return ""
+}
+
 // GuardrailEvent records one guardrail trigger (never the matched text).
 type GuardrailEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -481,7 +492,7 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"gateway_id\x18\x02 \x01(\tR\tgatewayId\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\x15\n" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x120\n" +
-	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\x90\b\n" +
+	"\x06events\x18\x05 \x03(\v2\x18.gatehouse.v1.UsageEventR\x06events\"\xb3\b\n" +
 	"\n" +
 	"UsageEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
@@ -521,7 +532,8 @@ const file_gatehouse_v1_usage_proto_rawDesc = "" +
 	"\voverhead_us\x18\x1b \x01(\x03R\n" +
 	"overheadUs\x12,\n" +
 	"\x12cache_write_tokens\x18\x1c \x01(\x03R\x10cacheWriteTokens\x125\n" +
-	"\x17cache_write_hour_tokens\x18\x1d \x01(\x03R\x14cacheWriteHourTokens\"\xa7\x01\n" +
+	"\x17cache_write_hour_tokens\x18\x1d \x01(\x03R\x14cacheWriteHourTokens\x12!\n" +
+	"\fservice_tier\x18\x1e \x01(\tR\vserviceTier\"\xa7\x01\n" +
 	"\x0eGuardrailEvent\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x1a\n" +
 	"\bdetector\x18\x02 \x01(\tR\bdetector\x12\x12\n" +
