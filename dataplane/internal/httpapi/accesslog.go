@@ -64,6 +64,9 @@ func appendAccessLine(b []byte, now time.Time, c *call, ev *gatehousev1.UsageEve
 		num("cache_write_hour_tokens", ev.CacheWriteHourTokens)
 	}
 	num("cost_micros", ev.CostMicros)
+	if ev.ServiceTier != "" {
+		str("service_tier", ev.ServiceTier)
+	}
 	num("latency_ms", ev.LatencyMs)
 	num("ttft_ms", ev.TimeToFirstTokenMs)
 	num("overhead_us", ev.OverheadUs)

@@ -388,7 +388,8 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 			ev.CachedTokens = res.Usage.CachedTokens
 			ev.CacheWriteTokens = res.Usage.CacheWriteTokens
 			ev.CacheWriteHourTokens = res.Usage.CacheWrite1hTokens
-			ev.CostMicros = m.Cost(res.Usage.Tokens())
+			ev.ServiceTier = res.ServiceTier
+			ev.CostMicros = llm.TierCost(res.ServiceTier, m.Cost(res.Usage.Tokens()))
 		}
 	}
 	return ev

@@ -444,6 +444,9 @@ type Result struct {
 	Status   int
 	Streamed bool
 	Usage    Usage
+	// ServiceTier is the provider's processing tier as its answer reported it
+	// (serviceTier), empty when it reported none.
+	ServiceTier string
 	// UsageEstimated says Usage was counted by the gateway (the stream ended before the
 	// provider reported usage): prompt and completion characters divided by 4.
 	UsageEstimated bool

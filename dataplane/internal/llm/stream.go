@@ -268,6 +268,9 @@ func (s *streamRelay) next() (raw, name, data []byte, err error) {
 		s.firstToken()
 		s.firstToken = nil
 	}
+	if t := serviceTier(data); t != "" {
+		s.res.ServiceTier = t // the last one told: a Response's final state says what served it
+	}
 	return raw, name, data, nil
 }
 
