@@ -8,9 +8,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
 )
 
 // TestServiceTierIsRecordedAndPriced: the tier an OpenAI answer reports rides on the
