@@ -43,7 +43,7 @@ func fullUsage() UsageView {
 			{Team: "Research", Model: "claude-sonnet", Requests: "2,345", Errors: "2", PromptTokens: "200k", CompletionTokens: "40k", Cost: "$2.10"},
 		},
 		Recent: []RecentRow{
-			{At: "10:02:03", RequestID: "req-1", Team: "Platform", KeyID: "k1", AgentIdentity: "support-bot", Model: "gpt-4o", Endpoint: "/v1/chat/completions",
+			{At: "10:02:03", RequestID: "req-1", Team: "Platform", KeyID: "k1", AgentIdentity: "support-bot", Model: "gpt-4o", ServiceTier: "flex", Endpoint: "/v1/chat/completions",
 				Status: "200", Streamed: true, Tokens: "1,234", Cost: "$0.01", LatencyMs: "812", Deployment: "azure/gpt-4o", Retries: "1", Fallback: ""},
 			{At: "10:01:00", RequestID: "req-2", Team: "Research", KeyID: "k7", Model: "claude-sonnet", Endpoint: "/v1/messages",
 				Status: "503", Tokens: "0", Cost: "$0.00", LatencyMs: "30,000", Retries: "0", Fallback: "gpt-mini"},
@@ -373,8 +373,9 @@ func TestUsagePage(t *testing.T) {
 				testID("recent-table"), testID("recent-row-req-1"), "<code>req-1</code>", "/v1/chat/completions", "key <code>k1</code>", "as <code>support-bot</code>",
 				`badge-success">200<`, testID("streamed-req-1"), ">Streamed<", "<code>azure/gpt-4o</code>", `data-testid="retries-req-1">retries: 1<`,
 				`badge-danger">503<`, `badge-warning">429<`, `data-testid="fallback-req-2"`, ">Fallback<", "<code>gpt-mini</code>",
+				`data-testid="tier-req-1" title="the provider's processing tier">tier flex<`,
 			},
-			notWant: []string{testID("empty-state"), testID("streamed-req-2"), testID("retries-req-2"), testID("fallback-req-1"), `action="/orgs/acme/usage"`},
+			notWant: []string{testID("empty-state"), testID("streamed-req-2"), testID("retries-req-2"), testID("fallback-req-1"), testID("tier-req-2"), `action="/orgs/acme/usage"`},
 		},
 		{
 			name: "usage empty, all teams",

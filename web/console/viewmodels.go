@@ -835,6 +835,7 @@ type RecentRow struct {
 	KeyID         string
 	AgentIdentity string // empty = the team itself
 	Model         string
+	ServiceTier   string // the provider's processing tier, e.g. "flex"; empty = none reported
 	Endpoint      string // e.g. "/v1/chat/completions"
 	Status        string
 	Streamed      bool

@@ -299,7 +299,7 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		row := v.RecentRow{At: e.StartedAt.Format("2006-01-02 15:04:05"), RequestID: e.RequestID, Team: orDash(e.Team), AgentIdentity: e.AgentIdentity,
-			Model: orDash(e.Model), Endpoint: e.Endpoint, Status: strconv.Itoa(int(e.StatusCode)), Streamed: e.Streamed,
+			Model: orDash(e.Model), ServiceTier: e.ServiceTier, Endpoint: e.Endpoint, Status: strconv.Itoa(int(e.StatusCode)), Streamed: e.Streamed,
 			Tokens: thousands0(e.PromptTokens + e.CompletionTokens), Cost: money(e.CostMicros), LatencyMs: strconv.FormatInt(e.LatencyMs, 10),
 			Deployment: e.DeploymentID, Retries: strconv.Itoa(int(e.Retries)), Fallback: e.FallbackModel}
 		if e.KeyID != nil {

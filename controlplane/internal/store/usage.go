@@ -31,6 +31,10 @@ type UsageEvent struct {
 	CacheWriteTokens     int64 `json:"cache_write_tokens"`
 	CacheWriteHourTokens int64 `json:"cache_write_hour_tokens"`
 	CostMicros           int64 `json:"cost_micros"`
+	// ServiceTier is the provider's processing tier as its answer reported it
+	// (OpenAI: default, flex, priority, scale; Anthropic: standard, priority), ""
+	// when it reported none.
+	ServiceTier string `json:"service_tier"`
 }
 
 // usageEvent is the API's form of an ingested event.
@@ -39,7 +43,7 @@ func usageEvent(r dbq.UsageEvent) UsageEvent {
 		KeyID: r.KeyID, Model: r.Model, Endpoint: r.Endpoint, Region: r.Region, GatewayID: r.GatewayID, StatusCode: r.StatusCode,
 		Streamed: r.Streamed, LatencyMs: r.LatencyMs, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
 		CachedTokens: r.CachedTokens, CacheWriteTokens: r.CacheWriteTokens, CacheWriteHourTokens: r.CacheWriteHourTokens,
-		CostMicros: r.CostMicros}
+		CostMicros: r.CostMicros, ServiceTier: r.ServiceTier}
 }
 
 // UsageSummary is an org's usage over the last 24 hours plus its newest events.

@@ -66,6 +66,7 @@ func (c *usageCopy) add(e *gatehousev1.UsageEvent, eventID, orgID [16]byte, team
 	b = appendInt8(b, e.OverheadUs)
 	b = appendInt8(b, e.CacheWriteTokens)
 	b = appendInt8(b, e.CacheWriteHourTokens)
+	b = appendText(b, truncateText(e.ServiceTier, maxServiceTierBytes))
 	c.buf = b
 	c.rows++
 }
@@ -108,6 +109,25 @@ func appendText(b []byte, s string) []byte {
 	s = cleanText(s)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
+}
+
+// maxServiceTierBytes bounds usage_events.service_tier (its check constraint,
+// usage_events_service_tier_ck). The gateway bounds it too, but a longer value from a
+// broken or older gateway must not cost the batch.
+const maxServiceTierBytes = 32
+
+// truncateText is s cleaned like cleanText and cut to at most n bytes on a character
+// boundary, so that it stays valid UTF-8.
+func truncateText(s string, n int) string {
+	s = cleanText(s)
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // cleanText replaces what PostgreSQL refuses in text — a NUL byte (a client can put

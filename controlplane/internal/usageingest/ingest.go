@@ -226,7 +226,7 @@ var columns = []string{
 	"provider_id", "endpoint", "region", "gateway_id", "latency_ms", "time_to_first_token_ms", "status_code",
 	"error_class", "streamed", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros",
 	"agent_identity", "deployment_id", "retries", "fallback_model", "overhead_us",
-	"cache_write_tokens", "cache_write_hour_tokens",
+	"cache_write_tokens", "cache_write_hour_tokens", "service_tier",
 }
 
 var guardrailColumns = []string{"event_id", "rule_id", "started_at", "org_id", "team_id", "request_id", "detector", "mode", "direction", "matches", "texts"}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/cptest"
 	"github.com/gatehouse-dev/gatehouse/controlplane/internal/usageingest"
@@ -270,7 +271,7 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 		StartedAtUnixMs: started.UnixMilli(), LatencyMs: 1234, TimeToFirstTokenMs: 56, StatusCode: 429,
 		ErrorClass: "rate_limited", Streamed: true, PromptTokens: 1 << 40, CompletionTokens: 7, CachedTokens: 3,
 		CostMicros: -5, Region: "eu", GatewayId: "gw-1", AgentIdentity: "agent", DeploymentId: "dep",
-		Retries: 2, FallbackModel: "fb", OverheadUs: 99, CacheWriteTokens: 11, CacheWriteHourTokens: 4}
+		Retries: 2, FallbackModel: "fb", OverheadUs: 99, CacheWriteTokens: 11, CacheWriteHourTokens: 4, ServiceTier: "flex"}
 	bare := &gatehousev1.UsageEvent{EventId: uuid(), RequestId: "req-2", OrgId: org.ID, Endpoint: "embeddings",
 		StartedAtUnixMs: time.Now().UnixMilli(), Region: "eu", GatewayId: "gw-1"}
 	// A start time in the year 318,857 (a broken clock) is skipped like a malformed id:
@@ -284,13 +285,13 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 		coalesce(key_id, 'NULL'), model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms,
 		time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens,
 		cached_tokens, cost_micros, agent_identity, deployment_id, retries, fallback_model, overhead_us,
-		cache_write_tokens, cache_write_hour_tokens
+		cache_write_tokens, cache_write_hour_tokens, service_tier
 		from usage_events where event_id = $1`
 	read := func(id string) string {
 		t.Helper()
 		var (
 			eventID, request, orgID, teamID, keyID, model, upstream, provider, endpoint, region, gateway string
-			errClass, agent, deployment, fallback                                                        string
+			errClass, agent, deployment, fallback, tier                                                  string
 			at                                                                                           time.Time
 			latency, ttft, prompt, completion, cached, cost, overhead, writes, writesHour                int64
 			status, retries                                                                              int32
@@ -298,23 +299,71 @@ func TestWriteStoresEveryColumn(t *testing.T) {
 		)
 		if err := st.Pool().QueryRow(ctx, q, id).Scan(&eventID, &at, &request, &orgID, &teamID, &keyID, &model,
 			&upstream, &provider, &endpoint, &region, &gateway, &latency, &ttft, &status, &errClass, &streamed,
-			&prompt, &completion, &cached, &cost, &agent, &deployment, &retries, &fallback, &overhead, &writes, &writesHour); err != nil {
+			&prompt, &completion, &cached, &cost, &agent, &deployment, &retries, &fallback, &overhead, &writes, &writesHour, &tier); err != nil {
 			t.Fatal(err)
 		}
 		return fmt.Sprintln(eventID, at.UTC().Format(time.RFC3339Nano), request, orgID, teamID, keyID, model, upstream,
 			provider, endpoint, region, gateway, latency, ttft, status, errClass, streamed, prompt, completion, cached,
-			cost, agent, deployment, retries, fallback, overhead, writes, writesHour)
+			cost, agent, deployment, retries, fallback, overhead, writes, writesHour, tier)
 	}
 	want := fmt.Sprintln(full.EventId, "1999-12-31T23:59:58.123Z", "req-1", org.ID, full.TeamId, "key-1", "m\uFFFDodel",
 		"gpt-ü", "prov", "chat.completions", "eu", "gw-1", 1234, 56, 429, "rate_limited", true, int64(1<<40), 7, 3,
-		-5, "agent", "dep", 2, "fb", 99, 11, 4)
+		-5, "agent", "dep", 2, "fb", 99, 11, 4, "flex")
 	if got := read(full.EventId); got != want {
 		t.Errorf("stored\n%s want\n%s", got, want)
 	}
 	want = fmt.Sprintln(bare.EventId, time.UnixMilli(bare.StartedAtUnixMs).UTC().Format(time.RFC3339Nano), "req-2", org.ID,
-		"NULL", "NULL", "", "", "", "embeddings", "eu", "gw-1", 0, 0, 0, "", false, 0, 0, 0, 0, "", "", 0, "", 0, 0, 0)
+		"NULL", "NULL", "", "", "", "embeddings", "eu", "gw-1", 0, 0, 0, "", false, 0, 0, 0, 0, "", "", 0, "", 0, 0, 0, "")
 	if got := read(bare.EventId); got != want {
 		t.Errorf("stored\n%s want\n%s", got, want)
+	}
+}
+
+// TestWriteBoundsTheServiceTier: a service tier is stored as at most 32 bytes of
+// valid UTF-8, cut on a character boundary, NUL bytes and invalid UTF-8 repaired
+// first; a tier the database would refuse (usage_events_service_tier_ck) never fails
+// the batch it came in, every event of which lands.
+func TestWriteBoundsTheServiceTier(t *testing.T) {
+	t.Parallel()
+	st := cptest.Store(t)
+	ctx := context.Background()
+	org, err := st.CreateOrg(ctx, "test", "tiers", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, tier, want string }{
+		{"none", "", ""},
+		{"openai", "priority", "priority"},
+		{"exactly 32 bytes", strings.Repeat("s", 32), strings.Repeat("s", 32)},
+		{"too long", strings.Repeat("s", 33) + "cale", strings.Repeat("s", 32)},
+		{"character across the bound", strings.Repeat("s", 31) + "é", strings.Repeat("s", 31)},
+		{"NUL and invalid UTF-8", "fl\x00e\xffx", "fl\uFFFDe\uFFFDx"},
+		// Each invalid byte becomes U+FFFD, three bytes: 26 bytes sent, 50 repaired.
+		{"repaired past the bound", "xx" + strings.Repeat("\xff.", 12), "xx" + strings.Repeat("\uFFFD.", 7)},
+	}
+	now := time.Now().UnixMilli()
+	ids := make([]string, len(tests))
+	var events []*gatehousev1.UsageEvent
+	for i, tt := range tests {
+		ids[i] = uuid()
+		events = append(events, &gatehousev1.UsageEvent{EventId: ids[i], RequestId: fmt.Sprint("req-", i), OrgId: org.ID,
+			Endpoint: "chat.completions", StartedAtUnixMs: now, Region: "eu", GatewayId: "gw-1", StatusCode: 200, ServiceTier: tt.tier})
+	}
+	ing := usageingest.New(st.Pool(), nil, slog.New(slog.DiscardHandler))
+	if n, err := ing.Write(ctx, events); err != nil || n != int64(len(events)) {
+		t.Fatalf("Write = %d, %v; want %d", n, err, len(events))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got string
+			if err := st.Pool().QueryRow(ctx, "select service_tier from usage_events where event_id = $1", ids[i]).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want || len(got) > 32 || !utf8.ValidString(got) {
+				t.Errorf("stored %q (%d bytes), want %q", got, len(got), tt.want)
+			}
+		})
 	}
 }
 

@@ -364,6 +364,8 @@ type UsageEvent struct {
 	CacheWriteTokens int64
 	// Of cache_write_tokens, those kept for an hour (priced at twice the input price).
 	CacheWriteHourTokens int64
+	// Provider's processing tier as its answer reported it (e.g. OpenAI default, flex, priority, scale; Anthropic standard, priority); '' = none reported. At most 32 bytes.
+	ServiceTier string
 }
 
 // People (provisioned just in time at SSO login or invited by email) and service accounts.

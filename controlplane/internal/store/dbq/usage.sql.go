@@ -23,7 +23,7 @@ func (q *Queries) CountUsageForOrg(ctx context.Context, orgID string) (int64, er
 }
 
 const recentUsage = `-- name: RecentUsage :many
-select event_id, started_at, request_id, org_id, team_id, key_id, model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms, time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens, cached_tokens, cost_micros, ingested_at, agent_identity, deployment_id, retries, fallback_model, overhead_us, cache_write_tokens, cache_write_hour_tokens from usage_events where org_id = $1 order by started_at desc limit $2
+select event_id, started_at, request_id, org_id, team_id, key_id, model, upstream_model, provider_id, endpoint, region, gateway_id, latency_ms, time_to_first_token_ms, status_code, error_class, streamed, prompt_tokens, completion_tokens, cached_tokens, cost_micros, ingested_at, agent_identity, deployment_id, retries, fallback_model, overhead_us, cache_write_tokens, cache_write_hour_tokens, service_tier from usage_events where org_id = $1 order by started_at desc limit $2
 `
 
 type RecentUsageParams struct {
@@ -70,6 +70,7 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 			&i.OverheadUs,
 			&i.CacheWriteTokens,
 			&i.CacheWriteHourTokens,
+			&i.ServiceTier,
 		); err != nil {
 			return nil, err
 		}
@@ -82,7 +83,7 @@ func (q *Queries) RecentUsage(ctx context.Context, arg RecentUsageParams) ([]Usa
 }
 
 const recentUsageSince = `-- name: RecentUsageSince :many
-select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, u.cache_write_tokens, u.cache_write_hour_tokens, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
+select u.event_id, u.started_at, u.request_id, u.org_id, u.team_id, u.key_id, u.model, u.upstream_model, u.provider_id, u.endpoint, u.region, u.gateway_id, u.latency_ms, u.time_to_first_token_ms, u.status_code, u.error_class, u.streamed, u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.ingested_at, u.agent_identity, u.deployment_id, u.retries, u.fallback_model, u.overhead_us, u.cache_write_tokens, u.cache_write_hour_tokens, u.service_tier, coalesce(t.name, '')::text as team_name from usage_events u left join teams t on t.id = u.team_id and t.org_id = u.org_id
 where u.org_id = $1 and u.started_at >= $2 order by u.started_at desc limit $3
 `
 
@@ -136,6 +137,7 @@ func (q *Queries) RecentUsageSince(ctx context.Context, arg RecentUsageSincePara
 			&i.UsageEvent.OverheadUs,
 			&i.UsageEvent.CacheWriteTokens,
 			&i.UsageEvent.CacheWriteHourTokens,
+			&i.UsageEvent.ServiceTier,
 			&i.TeamName,
 		); err != nil {
 			return nil, err
