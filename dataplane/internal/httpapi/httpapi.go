@@ -389,7 +389,11 @@ func (c *call) usageEvent(status int, ae *apiError, elapsed time.Duration) *gate
 			ev.CacheWriteTokens = res.Usage.CacheWriteTokens
 			ev.CacheWriteHourTokens = res.Usage.CacheWrite1hTokens
 			ev.ServiceTier = res.ServiceTier
-			ev.CostMicros = llm.TierCost(res.ServiceTier, m.Cost(res.Usage.Tokens()))
+			var p *runtime.Provider
+			if res.Deployment != nil {
+				p = res.Deployment.Provider
+			}
+			ev.CostMicros = llm.TierCost(p, res.ServiceTier, m.Cost(res.Usage.Tokens()))
 		}
 	}
 	return ev

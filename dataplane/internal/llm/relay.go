@@ -27,7 +27,7 @@ func commit(w http.ResponseWriter, req *Request, res *Result) {
 
 // relayBody answers with a complete (not streamed) upstream answer.
 func (c *Client) relayBody(w http.ResponseWriter, req *Request, res *Result, wk wire, d *runtime.Deployment, header http.Header, body []byte) error {
-	res.ServiceTier = serviceTier(body)
+	res.ServiceTier = answerServiceTier(wk, body)
 	if wk == wireResponses {
 		return c.relayResponsesBody(w, req, res, header, body)
 	}

@@ -318,6 +318,7 @@ func (c *Client) attempt(ctx context.Context, w http.ResponseWriter, req *Reques
 	wk := wireFor(req, d)
 	ptype := ProviderTypeName(d.Provider.Type)
 	stream := req.stream()
+	res.ServiceTier = "" // what an earlier attempt's answer said is not this one's
 
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, rt.Timeout)

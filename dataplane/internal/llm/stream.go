@@ -94,6 +94,9 @@ type streamRelay struct {
 	unflushed bool
 	flushed   bool
 	sawUsage  bool
+	// tierTold: the stream said which tier serves it (eventServiceTier); no more
+	// events are read for it.
+	tierTold bool
 	// reported: res.Usage holds what the provider reported so far, not all of it
 	// unless sawUsage; anthropic accumulates Anthropic's counts.
 	reported  bool
@@ -268,8 +271,11 @@ func (s *streamRelay) next() (raw, name, data []byte, err error) {
 		s.firstToken()
 		s.firstToken = nil
 	}
-	if t := serviceTier(data); t != "" {
-		s.res.ServiceTier = t // the last one told: a Response's final state says what served it
+	if data != nil && !s.tierTold {
+		var t string
+		if t, s.tierTold = eventServiceTier(s.wk, name, data); t != "" && t != s.res.ServiceTier {
+			s.res.ServiceTier = t
+		}
 	}
 	return raw, name, data, nil
 }
