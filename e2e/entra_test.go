@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
@@ -21,7 +22,8 @@ import (
 // TestAzureEntraThroughBothPlanes: an Azure OpenAI provider registered through the
 // admin API with a Microsoft Entra ID app (tenant, client id, the client secret as its
 // key) reaches the gateway in the snapshot; the gateway gets a token from the
-// directory it is configured with and calls Azure with it, never with the secret.
+// directory it is configured with and calls Azure with it, never with the secret; the
+// usage record reaches Postgres with the tier Azure reported.
 func TestAzureEntraThroughBothPlanes(t *testing.T) {
 	const (
 		tenant = "contoso.onmicrosoft.com"
@@ -56,11 +58,11 @@ func TestAzureEntraThroughBothPlanes(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"id":"chatcmpl-az","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from Azure"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}`)
+		fmt.Fprint(w, `{"id":"chatcmpl-az","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from Azure"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8},"service_tier":"default"}`)
 	}))
 	t.Cleanup(azure.Close)
 
-	st, demo, admin, _ := startStackWith(t, func(o *stack.Options) {
+	st, demo, admin, dbURL := startStackWith(t, func(o *stack.Options) {
 		o.GatewayEnv = append(o.GatewayEnv, "GATEHOUSE_AZURE_AUTHORITY="+directory.URL)
 	}, "local")
 	ctx := context.Background()
@@ -96,6 +98,25 @@ func TestAzureEntraThroughBothPlanes(t *testing.T) {
 	if len(answer.Choices) != 1 || answer.Choices[0].Message.Content != "Hello from Azure" {
 		t.Fatalf("answer %+v", answer)
 	}
+	// The usage record reaches Postgres through NATS and the control plane's ingest,
+	// with the tier the provider reported.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	eventually(t, 10*time.Second, func() error {
+		var tier string
+		var cost int64
+		if err := conn.QueryRow(ctx, `select service_tier, cost_micros from usage_events where org_id = $1 and model = 'azure-entra-gpt' and status_code = 200`,
+			demo.OrgID).Scan(&tier, &cost); err != nil {
+			return err
+		}
+		if tier != "default" || cost == 0 {
+			return fmt.Errorf("usage row: tier %q, cost %d", tier, cost)
+		}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(tokenForms) != 1 || tokenForms[0].Get("scope") != "https://cognitiveservices.azure.com/.default" {
