@@ -15,6 +15,7 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/proto/gatehouse/v1"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/internal/fakecp"
 )
@@ -263,5 +264,42 @@ func TestAzureEntraIDCallerLeaves(t *testing.T) {
 	}
 	if n := dir.count(); n != 1 {
 		t.Fatalf("%d token requests, want the one the first caller started", n)
+	}
+}
+
+// TestAzureEntraIDResponses: Azure's Responses API (native requests and stored
+// responses) gets the Entra ID token too, never an api-key.
+func TestAzureEntraIDResponses(t *testing.T) {
+	t.Parallel()
+	dir := startDirectory(t)
+	up := &nativeResponsesUpstream{cancelled: make(chan struct{}, 1)}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	h := startHarness(t, harnessOptions{entraAuthority: dir.srv.URL, extra: func(s *gatehousev1.Snapshot) {
+		s.Providers = append(s.Providers, &gatehousev1.Provider{Id: "az", Name: "az", Type: gatehousev1.ProviderType_PROVIDER_TYPE_AZURE_OPENAI,
+			BaseUrl: srv.URL + "/openai", ApiKey: entraSecret, ApiVersion: azureAPIVersion,
+			AzureEntra: &gatehousev1.AzureEntra{TenantId: entraTenant, ClientId: entraClient}})
+		s.Models = append(s.Models, &gatehousev1.Model{Id: "m-az", Name: "az-model", ProviderId: "az", UpstreamModel: "my-deployment"})
+	}})
+	ctx := context.Background()
+	got, err := h.client(h.fx.key).Responses.New(ctx, nativeParams("az-model", "patch it"))
+	if err != nil || got.OutputText() != "Patched" {
+		t.Fatalf("native on Azure: %+v, %v", got, err)
+	}
+	check := func(what string) {
+		t.Helper()
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		if up.auth != "Bearer entra-token-1" || up.apiKey != "" || strings.Contains(up.rawReq, entraSecret) {
+			t.Fatalf("%s: authorization %q, api-key %q", what, up.auth, up.apiKey)
+		}
+	}
+	check("create")
+	if _, err := h.client(h.fx.key).Responses.Get(ctx, got.ID, responses.ResponseGetParams{}); err != nil {
+		t.Fatal(err)
+	}
+	check("retrieve")
+	if n := dir.count(); n != 1 {
+		t.Fatalf("%d token requests, want 1", n)
 	}
 }
