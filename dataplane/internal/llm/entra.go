@@ -73,7 +73,8 @@ type entraEntry struct {
 	err       error     // the last failure, answered until retryAt
 	retryAt   time.Time // no token request before this
 	fetching  chan struct{}
-	used      time.Time
+	// used is when a request last asked for the entry (guarded by entraTokens.mu).
+	used time.Time
 }
 
 func newEntraTokens(authority string, client *http.Client, log *slog.Logger) *entraTokens {
@@ -92,8 +93,11 @@ func (t *entraTokens) entry(app *runtime.EntraApp) *entraEntry {
 	if now.Sub(t.swept) > time.Hour {
 		t.swept = now
 		for k, e := range t.entries {
+			if now.Sub(e.used) <= entraIdle {
+				continue
+			}
 			e.mu.Lock()
-			idle := now.Sub(e.used) > entraIdle && e.fetching == nil
+			idle := e.fetching == nil
 			e.mu.Unlock()
 			if idle {
 				delete(t.entries, k)
@@ -108,9 +112,7 @@ func (t *entraTokens) entry(app *runtime.EntraApp) *entraEntry {
 		}
 		t.entries[app.Key] = e
 	}
-	e.mu.Lock()
-	e.used = now // under t.mu: a sweep cannot drop the entry between here and its use
-	e.mu.Unlock()
+	e.used = now // under t.mu, as the sweep reads it: it cannot drop the entry before its use
 	return e
 }
 

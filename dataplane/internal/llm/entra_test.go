@@ -34,15 +34,17 @@ type tokenServer struct {
 	refuse    bool          // answer 401 invalid_client
 	expiresIn int           // seconds
 	gate      chan struct{} // when set, each request waits for it
+	arrived   chan struct{} // receives when a request reaches the gate
 }
 
 func newTokenServer(t *testing.T) *tokenServer {
-	ts := &tokenServer{expiresIn: 3600}
+	ts := &tokenServer{expiresIn: 3600, arrived: make(chan struct{}, 16)}
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts.mu.Lock()
 		gate := ts.gate
 		ts.mu.Unlock()
 		if gate != nil {
+			ts.arrived <- struct{}{}
 			<-gate
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -107,16 +109,17 @@ func newTestTokens(t *testing.T, ts *tokenServer, logs io.Writer) (*entraTokens,
 func waitIdle(t *testing.T, tk *entraTokens, p *runtime.Provider) {
 	t.Helper()
 	e := tk.entry(p.Entra)
-	for i := 0; i < 500; i++ {
-		e.mu.Lock()
-		busy := e.fetching != nil
-		e.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
+	e.mu.Lock()
+	done := e.fetching
+	e.mu.Unlock()
+	if done == nil {
+		return
 	}
-	t.Fatal("token request still in flight")
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("token request still in flight")
+	}
 }
 
 func TestEntraTokenIsCachedAndRenewedAhead(t *testing.T) {
@@ -209,13 +212,15 @@ func TestEntraConcurrentCallersShareOneRequest(t *testing.T) {
 	tk, _ := newTestTokens(t, ts, nil)
 	p := entraProvider(entraSecret)
 
-	// One caller gives up while waiting; the request goes on for the others.
+	// One caller starts the request and gives up while waiting; the request goes on
+	// for the others.
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan error, 1)
 	go func() {
 		_, err := tk.token(ctx, p)
 		gone <- err
 	}()
+	<-ts.arrived
 	var wg sync.WaitGroup
 	toks := make(chan string, 20)
 	for i := 0; i < 20; i++ {
@@ -229,7 +234,6 @@ func TestEntraConcurrentCallersShareOneRequest(t *testing.T) {
 			toks <- tok
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
 	cancel()
 	if err := <-gone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled caller: %v", err)
